@@ -1,0 +1,129 @@
+//! The contract every [`EventLog`] backend must honour.
+//!
+//! Each function checks one property against a fresh, empty log and panics
+//! with a message naming the broken rule. Backends run [`run_all`] from their
+//! own tests with a factory that creates a new empty log per check.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{EventLog, Offset};
+
+fn event(n: usize) -> Vec<u8> {
+    format!("{{\"n\":{n}}}").into_bytes()
+}
+
+/// Runs every check of the contract, each on a log made by `new_log`.
+pub async fn run_all<F, Fut>(mut new_log: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Arc<dyn EventLog>>,
+{
+    empty_log_has_end_zero(new_log().await).await;
+    append_returns_consecutive_offsets(new_log().await).await;
+    read_returns_events_in_order_from_any_offset(new_log().await).await;
+    read_respects_max_and_end(new_log().await).await;
+    empty_append_is_a_no_op(new_log().await).await;
+    concurrent_appends_get_distinct_gapless_offsets(new_log().await).await;
+    batches_stay_contiguous_under_concurrency(new_log().await).await;
+    wait_beyond_wakes_on_append_and_times_out_otherwise(new_log().await).await;
+    payloads_are_returned_byte_for_byte(new_log().await).await;
+}
+
+pub async fn empty_log_has_end_zero(log: Arc<dyn EventLog>) {
+    assert_eq!(log.end_offset().await.unwrap(), 0, "a new log must end at offset 0");
+    assert!(log.read(0, 10).await.unwrap().is_empty(), "a new log must read empty");
+}
+
+pub async fn append_returns_consecutive_offsets(log: Arc<dyn EventLog>) {
+    let first = log.append(vec![event(0), event(1)]).await.unwrap();
+    let second = log.append(vec![event(2)]).await.unwrap();
+    assert_eq!(first, 0);
+    assert_eq!(second, 2, "the second append starts after the first batch");
+    assert_eq!(log.end_offset().await.unwrap(), 3);
+}
+
+pub async fn read_returns_events_in_order_from_any_offset(log: Arc<dyn EventLog>) {
+    log.append((0..10).map(event).collect()).await.unwrap();
+    for from in 0..10u64 {
+        let records = log.read(from, 100).await.unwrap();
+        let offsets: Vec<Offset> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (from..10).collect::<Vec<_>>());
+        assert_eq!(records[0].payload, event(from as usize));
+    }
+}
+
+pub async fn read_respects_max_and_end(log: Arc<dyn EventLog>) {
+    log.append((0..5).map(event).collect()).await.unwrap();
+    assert_eq!(log.read(1, 2).await.unwrap().len(), 2);
+    assert!(log.read(5, 10).await.unwrap().is_empty());
+    assert!(log.read(500, 10).await.unwrap().is_empty());
+    assert!(log.read(0, 0).await.unwrap().is_empty());
+}
+
+pub async fn empty_append_is_a_no_op(log: Arc<dyn EventLog>) {
+    log.append(vec![event(0)]).await.unwrap();
+    log.append(vec![]).await.unwrap();
+    assert_eq!(log.end_offset().await.unwrap(), 1);
+}
+
+pub async fn concurrent_appends_get_distinct_gapless_offsets(log: Arc<dyn EventLog>) {
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move { log.append(vec![event(n)]).await.unwrap() }));
+    }
+    let mut offsets = Vec::new();
+    for task in tasks {
+        offsets.push(task.await.unwrap());
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..50).collect::<Vec<_>>(), "offsets must be distinct and gapless");
+    let records = log.read(0, 100).await.unwrap();
+    for record in records {
+        let n: usize = serde_json::from_slice::<serde_json::Value>(&record.payload).unwrap()["n"]
+            .as_u64()
+            .unwrap() as usize;
+        assert!(n < 50);
+    }
+}
+
+pub async fn batches_stay_contiguous_under_concurrency(log: Arc<dyn EventLog>) {
+    let mut tasks = Vec::new();
+    for batch in 0..20usize {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let events = (0..5).map(|i| event(batch * 5 + i)).collect();
+            (batch, log.append(events).await.unwrap())
+        }));
+    }
+    for task in tasks {
+        let (batch, first) = task.await.unwrap();
+        let records = log.read(first, 5).await.unwrap();
+        let expected: Vec<Vec<u8>> = (0..5).map(|i| event(batch * 5 + i)).collect();
+        let got: Vec<Vec<u8>> = records.into_iter().map(|r| r.payload).collect();
+        assert_eq!(got, expected, "a batch must occupy consecutive offsets");
+    }
+}
+
+pub async fn wait_beyond_wakes_on_append_and_times_out_otherwise(log: Arc<dyn EventLog>) {
+    let end = log.wait_beyond(0, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(end, 0, "waiting on an empty log times out with end 0");
+    let waiter = {
+        let log = log.clone();
+        tokio::spawn(async move { log.wait_beyond(0, Duration::from_secs(30)).await.unwrap() })
+    };
+    log.append(vec![event(0)]).await.unwrap();
+    assert_eq!(waiter.await.unwrap(), 1, "a waiter wakes once the log grows");
+}
+
+pub async fn payloads_are_returned_byte_for_byte(log: Arc<dyn EventLog>) {
+    let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let offset = log.append(vec![payload.clone(), Vec::new()]).await.unwrap();
+    let records = log.read(offset, 2).await.unwrap();
+    assert_eq!(records[0].payload, payload);
+    assert!(records[1].payload.is_empty(), "an empty event is still an event");
+}

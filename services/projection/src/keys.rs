@@ -1,0 +1,182 @@
+//! Key layout of the views tree. Every key starts with a one-byte table tag.
+
+use sha1::{Digest, Sha1};
+use uuid::Uuid;
+
+use lrs_xapi::events::{DocumentKey, DocumentKind};
+
+pub const META_OFFSET: &[u8] = b"M:offset";
+pub const META_LAST_STORED: &[u8] = b"M:last_stored";
+
+pub const STATEMENT: u8 = b'S';
+pub const INDEX: u8 = b'I';
+pub const REFERENCES: u8 = b'R';
+pub const VOIDED: u8 = b'V';
+pub const DOCUMENT: u8 = b'D';
+pub const ACTIVITY: u8 = b'T';
+pub const AGENT: u8 = b'P';
+pub const ATTACHMENT: u8 = b'H';
+
+/// The secondary indexes of statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    All,
+    Agent,
+    RelatedAgent,
+    Verb,
+    Activity,
+    RelatedActivity,
+    Registration,
+}
+
+impl IndexKind {
+    fn tag(self) -> u8 {
+        match self {
+            Self::All => b't',
+            Self::Agent => b'a',
+            Self::RelatedAgent => b'A',
+            Self::Verb => b'v',
+            Self::Activity => b'o',
+            Self::RelatedActivity => b'O',
+            Self::Registration => b'r',
+        }
+    }
+}
+
+/// Order of statements: by stored time, ties broken by log position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoredKey {
+    pub stored_micros: i64,
+    pub sequence: u64,
+}
+
+impl StoredKey {
+    pub const LEN: usize = 16;
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&((self.stored_micros as u64) ^ (1 << 63)).to_be_bytes());
+        out[8..].copy_from_slice(&self.sequence.to_be_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 16 {
+            return None;
+        }
+        let micros = u64::from_be_bytes(bytes[..8].try_into().ok()?) ^ (1 << 63);
+        let sequence = u64::from_be_bytes(bytes[8..].try_into().ok()?);
+        Some(Self { stored_micros: micros as i64, sequence })
+    }
+}
+
+pub fn statement(id: Uuid) -> Vec<u8> {
+    let mut key = vec![STATEMENT];
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Prefix of one index value: tag, index kind, 16 bytes of the value's SHA-1.
+pub fn index_prefix(kind: IndexKind, value: &str) -> Vec<u8> {
+    let mut key = vec![INDEX, kind.tag()];
+    if kind != IndexKind::All {
+        key.extend_from_slice(&Sha1::digest(value.as_bytes())[..16]);
+    }
+    key
+}
+
+pub fn index_entry(kind: IndexKind, value: &str, stored: StoredKey) -> Vec<u8> {
+    let mut key = index_prefix(kind, value);
+    key.extend_from_slice(&stored.to_bytes());
+    key
+}
+
+pub fn reference(target: Uuid, referrer: Uuid) -> Vec<u8> {
+    let mut key = vec![REFERENCES];
+    key.extend_from_slice(target.as_bytes());
+    key.extend_from_slice(referrer.as_bytes());
+    key
+}
+
+pub fn references_prefix(target: Uuid) -> Vec<u8> {
+    let mut key = vec![REFERENCES];
+    key.extend_from_slice(target.as_bytes());
+    key
+}
+
+pub fn voided(target: Uuid) -> Vec<u8> {
+    let mut key = vec![VOIDED];
+    key.extend_from_slice(target.as_bytes());
+    key
+}
+
+fn push_part(key: &mut Vec<u8>, part: Option<&str>) {
+    match part {
+        None => key.push(0),
+        Some(text) => {
+            key.push(1);
+            key.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            key.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+/// Prefix shared by all documents of one scope (kind, activity, agent,
+/// registration); the document id follows it.
+pub fn document_scope(kind: &DocumentKind, activity_id: Option<&str>, agent: Option<&str>, registration: Option<&str>) -> Vec<u8> {
+    let mut key = document_scope_any_registration(kind, activity_id, agent);
+    push_part(&mut key, registration);
+    key
+}
+
+/// Prefix of the documents of one activity and agent, whatever their
+/// registration.
+pub fn document_scope_any_registration(kind: &DocumentKind, activity_id: Option<&str>, agent: Option<&str>) -> Vec<u8> {
+    let mut key = vec![DOCUMENT];
+    key.push(match kind {
+        DocumentKind::State => b's',
+        DocumentKind::ActivityProfile => b'a',
+        DocumentKind::AgentProfile => b'g',
+    });
+    push_part(&mut key, activity_id);
+    push_part(&mut key, agent);
+    key
+}
+
+pub fn document(key: &DocumentKey) -> Vec<u8> {
+    let mut out = document_scope(&key.kind, key.activity_id.as_deref(), key.agent.as_deref(), key.registration.as_deref());
+    out.extend_from_slice(key.document_id.as_bytes());
+    out
+}
+
+pub fn activity(id: &str) -> Vec<u8> {
+    let mut key = vec![ACTIVITY];
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+pub fn agent(ifi: &str) -> Vec<u8> {
+    let mut key = vec![AGENT];
+    key.extend_from_slice(ifi.as_bytes());
+    key
+}
+
+pub fn attachment(sha2: &str) -> Vec<u8> {
+    let mut key = vec![ATTACHMENT];
+    key.extend_from_slice(sha2.to_ascii_lowercase().as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_keys_sort_by_time_then_sequence() {
+        let a = StoredKey { stored_micros: -5, sequence: 9 }.to_bytes();
+        let b = StoredKey { stored_micros: 3, sequence: 1 }.to_bytes();
+        let c = StoredKey { stored_micros: 3, sequence: 2 }.to_bytes();
+        assert!(a < b && b < c);
+        assert_eq!(StoredKey::from_bytes(&c), Some(StoredKey { stored_micros: 3, sequence: 2 }));
+    }
+}

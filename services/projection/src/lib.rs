@@ -1,0 +1,17 @@
+//! Projections of the event log: the read models every query is served from.
+//!
+//! [`Views`] keeps all projected state in one sled tree under key prefixes,
+//! together with the log offset it has applied. Each chunk of events is
+//! applied as one atomic sled batch that also moves the offset, so a
+//! projection stopped at any point resumes exactly where it was, and one
+//! rebuilt from offset 0 ends in the same state.
+
+mod keys;
+mod query;
+mod runner;
+mod views;
+
+pub use keys::StoredKey;
+pub use query::{QueryPage, StatementQuery};
+pub use runner::run_projector;
+pub use views::{Document, StatementRecord, Views, ViewsError};

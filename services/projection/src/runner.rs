@@ -1,0 +1,59 @@
+//! The loop that keeps the views up to date with the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use lrs_eventlog::EventLog;
+
+use crate::Views;
+
+/// Events applied per atomic batch.
+const CHUNK: usize = 2_000;
+
+/// Tails `log` into `views` until `shutdown` turns true. Errors reading the
+/// log are retried with a back-off; an event the views cannot apply stops
+/// the projector (it would otherwise diverge) and is logged.
+pub async fn run_projector(log: Arc<dyn EventLog>, views: Arc<Views>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let from = views.applied_offset();
+        let records = match log.read(from, CHUNK).await {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, "projector cannot read the log; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        if records.is_empty() {
+            tokio::select! {
+                _ = log.wait_beyond(from, Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let views_for_apply = views.clone();
+        let applied = tokio::task::spawn_blocking(move || views_for_apply.apply(&records)).await;
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, offset = from, "projector cannot apply an event; stopping");
+                break;
+            }
+            Err(error) => {
+                tracing::error!(%error, "projector task failed; stopping");
+                break;
+            }
+        }
+    }
+}

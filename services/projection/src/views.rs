@@ -1,0 +1,537 @@
+//! The projected state and how each event changes it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use lrs_eventlog::{LogRecord, Offset};
+use lrs_xapi::agent::{ifi_key, primary_agent_keys, related_agent_keys};
+use lrs_xapi::events::{self, DocumentKey, DocumentKind, Event};
+use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
+
+use crate::keys::{self, IndexKind, StoredKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewsError {
+    #[error("the view store failed: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("the view store holds a corrupt record: {0}")]
+    Corrupt(String),
+    #[error("event at offset {offset} cannot be read: {reason}")]
+    BadEvent { offset: Offset, reason: String },
+}
+
+/// The attributes a statement can be found by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facets {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_agents: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verbs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_activities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registrations: Vec<String>,
+}
+
+impl Facets {
+    fn of(statement: &Value) -> Self {
+        let mut facets = Facets::default();
+        primary_agent_keys(statement, &mut facets.agents);
+        related_agent_keys(statement, &mut facets.related_agents);
+        facets.related_agents.extend(facets.agents.iter().cloned());
+        if let Some(verb) = statement.pointer("/verb/id").and_then(Value::as_str) {
+            facets.verbs.push(verb.to_owned());
+        }
+        activity_ids(statement, false, &mut facets.activities);
+        activity_ids(statement, true, &mut facets.related_activities);
+        if let Some(registration) = statement.pointer("/context/registration").and_then(Value::as_str) {
+            facets.registrations.push(registration.to_ascii_lowercase());
+        }
+        facets.dedup();
+        facets
+    }
+
+    fn merge(&mut self, other: &Facets) {
+        self.agents.extend(other.agents.iter().cloned());
+        self.related_agents.extend(other.related_agents.iter().cloned());
+        self.verbs.extend(other.verbs.iter().cloned());
+        self.activities.extend(other.activities.iter().cloned());
+        self.related_activities.extend(other.related_activities.iter().cloned());
+        self.registrations.extend(other.registrations.iter().cloned());
+        self.dedup();
+    }
+
+    fn dedup(&mut self) {
+        for list in [
+            &mut self.agents,
+            &mut self.related_agents,
+            &mut self.verbs,
+            &mut self.activities,
+            &mut self.related_activities,
+            &mut self.registrations,
+        ] {
+            list.sort();
+            list.dedup();
+        }
+    }
+
+    fn entries(&self) -> Vec<(IndexKind, &String)> {
+        let mut out = Vec::new();
+        out.extend(self.agents.iter().map(|v| (IndexKind::Agent, v)));
+        out.extend(self.related_agents.iter().map(|v| (IndexKind::RelatedAgent, v)));
+        out.extend(self.verbs.iter().map(|v| (IndexKind::Verb, v)));
+        out.extend(self.activities.iter().map(|v| (IndexKind::Activity, v)));
+        out.extend(self.related_activities.iter().map(|v| (IndexKind::RelatedActivity, v)));
+        out.extend(self.registrations.iter().map(|v| (IndexKind::Registration, v)));
+        out
+    }
+}
+
+/// A stored statement as the views keep it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatementRecord {
+    pub stored_micros: i64,
+    pub sequence: u64,
+    /// The statement with the LRS's properties, as returned by `format=exact`.
+    pub statement: Value,
+    /// Hex SHA-256 of what the client sent (see `content_fingerprint`).
+    pub fingerprint: String,
+    /// Facets of the statement, including those inherited from the
+    /// statements it targets by StatementRef.
+    pub facets: Facets,
+}
+
+impl StatementRecord {
+    pub fn stored_key(&self) -> StoredKey {
+        StoredKey { stored_micros: self.stored_micros, sequence: self.sequence }
+    }
+
+    pub fn is_voiding(&self) -> bool {
+        voided_target(&self.statement).is_some()
+    }
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub id: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+    pub etag: String,
+    /// RFC 3339 time of the last change.
+    pub updated: String,
+}
+
+fn encode_document(content_type: &str, etag: &str, updated: &str, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 128);
+    for part in [content_type.as_bytes(), etag.as_bytes(), updated.as_bytes()] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn decode_document(id: String, bytes: &[u8]) -> Result<Document, ViewsError> {
+    let corrupt = || ViewsError::Corrupt("document record".to_owned());
+    let mut rest = bytes;
+    let mut parts = Vec::with_capacity(3);
+    for _ in 0..3 {
+        if rest.len() < 4 {
+            return Err(corrupt());
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        rest = &rest[4..];
+        if rest.len() < len {
+            return Err(corrupt());
+        }
+        parts.push(String::from_utf8(rest[..len].to_vec()).map_err(|_| corrupt())?);
+        rest = &rest[len..];
+    }
+    let updated = parts.pop().ok_or_else(corrupt)?;
+    let etag = parts.pop().ok_or_else(corrupt)?;
+    let content_type = parts.pop().ok_or_else(corrupt)?;
+    Ok(Document { id, content_type, content: rest.to_vec(), etag, updated })
+}
+
+/// All projected state, in one sled tree.
+pub struct Views {
+    db: sled::Db,
+    pub(crate) tree: sled::Tree,
+    applied: watch::Sender<Offset>,
+}
+
+/// Writes of one chunk of events, applied atomically at the end.
+struct PendingBatch<'a> {
+    tree: &'a sled::Tree,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl PendingBatch<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewsError> {
+        if let Some(pending) = self.writes.get(key) {
+            return Ok(pending.clone());
+        }
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// Keys under `prefix`, stored and pending, with deletions applied.
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ViewsError> {
+        let mut found: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            let (key, _) = entry?;
+            found.insert(key.to_vec(), true);
+        }
+        for (key, value) in self.writes.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            found.insert(key.clone(), value.is_some());
+        }
+        Ok(found.into_iter().filter(|(_, live)| *live).map(|(k, _)| k).collect())
+    }
+}
+
+impl Views {
+    /// Opens (or creates) the views in `dir`.
+    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, ViewsError> {
+        let db = sled::Config::new().path(dir).cache_capacity(cache_capacity_bytes).open()?;
+        let tree = db.open_tree("views")?;
+        let applied = match tree.get(keys::META_OFFSET)? {
+            Some(bytes) => decode_u64(&bytes)?,
+            None => 0,
+        };
+        let (sender, _) = watch::channel(applied);
+        Ok(Self { db, tree, applied: sender })
+    }
+
+    /// The next log offset to apply: every event before it is reflected.
+    pub fn applied_offset(&self) -> Offset {
+        *self.applied.borrow()
+    }
+
+    /// Watches the applied offset.
+    pub fn subscribe(&self) -> watch::Receiver<Offset> {
+        self.applied.subscribe()
+    }
+
+    /// Stored time (µs since the epoch) of the latest projected statement.
+    pub fn last_stored_micros(&self) -> Result<Option<i64>, ViewsError> {
+        Ok(match self.tree.get(keys::META_LAST_STORED)? {
+            Some(bytes) => Some(decode_u64(&bytes)? as i64),
+            None => None,
+        })
+    }
+
+    /// Flushes projected state to disk (not needed for correctness: the log
+    /// is replayed from the stored offset after a crash).
+    pub fn flush(&self) -> Result<(), ViewsError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies consecutive log records atomically. Records below the applied
+    /// offset are skipped, so re-delivery is harmless.
+    pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
+        let mut next = self.applied_offset();
+        let mut batch = PendingBatch { tree: &self.tree, writes: BTreeMap::new() };
+        for record in records {
+            if record.offset < next {
+                continue;
+            }
+            if record.offset != next {
+                return Err(ViewsError::BadEvent { offset: record.offset, reason: format!("expected offset {next}") });
+            }
+            let event = events::decode(&record.payload)
+                .map_err(|e| ViewsError::BadEvent { offset: record.offset, reason: e.to_string() })?;
+            apply_event(&mut batch, record.offset, event)?;
+            next = record.offset + 1;
+        }
+        if next == self.applied_offset() {
+            return Ok(());
+        }
+        let mut sled_batch = sled::Batch::default();
+        for (key, value) in batch.writes {
+            match value {
+                Some(value) => sled_batch.insert(key, value),
+                None => sled_batch.remove(key),
+            }
+        }
+        sled_batch.insert(keys::META_OFFSET, &next.to_be_bytes());
+        self.tree.apply_batch(sled_batch)?;
+        self.applied.send_replace(next);
+        Ok(())
+    }
+
+    pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {
+        match self.tree.get(keys::statement(id))? {
+            Some(bytes) => Ok(Some(decode_record(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the statement has been voided by a voiding statement.
+    pub fn is_voided(&self, record: &StatementRecord) -> Result<bool, ViewsError> {
+        if record.is_voiding() {
+            return Ok(false);
+        }
+        let Some(id) = lrs_xapi::statement::statement_id(&record.statement) else {
+            return Ok(false);
+        };
+        Ok(self.tree.contains_key(keys::voided(id))?)
+    }
+
+    pub fn document(&self, key: &DocumentKey) -> Result<Option<Document>, ViewsError> {
+        match self.tree.get(keys::document(key))? {
+            Some(bytes) => Ok(Some(decode_document(key.document_id.clone(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Documents of one scope, optionally only those updated after `since`.
+    pub fn documents(
+        &self,
+        kind: &DocumentKind,
+        activity_id: Option<&str>,
+        agent: Option<&str>,
+        registration: Option<&str>,
+    ) -> Result<Vec<Document>, ViewsError> {
+        let prefix = keys::document_scope(kind, activity_id, agent, registration);
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            out.push(decode_document(id, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// The activity as the LRS knows it (merged definitions).
+    pub fn activity(&self, id: &str) -> Result<Option<Value>, ViewsError> {
+        match self.tree.get(keys::activity(id))? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Names seen for an agent IFI key.
+    pub fn agent_names(&self, ifi: &str) -> Result<Vec<String>, ViewsError> {
+        match self.tree.get(keys::agent(ifi))? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string())),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// An attachment's content type and bytes by SHA-2 hash.
+    pub fn attachment(&self, sha2: &str) -> Result<Option<(String, Vec<u8>)>, ViewsError> {
+        match self.tree.get(keys::attachment(sha2))? {
+            Some(bytes) => {
+                let document = decode_document(String::new(), &bytes)?;
+                Ok(Some((document.content_type, document.content)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| ViewsError::Corrupt("offset".to_owned()))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<StatementRecord, ViewsError> {
+    serde_json::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))
+}
+
+fn encode_record(record: &StatementRecord) -> Vec<u8> {
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), ViewsError> {
+    match event {
+        Event::StatementsStored { statements, attachments } => {
+            for attachment in attachments {
+                let value = encode_document(&attachment.content_type, "", "", &attachment.content);
+                batch.put(keys::attachment(&attachment.sha2), value);
+            }
+            for (index, statement) in statements.into_iter().enumerate() {
+                let sequence = (offset << 20) | index as u64;
+                apply_statement(batch, sequence, statement)?;
+            }
+        }
+        Event::DocumentSet { key, content_type, content, etag, updated } => {
+            batch.put(keys::document(&key), encode_document(&content_type, &etag, &updated, &content));
+        }
+        Event::DocumentDeleted { key, .. } => batch.delete(keys::document(&key)),
+        Event::StateCleared { activity_id, agent, registration, .. } => {
+            let prefix = match registration.as_deref() {
+                Some(registration) => keys::document_scope(&DocumentKind::State, Some(&activity_id), Some(&agent), Some(registration)),
+                None => keys::document_scope_any_registration(&DocumentKind::State, Some(&activity_id), Some(&agent)),
+            };
+            for key in batch.keys_with_prefix(&prefix)? {
+                batch.delete(key);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stored_micros(statement: &Value) -> i64 {
+    statement
+        .get("stored")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp_micros())
+        .unwrap_or(0)
+}
+
+fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value) -> Result<(), ViewsError> {
+    let Some(id) = lrs_xapi::statement::statement_id(&statement) else {
+        return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
+    };
+    if batch.get(&keys::statement(id))?.is_some() {
+        // Ingest only appends new ids; a repeat is a replayed duplicate.
+        return Ok(());
+    }
+    let micros = stored_micros(&statement);
+    let fingerprint = hex::encode(lrs_xapi::statement::content_fingerprint(&statement));
+    let mut facets = Facets::of(&statement);
+    let stored_key = StoredKey { stored_micros: micros, sequence };
+
+    if let Some(target) = statement_ref_target(&statement) {
+        batch.put(keys::reference(target, id), Vec::new());
+        if let Some(bytes) = batch.get(&keys::statement(target))? {
+            facets.merge(&decode_record(&bytes)?.facets);
+        }
+    }
+    if let Some(target) = voided_target(&statement) {
+        batch.put(keys::voided(target), id.as_bytes().to_vec());
+    }
+    let id_bytes = id.as_bytes().to_vec();
+    batch.put(keys::index_entry(IndexKind::All, "", stored_key), id_bytes.clone());
+    for (kind, value) in facets.entries() {
+        batch.put(keys::index_entry(kind, value, stored_key), id_bytes.clone());
+    }
+    let previous_last = match batch.get(keys::META_LAST_STORED)? {
+        Some(bytes) => decode_u64(&bytes)? as i64,
+        None => i64::MIN,
+    };
+    if micros > previous_last {
+        batch.put(keys::META_LAST_STORED.to_vec(), (micros as u64).to_be_bytes().to_vec());
+    }
+    remember_activities(batch, &statement)?;
+    remember_agent_names(batch, &statement)?;
+    let record = StatementRecord { stored_micros: micros, sequence, statement, fingerprint, facets: facets.clone() };
+    batch.put(keys::statement(id), encode_record(&record));
+    propagate_to_referrers(batch, id, &facets, 0)
+}
+
+/// Statements that target `target` by StatementRef match the filters the
+/// target matches; give them the target's facets (recursively).
+fn propagate_to_referrers(batch: &mut PendingBatch<'_>, target: Uuid, facets: &Facets, depth: usize) -> Result<(), ViewsError> {
+    if depth > 16 {
+        return Ok(());
+    }
+    let prefix = keys::references_prefix(target);
+    for key in batch.keys_with_prefix(&prefix)? {
+        let Ok(referrer) = Uuid::from_slice(&key[prefix.len()..]) else {
+            continue;
+        };
+        let Some(bytes) = batch.get(&keys::statement(referrer))? else {
+            continue;
+        };
+        let mut record = decode_record(&bytes)?;
+        let before = record.facets.clone();
+        record.facets.merge(facets);
+        if record.facets == before {
+            continue;
+        }
+        let stored_key = record.stored_key();
+        let id_bytes = referrer.as_bytes().to_vec();
+        for (kind, value) in record.facets.entries() {
+            batch.put(keys::index_entry(kind, value, stored_key), id_bytes.clone());
+        }
+        let merged = record.facets.clone();
+        batch.put(keys::statement(referrer), encode_record(&record));
+        propagate_to_referrers(batch, referrer, &merged, depth + 1)?;
+    }
+    Ok(())
+}
+
+fn remember_activities(batch: &mut PendingBatch<'_>, statement: &Value) -> Result<(), ViewsError> {
+    for activity in activities_with_definitions(statement) {
+        let Some(id) = activity.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let key = keys::activity(id);
+        let mut known: Value = match batch.get(&key)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?,
+            None => serde_json::json!({ "objectType": "Activity", "id": id }),
+        };
+        let Some(definition) = activity.get("definition").and_then(Value::as_object) else {
+            if known.get("definition").is_none() && batch.get(&key)?.is_some() {
+                continue;
+            }
+            batch.put(key, serde_json::to_vec(&known).unwrap_or_default());
+            continue;
+        };
+        let merged = known
+            .as_object_mut()
+            .and_then(|k| {
+                k.entry("definition").or_insert_with(|| Value::Object(Map::new()));
+                k.get_mut("definition")
+            })
+            .and_then(Value::as_object_mut);
+        if let Some(merged) = merged {
+            for (property, value) in definition {
+                match (merged.get_mut(property), value) {
+                    (Some(Value::Object(existing)), Value::Object(incoming)) if property != "extensions" => {
+                        for (k, v) in incoming {
+                            existing.insert(k.clone(), v.clone());
+                        }
+                    }
+                    _ => {
+                        merged.insert(property.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        batch.put(key, serde_json::to_vec(&known).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn remember_agent_names(batch: &mut PendingBatch<'_>, statement: &Value) -> Result<(), ViewsError> {
+    let actor = &statement["actor"];
+    let (Some(ifi), Some(name)) = (ifi_key(actor), actor.get("name").and_then(Value::as_str)) else {
+        return Ok(());
+    };
+    let key = keys::agent(&ifi);
+    let mut names: Vec<String> = match batch.get(&key)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?,
+        None => Vec::new(),
+    };
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+        batch.put(key, serde_json::to_vec(&names).unwrap_or_default());
+    }
+    Ok(())
+}

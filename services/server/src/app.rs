@@ -1,0 +1,148 @@
+//! The HTTP application: state, configuration and routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, Method};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use tower_http::cors::{Any, CorsLayer};
+
+use lrs_eventlog::EventLog;
+use lrs_projection::Views;
+use lrs_xapi::StatementValidator;
+use lrs_xapi::statement::format_time;
+
+use crate::credentials::CredentialStore;
+use crate::error::ApiError;
+use crate::http::{alternate_syntax_layer, consistent_through_layer, version_layer};
+use crate::sequencer::Sequencer;
+use crate::{documents, resources, statements};
+
+/// Settings of the HTTP service.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Largest page of statements returned by one GET.
+    pub max_page_size: usize,
+    /// `homePage` of the account in the `authority` the LRS records.
+    pub authority_home_page: String,
+    /// How long a write waits for its projection before answering.
+    pub read_your_writes_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 20 * 1024 * 1024,
+            max_page_size: 500,
+            authority_home_page: "https://learninghub.nhs.uk/lrs/credentials".to_owned(),
+            read_your_writes_timeout: statements::DEFAULT_READ_YOUR_WRITES_TIMEOUT,
+        }
+    }
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub log: Arc<dyn EventLog>,
+    pub views: Arc<Views>,
+    pub sequencer: Sequencer,
+    pub validator: Arc<StatementValidator>,
+    pub credentials: Arc<CredentialStore>,
+    pub config: ServerConfig,
+}
+
+impl AppState {
+    /// The value of `X-Experience-API-Consistent-Through`: every statement
+    /// stored at or before it is visible to queries.
+    pub fn consistent_through(&self) -> String {
+        let now = Utc::now();
+        if self.sequencer.progress.is_quiet(&self.views) {
+            return format_time(now);
+        }
+        let last = self.views.last_stored_micros().ok().flatten().and_then(DateTime::from_timestamp_micros);
+        format_time(last.unwrap_or(DateTime::UNIX_EPOCH))
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    ApiError::NotFound(format!("no resource at {}", request.uri().path())).into_response()
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn cors() -> CorsLayer {
+    let exposed = [
+        "x-experience-api-version",
+        "x-experience-api-consistent-through",
+        "etag",
+        "last-modified",
+        "content-type",
+    ]
+    .map(HeaderName::from_static);
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(exposed)
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The whole HTTP application, testable without a socket.
+pub fn app(state: AppState) -> Router {
+    let statements = Router::new()
+        .route(
+            "/xapi/statements",
+            get(statements::get_statements).put(statements::put_statement).post(statements::post_statements),
+        )
+        .layer(from_fn_with_state(state.clone(), consistent_through_layer));
+    let xapi = Router::new()
+        .merge(statements)
+        .route(
+            "/xapi/activities/state",
+            get(documents::state).put(documents::state).post(documents::state).delete(documents::state),
+        )
+        .route(
+            "/xapi/activities/profile",
+            get(documents::activity_profile)
+                .put(documents::activity_profile)
+                .post(documents::activity_profile)
+                .delete(documents::activity_profile),
+        )
+        .route(
+            "/xapi/agents/profile",
+            get(documents::agent_profile)
+                .put(documents::agent_profile)
+                .post(documents::agent_profile)
+                .delete(documents::agent_profile),
+        )
+        .route("/xapi/activities", get(resources::activities))
+        .route("/xapi/agents", get(resources::agents))
+        .route("/xapi/about", get(resources::about))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    // Rewriting the alternate request syntax must happen before routing,
+    // so the routed application is wrapped rather than layered.
+    let rewritten = tower::ServiceBuilder::new()
+        .layer(from_fn_with_state(state, alternate_syntax_layer))
+        .service(xapi);
+    Router::new()
+        .fallback_service(rewritten)
+        .layer(from_fn(version_layer))
+        .layer(cors())
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path())).into_response()
+}
+

@@ -1,0 +1,269 @@
+//! Basic-auth credentials: a small JSON file in the data directory, written
+//! atomically by `lrs credentials …`, re-read by the server when it changes.
+//! Secrets are stored only as argon2 hashes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub const CREDENTIALS_FILE: &str = "credentials.json";
+
+/// What a credential may do: the xAPI OAuth scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "statements/write")]
+    StatementsWrite,
+    #[serde(rename = "statements/read")]
+    StatementsRead,
+    #[serde(rename = "statements/read/mine")]
+    StatementsReadMine,
+    #[serde(rename = "all/read")]
+    AllRead,
+    #[serde(rename = "all")]
+    All,
+    #[serde(rename = "state")]
+    State,
+    #[serde(rename = "define")]
+    Define,
+    #[serde(rename = "profile")]
+    Profile,
+}
+
+impl Scope {
+    pub const EVERY: [Scope; 8] = [
+        Scope::StatementsWrite,
+        Scope::StatementsRead,
+        Scope::StatementsReadMine,
+        Scope::AllRead,
+        Scope::All,
+        Scope::State,
+        Scope::Define,
+        Scope::Profile,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::StatementsWrite => "statements/write",
+            Scope::StatementsRead => "statements/read",
+            Scope::StatementsReadMine => "statements/read/mine",
+            Scope::AllRead => "all/read",
+            Scope::All => "all",
+            Scope::State => "state",
+            Scope::Define => "define",
+            Scope::Profile => "profile",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Scope::EVERY.into_iter().find(|s| s.name() == text.trim())
+    }
+}
+
+/// One stored credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credential {
+    pub name: String,
+    pub key: String,
+    /// argon2 PHC string of the secret.
+    pub secret_hash: String,
+    pub scopes: Vec<Scope>,
+    pub created: String,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("cannot read or write the credentials file {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("the credentials file {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("a credential with key {0:?} already exists")]
+    DuplicateKey(String),
+    #[error("no credential has the key or name {0:?}")]
+    NotFound(String),
+    #[error("the secret could not be hashed: {0}")]
+    Hash(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io_error(path: &Path, error: impl std::fmt::Display) -> CredentialError {
+    CredentialError::Io { path: path.to_owned(), reason: error.to_string() }
+}
+
+/// Reads every credential in `data_dir` (none when the file is absent).
+pub fn load(data_dir: &Path) -> Result<Vec<Credential>, CredentialError> {
+    let path = data_dir.join(CREDENTIALS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| CredentialError::Corrupt { path, reason: e.to_string() }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(io_error(&path, error)),
+    }
+}
+
+fn save(data_dir: &Path, credentials: &[Credential]) -> Result<(), CredentialError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
+    let path = data_dir.join(CREDENTIALS_FILE);
+    let temporary = data_dir.join(format!("{CREDENTIALS_FILE}.tmp"));
+    let bytes = serde_json::to_vec_pretty(credentials).map_err(|e| io_error(&path, e))?;
+    std::fs::write(&temporary, bytes).map_err(|e| io_error(&temporary, e))?;
+    let file = std::fs::File::open(&temporary).map_err(|e| io_error(&temporary, e))?;
+    file.sync_all().map_err(|e| io_error(&temporary, e))?;
+    std::fs::rename(&temporary, &path).map_err(|e| io_error(&path, e))?;
+    Ok(())
+}
+
+fn random_text(length: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(length).map(char::from).collect()
+}
+
+/// Creates a credential; generates the key and secret when not given.
+/// Returns the credential and the secret in clear (shown once, never stored).
+pub fn add(
+    data_dir: &Path,
+    name: &str,
+    key: Option<String>,
+    secret: Option<String>,
+    scopes: Vec<Scope>,
+) -> Result<(Credential, String), CredentialError> {
+    if name.trim().is_empty() {
+        return Err(CredentialError::Invalid("the credential name must not be empty".to_owned()));
+    }
+    if scopes.is_empty() {
+        return Err(CredentialError::Invalid("a credential needs at least one scope".to_owned()));
+    }
+    let key = key.unwrap_or_else(|| random_text(20));
+    if key.is_empty() || key.contains(':') {
+        return Err(CredentialError::Invalid("the key must be non-empty and contain no ':'".to_owned()));
+    }
+    let secret = secret.unwrap_or_else(|| random_text(40));
+    if secret.is_empty() {
+        return Err(CredentialError::Invalid("the secret must not be empty".to_owned()));
+    }
+    let mut credentials = load(data_dir)?;
+    if credentials.iter().any(|c| c.key == key) {
+        return Err(CredentialError::DuplicateKey(key));
+    }
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let secret_hash = Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map_err(|e| CredentialError::Hash(e.to_string()))?
+        .to_string();
+    let credential = Credential {
+        name: name.to_owned(),
+        key,
+        secret_hash,
+        scopes,
+        created: chrono::Utc::now().to_rfc3339(),
+        revoked: false,
+    };
+    credentials.push(credential.clone());
+    save(data_dir, &credentials)?;
+    Ok((credential, secret))
+}
+
+/// Marks the credential with this key (or name) revoked.
+pub fn revoke(data_dir: &Path, key_or_name: &str) -> Result<Credential, CredentialError> {
+    let mut credentials = load(data_dir)?;
+    let found = credentials
+        .iter_mut()
+        .find(|c| c.key == key_or_name || c.name == key_or_name)
+        .ok_or_else(|| CredentialError::NotFound(key_or_name.to_owned()))?;
+    found.revoked = true;
+    let revoked = found.clone();
+    save(data_dir, &credentials)?;
+    Ok(revoked)
+}
+
+/// The server's view of the credentials: reloaded when the file changes,
+/// with successful verifications remembered so argon2 runs once per secret.
+pub struct CredentialStore {
+    data_dir: PathBuf,
+    state: Mutex<StoreState>,
+}
+
+#[derive(Default)]
+struct StoreState {
+    stamp: Option<(SystemTime, u64)>,
+    by_key: HashMap<String, Credential>,
+    /// key → SHA-256 of a secret already verified against the argon2 hash.
+    verified: HashMap<String, [u8; 32]>,
+}
+
+impl CredentialStore {
+    pub fn open(data_dir: &Path) -> Result<Self, CredentialError> {
+        let store = Self { data_dir: data_dir.to_owned(), state: Mutex::new(StoreState::default()) };
+        store.refresh()?;
+        Ok(store)
+    }
+
+    fn refresh(&self) -> Result<(), CredentialError> {
+        let path = self.data_dir.join(CREDENTIALS_FILE);
+        let stamp = std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        let mut state = self.state.lock().map_err(|_| CredentialError::Invalid("lock poisoned".to_owned()))?;
+        if state.stamp == stamp && !state.by_key.is_empty() {
+            return Ok(());
+        }
+        let credentials = load(&self.data_dir)?;
+        state.by_key = credentials.into_iter().map(|c| (c.key.clone(), c)).collect();
+        state.verified.clear();
+        state.stamp = stamp;
+        Ok(())
+    }
+
+    /// The credential for this key and secret, if it exists, is not revoked
+    /// and the secret matches.
+    pub fn authenticate(&self, key: &str, secret: &str) -> Option<Credential> {
+        if let Err(error) = self.refresh() {
+            tracing::error!(%error, "cannot reload credentials");
+        }
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let credential = {
+            let state = self.state.lock().ok()?;
+            let credential = state.by_key.get(key)?.clone();
+            if credential.revoked {
+                return None;
+            }
+            if let Some(known) = state.verified.get(key) {
+                return bool::from(known.ct_eq(&digest)).then_some(credential);
+            }
+            credential
+        };
+        let hash = PasswordHash::new(&credential.secret_hash).ok()?;
+        Argon2::default().verify_password(secret.as_bytes(), &hash).ok()?;
+        if let Ok(mut state) = self.state.lock() {
+            state.verified.insert(key.to_owned(), digest);
+        }
+        Some(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_authenticate_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let (credential, secret) = add(dir.path(), "moodle", None, None, vec![Scope::All]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(CREDENTIALS_FILE)).unwrap();
+        assert!(!text.contains(&secret), "the secret must never be stored in clear");
+        let store = CredentialStore::open(dir.path()).unwrap();
+        assert!(store.authenticate(&credential.key, &secret).is_some());
+        assert!(store.authenticate(&credential.key, "wrong").is_none());
+        assert!(store.authenticate(&credential.key, &secret).is_some(), "cached verification still works");
+        revoke(dir.path(), "moodle").unwrap();
+        assert!(store.authenticate(&credential.key, &secret).is_none(), "revocation is seen without restart");
+    }
+}

@@ -1,0 +1,309 @@
+//! Request plumbing shared by every resource: parameters, bodies, the
+//! version header, authentication and scopes.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use lrs_xapi::XapiVersion;
+
+use crate::app::AppState;
+use crate::credentials::Scope;
+use crate::error::ApiError;
+
+pub const VERSION_HEADER: &str = "x-experience-api-version";
+pub const CONSISTENT_THROUGH_HEADER: &str = "x-experience-api-consistent-through";
+
+/// Query parameters, each at most once.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    values: HashMap<String, String>,
+}
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut values = HashMap::new();
+        let Some(query) = query else {
+            return Ok(Self { values });
+        };
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if values.insert(name.to_string(), value.to_string()).is_some() {
+                return Err(ApiError::bad_property(
+                    format!("?{name}"),
+                    format!("the parameter {name:?} appears more than once"),
+                ));
+            }
+        }
+        Ok(Self { values })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::bad_property(format!("?{name}"), format!("the parameter {name:?} is required")))
+    }
+
+    /// Rejects parameters outside `allowed`.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        for name in self.names() {
+            if !allowed.contains(&name) {
+                return Err(ApiError::bad_property(format!("?{name}"), format!("unknown parameter {name:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn boolean(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ApiError::bad_property(
+                format!("?{name}"),
+                format!("{name} must be true or false, not {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Reads a request body up to `limit` bytes; larger bodies are refused with 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let inner = error.into_inner();
+        let too_long = inner.downcast_ref::<http_body_util::LengthLimitError>().is_some()
+            || std::error::Error::source(inner.as_ref())
+                .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+        if too_long {
+            ApiError::PayloadTooLarge(format!("the request body exceeds the limit of {limit} bytes"))
+        } else {
+            ApiError::bad_request("the request body could not be read")
+        }
+    })
+}
+
+/// The media type of a Content-Type header, lower-cased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("the {name} header is not valid text"))),
+    }
+}
+
+/// Requires and checks `X-Experience-API-Version` (except on `/about`),
+/// records the version for handlers, and sends the header on every response.
+pub async fn version_layer(mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let needs_version = path.starts_with("/xapi") && path != "/xapi/about" && request.method() != Method::OPTIONS;
+    let header = request.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let version = match header.as_deref() {
+        Some(text) => match XapiVersion::from_header(text) {
+            Some(version) => Some(version),
+            None if needs_version => {
+                return with_version(
+                    ApiError::bad_request(format!(
+                        "unsupported X-Experience-API-Version {text:?}; this LRS speaks {}",
+                        XapiVersion::SUPPORTED.join(", ")
+                    ))
+                    .into_response(),
+                    XapiVersion::V2_0_0,
+                );
+            }
+            None => None,
+        },
+        None if needs_version => {
+            return with_version(
+                ApiError::bad_request("the X-Experience-API-Version header is required").into_response(),
+                XapiVersion::V2_0_0,
+            );
+        }
+        None => None,
+    };
+    let negotiated = version.unwrap_or(XapiVersion::V2_0_0);
+    request.extensions_mut().insert(negotiated);
+    with_version(next.run(request).await, negotiated)
+}
+
+fn with_version(mut response: Response, version: XapiVersion) -> Response {
+    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(version.header_value()));
+    response
+}
+
+/// Adds `X-Experience-API-Consistent-Through` to every statements response.
+pub async fn consistent_through_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let value = state.consistent_through();
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(CONSISTENT_THROUGH_HEADER, value);
+    }
+    response
+}
+
+/// Headers that the 1.0.3 alternate request syntax may carry as form fields.
+const FORM_HEADERS: [&str; 6] =
+    ["authorization", "x-experience-api-version", "content-type", "content-length", "if-match", "if-none-match"];
+
+/// The 1.0.3 alternate request syntax: a form POST with `?method=` carrying
+/// headers, parameters and content as form fields. Turned back into the
+/// ordinary request it stands for; refused in 2.0.
+pub async fn alternate_syntax_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let has_method_param = request
+        .uri()
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "method"));
+    if !has_method_param {
+        return next.run(request).await;
+    }
+    match rewrite_alternate(request, state.config.max_body_bytes).await {
+        Ok(rewritten) => next.run(rewritten).await,
+        Err((error, version)) => with_version(error.into_response(), version),
+    }
+}
+
+async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (ApiError, XapiVersion)> {
+    let (parts, body) = request.into_parts();
+    let header_version = parts
+        .headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(XapiVersion::from_header);
+    let fail = |error: ApiError| (error, header_version.unwrap_or(XapiVersion::V2_0_0));
+    if parts.method != Method::POST {
+        return Err(fail(ApiError::bad_request("the alternate request syntax must use POST")));
+    }
+    let query = Params::parse(parts.uri.query()).map_err(fail)?;
+    if query.names().any(|n| n != "method") {
+        return Err(fail(ApiError::bad_request(
+            "with the alternate request syntax every parameter goes in the form body, only method in the query",
+        )));
+    }
+    let method_name = query.get("method").unwrap_or("").to_ascii_uppercase();
+    let method = match method_name.as_str() {
+        "GET" | "HEAD" | "PUT" | "POST" | "DELETE" => Method::from_bytes(method_name.as_bytes()).map_err(|_| fail(ApiError::bad_request("bad method")))?,
+        other => return Err(fail(ApiError::bad_request(format!("unsupported method {other:?} in the alternate request syntax")))),
+    };
+    if media_type(&parts.headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(fail(ApiError::UnsupportedMediaType(
+            "the alternate request syntax needs Content-Type application/x-www-form-urlencoded".to_owned(),
+        )));
+    }
+    let bytes = read_body(body, limit).await.map_err(fail)?;
+    let mut headers = parts.headers.clone();
+    headers.remove(header::CONTENT_TYPE);
+    headers.remove(header::CONTENT_LENGTH);
+    let mut content: Option<String> = None;
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(&bytes) {
+        let lower = name.to_ascii_lowercase();
+        if lower == "content" {
+            content = Some(value.into_owned());
+        } else if FORM_HEADERS.contains(&lower.as_str()) {
+            if lower == "content-length" {
+                continue;
+            }
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| fail(ApiError::bad_request(format!("form field {name} is not a valid header value"))))?;
+            headers.insert(axum::http::HeaderName::from_bytes(lower.as_bytes()).map_err(|_| fail(ApiError::bad_request("bad header")))?, value);
+        } else {
+            serializer.append_pair(&name, &value);
+        }
+    }
+    let version = headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(XapiVersion::from_header)
+        .unwrap_or(XapiVersion::V2_0_0);
+    if version == XapiVersion::V2_0_0 {
+        return Err((ApiError::bad_request("the alternate request syntax is not part of xAPI 2.0"), version));
+    }
+    if content.is_some() && !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let query = serializer.finish();
+    let path_and_query = if query.is_empty() { parts.uri.path().to_owned() } else { format!("{}?{query}", parts.uri.path()) };
+    let uri: Uri = path_and_query.parse().map_err(|_| (ApiError::bad_request("bad parameters"), version))?;
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(map) = builder.headers_mut() {
+        *map = headers;
+    }
+    builder
+        .body(Body::from(content.unwrap_or_default()))
+        .map_err(|e| (ApiError::internal(e), version))
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    pub key: String,
+    pub scopes: Vec<Scope>,
+    /// The Agent the LRS records as `authority` for this caller's statements.
+    pub authority: Value,
+}
+
+impl Principal {
+    pub fn has_any(&self, scopes: &[Scope]) -> bool {
+        self.scopes.contains(&Scope::All) || scopes.iter().any(|s| self.scopes.contains(s))
+    }
+
+    pub fn require(&self, scopes: &[Scope]) -> Result<(), ApiError> {
+        if self.has_any(scopes) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+            Err(ApiError::Forbidden(format!("this credential lacks the scope for this request (one of: {})", names.join(", "))))
+        }
+    }
+}
+
+/// Authenticates HTTP Basic credentials against the credential store.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let value = header_text(headers, "authorization")?
+        .ok_or_else(|| ApiError::Unauthorized("authentication is required (HTTP Basic)".to_owned()))?;
+    let (scheme, encoded) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ApiError::Unauthorized("only HTTP Basic authentication is supported".to_owned()));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| ApiError::Unauthorized("the Basic credentials are not valid base64".to_owned()))?;
+    let (key, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| ApiError::Unauthorized("the Basic credentials must be key:secret".to_owned()))?;
+    let credential = state
+        .credentials
+        .authenticate(key, secret)
+        .ok_or_else(|| ApiError::Unauthorized("unknown key, wrong secret or revoked credential".to_owned()))?;
+    let authority = json!({
+        "objectType": "Agent",
+        "name": credential.name,
+        "account": { "homePage": state.config.authority_home_page, "name": credential.key },
+    });
+    Ok(Principal { name: credential.name, key: credential.key, scopes: credential.scopes, authority })
+}

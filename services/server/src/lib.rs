@@ -1,0 +1,13 @@
+//! The HTTP services of the LRS: the xAPI write side (ingest), the xAPI read
+//! side (query), and the single writer that orders writes onto the log.
+
+pub mod app;
+pub mod credentials;
+mod documents;
+pub mod error;
+pub mod http;
+mod resources;
+pub mod sequencer;
+mod statements;
+
+pub use app::{AppState, ServerConfig, app};

@@ -1,0 +1,390 @@
+//! The single writer of the embedded store.
+//!
+//! Every write passes through one task that decides it against the current
+//! state (is this statement id taken? does the document's ETag match?) and
+//! appends the resulting events. Requests that arrive while an append is
+//! being flushed are decided and appended together in the next cycle, so
+//! the log's flush is shared (group commit) and decisions never race.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use lrs_eventlog::{EventLog, Offset};
+use lrs_projection::Views;
+use lrs_xapi::document::{self, Precondition, check_preconditions, is_json_content_type};
+use lrs_xapi::events::{self, AttachmentContent, DocumentKey, Event};
+use lrs_xapi::statement::{format_time, statement_id};
+
+use crate::error::ApiError;
+
+/// Statements of one request, validated and completed except for `stored`.
+pub struct StatementBatch {
+    pub statements: Vec<Value>,
+    /// Fingerprint of each statement as the client sent it.
+    pub fingerprints: Vec<[u8; 32]>,
+    pub attachments: Vec<AttachmentContent>,
+}
+
+/// What happens to a document.
+pub enum DocumentOp {
+    /// PUT: replace. Profiles require a precondition header when the
+    /// document exists.
+    Put { content_type: String, content: Vec<u8>, require_precondition: bool },
+    /// POST: merge JSON objects, or create.
+    Post { content_type: String, content: Vec<u8> },
+    Delete,
+    /// DELETE of all state of an activity and agent (and registration).
+    ClearState,
+}
+
+pub struct DocumentCommand {
+    pub key: DocumentKey,
+    pub op: DocumentOp,
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+/// The log offset a reader must have applied to see a write.
+pub type VisibleAt = Offset;
+
+enum Command {
+    Statements(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>),
+    Document(DocumentCommand, oneshot::Sender<Result<VisibleAt, ApiError>>),
+}
+
+/// What readers need to know to be honest about consistency.
+#[derive(Default)]
+pub struct WriteProgress {
+    in_cycle: AtomicBool,
+    appended_end: AtomicU64,
+}
+
+impl WriteProgress {
+    /// True when no write is being decided or appended and everything
+    /// appended has been projected into `views`.
+    pub fn is_quiet(&self, views: &Views) -> bool {
+        !self.in_cycle.load(Ordering::SeqCst) && self.appended_end.load(Ordering::SeqCst) <= views.applied_offset()
+    }
+}
+
+#[derive(Clone)]
+pub struct Sequencer {
+    queue: mpsc::Sender<Command>,
+    pub progress: Arc<WriteProgress>,
+}
+
+const MAX_STATEMENTS_PER_CYCLE: usize = 20_000;
+
+impl Sequencer {
+    /// Starts the writer task.
+    pub fn start(log: Arc<dyn EventLog>, views: Arc<Views>, queue_depth: usize) -> Self {
+        let (queue, receiver) = mpsc::channel(queue_depth.max(1));
+        let progress = Arc::new(WriteProgress::default());
+        let writer = Writer {
+            log,
+            views,
+            receiver,
+            progress: progress.clone(),
+            recent: HashMap::new(),
+            last_stored: DateTime::<Utc>::MIN_UTC,
+            carried: None,
+        };
+        tokio::spawn(writer.run());
+        Self { queue, progress }
+    }
+
+    async fn submit(&self, command: Command) -> Result<(), ApiError> {
+        match tokio::time::timeout(Duration::from_secs(5), self.queue.send(command)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::Unavailable("the store is shutting down".to_owned())),
+            Err(_) => Err(ApiError::Unavailable("the store is overloaded; slow down".to_owned())),
+        }
+    }
+
+    pub async fn store_statements(&self, batch: StatementBatch) -> Result<VisibleAt, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Command::Statements(batch, reply)).await?;
+        answer.await.map_err(|_| ApiError::Unavailable("the writer stopped".to_owned()))?
+    }
+
+    pub async fn change_document(&self, command: DocumentCommand) -> Result<VisibleAt, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Command::Document(command, reply)).await?;
+        answer.await.map_err(|_| ApiError::Unavailable("the writer stopped".to_owned()))?
+    }
+}
+
+struct Writer {
+    log: Arc<dyn EventLog>,
+    views: Arc<Views>,
+    receiver: mpsc::Receiver<Command>,
+    progress: Arc<WriteProgress>,
+    /// Statements appended but perhaps not yet projected: id → (fingerprint,
+    /// offset of their event).
+    recent: HashMap<Uuid, ([u8; 32], Offset)>,
+    last_stored: DateTime<Utc>,
+    carried: Option<Command>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        loop {
+            let first = match self.carried.take() {
+                Some(command) => command,
+                None => match self.receiver.recv().await {
+                    Some(command) => command,
+                    None => break,
+                },
+            };
+            self.progress.in_cycle.store(true, Ordering::SeqCst);
+            match first {
+                Command::Document(command, reply) => {
+                    let result = self.decide_document(command).await;
+                    let _ = reply.send(result);
+                }
+                Command::Statements(batch, reply) => {
+                    let mut group = vec![(batch, reply)];
+                    let mut count = group[0].0.statements.len();
+                    while count < MAX_STATEMENTS_PER_CYCLE {
+                        match self.receiver.try_recv() {
+                            Ok(Command::Statements(batch, reply)) => {
+                                count += batch.statements.len();
+                                group.push((batch, reply));
+                            }
+                            Ok(document) => {
+                                self.carried = Some(document);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.store_group(group).await;
+                }
+            }
+            self.progress.in_cycle.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn next_stored(&mut self) -> DateTime<Utc> {
+        let now = Utc::now();
+        let stored = if now > self.last_stored { now } else { self.last_stored + chrono::Duration::microseconds(1) };
+        // Keep to whole microseconds so the stored text round-trips exactly.
+        let stored = DateTime::from_timestamp_micros(stored.timestamp_micros()).unwrap_or(stored);
+        self.last_stored = stored;
+        stored
+    }
+
+    fn known_fingerprint(&self, id: Uuid) -> Result<Option<([u8; 32], Offset)>, ApiError> {
+        if let Some(known) = self.recent.get(&id) {
+            return Ok(Some(*known));
+        }
+        match self.views.statement(id)? {
+            Some(record) => {
+                let mut fingerprint = [0u8; 32];
+                hex::decode_to_slice(&record.fingerprint, &mut fingerprint).map_err(ApiError::internal)?;
+                Ok(Some((fingerprint, 0)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn store_group(&mut self, group: Vec<(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>)>) {
+        let applied = self.views.applied_offset();
+        self.recent.retain(|_, (_, offset)| *offset >= applied);
+        let mut in_cycle: HashMap<Uuid, [u8; 32]> = HashMap::new();
+        let mut events_to_append = Vec::new();
+        // For each request: Ok(Some(index of its event)) / Ok(None) when it
+        // was entirely a repeat (visible at the given offset) / Err.
+        let mut plans: Vec<Result<Option<usize>, ApiError>> = Vec::new();
+        let mut repeat_visible: Vec<Offset> = Vec::new();
+        let stored = self.next_stored();
+        let stored_text = Value::String(format_time(stored));
+        let mut new_ids_per_event: Vec<Vec<(Uuid, [u8; 32])>> = Vec::new();
+        for (batch, _) in &group {
+            let mut keep = Vec::new();
+            let mut visible = 0;
+            let mut conflict = None;
+            for (statement, fingerprint) in batch.statements.iter().zip(&batch.fingerprints) {
+                let Some(id) = statement_id(statement) else {
+                    conflict = Some(ApiError::internal("statement reached the writer without an id"));
+                    break;
+                };
+                let known = match in_cycle.get(&id) {
+                    Some(f) => Some((*f, 0)),
+                    None => match self.known_fingerprint(id) {
+                        Ok(known) => known,
+                        Err(error) => {
+                            conflict = Some(error);
+                            break;
+                        }
+                    },
+                };
+                match known {
+                    Some((existing, offset)) if existing == *fingerprint => {
+                        visible = visible.max(offset + 1);
+                    }
+                    Some(_) => {
+                        conflict = Some(ApiError::Conflict(format!(
+                            "a different statement with id {id} is already stored; statements are immutable"
+                        )));
+                        break;
+                    }
+                    None => keep.push((id, *fingerprint, statement)),
+                }
+            }
+            if let Some(error) = conflict {
+                plans.push(Err(error));
+                repeat_visible.push(0);
+                continue;
+            }
+            if keep.is_empty() {
+                plans.push(Ok(None));
+                repeat_visible.push(visible);
+                continue;
+            }
+            let mut statements = Vec::with_capacity(keep.len());
+            let mut ids = Vec::with_capacity(keep.len());
+            for (id, fingerprint, statement) in keep {
+                in_cycle.insert(id, fingerprint);
+                ids.push((id, fingerprint));
+                let mut statement = statement.clone();
+                if let Some(object) = statement.as_object_mut() {
+                    object.insert("stored".to_owned(), stored_text.clone());
+                }
+                statements.push(statement);
+            }
+            plans.push(Ok(Some(events_to_append.len())));
+            repeat_visible.push(visible);
+            new_ids_per_event.push(ids);
+            events_to_append.push(events::encode(&Event::StatementsStored {
+                statements,
+                attachments: batch.attachments.clone(),
+            }));
+        }
+        let appended = if events_to_append.is_empty() {
+            Ok(self.progress.appended_end.load(Ordering::SeqCst))
+        } else {
+            self.log.append(events_to_append).await
+        };
+        match appended {
+            Ok(first) => {
+                for (index, ids) in new_ids_per_event.iter().enumerate() {
+                    for (id, fingerprint) in ids {
+                        self.recent.insert(*id, (*fingerprint, first + index as u64));
+                    }
+                }
+                if !new_ids_per_event.is_empty() {
+                    self.progress.appended_end.store(first + new_ids_per_event.len() as u64, Ordering::SeqCst);
+                }
+                for (((_, reply), plan), visible) in group.into_iter().zip(plans).zip(repeat_visible) {
+                    let answer = match plan {
+                        Ok(Some(index)) => Ok(first + index as u64 + 1),
+                        Ok(None) => Ok(visible),
+                        Err(error) => Err(error),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::warn!(error = %message, "statement append failed");
+                for ((_, reply), plan) in group.into_iter().zip(plans) {
+                    let answer = match plan {
+                        Err(error) => Err(error),
+                        Ok(_) => Err(ApiError::from(lrs_eventlog::LogError::Storage(message.clone()))),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
+    /// Waits until the views reflect everything appended, so a document
+    /// decision sees the latest state.
+    async fn catch_up(&self) -> Result<(), ApiError> {
+        let target = self.progress.appended_end.load(Ordering::SeqCst);
+        let mut watch = self.views.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|applied| *applied >= target)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApiError::Unavailable("the store is catching up; try again".to_owned())),
+        }
+    }
+
+    async fn decide_document(&mut self, command: DocumentCommand) -> Result<VisibleAt, ApiError> {
+        self.catch_up().await?;
+        let current = self.views.document(&command.key)?;
+        let current_etag = current.as_ref().map(|d| d.etag.as_str());
+        if check_preconditions(command.if_match.as_deref(), command.if_none_match.as_deref(), current_etag)
+            == Precondition::Failed
+        {
+            return Err(ApiError::PreconditionFailed(
+                "the document's ETag does not satisfy If-Match / If-None-Match".to_owned(),
+            ));
+        }
+        let updated = format_time(self.next_stored());
+        let event = match command.op {
+            DocumentOp::Put { content_type, content, require_precondition } => {
+                if require_precondition
+                    && current.is_some()
+                    && command.if_match.is_none()
+                    && command.if_none_match.is_none()
+                {
+                    return Err(ApiError::Conflict(
+                        "the document exists; send If-Match (or If-None-Match) to overwrite it".to_owned(),
+                    ));
+                }
+                Event::DocumentSet { etag: document::etag(&content), key: command.key, content_type, content, updated }
+            }
+            DocumentOp::Post { content_type, content } => match &current {
+                Some(existing) => {
+                    if !is_json_content_type(&existing.content_type) || !is_json_content_type(&content_type) {
+                        return Err(ApiError::bad_request(
+                            "POST merges JSON documents: both the stored and the posted document must be application/json",
+                        ));
+                    }
+                    let merged = document::merge_json_objects(&existing.content, &content).ok_or_else(|| {
+                        ApiError::bad_request("POST merges JSON objects: both documents must be JSON objects")
+                    })?;
+                    Event::DocumentSet {
+                        etag: document::etag(&merged),
+                        key: command.key,
+                        content_type: "application/json".to_owned(),
+                        content: merged,
+                        updated,
+                    }
+                }
+                None => {
+                    if is_json_content_type(&content_type)
+                        && !serde_json::from_slice::<Value>(&content).is_ok_and(|v| v.is_object())
+                    {
+                        return Err(ApiError::bad_request("a JSON document sent by POST must be a JSON object"));
+                    }
+                    Event::DocumentSet { etag: document::etag(&content), key: command.key, content_type, content, updated }
+                }
+            },
+            DocumentOp::Delete => {
+                if current.is_none() {
+                    return Ok(self.progress.appended_end.load(Ordering::SeqCst));
+                }
+                Event::DocumentDeleted { key: command.key, updated }
+            }
+            DocumentOp::ClearState => Event::StateCleared {
+                activity_id: command.key.activity_id.unwrap_or_default(),
+                agent: command.key.agent.unwrap_or_default(),
+                registration: command.key.registration,
+                updated,
+            },
+        };
+        let offset = self.log.append(vec![events::encode(&event)]).await?;
+        self.progress.appended_end.store(offset + 1, Ordering::SeqCst);
+        Ok(offset + 1)
+    }
+}

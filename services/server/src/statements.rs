@@ -1,0 +1,637 @@
+//! The Statement resource: PUT and POST (ingest), GET and HEAD (query).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use lrs_projection::{StatementQuery, StatementRecord, StoredKey};
+use lrs_xapi::XapiVersion;
+use lrs_xapi::agent::ifi_key;
+use lrs_xapi::events::AttachmentContent;
+use lrs_xapi::format::{self, StatementFormat, parse_accept_language};
+use lrs_xapi::multipart::{self, Part};
+use lrs_xapi::signature;
+use lrs_xapi::statement::{complete_for_storage, content_fingerprint, fill_timestamp, normalise_context_activities};
+
+use crate::app::AppState;
+use crate::credentials::Scope;
+use crate::error::ApiError;
+use crate::http::{Params, Principal, authenticate, header_text, media_type, read_body};
+use crate::sequencer::{StatementBatch, VisibleAt};
+
+fn version_of(request: &Request) -> XapiVersion {
+    request.extensions().get::<XapiVersion>().copied().unwrap_or(XapiVersion::V2_0_0)
+}
+
+/// PUT /statements?statementId=…
+pub async fn put_statement(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let version = version_of(&request);
+    let principal = authenticate(&state, request.headers())?;
+    principal.require(&[Scope::StatementsWrite])?;
+    let params = Params::parse(request.uri().query())?;
+    params.only(&["statementId"])?;
+    let id_text = params.required("statementId")?;
+    let id = Uuid::parse_str(id_text)
+        .map_err(|_| ApiError::bad_property("?statementId", "statementId must be a UUID"))?;
+    let (headers, body) = split(request);
+    let (mut statements, attachments) = parse_statement_body(&state, &headers, body).await?;
+    if statements.len() != 1 || matches!(statements.first(), Some(Value::Array(_))) {
+        return Err(ApiError::bad_request("PUT takes exactly one statement object"));
+    }
+    let mut statement = statements.remove(0);
+    match statement.get("id") {
+        Some(Value::String(given)) => {
+            if Uuid::parse_str(given).ok() != Some(id) {
+                return Err(ApiError::bad_property("/id", "the statement id differs from the statementId parameter"));
+            }
+        }
+        Some(_) => {}
+        None => {
+            if let Some(object) = statement.as_object_mut() {
+                object.insert("id".to_owned(), Value::String(id.to_string()));
+            }
+        }
+    }
+    let visible = store(&state, version, &principal, vec![statement], attachments).await?;
+    wait_visible(&state, visible.0).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// POST /statements: one statement or an array, all or nothing.
+pub async fn post_statements(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let version = version_of(&request);
+    let principal = authenticate(&state, request.headers())?;
+    principal.require(&[Scope::StatementsWrite])?;
+    let params = Params::parse(request.uri().query())?;
+    if !params.is_empty() {
+        return Err(ApiError::bad_request("POST /statements takes no parameters"));
+    }
+    let (headers, body) = split(request);
+    let (statements, attachments) = parse_statement_body(&state, &headers, body).await?;
+    let (visible, ids) = store(&state, version, &principal, statements, attachments).await?;
+    wait_visible(&state, visible).await;
+    Ok((StatusCode::OK, axum::Json(json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()))).into_response())
+}
+
+fn split(request: Request) -> (HeaderMap, Body) {
+    let (parts, body) = request.into_parts();
+    (parts.headers, body)
+}
+
+/// Waits (bounded) until the views show a write, so the client can read it
+/// back at once. If the bound passes, the Consistent-Through header stays
+/// honest about what is visible.
+async fn wait_visible(state: &AppState, visible: VisibleAt) {
+    let mut watch = state.views.subscribe();
+    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible)).await;
+}
+
+/// Reads a JSON or multipart/mixed statement request: the statements (one
+/// object becomes a list of one) and the attachment parts.
+async fn parse_statement_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<Value>, Vec<multipart::AttachmentPart>), ApiError> {
+    let media = media_type(headers);
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let (json, parts) = match media.as_deref() {
+        Some("multipart/mixed") => {
+            let content_type = header_text(headers, "content-type")?.unwrap_or_default();
+            let boundary = multipart::boundary_from_content_type(content_type)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let parts = multipart::parse(&bytes, &boundary).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            multipart::split_statement_request(parts).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        Some("application/json") | None => (parse_json(&bytes)?, Vec::new()),
+        Some(other) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "statements must be sent as application/json or multipart/mixed, not {other}"
+            )));
+        }
+    };
+    let statements = match json {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::bad_request("the statement array is empty"));
+            }
+            items
+        }
+        object @ Value::Object(_) => vec![object],
+        _ => return Err(ApiError::bad_request("the body must be a statement object or an array of statements")),
+    };
+    Ok((statements, parts))
+}
+
+/// Parses JSON strictly: duplicate keys are refused, and nesting is bounded.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body is not valid JSON: {e}"))
+    })?;
+    check_no_duplicate_keys(bytes)?;
+    Ok(value)
+}
+
+/// serde_json keeps the last of duplicate keys silently; xAPI requires
+/// rejecting them. Walk the text once with a small tokenizer.
+fn check_no_duplicate_keys(bytes: &[u8]) -> Result<(), ApiError> {
+    let mut stack: Vec<Option<HashSet<String>>> = Vec::new();
+    let mut expect_key = false;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'{' => {
+                stack.push(Some(HashSet::new()));
+                expect_key = true;
+            }
+            b'[' => {
+                stack.push(None);
+                expect_key = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            b',' => expect_key = matches!(stack.last(), Some(Some(_))),
+            b':' => expect_key = false,
+            b'"' => {
+                let start = index + 1;
+                index += 1;
+                while index < bytes.len() && bytes[index] != b'"' {
+                    if bytes[index] == b'\\' {
+                        index += 1;
+                    }
+                    index += 1;
+                }
+                if expect_key {
+                    let raw = &bytes[start..index.min(bytes.len())];
+                    let key: String = serde_json::from_slice(&[b"\"", raw, b"\""].concat()).unwrap_or_default();
+                    if let Some(Some(keys)) = stack.last_mut() {
+                        if !keys.insert(key.clone()) {
+                            return Err(ApiError::bad_request(format!("the JSON object has the key {key:?} twice")));
+                        }
+                    }
+                    expect_key = false;
+                }
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    Ok(())
+}
+
+/// Validates, completes and stores statements; returns the offset at which
+/// they are visible and their ids in request order.
+async fn store(
+    state: &AppState,
+    version: XapiVersion,
+    principal: &Principal,
+    statements: Vec<Value>,
+    parts: Vec<multipart::AttachmentPart>,
+) -> Result<(VisibleAt, Vec<Uuid>), ApiError> {
+    let single = statements.len() == 1;
+    let mut ids = Vec::with_capacity(statements.len());
+    let mut seen = HashSet::new();
+    let mut completed = Vec::with_capacity(statements.len());
+    let mut fingerprints = Vec::with_capacity(statements.len());
+    let part_hashes: HashSet<&str> = parts.iter().map(|p| p.sha2.as_str()).collect();
+    let mut referenced_hashes: HashSet<String> = HashSet::new();
+    let stored = chrono::Utc::now();
+    for (index, original) in statements.into_iter().enumerate() {
+        let prefix = if single { String::new() } else { format!("/{index}") };
+        state
+            .validator
+            .validate(version, &original)
+            .map_err(|e| ApiError::bad_property(format!("{prefix}{}", e.path), e.message))?;
+        check_attachments(&original, &part_hashes, &mut referenced_hashes, &parts, &prefix)?;
+        let mut statement = original;
+        normalise_context_activities(&mut statement);
+        let id = match statement.get("id").and_then(Value::as_str) {
+            Some(text) => Uuid::parse_str(text).map_err(|_| ApiError::bad_property(format!("{prefix}/id"), "id must be a UUID"))?,
+            None => Uuid::new_v4(),
+        };
+        if !seen.insert(id) {
+            return Err(ApiError::bad_property(format!("{prefix}/id"), format!("the id {id} appears twice in this request")));
+        }
+        let fingerprint = content_fingerprint(&statement);
+        complete_for_storage(&mut statement, id, stored, &principal.authority, version);
+        ids.push(id);
+        fingerprints.push(fingerprint);
+        completed.push(statement);
+    }
+    for part in &parts {
+        if !referenced_hashes.contains(&part.sha2) {
+            return Err(ApiError::bad_request(format!(
+                "the attachment part with hash {} matches no attachment of the statements",
+                part.sha2
+            )));
+        }
+    }
+    let attachments = parts
+        .into_iter()
+        .map(|p| AttachmentContent { sha2: p.sha2, content_type: p.content_type, content: p.body })
+        .collect();
+    let visible = state.sequencer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
+    Ok((visible, ids))
+}
+
+fn check_attachments(
+    statement: &Value,
+    part_hashes: &HashSet<&str>,
+    referenced: &mut HashSet<String>,
+    parts: &[multipart::AttachmentPart],
+    prefix: &str,
+) -> Result<(), ApiError> {
+    let mut lists = vec![("", statement)];
+    if statement.pointer("/object/objectType").and_then(Value::as_str) == Some("SubStatement") {
+        lists.push(("/object", &statement["object"]));
+    }
+    for (path, holder) in lists {
+        let Some(Value::Array(attachments)) = holder.get("attachments") else {
+            continue;
+        };
+        for (index, attachment) in attachments.iter().enumerate() {
+            let sha2 = attachment.get("sha2").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+            let has_part = part_hashes.contains(sha2.as_str());
+            if has_part {
+                referenced.insert(sha2.clone());
+            } else if attachment.get("fileUrl").is_none() {
+                return Err(ApiError::bad_property(
+                    format!("{prefix}{path}/attachments/{index}"),
+                    "the attachment has no fileUrl and its content was not sent in a multipart part with a matching hash",
+                ));
+            }
+        }
+    }
+    let has_signature = signature::signature_attachment_hashes(statement)
+        .map_err(|e| ApiError::bad_property(format!("{prefix}/attachments"), e.to_string()))?;
+    if !has_signature.is_empty() {
+        signature::verify_statement_signatures(statement, |hash| {
+            parts.iter().find(|p| p.sha2.eq_ignore_ascii_case(hash)).map(|p| p.body.as_slice())
+        })
+        .map_err(|e| ApiError::bad_property(format!("{prefix}/attachments"), format!("signed statement rejected: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The position of the `more` cursor and everything needed to continue.
+#[derive(Debug, Serialize, Deserialize)]
+struct MoreToken {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verb: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration: Option<String>,
+    #[serde(default)]
+    related_activities: bool,
+    #[serde(default)]
+    related_agents: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
+    #[serde(default)]
+    ascending: bool,
+    limit: usize,
+    after: (i64, u64),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    horizon: Option<(i64, u64)>,
+    format: String,
+    #[serde(default)]
+    attachments: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authority: Option<String>,
+}
+
+const QUERY_PARAMETERS: [&str; 14] = [
+    "statementId",
+    "voidedStatementId",
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+];
+
+fn parse_time(version: XapiVersion, name: &str, text: &str) -> Result<i64, ApiError> {
+    lrs_xapi::validate::parse_timestamp(version, text)
+        .map(|t| t.timestamp_micros())
+        .ok_or_else(|| ApiError::bad_property(format!("?{name}"), format!("{name} must be an ISO 8601 timestamp")))
+}
+
+/// GET (and HEAD) /statements.
+pub async fn get_statements(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let version = version_of(&request);
+    let principal = authenticate(&state, request.headers())?;
+    principal.require(&[Scope::StatementsRead, Scope::StatementsReadMine, Scope::AllRead])?;
+    let mine_only = !principal.has_any(&[Scope::StatementsRead, Scope::AllRead]);
+    let params = Params::parse(request.uri().query())?;
+    let languages = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(parse_accept_language)
+        .unwrap_or_default();
+    let authority_key = if mine_only { ifi_key(&principal.authority) } else { None };
+
+    if let Some(token) = params.get("more") {
+        if params.names().count() > 1 {
+            return Err(ApiError::bad_request("a more link takes no other parameters"));
+        }
+        let token: MoreToken = URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| ApiError::bad_property("?more", "the more token is not one this LRS issued"))?;
+        if token.authority != authority_key {
+            return Err(ApiError::Forbidden("this more link belongs to another credential's query".to_owned()));
+        }
+        let format = StatementFormat::parse(&token.format).unwrap_or(StatementFormat::Exact);
+        let query = StatementQuery {
+            agent: token.agent.clone(),
+            verb: token.verb.clone(),
+            activity: token.activity.clone(),
+            registration: token.registration.clone(),
+            related_activities: token.related_activities,
+            related_agents: token.related_agents,
+            since_micros: token.since,
+            until_micros: token.until,
+            ascending: token.ascending,
+            limit: token.limit,
+            after: Some(StoredKey { stored_micros: token.after.0, sequence: token.after.1 }),
+            horizon: token.horizon.map(|h| StoredKey { stored_micros: h.0, sequence: h.1 }),
+            authority: token.authority.clone(),
+        };
+        return run_query(&state, query, format, token.attachments, &languages).await;
+    }
+
+    params.only(&QUERY_PARAMETERS)?;
+    let format = match params.get("format") {
+        None => StatementFormat::Exact,
+        Some(text) => StatementFormat::parse(text)
+            .ok_or_else(|| ApiError::bad_property("?format", "format must be ids, exact or canonical"))?,
+    };
+    let attachments = params.boolean("attachments")?;
+
+    for single in ["statementId", "voidedStatementId"] {
+        if let Some(text) = params.get(single) {
+            let allowed = [single, "format", "attachments"];
+            if let Some(other) = params.names().find(|n| !allowed.contains(n)) {
+                return Err(ApiError::bad_property(format!("?{other}"), format!("{other} cannot be combined with {single}")));
+            }
+            let id = Uuid::parse_str(text).map_err(|_| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
+            return get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, authority_key.as_deref()).await;
+        }
+    }
+
+    let agent = match params.get("agent") {
+        None => None,
+        Some(text) => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|_| ApiError::bad_property("?agent", "agent must be a JSON Agent or Group object"))?;
+            Some(ifi_key(&value).ok_or_else(|| {
+                ApiError::bad_property("?agent", "agent must identify an Agent or Group by exactly one inverse functional identifier")
+            })?)
+        }
+    };
+    let verb = params.get("verb").map(str::to_owned);
+    let activity = params.get("activity").map(str::to_owned);
+    for (name, value) in [("verb", &verb), ("activity", &activity)] {
+        if let Some(iri) = value {
+            if !iri.contains(':') {
+                return Err(ApiError::bad_property(format!("?{name}"), format!("{name} must be an IRI")));
+            }
+        }
+    }
+    let registration = match params.get("registration") {
+        None => None,
+        Some(text) => Some(
+            Uuid::parse_str(text)
+                .map_err(|_| ApiError::bad_property("?registration", "registration must be a UUID"))?
+                .to_string(),
+        ),
+    };
+    let since = params.get("since").map(|t| parse_time(version, "since", t)).transpose()?;
+    let until = params.get("until").map(|t| parse_time(version, "until", t)).transpose()?;
+    let limit = match params.get("limit") {
+        None => 0,
+        Some(text) => text
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_property("?limit", "limit must be a non-negative integer"))?,
+    };
+    let query = StatementQuery {
+        agent,
+        verb,
+        activity,
+        registration,
+        related_activities: params.boolean("related_activities")?,
+        related_agents: params.boolean("related_agents")?,
+        since_micros: since,
+        until_micros: until,
+        ascending: params.boolean("ascending")?,
+        limit,
+        after: None,
+        horizon: None,
+        authority: authority_key,
+    };
+    run_query(&state, query, format, attachments, &languages).await
+}
+
+async fn get_one(
+    state: &AppState,
+    id: Uuid,
+    want_voided: bool,
+    format: StatementFormat,
+    attachments: bool,
+    languages: &[String],
+    authority: Option<&str>,
+) -> Result<Response, ApiError> {
+    let views = state.views.clone();
+    let record = tokio::task::spawn_blocking(move || -> Result<Option<(StatementRecord, bool)>, ApiError> {
+        let Some(record) = views.statement(id)? else {
+            return Ok(None);
+        };
+        let voided = views.is_voided(&record)?;
+        Ok(Some((record, voided)))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let not_found = || ApiError::NotFound(format!("no {}statement with id {id}", if want_voided { "voided " } else { "" }));
+    let Some((record, voided)) = record else {
+        return Err(not_found());
+    };
+    if voided != want_voided {
+        return Err(not_found());
+    }
+    if let Some(authority) = authority {
+        if ifi_key(&record.statement["authority"]).as_deref() != Some(authority) {
+            return Err(not_found());
+        }
+    }
+    let mut statement = format::apply(format, &record.statement, languages);
+    fill_timestamp(&mut statement);
+    let last_modified = record.stored_micros;
+    let body = serde_json::to_vec(&statement).map_err(ApiError::internal)?;
+    respond(state, body, vec![record], attachments, Some(last_modified)).await
+}
+
+async fn run_query(
+    state: &AppState,
+    mut query: StatementQuery,
+    format: StatementFormat,
+    attachments: bool,
+    languages: &[String],
+) -> Result<Response, ApiError> {
+    let views = state.views.clone();
+    let max = state.config.max_page_size;
+    if query.horizon.is_none() {
+        // Pin the first page's horizon so later pages are stable.
+        let last = views.last_stored_micros()?.unwrap_or(i64::MIN);
+        query.horizon = Some(StoredKey { stored_micros: last, sequence: u64::MAX });
+    }
+    let query_for_scan = query.clone();
+    let page = tokio::task::spawn_blocking(move || views.query(&query_for_scan, max))
+        .await
+        .map_err(ApiError::internal)??;
+    let statements: Vec<Value> = page
+        .statements
+        .iter()
+        .map(|r| {
+            let mut s = format::apply(format, &r.statement, languages);
+            fill_timestamp(&mut s);
+            s
+        })
+        .collect();
+    let more = match page.next {
+        None => String::new(),
+        Some(next) => {
+            let horizon = query.horizon.map(|h| (h.stored_micros, h.sequence));
+            let token = MoreToken {
+                agent: query.agent.clone(),
+                verb: query.verb.clone(),
+                activity: query.activity.clone(),
+                registration: query.registration.clone(),
+                related_activities: query.related_activities,
+                related_agents: query.related_agents,
+                since: query.since_micros,
+                until: query.until_micros,
+                ascending: query.ascending,
+                limit: query.limit,
+                after: (next.stored_micros, next.sequence),
+                horizon,
+                format: match format {
+                    StatementFormat::Exact => "exact",
+                    StatementFormat::Ids => "ids",
+                    StatementFormat::Canonical => "canonical",
+                }
+                .to_owned(),
+                attachments,
+                authority: query.authority.clone(),
+            };
+            let bytes = serde_json::to_vec(&token).map_err(ApiError::internal)?;
+            format!("/xapi/statements?more={}", URL_SAFE_NO_PAD.encode(bytes))
+        }
+    };
+    let last_modified = page.statements.iter().map(|r| r.stored_micros).max();
+    let body = serde_json::to_vec(&json!({ "statements": statements, "more": more })).map_err(ApiError::internal)?;
+    respond(state, body, page.statements, attachments, last_modified).await
+}
+
+async fn respond(
+    state: &AppState,
+    json_body: Vec<u8>,
+    records: Vec<StatementRecord>,
+    attachments: bool,
+    last_modified: Option<i64>,
+) -> Result<Response, ApiError> {
+    let mut headers = HeaderMap::new();
+    if let Some(time) = last_modified.and_then(DateTime::from_timestamp_micros) {
+        if let Ok(value) = HeaderValue::from_str(&time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+            headers.insert(header::LAST_MODIFIED, value);
+        }
+    }
+    if !attachments {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok((StatusCode::OK, headers, Bytes::from(json_body)).into_response());
+    }
+    let mut hashes: Vec<String> = Vec::new();
+    for record in &records {
+        collect_hashes(&record.statement, &mut hashes);
+    }
+    let views = state.views.clone();
+    let parts = tokio::task::spawn_blocking(move || -> Result<Vec<Part>, ApiError> {
+        let mut parts = vec![Part::json(json_body)];
+        let mut seen = HashSet::new();
+        for hash in hashes {
+            if !seen.insert(hash.clone()) {
+                continue;
+            }
+            if let Some((content_type, content)) = views.attachment(&hash)? {
+                parts.push(Part::attachment(&content_type, &hash, content));
+            }
+        }
+        Ok(parts)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let boundary = multipart::new_boundary();
+    let body = multipart::build(&boundary, &parts);
+    let content_type = HeaderValue::from_str(&multipart::content_type_for(&boundary)).map_err(ApiError::internal)?;
+    headers.insert(header::CONTENT_TYPE, content_type);
+    Ok((StatusCode::OK, headers, Bytes::from(body)).into_response())
+}
+
+fn collect_hashes(statement: &Value, out: &mut Vec<String>) {
+    if let Some(Value::Array(attachments)) = statement.get("attachments") {
+        for attachment in attachments {
+            if let Some(hash) = attachment.get("sha2").and_then(Value::as_str) {
+                out.push(hash.to_ascii_lowercase());
+            }
+        }
+    }
+    if let Some(object) = statement.get("object") {
+        if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
+            collect_hashes(object, out);
+        }
+    }
+}
+
+/// Gives up waiting for a projection after this long by default.
+pub const DEFAULT_READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert!(check_no_duplicate_keys(br#"{"a":1,"b":{"c":1,"c":2}}"#).is_err());
+        assert!(check_no_duplicate_keys(br#"{"a":1,"a":2}"#).is_err());
+        assert!(check_no_duplicate_keys(br#"[{"a":1},{"a":2}]"#).is_ok());
+        assert!(check_no_duplicate_keys(br#"{"a":"x\"y","b":["a","a"]}"#).is_ok());
+    }
+}

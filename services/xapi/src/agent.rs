@@ -1,0 +1,157 @@
+//! Agents and Groups: their inverse functional identifiers (IFIs) and the
+//! keys the store indexes them by.
+
+use serde_json::{Map, Value, json};
+
+/// The properties that identify an Agent or identified Group.
+pub const IFI_PROPERTIES: [&str; 4] = ["mbox", "mbox_sha1sum", "openid", "account"];
+
+/// A stable text key for the agent's IFI, such as `mbox:mailto:a@b.c` or
+/// `account:https://learninghub.nhs.uk|12345`. `None` for anonymous groups
+/// or objects without exactly one IFI.
+pub fn ifi_key(agent: &Value) -> Option<String> {
+    let object = agent.as_object()?;
+    let mut found = IFI_PROPERTIES.iter().filter(|p| object.contains_key(**p));
+    let property = *found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let value = &object[property];
+    match property {
+        "account" => {
+            let home = value.get("homePage")?.as_str()?;
+            let name = value.get("name")?.as_str()?;
+            Some(format!("account:{home}|{name}"))
+        }
+        "mbox" => Some(format!("mbox:{}", value.as_str()?.to_ascii_lowercase())),
+        "mbox_sha1sum" => Some(format!("mbox_sha1sum:{}", value.as_str()?.to_ascii_lowercase())),
+        _ => Some(format!("{property}:{}", value.as_str()?)),
+    }
+}
+
+/// The agent reduced to its identifying properties, as `format=ids` returns it.
+pub fn ids_only(agent: &Value) -> Value {
+    let Some(object) = agent.as_object() else {
+        return agent.clone();
+    };
+    let mut out = Map::new();
+    if let Some(kind) = object.get("objectType") {
+        out.insert("objectType".to_owned(), kind.clone());
+    }
+    for property in IFI_PROPERTIES {
+        if let Some(value) = object.get(property) {
+            out.insert(property.to_owned(), value.clone());
+        }
+    }
+    let is_group = object.get("objectType").and_then(Value::as_str) == Some("Group");
+    if is_group && !IFI_PROPERTIES.iter().any(|p| object.contains_key(*p)) {
+        if let Some(Value::Array(members)) = object.get("member") {
+            out.insert("member".to_owned(), Value::Array(members.iter().map(ids_only).collect()));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Every agent key a statement mentions under the broad (`related_agents`)
+/// rule: actor, object, authority, context instructor and team, 2.0 context
+/// agents and groups, group members, and the same inside a SubStatement.
+pub fn related_agent_keys(statement: &Value, out: &mut Vec<String>) {
+    let push_agent = |agent: &Value, out: &mut Vec<String>| {
+        if let Some(key) = ifi_key(agent) {
+            out.push(key);
+        }
+        if let Some(Value::Array(members)) = agent.get("member") {
+            for member in members {
+                if let Some(key) = ifi_key(member) {
+                    out.push(key);
+                }
+            }
+        }
+    };
+    push_agent(&statement["actor"], out);
+    let object = &statement["object"];
+    match object.get("objectType").and_then(Value::as_str) {
+        Some("Agent") | Some("Group") => push_agent(object, out),
+        Some("SubStatement") => related_agent_keys(object, out),
+        _ => {}
+    }
+    push_agent(&statement["authority"], out);
+    let context = &statement["context"];
+    push_agent(&context["instructor"], out);
+    push_agent(&context["team"], out);
+    for list in ["contextAgents", "contextGroups"] {
+        if let Some(Value::Array(entries)) = context.get(list) {
+            for entry in entries {
+                push_agent(&entry["agent"], out);
+                push_agent(&entry["group"], out);
+            }
+        }
+    }
+}
+
+/// The agent keys of the narrow agent filter: actor (and its members) and an
+/// Agent/Group object.
+pub fn primary_agent_keys(statement: &Value, out: &mut Vec<String>) {
+    for agent in [&statement["actor"], &statement["object"]] {
+        let kind = agent.get("objectType").and_then(Value::as_str);
+        if std::ptr::eq(agent, &statement["object"]) && !matches!(kind, Some("Agent") | Some("Group")) {
+            continue;
+        }
+        if let Some(key) = ifi_key(agent) {
+            out.push(key);
+        }
+        if let Some(Value::Array(members)) = agent.get("member") {
+            for member in members {
+                if let Some(key) = ifi_key(member) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+}
+
+/// A Person object (xAPI Agents resource) for the given agent.
+pub fn person_for(agent: &Value, names: &[String]) -> Value {
+    let mut person = json!({ "objectType": "Person" });
+    for property in IFI_PROPERTIES {
+        if let Some(value) = agent.get(property) {
+            person[property] = json!([value]);
+        }
+    }
+    let mut names: Vec<&String> = names.iter().collect();
+    if let Some(name) = agent.get("name").and_then(Value::as_str) {
+        if !names.iter().any(|n| *n == name) {
+            person["name"] = json!([name]);
+        }
+    }
+    names.dedup();
+    if !names.is_empty() {
+        let mut all: Vec<Value> = person["name"].as_array().cloned().unwrap_or_default();
+        all.extend(names.into_iter().map(|n| json!(n)));
+        person["name"] = Value::Array(all);
+    }
+    person
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_key_joins_home_page_and_name() {
+        let agent = json!({"account": {"homePage": "https://learninghub.nhs.uk", "name": "42"}});
+        assert_eq!(ifi_key(&agent).as_deref(), Some("account:https://learninghub.nhs.uk|42"));
+    }
+
+    #[test]
+    fn anonymous_group_has_no_key() {
+        let group = json!({"objectType": "Group", "member": [{"mbox": "mailto:a@example.com"}]});
+        assert_eq!(ifi_key(&group), None);
+    }
+
+    #[test]
+    fn two_ifis_have_no_key() {
+        let agent = json!({"mbox": "mailto:a@example.com", "openid": "http://a.example.com"});
+        assert_eq!(ifi_key(&agent), None);
+    }
+}
