@@ -188,6 +188,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         validator: Arc::new(validator),
         credentials: Arc::new(credential_store),
         config,
+        spoken_versions: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

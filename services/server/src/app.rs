@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, Method};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -56,6 +56,9 @@ pub struct AppState {
     pub validator: Arc<StatementValidator>,
     pub credentials: Arc<CredentialStore>,
     pub config: ServerConfig,
+    /// The version each client last spoke, to answer a request that forgot
+    /// the version header in the client's own version.
+    pub spoken_versions: Arc<crate::http::SpokenVersions>,
 }
 
 impl AppState {
@@ -134,12 +137,10 @@ pub fn app(state: AppState) -> Router {
     // Rewriting the alternate request syntax must happen before routing,
     // so the routed application is wrapped rather than layered.
     let rewritten = tower::ServiceBuilder::new()
-        .layer(from_fn_with_state(state, alternate_syntax_layer))
+        .layer(from_fn_with_state(state.clone(), alternate_syntax_layer))
+        .layer(from_fn_with_state(state, version_layer))
         .service(xapi);
-    Router::new()
-        .fallback_service(rewritten)
-        .layer(from_fn(version_layer))
-        .layer(cors())
+    Router::new().fallback_service(rewritten).layer(cors())
 }
 
 async fn method_not_allowed(request: Request) -> Response {

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::credentials::Scope;
 use crate::error::ApiError;
 use crate::http::{Params, authenticate, header_text, read_body};
-use crate::sequencer::{DocumentCommand, DocumentOp};
+use crate::sequencer::{DocumentCommand, DocumentOp, PutPrecondition};
 
 /// Which resource, and the names of its parameters.
 #[derive(Clone, Copy)]
@@ -192,8 +192,12 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
             return Err(ApiError::bad_request("the document is declared application/json but is not valid JSON"));
         }
         if method == Method::PUT {
-            let require_precondition = kind != DocumentKind::State || version == XapiVersion::V2_0_0;
-            DocumentOp::Put { content_type, content, require_precondition }
+            let precondition = match (version, &kind) {
+                (XapiVersion::V1_0_3, DocumentKind::State) => PutPrecondition::Optional,
+                (XapiVersion::V1_0_3, _) => PutPrecondition::Always,
+                (XapiVersion::V2_0_0, _) => PutPrecondition::WhenExisting,
+            };
+            DocumentOp::Put { content_type, content, precondition }
         } else if method == Method::POST {
             DocumentOp::Post { content_type, content }
         } else {

@@ -114,9 +114,45 @@ pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a 
     }
 }
 
+/// The xAPI version each client (by Authorization header) last used.
+/// Bounded: forgotten wholesale when it grows past its capacity.
+#[derive(Default)]
+pub struct SpokenVersions {
+    by_client: std::sync::Mutex<HashMap<[u8; 32], XapiVersion>>,
+}
+
+impl SpokenVersions {
+    const CAPACITY: usize = 10_000;
+
+    fn client(headers: &HeaderMap) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let authorization = headers.get(header::AUTHORIZATION)?;
+        Some(sha2::Sha256::digest(authorization.as_bytes()).into())
+    }
+
+    fn remember(&self, headers: &HeaderMap, version: XapiVersion) {
+        let Some(client) = Self::client(headers) else {
+            return;
+        };
+        if let Ok(mut map) = self.by_client.lock() {
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(client, version);
+        }
+    }
+
+    fn recall(&self, headers: &HeaderMap) -> XapiVersion {
+        Self::client(headers)
+            .and_then(|client| self.by_client.lock().ok().and_then(|map| map.get(&client).copied()))
+            .unwrap_or(XapiVersion::V2_0_0)
+    }
+}
+
 /// Requires and checks `X-Experience-API-Version` (except on `/about`),
 /// records the version for handlers, and sends the header on every response.
-pub async fn version_layer(mut request: Request, next: Next) -> Response {
+pub async fn version_layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let fallback = state.spoken_versions.recall(request.headers());
     let path = request.uri().path().to_owned();
     let needs_version = path.starts_with("/xapi") && path != "/xapi/about" && request.method() != Method::OPTIONS;
     let header = request.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -130,7 +166,7 @@ pub async fn version_layer(mut request: Request, next: Next) -> Response {
                         XapiVersion::SUPPORTED.join(", ")
                     ))
                     .into_response(),
-                    XapiVersion::V2_0_0,
+                    fallback,
                 );
             }
             None => None,
@@ -138,12 +174,15 @@ pub async fn version_layer(mut request: Request, next: Next) -> Response {
         None if needs_version => {
             return with_version(
                 ApiError::bad_request("the X-Experience-API-Version header is required").into_response(),
-                XapiVersion::V2_0_0,
+                fallback,
             );
         }
         None => None,
     };
-    let negotiated = version.unwrap_or(XapiVersion::V2_0_0);
+    if let Some(version) = version {
+        state.spoken_versions.remember(request.headers(), version);
+    }
+    let negotiated = version.unwrap_or(fallback);
     request.extensions_mut().insert(negotiated);
     with_version(next.run(request).await, negotiated)
 }
@@ -207,8 +246,8 @@ async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (A
         other => return Err(fail(ApiError::bad_request(format!("unsupported method {other:?} in the alternate request syntax")))),
     };
     if media_type(&parts.headers).as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(fail(ApiError::UnsupportedMediaType(
-            "the alternate request syntax needs Content-Type application/x-www-form-urlencoded".to_owned(),
+        return Err(fail(ApiError::bad_request(
+            "the alternate request syntax needs Content-Type application/x-www-form-urlencoded",
         )));
     }
     let bytes = read_body(body, limit).await.map_err(fail)?;

@@ -32,11 +32,23 @@ pub struct StatementBatch {
     pub attachments: Vec<AttachmentContent>,
 }
 
+/// Whether a PUT must carry If-Match / If-None-Match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutPrecondition {
+    /// Never required (1.0.3 State).
+    Optional,
+    /// Required when the document exists (409 otherwise).
+    WhenExisting,
+    /// Always required: 409 when the document exists, 400 when it does not
+    /// (1.0.3 profiles).
+    Always,
+}
+
 /// What happens to a document.
 pub enum DocumentOp {
     /// PUT: replace. Profiles require a precondition header when the
     /// document exists.
-    Put { content_type: String, content: Vec<u8>, require_precondition: bool },
+    Put { content_type: String, content: Vec<u8>, precondition: PutPrecondition },
     /// POST: merge JSON objects, or create.
     Post { content_type: String, content: Vec<u8> },
     Delete,
@@ -331,15 +343,19 @@ impl Writer {
         }
         let updated = format_time(self.next_stored());
         let event = match command.op {
-            DocumentOp::Put { content_type, content, require_precondition } => {
-                if require_precondition
-                    && current.is_some()
-                    && command.if_match.is_none()
-                    && command.if_none_match.is_none()
-                {
-                    return Err(ApiError::Conflict(
-                        "the document exists; send If-Match (or If-None-Match) to overwrite it".to_owned(),
-                    ));
+            DocumentOp::Put { content_type, content, precondition } => {
+                let unconditional = command.if_match.is_none() && command.if_none_match.is_none();
+                if unconditional && precondition != PutPrecondition::Optional {
+                    if current.is_some() {
+                        return Err(ApiError::Conflict(
+                            "the document exists; send If-Match with its ETag to overwrite it".to_owned(),
+                        ));
+                    }
+                    if precondition == PutPrecondition::Always {
+                        return Err(ApiError::bad_request(
+                            "a PUT to a profile must carry If-Match or If-None-Match",
+                        ));
+                    }
                 }
                 Event::DocumentSet { etag: document::etag(&content), key: command.key, content_type, content, updated }
             }

@@ -115,7 +115,7 @@ async fn parse_statement_body(
         }
         Some("application/json") | None => (parse_json(&bytes)?, Vec::new()),
         Some(other) => {
-            return Err(ApiError::UnsupportedMediaType(format!(
+            return Err(ApiError::bad_request(format!(
                 "statements must be sent as application/json or multipart/mixed, not {other}"
             )));
         }

@@ -69,9 +69,6 @@ fn ids_object(object: &Value) -> Value {
         "StatementRef" => object.clone(),
         _ => {
             let mut out = Map::new();
-            if let Some(kind) = object.get("objectType") {
-                out.insert("objectType".to_owned(), kind.clone());
-            }
             if let Some(id) = object.get("id") {
                 out.insert("id".to_owned(), id.clone());
             }
@@ -224,6 +221,6 @@ mod tests {
         let out = apply(StatementFormat::Ids, &statement, &[]);
         assert_eq!(out["actor"], json!({"objectType": "Agent", "mbox": "mailto:ann@example.com"}));
         assert_eq!(out["verb"], json!({"id": "http://v"}));
-        assert_eq!(out["object"], json!({"objectType": "Activity", "id": "http://a"}));
+        assert_eq!(out["object"], json!({"id": "http://a"}));
     }
 }

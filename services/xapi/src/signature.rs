@@ -371,6 +371,11 @@ fn normalize_statement(map: &mut Map<String, Value>) {
     if let Some(actor) = map.get_mut("actor") {
         normalize_agent(actor);
     }
+    if let Some(Value::Object(result)) = map.get_mut("result") {
+        if let Some(Value::String(duration)) = result.get_mut("duration") {
+            *duration = crate::statement::duration_to_hundredths(duration);
+        }
+    }
     if let Some(Value::Object(object)) = map.get_mut("object") {
         let object_type = object
             .get("objectType")

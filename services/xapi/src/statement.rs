@@ -21,6 +21,40 @@ pub fn statement_id(statement: &Value) -> Option<Uuid> {
     statement.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
 }
 
+/// An ISO 8601 duration with its seconds cut to hundredths, as xAPI 2.0
+/// compares them ("PT1.2345S" and "PT1.230S" both become "PT1.23S").
+pub fn duration_to_hundredths(duration: &str) -> String {
+    let Some(body) = duration.strip_suffix('S') else {
+        return duration.to_owned();
+    };
+    let start = body.rfind(|c: char| c.is_ascii_alphabetic()).map_or(0, |i| i + 1);
+    let (head, seconds) = body.split_at(start);
+    let Some((whole, fraction)) = seconds.split_once('.') else {
+        return duration.to_owned();
+    };
+    let mut hundredths: String = fraction.chars().take(2).collect();
+    while hundredths.len() < 2 {
+        hundredths.push('0');
+    }
+    let hundredths = hundredths.trim_end_matches('0');
+    if hundredths.is_empty() {
+        format!("{head}{whole}S")
+    } else {
+        format!("{head}{whole}.{hundredths}S")
+    }
+}
+
+fn normalise_durations(statement: &mut Value) {
+    if let Some(Value::String(duration)) = statement.pointer_mut("/result/duration") {
+        *duration = duration_to_hundredths(duration);
+    }
+    if let Some(object) = statement.get_mut("object") {
+        if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
+            normalise_durations(object);
+        }
+    }
+}
+
 /// A fingerprint of what the client said, for "same id, same statement"
 /// checks: the statement without the properties the LRS sets (`id`,
 /// `stored`, `authority`, `version`), with object keys sorted.
@@ -31,6 +65,7 @@ pub fn content_fingerprint(statement: &Value) -> [u8; 32] {
             object.remove(property);
         }
     }
+    normalise_durations(&mut copy);
     let canonical = sorted(&copy);
     let mut hasher = Sha256::new();
     // Serialising a Value cannot fail.
@@ -194,6 +229,15 @@ mod tests {
         assert_eq!(content_fingerprint(&a), content_fingerprint(&b));
         let c = json!({"actor": {"mbox": "mailto:a@example.com"}, "verb": {"id": "http://v2"}, "object": {"id": "http://o"}});
         assert_ne!(content_fingerprint(&a), content_fingerprint(&c));
+    }
+
+    #[test]
+    fn durations_compare_to_hundredths() {
+        assert_eq!(duration_to_hundredths("PT1.2345S"), "PT1.23S");
+        assert_eq!(duration_to_hundredths("PT1H2M3.999S"), "PT1H2M3.99S");
+        assert_eq!(duration_to_hundredths("PT3.001S"), "PT3S");
+        assert_eq!(duration_to_hundredths("PT3.5S"), "PT3.5S");
+        assert_eq!(duration_to_hundredths("P1D"), "P1D");
     }
 
     #[test]
