@@ -4,19 +4,13 @@
 //! to the library crates.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use lrs_eventlog::{EventLog, SledEventLog, SledEventLogConfig};
-use lrs_projection::{Views, run_projector};
-use lrs_server::credentials::{self, CredentialStore, Scope};
-use lrs_server::sequencer::Sequencer;
-use lrs_server::{AppState, ServerConfig, app};
-use lrs_xapi::StatementValidator;
+use lrs_server::credentials::{self, Scope};
+use lrs_server::{Embedded, EmbeddedOptions, ServerConfig};
 
 /// The Learning Hub learning-record store: an event-sourced xAPI 1.0.3 and
 /// 2.0 LRS.
@@ -153,56 +147,32 @@ fn credentials_command(command: CredentialsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_store(data_dir: &Path, cache_mib: u64) -> anyhow::Result<(Arc<dyn EventLog>, Arc<Views>)> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let log_config = SledEventLogConfig { cache_capacity_bytes: cache_mib * 1024 * 1024, ..Default::default() };
-    let log = SledEventLog::open(&data_dir.join("log"), log_config).context("opening the event log")?;
-    let views = Views::open(&data_dir.join("views"), cache_mib * 1024 * 1024).context("opening the views")?;
-    Ok((Arc::new(log), Arc::new(views)))
-}
-
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let validator = StatementValidator::new().context("compiling the xAPI statement schemas")?;
-    let (log, views) = open_store(&args.data_dir, args.cache_mib)?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     if credentials::load(&args.data_dir)?.is_empty() {
         let (credential, secret) = credentials::add(&args.data_dir, "admin", None, None, vec![Scope::All])?;
         println!("created a first credential with scope \"all\" (shown once; keep it safe):");
         println!("  key:    {}", credential.key);
         println!("  secret: {secret}");
     }
-    let credential_store = CredentialStore::open(&args.data_dir)?;
-
-    let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
-    let projector = tokio::spawn(run_projector(log.clone(), views.clone(), shutdown));
-    let sequencer = Sequencer::start(log.clone(), views.clone(), 4096);
-    let config = ServerConfig {
+    let mut options = EmbeddedOptions::new(&args.data_dir);
+    options.cache_bytes = args.cache_mib * 1024 * 1024;
+    options.server = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         max_page_size: args.max_page_size,
         authority_home_page: args.authority_home_page,
         ..ServerConfig::default()
     };
-    let state = AppState {
-        log,
-        views: views.clone(),
-        sequencer,
-        validator: Arc::new(validator),
-        credentials: Arc::new(credential_store),
-        config,
-        spoken_versions: Default::default(),
-    };
+    let store = Embedded::open(options).context("starting the store")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
     println!("xAPI endpoint: http://{address}/xapi/");
     tracing::info!(%address, data_dir = %args.data_dir.display(), "lrs serving");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, store.router()).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down");
-    let _ = shutdown_sender.send(true);
-    if tokio::time::timeout(Duration::from_secs(10), projector).await.is_err() {
-        bail!("the projector did not stop in time");
-    }
-    views.flush()?;
+    store.stop().await?;
     Ok(())
 }
 

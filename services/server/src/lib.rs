@@ -4,6 +4,7 @@
 pub mod app;
 pub mod credentials;
 mod documents;
+pub mod embedded;
 pub mod error;
 pub mod http;
 mod resources;
@@ -11,3 +12,4 @@ pub mod sequencer;
 mod statements;
 
 pub use app::{AppState, ServerConfig, app};
+pub use embedded::{Embedded, EmbeddedOptions, StartError};

@@ -1,0 +1,100 @@
+//! The whole LRS in one process over the embedded log: what `lrs serve`
+//! runs and what the integration tests start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use lrs_eventlog::{EventLog, SledEventLog, SledEventLogConfig};
+use lrs_projection::{Views, run_projector};
+use lrs_xapi::StatementValidator;
+
+use crate::app::{AppState, ServerConfig};
+use crate::credentials::CredentialStore;
+use crate::sequencer::Sequencer;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    pub data_dir: PathBuf,
+    /// Page cache of the log and of the views, in bytes each.
+    pub cache_bytes: u64,
+    /// Writes waiting for the single writer before clients get 503.
+    pub write_queue_depth: usize,
+    pub server: ServerConfig,
+}
+
+impl EmbeddedOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            cache_bytes: 128 * 1024 * 1024,
+            write_queue_depth: 4096,
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Schema(#[from] lrs_xapi::validate::SchemaError),
+    #[error("cannot create the data directory {path}: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    #[error("cannot open the event log: {0}")]
+    Log(#[from] lrs_eventlog::LogError),
+    #[error("cannot open the views: {0}")]
+    Views(#[from] lrs_projection::ViewsError),
+    #[error(transparent)]
+    Credentials(#[from] crate::credentials::CredentialError),
+}
+
+/// A running store: the state handlers share, and the projector task.
+pub struct Embedded {
+    pub state: AppState,
+    stop_projector: watch::Sender<bool>,
+    projector: JoinHandle<()>,
+}
+
+impl Embedded {
+    /// Opens the data directory and starts the projector and the writer.
+    /// Must be called inside a tokio runtime.
+    pub fn open(options: EmbeddedOptions) -> Result<Self, StartError> {
+        let validator = StatementValidator::new()?;
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
+        let log_config = SledEventLogConfig { cache_capacity_bytes: options.cache_bytes, ..Default::default() };
+        let log: Arc<dyn EventLog> = Arc::new(SledEventLog::open(&options.data_dir.join("log"), log_config)?);
+        let views = Arc::new(Views::open(&options.data_dir.join("views"), options.cache_bytes)?);
+        let credentials = CredentialStore::open(&options.data_dir)?;
+        let (stop_projector, stop) = watch::channel(false);
+        let projector = tokio::spawn(run_projector(log.clone(), views.clone(), stop));
+        let sequencer = Sequencer::start(log.clone(), views.clone(), options.write_queue_depth);
+        let state = AppState {
+            log,
+            views,
+            sequencer,
+            validator: Arc::new(validator),
+            credentials: Arc::new(credentials),
+            config: options.server,
+            spoken_versions: Default::default(),
+        };
+        Ok(Self { state, stop_projector, projector })
+    }
+
+    /// The HTTP application over this store.
+    pub fn router(&self) -> axum::Router {
+        crate::app::app(self.state.clone())
+    }
+
+    /// Stops the projector and flushes the views.
+    pub async fn stop(self) -> Result<(), StartError> {
+        let _ = self.stop_projector.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.projector).await;
+        self.state.views.flush()?;
+        Ok(())
+    }
+}

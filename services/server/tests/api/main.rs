@@ -1,0 +1,8 @@
+//! The xAPI HTTP integration suite: a real server on a random loopback
+//! port, real HTTP, both xAPI versions.
+
+mod support;
+
+mod documents;
+mod resources;
+mod statements;
