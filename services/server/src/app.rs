@@ -19,7 +19,7 @@ use lrs_xapi::statement::format_time;
 
 use crate::credentials::CredentialStore;
 use crate::error::ApiError;
-use crate::http::{alternate_syntax_layer, consistent_through_layer, version_layer};
+use crate::http::{access_log, alternate_syntax_layer, consistent_through_layer, version_layer};
 use crate::sequencer::Sequencer;
 use crate::{documents, resources, statements};
 
@@ -140,7 +140,7 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), alternate_syntax_layer))
         .layer(from_fn_with_state(state, version_layer))
         .service(xapi);
-    Router::new().fallback_service(rewritten).layer(cors())
+    Router::new().fallback_service(rewritten).layer(cors()).layer(axum::middleware::from_fn(access_log))
 }
 
 async fn method_not_allowed(request: Request) -> Response {

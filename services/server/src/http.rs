@@ -346,3 +346,21 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
     });
     Ok(Principal { name: credential.name, key: credential.key, scopes: credential.scopes, authority })
 }
+
+/// One log line per request: method, path (never the query string, which
+/// can name people), status and latency. Bodies and credentials are never
+/// logged.
+pub async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        tracing::warn!(target: "lrs::access", %method, %path, status, latency_ms, "request failed");
+    } else {
+        tracing::info!(target: "lrs::access", %method, %path, status, latency_ms, "request");
+    }
+    response
+}
