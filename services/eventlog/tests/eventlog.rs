@@ -29,9 +29,11 @@ async fn sled_log_keeps_events_across_reopen() {
         log.append(vec![b"c".to_vec()]).await.unwrap();
     }
     // The writer task holds the database until it notices the log is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let log = loop {
         match SledEventLog::open(&dir, SledEventLogConfig::default()) {
             Ok(log) => break log,
+            Err(error) if std::time::Instant::now() > deadline => panic!("log did not reopen: {error}"),
             Err(_) => tokio::task::yield_now().await,
         }
     };

@@ -101,14 +101,11 @@ fn cors() -> CorsLayer {
 
 /// The whole HTTP application, testable without a socket.
 pub fn app(state: AppState) -> Router {
-    let statements = Router::new()
+    let xapi = Router::new()
         .route(
             "/xapi/statements",
             get(statements::get_statements).put(statements::put_statement).post(statements::post_statements),
         )
-        .layer(from_fn_with_state(state.clone(), consistent_through_layer));
-    let xapi = Router::new()
-        .merge(statements)
         .route(
             "/xapi/activities/state",
             get(documents::state).put(documents::state).post(documents::state).delete(documents::state),
@@ -137,6 +134,7 @@ pub fn app(state: AppState) -> Router {
     // Rewriting the alternate request syntax must happen before routing,
     // so the routed application is wrapped rather than layered.
     let rewritten = tower::ServiceBuilder::new()
+        .layer(from_fn_with_state(state.clone(), consistent_through_layer))
         .layer(from_fn_with_state(state.clone(), alternate_syntax_layer))
         .layer(from_fn_with_state(state, version_layer))
         .service(xapi);

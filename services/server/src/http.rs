@@ -192,10 +192,16 @@ fn with_version(mut response: Response, version: XapiVersion) -> Response {
     response
 }
 
-/// Adds `X-Experience-API-Consistent-Through` to every statements response.
+/// Adds `X-Experience-API-Consistent-Through` to every statements response,
+/// errors included.
 pub async fn consistent_through_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+    if request.uri().path() != "/xapi/statements" {
+        return next.run(request).await;
+    }
+    // Taken before the handler runs: everything stored up to this time is
+    // already visible, so the response cannot miss any of it.
     let value = state.consistent_through();
+    let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(CONSISTENT_THROUGH_HEADER, value);
     }

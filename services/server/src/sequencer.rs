@@ -146,7 +146,38 @@ struct Writer {
 }
 
 impl Writer {
+    /// Before deciding anything, the views must reflect the whole log:
+    /// otherwise an id stored before a restart could look free.
+    async fn catch_up_at_start(&mut self) -> bool {
+        let end = loop {
+            match self.log.end_offset().await {
+                Ok(end) => break end,
+                Err(error) => {
+                    tracing::warn!(%error, "writer cannot read the log end; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        self.progress.appended_end.store(end, Ordering::SeqCst);
+        let mut watch = self.views.subscribe();
+        if watch.wait_for(|applied| *applied >= end).await.is_err() {
+            return false;
+        }
+        if let Ok(Some(micros)) = self.views.last_stored_micros() {
+            if let Some(last) = DateTime::from_timestamp_micros(micros) {
+                self.last_stored = last;
+            }
+        }
+        true
+    }
+
     async fn run(mut self) {
+        self.progress.in_cycle.store(true, Ordering::SeqCst);
+        if !self.catch_up_at_start().await {
+            tracing::error!("writer stopped before the views caught up with the log");
+            return;
+        }
+        self.progress.in_cycle.store(false, Ordering::SeqCst);
         loop {
             let first = match self.carried.take() {
                 Some(command) => command,

@@ -48,7 +48,13 @@ fn compile(source: &str, version: &'static str) -> Result<jsonschema::Validator,
 
 impl StatementValidator {
     pub fn new() -> Result<Self, SchemaError> {
-        Ok(Self { v1_0_3: compile(SCHEMA_1_0_3, "1.0.3")?, v2_0_0: compile(SCHEMA_2_0_0, "2.0.0")? })
+        Self::from_sources(SCHEMA_1_0_3, SCHEMA_2_0_0)
+    }
+
+    /// Builds a validator from schema texts (the shipped ones are used by
+    /// [`StatementValidator::new`]); fails if either does not compile.
+    pub fn from_sources(schema_1_0_3: &str, schema_2_0_0: &str) -> Result<Self, SchemaError> {
+        Ok(Self { v1_0_3: compile(schema_1_0_3, "1.0.3")?, v2_0_0: compile(schema_2_0_0, "2.0.0")? })
     }
 
     /// Checks one statement as sent by a client.
@@ -481,6 +487,19 @@ fn check_language_maps(value: &Value, path: &str) -> Result<(), ValidationError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_refused() {
+        let broken = r#"{"type": "object", "properties": {"a": {"type": "no-such-type"}}}"#;
+        assert!(matches!(
+            StatementValidator::from_sources(broken, SCHEMA_2_0_0),
+            Err(SchemaError::DoesNotCompile { version: "1.0.3", .. })
+        ));
+        assert!(matches!(
+            StatementValidator::from_sources(SCHEMA_1_0_3, "not json"),
+            Err(SchemaError::NotJson { version: "2.0.0", .. })
+        ));
+    }
     use serde_json::json;
 
     #[test]
