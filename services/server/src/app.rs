@@ -10,7 +10,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use lrs_eventlog::EventLog;
 use lrs_projection::Views;
@@ -59,6 +59,8 @@ pub struct AppState {
     /// The version each client last spoke, to answer a request that forgot
     /// the version header in the client's own version.
     pub spoken_versions: Arc<crate::http::SpokenVersions>,
+    /// Signs and checks `more` links.
+    pub more_links: Arc<crate::more_links::MoreLinks>,
 }
 
 impl AppState {
@@ -94,7 +96,8 @@ fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
-        .allow_headers(Any)
+        // Browsers never let a wildcard cover Authorization, so name what was asked for.
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(exposed)
         .max_age(Duration::from_secs(3600))
 }
@@ -138,7 +141,22 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), alternate_syntax_layer))
         .layer(from_fn_with_state(state, version_layer))
         .service(xapi);
-    Router::new().fallback_service(rewritten).layer(cors()).layer(axum::middleware::from_fn(access_log))
+    Router::new()
+        .fallback_service(rewritten)
+        .layer(cors())
+        // Preflights are answered by the CORS layer; they carry the version too.
+        .layer(axum::middleware::map_response(ensure_version_header))
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+async fn ensure_version_header(mut response: Response) -> Response {
+    if !response.headers().contains_key(crate::http::VERSION_HEADER) {
+        response.headers_mut().insert(
+            crate::http::VERSION_HEADER,
+            axum::http::HeaderValue::from_static(lrs_xapi::XapiVersion::V2_0_0.header_value()),
+        );
+    }
+    response
 }
 
 async fn method_not_allowed(request: Request) -> Response {

@@ -14,6 +14,7 @@ use lrs_xapi::StatementValidator;
 
 use crate::app::{AppState, ServerConfig};
 use crate::credentials::CredentialStore;
+use crate::more_links::MoreLinks;
 use crate::sequencer::Sequencer;
 
 /// Where and how to run.
@@ -70,6 +71,8 @@ impl Embedded {
         let log: Arc<dyn EventLog> = Arc::new(SledEventLog::open(&options.data_dir.join("log"), log_config)?);
         let views = Arc::new(Views::open(&options.data_dir.join("views"), options.cache_bytes)?);
         let credentials = CredentialStore::open(&options.data_dir)?;
+        let more_links = MoreLinks::open(&options.data_dir)
+            .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let (stop_projector, stop) = watch::channel(false);
         let projector = tokio::spawn(run_projector(log.clone(), views.clone(), stop));
         let sequencer = Sequencer::start(log.clone(), views.clone(), options.write_queue_depth);
@@ -81,6 +84,7 @@ impl Embedded {
             credentials: Arc::new(credentials),
             config: options.server,
             spoken_versions: Default::default(),
+            more_links: Arc::new(more_links),
         };
         Ok(Self { state, stop_projector, projector })
     }

@@ -7,6 +7,7 @@ mod documents;
 pub mod embedded;
 pub mod error;
 pub mod http;
+pub mod more_links;
 mod resources;
 pub mod sequencer;
 mod statements;

@@ -7,8 +7,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -44,11 +42,11 @@ pub async fn put_statement(State(state): State<AppState>, request: Request) -> R
     let id = Uuid::parse_str(id_text)
         .map_err(|_| ApiError::bad_property("?statementId", "statementId must be a UUID"))?;
     let (headers, body) = split(request);
-    let (mut statements, attachments) = parse_statement_body(&state, &headers, body).await?;
-    if statements.len() != 1 || matches!(statements.first(), Some(Value::Array(_))) {
-        return Err(ApiError::bad_request("PUT takes exactly one statement object"));
-    }
-    let mut statement = statements.remove(0);
+    let (json, attachments) = parse_statement_body(&state, &headers, body).await?;
+    let mut statement = match json {
+        object @ Value::Object(_) => object,
+        _ => return Err(ApiError::bad_request("PUT takes exactly one statement object")),
+    };
     match statement.get("id") {
         Some(Value::String(given)) => {
             if Uuid::parse_str(given).ok() != Some(id) {
@@ -77,7 +75,17 @@ pub async fn post_statements(State(state): State<AppState>, request: Request) ->
         return Err(ApiError::bad_request("POST /statements takes no parameters"));
     }
     let (headers, body) = split(request);
-    let (statements, attachments) = parse_statement_body(&state, &headers, body).await?;
+    let (json, attachments) = parse_statement_body(&state, &headers, body).await?;
+    let statements = match json {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::bad_request("the statement array is empty"));
+            }
+            items
+        }
+        object @ Value::Object(_) => vec![object],
+        _ => return Err(ApiError::bad_request("the body must be a statement object or an array of statements")),
+    };
     let (visible, ids) = store(&state, version, &principal, statements, attachments).await?;
     wait_visible(&state, visible).await;
     Ok((StatusCode::OK, axum::Json(json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()))).into_response())
@@ -96,13 +104,13 @@ async fn wait_visible(state: &AppState, visible: VisibleAt) {
     let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible)).await;
 }
 
-/// Reads a JSON or multipart/mixed statement request: the statements (one
-/// object becomes a list of one) and the attachment parts.
+/// Reads a JSON or multipart/mixed statement request: the statement JSON
+/// (object or array, as sent) and the attachment parts.
 async fn parse_statement_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<Value>, Vec<multipart::AttachmentPart>), ApiError> {
+) -> Result<(Value, Vec<multipart::AttachmentPart>), ApiError> {
     let media = media_type(headers);
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let (json, parts) = match media.as_deref() {
@@ -111,6 +119,9 @@ async fn parse_statement_body(
             let boundary = multipart::boundary_from_content_type(content_type)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let parts = multipart::parse(&bytes, &boundary).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if let Some(first) = parts.first() {
+                check_no_duplicate_keys(&first.body)?;
+            }
             multipart::split_statement_request(parts).map_err(|e| ApiError::bad_request(e.to_string()))?
         }
         Some("application/json") | None => (parse_json(&bytes)?, Vec::new()),
@@ -120,17 +131,7 @@ async fn parse_statement_body(
             )));
         }
     };
-    let statements = match json {
-        Value::Array(items) => {
-            if items.is_empty() {
-                return Err(ApiError::bad_request("the statement array is empty"));
-            }
-            items
-        }
-        object @ Value::Object(_) => vec![object],
-        _ => return Err(ApiError::bad_request("the body must be a statement object or an array of statements")),
-    };
-    Ok((statements, parts))
+    Ok((json, parts))
 }
 
 /// Parses JSON strictly: duplicate keys are refused, and nesting is bounded.
@@ -362,9 +363,9 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
         if params.names().count() > 1 {
             return Err(ApiError::bad_request("a more link takes no other parameters"));
         }
-        let token: MoreToken = URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
+        let token: MoreToken = state
+            .more_links
+            .unseal(token)
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or_else(|| ApiError::bad_property("?more", "the more token is not one this LRS issued"))?;
         if token.authority != authority_key {
@@ -553,7 +554,7 @@ async fn run_query(
                 authority: query.authority.clone(),
             };
             let bytes = serde_json::to_vec(&token).map_err(ApiError::internal)?;
-            format!("/xapi/statements?more={}", URL_SAFE_NO_PAD.encode(bytes))
+            format!("/xapi/statements?more={}", state.more_links.seal(&bytes))
         }
     };
     let last_modified = page.statements.iter().map(|r| r.stored_micros).max();
