@@ -1,5 +1,7 @@
 //! The log contract suite on the embedded sled log, plus its durability.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use lrs_eventlog::{EventLog, SledEventLog, SledEventLogConfig, contract};

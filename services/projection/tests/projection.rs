@@ -1,6 +1,8 @@
 //! Projections: exactly-once application, replay from zero, and the
 //! statement rules the views implement (voiding, StatementRef matching).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! The xAPI HTTP integration suite: a real server on a random loopback
 //! port, real HTTP, both xAPI versions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod documents;
