@@ -641,36 +641,7 @@ async fn delete_of_state_without_state_id_clears_the_activity_and_agent() {
             state_params(ACTIVITY, OTHER_AGENT, None, Some("one")),
             state_params(OTHER_ACTIVITY, AGENT, None, Some("one")),
         ];
-        for params in cleared.iter().chain(&untouched) {
-            create(&app, version, kind, params, "application/json", b"{}").await;
-        }
-        let response = send(delete(
-            &app,
-            version,
-            kind,
-            &state_params(ACTIVITY, AGENT, None, None),
-        ))
-        .await;
-        assert_eq!(response.status(), 204, "{version}");
-        for params in &cleared {
-            assert_eq!(
-                status_of(get(&app, version, kind, params)).await,
-                404,
-                "{version}: {params:?} survived"
-            );
-        }
-        for params in &untouched {
-            assert_eq!(
-                status_of(get(&app, version, kind, params)).await,
-                200,
-                "{version}: {params:?} was deleted"
-            );
-            assert_eq!(
-                status_of(delete(&app, version, kind, params)).await,
-                204,
-                "{version}: tidy up"
-            );
-        }
+        assert_state_delete_clears(&app, version, &cleared, &untouched, &state_params(ACTIVITY, AGENT, None, None)).await;
     }
 }
 
@@ -687,36 +658,14 @@ async fn delete_of_state_with_registration_clears_only_that_registration() {
             state_params(ACTIVITY, AGENT, Some(OTHER_REGISTRATION), Some("one")),
             state_params(ACTIVITY, AGENT, None, Some("one")),
         ];
-        for params in cleared.iter().chain(&untouched) {
-            create(&app, version, kind, params, "application/json", b"{}").await;
-        }
-        let response = send(delete(
+        assert_state_delete_clears(
             &app,
             version,
-            kind,
+            &cleared,
+            &untouched,
             &state_params(ACTIVITY, AGENT, Some(REGISTRATION), None),
-        ))
+        )
         .await;
-        assert_eq!(response.status(), 204, "{version}");
-        for params in &cleared {
-            assert_eq!(
-                status_of(get(&app, version, kind, params)).await,
-                404,
-                "{version}: {params:?} survived"
-            );
-        }
-        for params in &untouched {
-            assert_eq!(
-                status_of(get(&app, version, kind, params)).await,
-                200,
-                "{version}: {params:?} was deleted"
-            );
-            assert_eq!(
-                status_of(delete(&app, version, kind, params)).await,
-                204,
-                "{version}: tidy up"
-            );
-        }
     }
 }
 
@@ -1307,4 +1256,28 @@ where
         outputs.push(handle.await.expect("task"));
     }
     outputs
+}
+
+/// Creates every document of `cleared` and `untouched`, DELETEs the state
+/// scope `delete_params`, and checks exactly `cleared` is gone.
+async fn assert_state_delete_clears(
+    app: &TestApp,
+    version: &str,
+    cleared: &[Vec<(&str, String)>],
+    untouched: &[Vec<(&str, String)>],
+    delete_params: &[(&str, String)],
+) {
+    let kind = Kind::State;
+    for params in cleared.iter().chain(untouched) {
+        create(app, version, kind, params, "application/json", b"{}").await;
+    }
+    let response = send(delete(app, version, kind, delete_params)).await;
+    assert_eq!(response.status(), 204, "{version}");
+    for params in cleared {
+        assert_eq!(status_of(get(app, version, kind, params)).await, 404, "{version}: {params:?} survived");
+    }
+    for params in untouched {
+        assert_eq!(status_of(get(app, version, kind, params)).await, 200, "{version}: {params:?} was deleted");
+        assert_eq!(status_of(delete(app, version, kind, params)).await, 204, "{version}: tidy up");
+    }
 }
