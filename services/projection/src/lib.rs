@@ -6,6 +6,7 @@
 //! projection stopped at any point resumes exactly where it was, and one
 //! rebuilt from offset 0 ends in the same state.
 
+pub mod batch;
 mod keys;
 mod query;
 mod runner;
@@ -13,5 +14,5 @@ mod views;
 
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
-pub use runner::run_projector;
+pub use runner::{Projection, run_projector};
 pub use views::{Document, StatementRecord, Views, ViewsError};

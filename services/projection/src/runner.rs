@@ -7,7 +7,35 @@ use tokio::sync::watch;
 
 use lrs_eventlog::EventLog;
 
+use lrs_eventlog::{LogRecord, Offset};
+
 use crate::Views;
+
+/// A view of the log that can be kept up to date by [`run_projector`]:
+/// it knows the next offset it needs and applies consecutive records
+/// atomically together with that offset.
+pub trait Projection: Send + Sync + 'static {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+    /// The next log offset to apply.
+    fn applied_offset(&self) -> Offset;
+    /// Applies consecutive records (already-applied ones are skipped).
+    fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl Projection for Views {
+    fn name(&self) -> &'static str {
+        "xapi"
+    }
+
+    fn applied_offset(&self) -> Offset {
+        Views::applied_offset(self)
+    }
+
+    fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Views::apply(self, records).map_err(Into::into)
+    }
+}
 
 /// Events applied per atomic batch.
 const CHUNK: usize = 2_000;
@@ -15,7 +43,12 @@ const CHUNK: usize = 2_000;
 /// Tails `log` into `views` until `shutdown` turns true. Errors reading the
 /// log are retried with a back-off; an event the views cannot apply stops
 /// the projector (it would otherwise diverge) and is logged.
-pub async fn run_projector(log: Arc<dyn EventLog>, views: Arc<Views>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_projector<P: Projection + ?Sized>(
+    log: Arc<dyn EventLog>,
+    views: Arc<P>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = views.name();
     let mut backoff = Duration::from_millis(50);
     loop {
         if *shutdown.borrow() {
@@ -25,7 +58,7 @@ pub async fn run_projector(log: Arc<dyn EventLog>, views: Arc<Views>, mut shutdo
         let records = match log.read(from, CHUNK).await {
             Ok(records) => records,
             Err(error) => {
-                tracing::warn!(%error, "projector cannot read the log; retrying");
+                tracing::warn!(%error, projection = name, "projector cannot read the log; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
@@ -47,11 +80,11 @@ pub async fn run_projector(log: Arc<dyn EventLog>, views: Arc<Views>, mut shutdo
         match applied {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::error!(%error, offset = from, "projector cannot apply an event; stopping");
+                tracing::error!(%error, projection = name, offset = from, "projector cannot apply an event; stopping");
                 break;
             }
             Err(error) => {
-                tracing::error!(%error, "projector task failed; stopping");
+                tracing::error!(%error, projection = name, "projector task failed; stopping");
                 break;
             }
         }

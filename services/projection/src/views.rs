@@ -1,6 +1,5 @@
 //! The projected state and how each event changes it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::DateTime;
@@ -14,6 +13,7 @@ use lrs_xapi::agent::{ifi_key, primary_agent_keys, related_agent_keys};
 use lrs_xapi::events::{self, DocumentKey, DocumentKind, Event};
 use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
 
+use crate::batch::PendingBatch;
 use crate::keys::{self, IndexKind, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -171,45 +171,6 @@ pub struct Views {
     applied: watch::Sender<Offset>,
 }
 
-/// Writes of one chunk of events, applied atomically at the end.
-struct PendingBatch<'a> {
-    tree: &'a sled::Tree,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl PendingBatch<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewsError> {
-        if let Some(pending) = self.writes.get(key) {
-            return Ok(pending.clone());
-        }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
-    }
-
-    fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
-    }
-
-    /// Keys under `prefix`, stored and pending, with deletions applied.
-    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ViewsError> {
-        let mut found: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
-        for entry in self.tree.scan_prefix(prefix) {
-            let (key, _) = entry?;
-            found.insert(key.to_vec(), true);
-        }
-        for (key, value) in self.writes.range(prefix.to_vec()..) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            found.insert(key.clone(), value.is_some());
-        }
-        Ok(found.into_iter().filter(|(_, live)| *live).map(|(k, _)| k).collect())
-    }
-}
-
 impl Views {
     /// Opens (or creates) the views in `dir`.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, ViewsError> {
@@ -252,7 +213,7 @@ impl Views {
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
         let mut next = self.applied_offset();
-        let mut batch = PendingBatch { tree: &self.tree, writes: BTreeMap::new() };
+        let mut batch = PendingBatch::new(&self.tree);
         for record in records {
             if record.offset < next {
                 continue;
@@ -268,13 +229,7 @@ impl Views {
         if next == self.applied_offset() {
             return Ok(());
         }
-        let mut sled_batch = sled::Batch::default();
-        for (key, value) in batch.writes {
-            match value {
-                Some(value) => sled_batch.insert(key, value),
-                None => sled_batch.remove(key),
-            }
-        }
+        let mut sled_batch = batch.into_sled_batch();
         sled_batch.insert(keys::META_OFFSET, &next.to_be_bytes());
         self.tree.apply_batch(sled_batch)?;
         self.applied.send_replace(next);
@@ -405,6 +360,8 @@ fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Re
                 batch.delete(key);
             }
         }
+        // Directories feed the Learning Hub views, not the xAPI ones.
+        Event::LearnersImported { .. } | Event::OrganisationsImported { .. } => {}
     }
     Ok(())
 }

@@ -44,6 +44,30 @@ pub struct AttachmentContent {
     pub content: Vec<u8>,
 }
 
+/// One learner in the learner directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LearnerEntry {
+    /// The learner's agent IFI key (see [`crate::agent::ifi_key`]).
+    pub learner: String,
+    /// ODS code of the learner's organisation.
+    pub organisation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_group: Option<String>,
+}
+
+/// One organisation in the organisation directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganisationEntry {
+    /// ODS code.
+    pub code: String,
+    pub name: String,
+    /// ODS code of the parent (ICB, region…), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
 /// Everything that can happen in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -55,6 +79,10 @@ pub enum Event {
     DocumentDeleted { key: DocumentKey, updated: String },
     /// Every state document of an activity, agent (and registration) deleted.
     StateCleared { activity_id: String, agent: String, registration: Option<String>, updated: String },
+    /// Learners added to (or moved within) the learner directory.
+    LearnersImported { learners: Vec<LearnerEntry> },
+    /// Organisations added to (or changed in) the organisation directory.
+    OrganisationsImported { organisations: Vec<OrganisationEntry> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +92,20 @@ enum Wire {
     DocumentSet(DocumentSetV1),
     DocumentDeleted(DocumentDeletedV1),
     StateCleared(StateClearedV1),
+    LearnersImported(LearnersImportedV1),
+    OrganisationsImported(OrganisationsImportedV1),
+}
+
+#[derive(Serialize, Deserialize)]
+struct LearnersImportedV1 {
+    v: u32,
+    learners: Vec<LearnerEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrganisationsImportedV1 {
+    v: u32,
+    organisations: Vec<OrganisationEntry>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -128,6 +170,10 @@ pub fn encode(event: &Event) -> Vec<u8> {
         Event::StateCleared { activity_id, agent, registration, updated } => {
             Wire::StateCleared(StateClearedV1 { v: 1, activity_id, agent, registration, updated })
         }
+        Event::LearnersImported { learners } => Wire::LearnersImported(LearnersImportedV1 { v: 1, learners }),
+        Event::OrganisationsImported { organisations } => {
+            Wire::OrganisationsImported(OrganisationsImportedV1 { v: 1, organisations })
+        }
     };
     // Serialising these plain structures cannot fail.
     serde_json::to_vec(&wire).unwrap_or_default()
@@ -166,6 +212,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
                 registration: e.registration,
                 updated: e.updated,
             }
+        }
+        Wire::LearnersImported(e) => {
+            check("learners_imported", e.v)?;
+            Event::LearnersImported { learners: e.learners }
+        }
+        Wire::OrganisationsImported(e) => {
+            check("organisations_imported", e.v)?;
+            Event::OrganisationsImported { organisations: e.organisations }
         }
     })
 }
@@ -212,6 +266,12 @@ mod tests {
             Event::DocumentSet { key: key.clone(), content_type: "application/json".into(), content: b"{}".to_vec(), etag: "\"e\"".into(), updated: "t".into() },
             Event::DocumentDeleted { key, updated: "t".into() },
             Event::StateCleared { activity_id: "http://a".into(), agent: "k".into(), registration: Some("r".into()), updated: "t".into() },
+            Event::LearnersImported {
+                learners: vec![LearnerEntry { learner: "account:https://learninghub.nhs.uk|1".into(), organisation: "RJ1".into(), staff_group: Some("Nursing".into()) }],
+            },
+            Event::OrganisationsImported {
+                organisations: vec![OrganisationEntry { code: "RJ1".into(), name: "Guy's and St Thomas'".into(), parent: Some("QKK".into()) }],
+            },
         ];
         for event in events {
             assert_eq!(decode(&encode(&event)).unwrap(), event);

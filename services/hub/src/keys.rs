@@ -1,0 +1,62 @@
+//! Key layout of the hub tree: a one-byte table tag, then length-prefixed
+//! text parts, so any text can be a part and keys sort part by part.
+
+pub const META_OFFSET: &[u8] = b"M:offset";
+pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
+
+/// Learner directory: learner → organisation, staff group.
+pub const LEARNER: u8 = b'L';
+/// Organisation directory: code → name, parent.
+pub const ORGANISATION: u8 = b'O';
+/// Children of an organisation: parent, child.
+pub const CHILD: u8 = b'K';
+/// What a statement contributed, to retract it when voided.
+pub const CONTRIBUTION: u8 = b'X';
+/// Statements voided (possibly before they arrived).
+pub const VOIDED: u8 = b'Y';
+/// Transcript evidence: learner, activity, statement.
+pub const SUMMARY: u8 = b'R';
+/// Transcript entries: learner, activity.
+pub const TRANSCRIPT: u8 = b'T';
+/// Competency evidence: learner, competency, statement.
+pub const EVIDENCE: u8 = b'E';
+/// Competency status: learner, competency.
+pub const COMPETENCY: u8 = b'Q';
+/// Achieved competencies by organisation: organisation, competency, learner.
+pub const COVERAGE: u8 = b'G';
+/// Uptake facts: organisation, day, learner, activity, platform, staff group.
+pub const FACT: u8 = b'F';
+
+pub fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
+    let mut out = vec![tag];
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
+}
+
+/// The text parts after the tag; `None` if the key is malformed.
+pub fn parts(key: &[u8]) -> Option<Vec<String>> {
+    let mut rest = key.get(1..)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let text = rest.get(4..4 + length)?;
+        out.push(String::from_utf8(text.to_vec()).ok()?);
+        rest = &rest[4 + length..];
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_round_trip() {
+        let k = key(FACT, &["RJ1", "20260301", "account:x|1", "", "e-LfH"]);
+        assert_eq!(parts(&k).unwrap(), vec!["RJ1", "20260301", "account:x|1", "", "e-LfH"]);
+        assert!(key(FACT, &["RJ1", "20260301"]) < key(FACT, &["RJ1", "20260302"]));
+    }
+}

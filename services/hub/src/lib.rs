@@ -1,0 +1,18 @@
+//! The Learning Hub views: per-learner transcripts and competency profiles,
+//! and per-organisation uptake, all projections of the statement log.
+//!
+//! - [`frameworks`]: the competency-framework file and how statements map to
+//!   competencies.
+//! - [`facts`]: what one statement says for these views (learner, time,
+//!   activity, outcome, organisation…).
+//! - [`HubViews`]: the projection itself, in sled, with its queries.
+
+pub mod facts;
+pub mod frameworks;
+mod keys;
+mod views;
+
+pub use views::{
+    CompetencyStatus, CompetencyView, Coverage, Granularity, HubError, HubViews, TranscriptEntry, TranscriptStatus,
+    UptakeQuery, UptakeRow, rows_by_period,
+};

@@ -1,0 +1,721 @@
+//! The hub projection: directories, transcripts, competencies and uptake,
+//! kept in one sled tree with the log offset they reflect.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use lrs_eventlog::{LogRecord, Offset};
+use lrs_projection::batch::PendingBatch;
+use lrs_xapi::events::{self, Event, LearnerEntry, OrganisationEntry};
+
+use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
+use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
+use crate::keys::{self, key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("the hub views failed: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("the hub views hold a corrupt record: {0}")]
+    Corrupt(String),
+    #[error("event at offset {offset} cannot be read: {reason}")]
+    BadEvent { offset: Offset, reason: String },
+}
+
+fn corrupt(error: impl std::fmt::Display) -> HubError {
+    HubError::Corrupt(error.to_string())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, HubError> {
+    serde_json::from_slice(bytes).map_err(corrupt)
+}
+
+/// What one counting statement contributed, kept to retract it if voided.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Contribution {
+    facts: StatementFacts,
+    sequence: u64,
+    #[serde(default)]
+    organisation: Option<String>,
+    #[serde(default)]
+    staff_group: Option<String>,
+    #[serde(default)]
+    evidence: Vec<Evidence>,
+}
+
+/// One statement's part in a transcript entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Summary {
+    time: DateTime<Utc>,
+    sequence: u64,
+    verb: String,
+    #[serde(default)]
+    scaled: Option<f64>,
+    #[serde(default)]
+    duration_ms: Option<u64>,
+    platform: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscriptStatus {
+    Passed,
+    Completed,
+    Failed,
+    InProgress,
+}
+
+/// A learner's record of one activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    pub activity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub status: TranscriptStatus,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_scaled: Option<f64>,
+    pub total_duration_ms: u64,
+    pub platform: String,
+    pub statements: usize,
+}
+
+fn transcript_entry(activity: &str, summaries: &[Summary]) -> Option<TranscriptEntry> {
+    let first = summaries.iter().map(|s| s.time).min()?;
+    let last = summaries.iter().map(|s| s.time).max()?;
+    let has = |verb: &str| summaries.iter().any(|s| s.verb == verb);
+    let status = if has(PASSED) {
+        TranscriptStatus::Passed
+    } else if has(COMPLETED) {
+        TranscriptStatus::Completed
+    } else if has(FAILED) {
+        TranscriptStatus::Failed
+    } else {
+        TranscriptStatus::InProgress
+    };
+    let best_scaled = summaries.iter().filter_map(|s| s.scaled).reduce(f64::max);
+    let total_duration_ms = summaries.iter().filter_map(|s| s.duration_ms).sum();
+    let name = summaries.iter().filter(|s| s.name.is_some()).max_by_key(|s| s.sequence).and_then(|s| s.name.clone());
+    let latest = summaries.iter().max_by(|a, b| a.time.cmp(&b.time).then(a.sequence.cmp(&b.sequence)))?;
+    Some(TranscriptEntry {
+        activity: activity.to_owned(),
+        name,
+        status,
+        first,
+        last,
+        best_scaled,
+        total_duration_ms,
+        platform: latest.platform.clone(),
+        statements: summaries.len(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EvidenceRecord {
+    time: DateTime<Utc>,
+    achieves: bool,
+    #[serde(default)]
+    organisation: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompetencyStatus {
+    Achieved,
+    InProgress,
+    NotStarted,
+}
+
+/// A learner's standing on one competency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompetencyView {
+    pub competency: String,
+    pub name: String,
+    pub domain: String,
+    pub framework: String,
+    pub status: CompetencyStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_at: Option<DateTime<Utc>>,
+    /// Ids of the statements that achieved it, earliest first.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CompetencyRecord {
+    status: CompetencyStatus,
+    #[serde(default)]
+    achieved_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    evidence: Vec<String>,
+    /// Organisation credited in coverage (that of the first achievement).
+    #[serde(default)]
+    coverage_organisation: Option<String>,
+}
+
+/// Periods uptake is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Day,
+    Week,
+    Month,
+}
+
+impl Granularity {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "day" => Some(Self::Day),
+            "week" => Some(Self::Week),
+            "month" => Some(Self::Month),
+            _ => None,
+        }
+    }
+
+    /// The period label of a day: `2026-03-01`, ISO week `2026-W09`, `2026-03`.
+    pub fn period(self, day: NaiveDate) -> String {
+        match self {
+            Self::Day => day.format("%Y-%m-%d").to_string(),
+            Self::Week => {
+                let week = day.iso_week();
+                format!("{}-W{:02}", week.year(), week.week())
+            }
+            Self::Month => day.format("%Y-%m").to_string(),
+        }
+    }
+}
+
+/// An uptake question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UptakeQuery {
+    pub organisation: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub granularity: Granularity,
+    pub activity: Option<String>,
+    pub platform: Option<String>,
+    pub staff_group: Option<String>,
+}
+
+/// Uptake of one period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UptakeRow {
+    pub period: String,
+    /// Distinct learners with any statement.
+    pub active_learners: u64,
+    /// Distinct (learner, activity) pairs with any statement on the activity.
+    pub started: u64,
+    /// Distinct (learner, activity) pairs completed or passed.
+    pub completed: u64,
+    /// Distinct (learner, activity) pairs passed.
+    pub passed: u64,
+    pub statements: u64,
+}
+
+/// Learners who achieved each competency in an organisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub competency: String,
+    pub name: String,
+    pub domain: String,
+    pub framework: String,
+    pub learners_achieved: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct FactCounts {
+    statements: u64,
+    completed: u64,
+    passed: u64,
+}
+
+/// The projection.
+pub struct HubViews {
+    tree: sled::Tree,
+    db: sled::Db,
+    frameworks: Frameworks,
+    applied: std::sync::atomic::AtomicU64,
+}
+
+fn day_key(time: DateTime<Utc>) -> String {
+    time.format("%Y%m%d").to_string()
+}
+
+impl HubViews {
+    /// Opens the views in `dir`. When `frameworks` differ from those the
+    /// views were built with, the views are cleared and rebuilt from the log.
+    pub fn open(dir: &Path, cache_bytes: u64, frameworks: Frameworks) -> Result<Self, HubError> {
+        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
+        let tree = db.open_tree("hub")?;
+        let built_with = tree.get(keys::META_FRAMEWORKS)?;
+        if built_with.as_deref() != Some(frameworks.digest().as_bytes()) {
+            tree.clear()?;
+            tree.insert(keys::META_FRAMEWORKS, frameworks.digest().as_bytes())?;
+        }
+        let applied = match tree.get(keys::META_OFFSET)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
+            None => 0,
+        };
+        Ok(Self { tree, db, frameworks, applied: std::sync::atomic::AtomicU64::new(applied) })
+    }
+
+    pub fn frameworks(&self) -> &Frameworks {
+        &self.frameworks
+    }
+
+    pub fn applied_offset(&self) -> Offset {
+        self.applied.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn flush(&self) -> Result<(), HubError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies consecutive records atomically with the new offset.
+    pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
+        let mut next = self.applied_offset();
+        let mut batch = PendingBatch::new(&self.tree);
+        for record in records {
+            if record.offset < next {
+                continue;
+            }
+            if record.offset != next {
+                return Err(HubError::BadEvent { offset: record.offset, reason: format!("expected offset {next}") });
+            }
+            let event = events::decode(&record.payload)
+                .map_err(|e| HubError::BadEvent { offset: record.offset, reason: e.to_string() })?;
+            self.apply_event(&mut batch, record.offset, event)?;
+            next = record.offset + 1;
+        }
+        if next == self.applied_offset() {
+            return Ok(());
+        }
+        let mut sled_batch = batch.into_sled_batch();
+        sled_batch.insert(keys::META_OFFSET, &next.to_be_bytes());
+        self.tree.apply_batch(sled_batch)?;
+        self.applied.store(next, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    fn apply_event(&self, batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), HubError> {
+        match event {
+            Event::StatementsStored { statements, .. } => {
+                for (index, statement) in statements.iter().enumerate() {
+                    self.apply_statement(batch, (offset << 20) | index as u64, statement)?;
+                }
+            }
+            Event::LearnersImported { learners } => {
+                for learner in learners {
+                    batch.put(key(keys::LEARNER, &[&learner.learner]), to_json(&learner));
+                }
+            }
+            Event::OrganisationsImported { organisations } => {
+                for organisation in organisations {
+                    let code_key = key(keys::ORGANISATION, &[&organisation.code]);
+                    if let Some(bytes) = batch.get(&code_key)? {
+                        let old: OrganisationEntry = from_json(&bytes)?;
+                        if let Some(parent) = old.parent {
+                            batch.delete(key(keys::CHILD, &[&parent, &organisation.code]));
+                        }
+                    }
+                    if let Some(parent) = &organisation.parent {
+                        batch.put(key(keys::CHILD, &[parent, &organisation.code]), Vec::new());
+                    }
+                    batch.put(code_key, to_json(&organisation));
+                }
+            }
+            Event::DocumentSet { .. } | Event::DocumentDeleted { .. } | Event::StateCleared { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn apply_statement(&self, batch: &mut PendingBatch<'_>, sequence: u64, statement: &Value) -> Result<(), HubError> {
+        match read_statement(statement) {
+            Reading::Ignored => Ok(()),
+            Reading::Voids(target) => {
+                batch.put(key(keys::VOIDED, &[&target]), Vec::new());
+                let contribution_key = key(keys::CONTRIBUTION, &[&target]);
+                if let Some(bytes) = batch.get(&contribution_key)? {
+                    let contribution: Contribution = from_json(&bytes)?;
+                    self.retract(batch, &contribution)?;
+                    batch.delete(contribution_key);
+                }
+                Ok(())
+            }
+            Reading::Counts(facts) => {
+                if batch.contains(&key(keys::VOIDED, &[&facts.id]))?
+                    || batch.contains(&key(keys::CONTRIBUTION, &[&facts.id]))?
+                {
+                    return Ok(());
+                }
+                let directory: Option<LearnerEntry> = match batch.get(&key(keys::LEARNER, &[&facts.learner]))? {
+                    Some(bytes) => Some(from_json(&bytes)?),
+                    None => None,
+                };
+                let organisation =
+                    facts.organisation.clone().or_else(|| directory.as_ref().map(|d| d.organisation.clone()));
+                let staff_group =
+                    facts.staff_group.clone().or_else(|| directory.as_ref().and_then(|d| d.staff_group.clone()));
+                let evidence = self.frameworks.evidence(&EvidenceInput {
+                    verb: &facts.verb,
+                    activity_id: facts.activity.as_deref(),
+                    activity_type: facts.activity_type.as_deref(),
+                    scaled: facts.scaled,
+                    context_activity_ids: &facts.context_activities,
+                });
+                let contribution = Contribution { facts: *facts, sequence, organisation, staff_group, evidence };
+                self.contribute(batch, &contribution)?;
+                batch.put(key(keys::CONTRIBUTION, &[&contribution.facts.id]), to_json(&contribution));
+                Ok(())
+            }
+        }
+    }
+
+    fn contribute(&self, batch: &mut PendingBatch<'_>, c: &Contribution) -> Result<(), HubError> {
+        let facts = &c.facts;
+        if let Some(activity) = &facts.activity {
+            let summary = Summary {
+                time: facts.time,
+                sequence: c.sequence,
+                verb: facts.verb.clone(),
+                scaled: facts.scaled,
+                duration_ms: facts.duration_ms,
+                platform: facts.platform.clone(),
+                name: facts.activity_name.clone(),
+            };
+            batch.put(key(keys::SUMMARY, &[&facts.learner, activity, &facts.id]), to_json(&summary));
+            refresh_transcript(batch, &facts.learner, activity)?;
+        }
+        for evidence in &c.evidence {
+            let record = EvidenceRecord { time: facts.time, achieves: evidence.achieves, organisation: c.organisation.clone() };
+            batch.put(key(keys::EVIDENCE, &[&facts.learner, &evidence.competency, &facts.id]), to_json(&record));
+            refresh_competency(batch, &facts.learner, &evidence.competency)?;
+        }
+        self.count(batch, c, 1)
+    }
+
+    fn retract(&self, batch: &mut PendingBatch<'_>, c: &Contribution) -> Result<(), HubError> {
+        let facts = &c.facts;
+        if let Some(activity) = &facts.activity {
+            batch.delete(key(keys::SUMMARY, &[&facts.learner, activity, &facts.id]));
+            refresh_transcript(batch, &facts.learner, activity)?;
+        }
+        for evidence in &c.evidence {
+            batch.delete(key(keys::EVIDENCE, &[&facts.learner, &evidence.competency, &facts.id]));
+            refresh_competency(batch, &facts.learner, &evidence.competency)?;
+        }
+        self.count(batch, c, -1)
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) a statement from uptake.
+    fn count(&self, batch: &mut PendingBatch<'_>, c: &Contribution, sign: i64) -> Result<(), HubError> {
+        let Some(organisation) = &c.organisation else {
+            return Ok(());
+        };
+        let facts = &c.facts;
+        let fact_key = key(
+            keys::FACT,
+            &[
+                organisation,
+                &day_key(facts.time),
+                &facts.learner,
+                facts.activity.as_deref().unwrap_or(""),
+                &facts.platform,
+                c.staff_group.as_deref().unwrap_or(""),
+            ],
+        );
+        let mut counts: FactCounts = match batch.get(&fact_key)? {
+            Some(bytes) => from_json(&bytes)?,
+            None => FactCounts::default(),
+        };
+        let step = |value: &mut u64, applies: bool| {
+            if applies {
+                *value = value.saturating_add_signed(sign);
+            }
+        };
+        step(&mut counts.statements, true);
+        step(&mut counts.completed, facts.verb == COMPLETED || facts.verb == PASSED);
+        step(&mut counts.passed, facts.verb == PASSED);
+        if counts.statements == 0 {
+            batch.delete(fact_key);
+        } else {
+            batch.put(fact_key, to_json(&counts));
+        }
+        Ok(())
+    }
+
+    // ----- queries -----
+
+    /// The learner's directory entry, if any.
+    pub fn learner(&self, learner: &str) -> Result<Option<LearnerEntry>, HubError> {
+        match self.tree.get(key(keys::LEARNER, &[learner]))? {
+            Some(bytes) => Ok(Some(from_json(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn organisation(&self, code: &str) -> Result<Option<OrganisationEntry>, HubError> {
+        match self.tree.get(key(keys::ORGANISATION, &[code]))? {
+            Some(bytes) => Ok(Some(from_json(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The organisation and every organisation below it.
+    pub fn organisation_and_descendants(&self, code: &str) -> Result<Vec<String>, HubError> {
+        let mut out = vec![code.to_owned()];
+        let mut seen: HashSet<String> = out.iter().cloned().collect();
+        let mut index = 0;
+        while index < out.len() {
+            let prefix = key(keys::CHILD, &[&out[index]]);
+            for entry in self.tree.scan_prefix(&prefix) {
+                let (child_key, _) = entry?;
+                let parts = keys::parts(&child_key).ok_or_else(|| corrupt("child key"))?;
+                if let Some(child) = parts.get(1) {
+                    if seen.insert(child.clone()) {
+                        out.push(child.clone());
+                    }
+                }
+            }
+            index += 1;
+        }
+        Ok(out)
+    }
+
+    /// Whether `code` is one of `granted` or below one of them.
+    pub fn is_within(&self, code: &str, granted: &[String]) -> Result<bool, HubError> {
+        let mut current = Some(code.to_owned());
+        let mut steps = 0;
+        while let Some(code) = current {
+            if granted.iter().any(|g| *g == code) {
+                return Ok(true);
+            }
+            steps += 1;
+            if steps > 64 {
+                return Ok(false);
+            }
+            current = self.organisation(&code)?.and_then(|o| o.parent);
+        }
+        Ok(false)
+    }
+
+    /// The learner's transcript, most recent activity first.
+    pub fn transcript(&self, learner: &str) -> Result<Vec<TranscriptEntry>, HubError> {
+        let mut entries: Vec<TranscriptEntry> = Vec::new();
+        for entry in self.tree.scan_prefix(key(keys::TRANSCRIPT, &[learner])) {
+            let (_, bytes) = entry?;
+            entries.push(from_json(&bytes)?);
+        }
+        entries.sort_by(|a, b| b.last.cmp(&a.last).then(a.activity.cmp(&b.activity)));
+        Ok(entries)
+    }
+
+    /// The learner's standing on every competency of every framework.
+    pub fn competencies(&self, learner: &str) -> Result<Vec<CompetencyView>, HubError> {
+        let Some(file) = self.frameworks.file() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for framework in &file.frameworks {
+            for competency in &framework.competencies {
+                let record: Option<CompetencyRecord> =
+                    match self.tree.get(key(keys::COMPETENCY, &[learner, &competency.id]))? {
+                        Some(bytes) => Some(from_json(&bytes)?),
+                        None => None,
+                    };
+                out.push(CompetencyView {
+                    competency: competency.id.clone(),
+                    name: competency.name.clone(),
+                    domain: competency.domain.clone(),
+                    framework: framework.id.clone(),
+                    status: record.as_ref().map_or(CompetencyStatus::NotStarted, |r| r.status),
+                    achieved_at: record.as_ref().and_then(|r| r.achieved_at),
+                    evidence: record.map(|r| r.evidence).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Learners who achieved each competency in the organisation (and those
+    /// below it).
+    pub fn coverage(&self, organisation: &str) -> Result<Vec<Coverage>, HubError> {
+        let Some(file) = self.frameworks.file() else {
+            return Ok(Vec::new());
+        };
+        let organisations = self.organisation_and_descendants(organisation)?;
+        let mut out = Vec::new();
+        for framework in &file.frameworks {
+            for competency in &framework.competencies {
+                let mut learners: HashSet<String> = HashSet::new();
+                for code in &organisations {
+                    for entry in self.tree.scan_prefix(key(keys::COVERAGE, &[code, &competency.id])) {
+                        let (coverage_key, _) = entry?;
+                        if let Some(learner) = keys::parts(&coverage_key).and_then(|p| p.get(2).cloned()) {
+                            learners.insert(learner);
+                        }
+                    }
+                }
+                out.push(Coverage {
+                    competency: competency.id.clone(),
+                    name: competency.name.clone(),
+                    domain: competency.domain.clone(),
+                    framework: framework.id.clone(),
+                    learners_achieved: learners.len() as u64,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Uptake per period for an organisation and those below it.
+    pub fn uptake(&self, query: &UptakeQuery) -> Result<Vec<UptakeRow>, HubError> {
+        #[derive(Default)]
+        struct Period {
+            learners: HashSet<String>,
+            started: HashSet<(String, String)>,
+            completed: HashSet<(String, String)>,
+            passed: HashSet<(String, String)>,
+            statements: u64,
+        }
+        let mut periods: BTreeMap<String, Period> = BTreeMap::new();
+        let from = query.from.format("%Y%m%d").to_string();
+        let to = query.to.format("%Y%m%d").to_string();
+        for organisation in self.organisation_and_descendants(&query.organisation)? {
+            let start = key(keys::FACT, &[&organisation, &from]);
+            let mut end = key(keys::FACT, &[&organisation, &to]);
+            end.extend_from_slice(&[0xFF; 5]);
+            for entry in self.tree.range(start..end) {
+                let (fact_key, value) = entry?;
+                let parts = keys::parts(&fact_key).ok_or_else(|| corrupt("fact key"))?;
+                let [_, day, learner, activity, platform, staff_group] = parts.as_slice() else {
+                    return Err(corrupt("fact key parts"));
+                };
+                let wanted = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+                if !wanted(&query.activity, activity)
+                    || !wanted(&query.platform, platform)
+                    || !wanted(&query.staff_group, staff_group)
+                {
+                    continue;
+                }
+                let Ok(date) = NaiveDate::parse_from_str(day, "%Y%m%d") else {
+                    return Err(corrupt("fact day"));
+                };
+                let counts: FactCounts = from_json(&value)?;
+                let period = periods.entry(query.granularity.period(date)).or_default();
+                period.learners.insert(learner.clone());
+                period.statements += counts.statements;
+                if !activity.is_empty() {
+                    let pair = (learner.clone(), activity.clone());
+                    if counts.completed > 0 {
+                        period.completed.insert(pair.clone());
+                    }
+                    if counts.passed > 0 {
+                        period.passed.insert(pair.clone());
+                    }
+                    period.started.insert(pair);
+                }
+            }
+        }
+        Ok(periods
+            .into_iter()
+            .map(|(period, p)| UptakeRow {
+                period,
+                active_learners: p.learners.len() as u64,
+                started: p.started.len() as u64,
+                completed: p.completed.len() as u64,
+                passed: p.passed.len() as u64,
+                statements: p.statements,
+            })
+            .collect())
+    }
+}
+
+fn refresh_transcript(batch: &mut PendingBatch<'_>, learner: &str, activity: &str) -> Result<(), HubError> {
+    let mut summaries = Vec::new();
+    for (_, bytes) in batch.scan_prefix(&key(keys::SUMMARY, &[learner, activity]))? {
+        summaries.push(from_json::<Summary>(&bytes)?);
+    }
+    let entry_key = key(keys::TRANSCRIPT, &[learner, activity]);
+    match transcript_entry(activity, &summaries) {
+        Some(entry) => batch.put(entry_key, to_json(&entry)),
+        None => batch.delete(entry_key),
+    }
+    Ok(())
+}
+
+fn refresh_competency(batch: &mut PendingBatch<'_>, learner: &str, competency: &str) -> Result<(), HubError> {
+    let prefix = key(keys::EVIDENCE, &[learner, competency]);
+    let mut achieving: Vec<(DateTime<Utc>, String, Option<String>)> = Vec::new();
+    let mut any = false;
+    for (evidence_key, bytes) in batch.scan_prefix(&prefix)? {
+        let record: EvidenceRecord = from_json(&bytes)?;
+        any = true;
+        if record.achieves {
+            let id = keys::parts(&evidence_key).and_then(|p| p.get(2).cloned()).unwrap_or_default();
+            achieving.push((record.time, id, record.organisation));
+        }
+    }
+    achieving.sort();
+    let record_key = key(keys::COMPETENCY, &[learner, competency]);
+    let previous: Option<CompetencyRecord> = match batch.get(&record_key)? {
+        Some(bytes) => Some(from_json(&bytes)?),
+        None => None,
+    };
+    if let Some(organisation) = previous.and_then(|p| p.coverage_organisation) {
+        batch.delete(key(keys::COVERAGE, &[&organisation, competency, learner]));
+    }
+    if !any {
+        batch.delete(record_key);
+        return Ok(());
+    }
+    let record = match achieving.first() {
+        Some((time, _, organisation)) => CompetencyRecord {
+            status: CompetencyStatus::Achieved,
+            achieved_at: Some(*time),
+            evidence: achieving.iter().map(|(_, id, _)| id.clone()).collect(),
+            coverage_organisation: organisation.clone(),
+        },
+        None => CompetencyRecord {
+            status: CompetencyStatus::InProgress,
+            achieved_at: None,
+            evidence: Vec::new(),
+            coverage_organisation: None,
+        },
+    };
+    if let Some(organisation) = &record.coverage_organisation {
+        batch.put(key(keys::COVERAGE, &[organisation, competency, learner]), Vec::new());
+    }
+    batch.put(record_key, to_json(&record));
+    Ok(())
+}
+
+impl lrs_projection::Projection for HubViews {
+    fn name(&self) -> &'static str {
+        "learning-hub"
+    }
+
+    fn applied_offset(&self) -> Offset {
+        HubViews::applied_offset(self)
+    }
+
+    fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        HubViews::apply(self, records).map_err(Into::into)
+    }
+}
+
+/// Groups uptake rows by period, for callers that want a map.
+pub fn rows_by_period(rows: &[UptakeRow]) -> HashMap<&str, &UptakeRow> {
+    rows.iter().map(|r| (r.period.as_str(), r)).collect()
+}

@@ -1,0 +1,69 @@
+//! Writes of one chunk of events, read back while the chunk is applied and
+//! written atomically (with the projection's offset) at the end.
+
+use std::collections::BTreeMap;
+
+/// Pending writes over a sled tree: reads see the pending writes first.
+pub struct PendingBatch<'a> {
+    tree: &'a sled::Tree,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> PendingBatch<'a> {
+    pub fn new(tree: &'a sled::Tree) -> Self {
+        Self { tree, writes: BTreeMap::new() }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+        if let Some(pending) = self.writes.get(key) {
+            return Ok(pending.clone());
+        }
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool, sled::Error> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// Keys and values under `prefix`, stored and pending, with deletions
+    /// applied, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sled::Error> {
+        let mut found: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            found.insert(key.to_vec(), Some(value.to_vec()));
+        }
+        for (key, value) in self.writes.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            found.insert(key.clone(), value.clone());
+        }
+        Ok(found.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+    }
+
+    /// Keys under `prefix`, stored and pending, with deletions applied.
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, sled::Error> {
+        Ok(self.scan_prefix(prefix)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// The sled batch that makes every pending write at once.
+    pub fn into_sled_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
+}
