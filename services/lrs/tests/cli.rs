@@ -445,7 +445,7 @@ fn credentials_add_with_explicit_key_and_secret_is_listed_without_the_secret() {
     assert_eq!(labelled_value(&out, "secret:").as_deref(), Some("moodle-secret-value"), "add prints the secret:\n{out}");
 
     let rows = list_credentials(dir.path());
-    assert_eq!(rows, vec![vec!["moodle-key", "moodle", "statements/write,statements/read", "active"]]);
+    assert_eq!(rows, vec![vec!["moodle-key", "moodle", "statements/write,statements/read", "active", ""]]);
     let listing = run_ok(&["credentials", "list", "--data-dir", dir_arg(dir.path())]);
     assert!(!listing.contains("moodle-secret-value"), "list must never show a secret:\n{listing}");
 }
@@ -538,8 +538,8 @@ fn credentials_revoke_by_name_marks_that_credential_revoked() {
     assert_eq!(
         rows,
         vec![
-            vec!["lms-key", "lms", "state,define", "revoked"],
-            vec!["other-key", "other", "profile", "active"],
+            vec!["lms-key", "lms", "state,define", "revoked", ""],
+            vec!["other-key", "other", "profile", "active", ""],
         ]
     );
 }
@@ -579,7 +579,7 @@ fn credentials_add_with_a_duplicate_key_fails_and_keeps_the_original() {
     run_ok(&["credentials", "add", "--data-dir", d, "--name", "first", "--key", "dup", "--secret", "s1", "--scopes", "all"]);
     let output = run_failing(&["credentials", "add", "--data-dir", d, "--name", "second", "--key", "dup", "--secret", "s2", "--scopes", "state"]);
     assert!(text(&output.stderr).contains("dup"), "the error names the key: {}", describe(&output));
-    assert_eq!(list_credentials(dir.path()), vec![vec!["dup", "first", "all", "active"]]);
+    assert_eq!(list_credentials(dir.path()), vec![vec!["dup", "first", "all", "active", ""]]);
 }
 
 #[test]
@@ -624,7 +624,7 @@ async fn serve_on_a_fresh_data_dir_prints_a_first_credential_that_can_post_state
     let port: u16 = server.origin.rsplit(':').next().unwrap().parse().expect("a port");
     assert_ne!(port, 0, "the real port is printed, not 0");
     assert!(!credentials_file(dir.path()).contains(&secret), "the printed secret is not stored in clear");
-    assert_eq!(list_credentials(dir.path()), vec![vec![key.clone(), "admin".to_owned(), "all".to_owned(), "active".to_owned()]]);
+    assert_eq!(list_credentials(dir.path()), vec![vec![key.clone(), "admin".to_owned(), "all".to_owned(), "active".to_owned(), "*".to_owned()]]);
 
     let client = server.client(&key, &secret);
     let id = test_uuid(0xf1e5, 2, 2, 1);

@@ -21,7 +21,7 @@ use crate::credentials::CredentialStore;
 use crate::error::ApiError;
 use crate::http::{access_log, alternate_syntax_layer, consistent_through_layer, version_layer};
 use crate::sequencer::Sequencer;
-use crate::{documents, resources, statements};
+use crate::{analytics, documents, resources, statements};
 
 /// Settings of the HTTP service.
 #[derive(Debug, Clone)]
@@ -61,6 +61,10 @@ pub struct AppState {
     pub spoken_versions: Arc<crate::http::SpokenVersions>,
     /// Signs and checks `more` links.
     pub more_links: Arc<crate::more_links::MoreLinks>,
+    /// Learning Hub views (transcripts, competencies, uptake).
+    pub hub: Arc<lrs_hub::HubViews>,
+    /// Checks learners' bearer tokens, when learner sign-in is configured.
+    pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
 }
 
 impl AppState {
@@ -130,6 +134,12 @@ pub fn app(state: AppState) -> Router {
         .route("/xapi/activities", get(resources::activities))
         .route("/xapi/agents", get(resources::agents))
         .route("/xapi/about", get(resources::about))
+        .route("/analytics/learners/{learner}/transcript", get(analytics::transcript))
+        .route("/analytics/learners/{learner}/competencies", get(analytics::competencies))
+        .route("/analytics/uptake", get(analytics::uptake))
+        .route("/analytics/competencies/coverage", get(analytics::coverage))
+        .route("/admin/learners", axum::routing::post(analytics::import_learners))
+        .route("/admin/organisations", axum::routing::post(analytics::import_organisations))
         .route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -79,6 +79,10 @@ pub struct Credential {
     pub created: String,
     #[serde(default)]
     pub revoked: bool,
+    /// ODS codes whose analytics this credential may read (and those below
+    /// them); `*` for every organisation. Empty: no analytics access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organisations: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +171,31 @@ pub fn add(
         scopes,
         created: chrono::Utc::now().to_rfc3339(),
         revoked: false,
+        organisations: Vec::new(),
     };
     credentials.push(credential.clone());
     save(data_dir, &credentials)?;
     Ok((credential, secret))
+}
+
+/// Grants a credential analytics access to organisations (ODS codes, or `*`
+/// for all), replacing any earlier grant.
+pub fn grant_organisations(data_dir: &Path, key_or_name: &str, organisations: Vec<String>) -> Result<Credential, CredentialError> {
+    for code in &organisations {
+        let valid = code == "*" || (1..=9).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(CredentialError::Invalid(format!("{code:?} is not an ODS code (1 to 9 letters and digits) or *")));
+        }
+    }
+    let mut credentials = load(data_dir)?;
+    let found = credentials
+        .iter_mut()
+        .find(|c| c.key == key_or_name || c.name == key_or_name)
+        .ok_or_else(|| CredentialError::NotFound(key_or_name.to_owned()))?;
+    found.organisations = organisations;
+    let granted = found.clone();
+    save(data_dir, &credentials)?;
+    Ok(granted)
 }
 
 /// Marks the credential with this key (or name) revoked.

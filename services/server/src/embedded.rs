@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use lrs_eventlog::{EventLog, SledEventLog, SledEventLogConfig};
+use lrs_hub::HubViews;
 use lrs_projection::{Views, run_projector};
 use lrs_xapi::StatementValidator;
 
@@ -26,6 +27,10 @@ pub struct EmbeddedOptions {
     /// Writes waiting for the single writer before clients get 503.
     pub write_queue_depth: usize,
     pub server: ServerConfig,
+    /// Competency frameworks for the Learning Hub views.
+    pub frameworks: lrs_hub::frameworks::Frameworks,
+    /// Learner sign-in (bearer JWTs), when configured.
+    pub jwt: Option<crate::jwt::JwtVerifier>,
 }
 
 impl EmbeddedOptions {
@@ -35,6 +40,8 @@ impl EmbeddedOptions {
             cache_bytes: 128 * 1024 * 1024,
             write_queue_depth: 4096,
             server: ServerConfig::default(),
+            frameworks: lrs_hub::frameworks::Frameworks::empty(),
+            jwt: None,
         }
     }
 }
@@ -51,13 +58,15 @@ pub enum StartError {
     Views(#[from] lrs_projection::ViewsError),
     #[error(transparent)]
     Credentials(#[from] crate::credentials::CredentialError),
+    #[error("cannot open the Learning Hub views: {0}")]
+    Hub(#[from] lrs_hub::HubError),
 }
 
 /// A running store: the state handlers share, and the projector task.
 pub struct Embedded {
     pub state: AppState,
     stop_projector: watch::Sender<bool>,
-    projector: JoinHandle<()>,
+    projectors: Vec<JoinHandle<()>>,
 }
 
 impl Embedded {
@@ -73,8 +82,12 @@ impl Embedded {
         let credentials = CredentialStore::open(&options.data_dir)?;
         let more_links = MoreLinks::open(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
+        let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
         let (stop_projector, stop) = watch::channel(false);
-        let projector = tokio::spawn(run_projector(log.clone(), views.clone(), stop));
+        let projectors = vec![
+            tokio::spawn(run_projector(log.clone(), views.clone(), stop.clone())),
+            tokio::spawn(run_projector(log.clone(), hub.clone(), stop)),
+        ];
         let sequencer = Sequencer::start(log.clone(), views.clone(), options.write_queue_depth);
         let state = AppState {
             log,
@@ -85,8 +98,10 @@ impl Embedded {
             config: options.server,
             spoken_versions: Default::default(),
             more_links: Arc::new(more_links),
+            hub,
+            jwt: options.jwt.map(Arc::new),
         };
-        Ok(Self { state, stop_projector, projector })
+        Ok(Self { state, stop_projector, projectors })
     }
 
     /// The HTTP application over this store.
@@ -97,8 +112,11 @@ impl Embedded {
     /// Stops the projector and flushes the views.
     pub async fn stop(self) -> Result<(), StartError> {
         let _ = self.stop_projector.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.projector).await;
+        for projector in self.projectors {
+            let _ = tokio::time::timeout(Duration::from_secs(10), projector).await;
+        }
         self.state.views.flush()?;
+        self.state.hub.flush()?;
         Ok(())
     }
 }

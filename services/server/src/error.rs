@@ -117,3 +117,9 @@ impl From<lrs_eventlog::LogError> for ApiError {
         }
     }
 }
+
+impl From<lrs_hub::HubError> for ApiError {
+    fn from(error: lrs_hub::HubError) -> Self {
+        Self::internal(error)
+    }
+}

@@ -308,6 +308,10 @@ pub struct Principal {
     pub scopes: Vec<Scope>,
     /// The Agent the LRS records as `authority` for this caller's statements.
     pub authority: Value,
+    /// Organisations whose analytics the caller may read (`*`: all).
+    pub organisations: Vec<String>,
+    /// For a learner signed in with a token: their agent key.
+    pub learner: Option<String>,
 }
 
 impl Principal {
@@ -330,6 +334,9 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
     let value = header_text(headers, "authorization")?
         .ok_or_else(|| ApiError::Unauthorized("authentication is required (HTTP Basic)".to_owned()))?;
     let (scheme, encoded) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return authenticate_learner(state, encoded.trim());
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(ApiError::Unauthorized("only HTTP Basic authentication is supported".to_owned()));
     }
@@ -350,7 +357,33 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
         "name": credential.name,
         "account": { "homePage": state.config.authority_home_page, "name": credential.key },
     });
-    Ok(Principal { name: credential.name, key: credential.key, scopes: credential.scopes, authority })
+    Ok(Principal {
+        name: credential.name,
+        key: credential.key,
+        scopes: credential.scopes,
+        authority,
+        organisations: credential.organisations,
+        learner: None,
+    })
+}
+
+fn authenticate_learner(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let verifier = state
+        .jwt
+        .as_ref()
+        .ok_or_else(|| ApiError::Unauthorized("bearer tokens are not accepted by this LRS".to_owned()))?;
+    let account = verifier
+        .learner_account(token)
+        .ok_or_else(|| ApiError::Unauthorized("the bearer token is invalid, expired or not for this LRS".to_owned()))?;
+    let learner = lrs_hub::facts::learning_hub_learner(&account);
+    Ok(Principal {
+        name: format!("learner {account}"),
+        key: String::new(),
+        scopes: vec![Scope::StatementsReadMine],
+        authority: json!({ "objectType": "Agent", "account": { "homePage": lrs_hub::facts::LEARNING_HUB_HOME_PAGE, "name": account } }),
+        organisations: Vec::new(),
+        learner: Some(learner),
+    })
 }
 
 /// One log line per request: method, path (never the query string, which

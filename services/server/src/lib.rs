@@ -1,12 +1,14 @@
 //! The HTTP services of the LRS: the xAPI write side (ingest), the xAPI read
 //! side (query), and the single writer that orders writes onto the log.
 
+pub mod analytics;
 pub mod app;
 pub mod credentials;
 mod documents;
 pub mod embedded;
 pub mod error;
 pub mod http;
+pub mod jwt;
 pub mod more_links;
 mod resources;
 pub mod sequencer;

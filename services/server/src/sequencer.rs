@@ -67,6 +67,8 @@ pub struct DocumentCommand {
 pub type VisibleAt = Offset;
 
 enum Command {
+    /// Events that need no decision (directory imports), appended in order.
+    Append(Vec<Event>, oneshot::Sender<Result<VisibleAt, ApiError>>),
     Statements(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>),
     Document(DocumentCommand, oneshot::Sender<Result<VisibleAt, ApiError>>),
 }
@@ -123,6 +125,12 @@ impl Sequencer {
     pub async fn store_statements(&self, batch: StatementBatch) -> Result<VisibleAt, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Command::Statements(batch, reply)).await?;
+        answer.await.map_err(|_| ApiError::Unavailable("the writer stopped".to_owned()))?
+    }
+
+    pub async fn append_events(&self, events: Vec<Event>) -> Result<VisibleAt, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Command::Append(events, reply)).await?;
         answer.await.map_err(|_| ApiError::Unavailable("the writer stopped".to_owned()))?
     }
 
@@ -192,6 +200,18 @@ impl Writer {
                     let result = self.decide_document(command).await;
                     let _ = reply.send(result);
                 }
+                Command::Append(events_to_append, reply) => {
+                    let encoded: Vec<Vec<u8>> = events_to_append.iter().map(events::encode).collect();
+                    let count = encoded.len() as u64;
+                    let result = match self.log.append(encoded).await {
+                        Ok(first) => {
+                            self.progress.appended_end.store(first + count, Ordering::SeqCst);
+                            Ok(first + count)
+                        }
+                        Err(error) => Err(ApiError::from(error)),
+                    };
+                    let _ = reply.send(result);
+                }
                 Command::Statements(batch, reply) => {
                     let mut group = vec![(batch, reply)];
                     let mut count = group[0].0.statements.len();
@@ -201,8 +221,8 @@ impl Writer {
                                 count += batch.statements.len();
                                 group.push((batch, reply));
                             }
-                            Ok(document) => {
-                                self.carried = Some(document);
+                            Ok(other) => {
+                                self.carried = Some(other);
                                 break;
                             }
                             Err(_) => break,

@@ -357,7 +357,10 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
         .and_then(|v| v.to_str().ok())
         .map(parse_accept_language)
         .unwrap_or_default();
-    let authority_key = if mine_only { ifi_key(&principal.authority) } else { None };
+    // A learner signed in with a token reads the statements about them; a
+    // statements/read/mine credential reads the statements it stored.
+    let learner = principal.learner.clone();
+    let authority_key = if mine_only && learner.is_none() { ifi_key(&principal.authority) } else { None };
 
     if let Some(token) = params.get("more") {
         if params.names().count() > 1 {
@@ -368,7 +371,9 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             .unseal(token)
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or_else(|| ApiError::bad_property("?more", "the more token is not one this LRS issued"))?;
-        if token.authority != authority_key {
+        if token.authority != authority_key
+            || learner.as_ref().is_some_and(|l| token.agent.as_ref() != Some(l) || token.related_agents)
+        {
             return Err(ApiError::Forbidden("this more link belongs to another credential's query".to_owned()));
         }
         let format = StatementFormat::parse(&token.format).unwrap_or(StatementFormat::Exact);
@@ -405,11 +410,12 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
                 return Err(ApiError::bad_property(format!("?{other}"), format!("{other} cannot be combined with {single}")));
             }
             let id = Uuid::parse_str(text).map_err(|_| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
-            return get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, authority_key.as_deref()).await;
+            let only = Only { authority: authority_key.as_deref(), learner: learner.as_deref() };
+            return get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, only).await;
         }
     }
 
-    let agent = match params.get("agent") {
+    let mut agent = match params.get("agent") {
         None => None,
         Some(text) => {
             let value: Value = serde_json::from_str(text)
@@ -419,6 +425,14 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             })?)
         }
     };
+    let mut related_agents = params.boolean("related_agents")?;
+    if let Some(learner) = &learner {
+        if agent.as_ref().is_some_and(|a| a != learner) {
+            return Err(ApiError::Forbidden("a learner may only read their own statements".to_owned()));
+        }
+        agent = Some(learner.clone());
+        related_agents = false;
+    }
     let verb = params.get("verb").map(str::to_owned);
     let activity = params.get("activity").map(str::to_owned);
     for (name, value) in [("verb", &verb), ("activity", &activity)] {
@@ -450,7 +464,7 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
         activity,
         registration,
         related_activities: params.boolean("related_activities")?,
-        related_agents: params.boolean("related_agents")?,
+        related_agents,
         since_micros: since,
         until_micros: until,
         ascending: params.boolean("ascending")?,
@@ -462,6 +476,15 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
     run_query(&state, query, format, attachments, &languages).await
 }
 
+/// Restrictions on what a single-statement GET may return.
+#[derive(Clone, Copy)]
+struct Only<'a> {
+    /// Only statements stored with this authority (statements/read/mine).
+    authority: Option<&'a str>,
+    /// Only statements about this learner (learners signed in with a token).
+    learner: Option<&'a str>,
+}
+
 async fn get_one(
     state: &AppState,
     id: Uuid,
@@ -469,7 +492,7 @@ async fn get_one(
     format: StatementFormat,
     attachments: bool,
     languages: &[String],
-    authority: Option<&str>,
+    only: Only<'_>,
 ) -> Result<Response, ApiError> {
     let views = state.views.clone();
     let record = tokio::task::spawn_blocking(move || -> Result<Option<(StatementRecord, bool)>, ApiError> {
@@ -488,8 +511,13 @@ async fn get_one(
     if voided != want_voided {
         return Err(not_found());
     }
-    if let Some(authority) = authority {
+    if let Some(authority) = only.authority {
         if ifi_key(&record.statement["authority"]).as_deref() != Some(authority) {
+            return Err(not_found());
+        }
+    }
+    if let Some(learner) = only.learner {
+        if !record.facets.agents.iter().any(|a| a == learner) {
             return Err(not_found());
         }
     }

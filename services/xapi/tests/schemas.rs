@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lrs_xapi::events::{self, AttachmentContent, DocumentKey, DocumentKind, Event};
+use lrs_xapi::events::{self, AttachmentContent, DocumentKey, DocumentKind, Event, LearnerEntry, OrganisationEntry};
 use lrs_xapi::{StatementValidator, XapiVersion};
 use serde_json::{Value, json};
 
@@ -180,6 +180,37 @@ fn sample_events() -> Vec<(&'static str, Event)> {
             updated: "2024-03-01T10:00:02Z".to_owned(),
         },
     ));
+    let learner = |learner: &str, organisation: &str, staff_group: Option<&str>| LearnerEntry {
+        learner: learner.to_owned(),
+        organisation: organisation.to_owned(),
+        staff_group: staff_group.map(str::to_owned),
+    };
+    let mut learners = vec![
+        learner("account:https://learninghub.nhs.uk|123", "RJ1", Some("Nursing")),
+        learner("account:https://learninghub.nhs.uk|124", "R1K01", None),
+        learner("account:https://learninghub.nhs.uk|125", "X", Some("Allied Health Professionals")),
+        learner("account:https://learninghub.nhs.uk|126", "123456789", None),
+    ];
+    learners.extend(agents.iter().map(|agent| learner(agent, "QKK", None)));
+    out.push(("learners_imported", Event::LearnersImported { learners }));
+    out.push(("learners_imported", Event::LearnersImported { learners: Vec::new() }));
+    let organisation = |code: &str, name: &str, parent: Option<&str>| OrganisationEntry {
+        code: code.to_owned(),
+        name: name.to_owned(),
+        parent: parent.map(str::to_owned),
+    };
+    out.push((
+        "organisations_imported",
+        Event::OrganisationsImported {
+            organisations: vec![
+                organisation("Y56", "London", None),
+                organisation("QKK", "NHS South East London ICB", Some("Y56")),
+                organisation("RJ1", "Guy's and St Thomas' NHS Foundation Trust", Some("QKK")),
+                organisation("R1K01", "Northwick Park Hospital \u{2014} \"site\"", Some("R1K")),
+            ],
+        },
+    ));
+    out.push(("organisations_imported", Event::OrganisationsImported { organisations: Vec::new() }));
     out
 }
 
@@ -196,7 +227,14 @@ fn every_encoded_event_matches_its_schema() {
         assert!(errors.is_empty(), "{kind}.{version}.json rejects what encode wrote:\n{value:#}\n{errors:#?}");
         covered.insert(kind);
     }
-    let expected = ["document_deleted", "document_set", "state_cleared", "statements_stored"];
+    let expected = [
+        "document_deleted",
+        "document_set",
+        "learners_imported",
+        "organisations_imported",
+        "state_cleared",
+        "statements_stored",
+    ];
     assert_eq!(covered.into_iter().collect::<Vec<_>>(), expected);
 }
 

@@ -1,0 +1,361 @@
+//! The Learning Hub analytics API: transcripts and competency profiles per
+//! learner, uptake and competency coverage per organisation, and the admin
+//! endpoints that load the learner and organisation directories.
+//!
+//! Who may see what: a learner (bearer token) sees only their own
+//! transcript and competencies; an analyst (a credential granted
+//! organisations) sees those organisations, the ones below them, and the
+//! learners the learner directory places there; anyone else gets 403.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use lrs_hub::facts::learning_hub_learner;
+use lrs_hub::{Granularity, UptakeQuery};
+use lrs_xapi::agent::ifi_key;
+use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
+
+use crate::app::AppState;
+use crate::credentials::Scope;
+use crate::error::ApiError;
+use crate::http::{Params, Principal, authenticate, media_type, read_body};
+
+/// The longest uptake range one request may ask for.
+const MAX_UPTAKE_DAYS: i64 = 3 * 366;
+
+fn is_ods_code(code: &str) -> bool {
+    (1..=9).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn sees_everything(principal: &Principal) -> bool {
+    principal.organisations.iter().any(|o| o == "*")
+}
+
+/// Checks the caller may read an organisation's analytics.
+fn require_organisation(state: &AppState, principal: &Principal, code: &str) -> Result<(), ApiError> {
+    if sees_everything(principal) {
+        return Ok(());
+    }
+    if principal.organisations.is_empty() {
+        return Err(ApiError::Forbidden("this caller has no analytics access".to_owned()));
+    }
+    if state.hub.is_within(code, &principal.organisations)? {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("this caller may not see that organisation".to_owned()))
+    }
+}
+
+/// Resolves `{learner}` (or `?agent=`) to an agent key and checks access.
+fn learner_for(state: &AppState, principal: &Principal, learner: &str, params: &Params) -> Result<String, ApiError> {
+    let key = if learner == "me" {
+        principal
+            .learner
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("\"me\" means the signed-in learner; this caller is not one"))?
+    } else if let Some(text) = params.get("agent") {
+        let agent: Value = serde_json::from_str(text)
+            .map_err(|_| ApiError::bad_property("?agent", "agent must be a JSON Agent object"))?;
+        ifi_key(&agent)
+            .ok_or_else(|| ApiError::bad_property("?agent", "agent must have exactly one inverse functional identifier"))?
+    } else {
+        learning_hub_learner(learner)
+    };
+    if let Some(own) = &principal.learner {
+        return if *own == key {
+            Ok(key)
+        } else {
+            Err(ApiError::Forbidden("a learner may only see their own records".to_owned()))
+        };
+    }
+    if sees_everything(principal) {
+        return Ok(key);
+    }
+    if principal.organisations.is_empty() {
+        return Err(ApiError::Forbidden("this caller has no analytics access".to_owned()));
+    }
+    let organisation = state.hub.learner(&key)?.map(|entry| entry.organisation);
+    match organisation {
+        Some(code) if state.hub.is_within(&code, &principal.organisations)? => Ok(key),
+        // Same answer whether the learner is unknown or elsewhere: nothing
+        // about other organisations' staff leaks.
+        _ => Err(ApiError::Forbidden("this caller may not see that learner".to_owned())),
+    }
+}
+
+/// GET /analytics/learners/{learner}/transcript
+pub async fn transcript(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, request.headers())?;
+    let params = Params::parse(request.uri().query())?;
+    params.only(&["agent"])?;
+    let key = learner_for(&state, &principal, &learner, &params)?;
+    let hub = state.hub.clone();
+    let lookup = key.clone();
+    let entries = tokio::task::spawn_blocking(move || hub.transcript(&lookup)).await.map_err(ApiError::internal)??;
+    Ok(axum::Json(json!({ "learner": key, "activities": entries })).into_response())
+}
+
+/// GET /analytics/learners/{learner}/competencies
+pub async fn competencies(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, request.headers())?;
+    let params = Params::parse(request.uri().query())?;
+    params.only(&["agent"])?;
+    let key = learner_for(&state, &principal, &learner, &params)?;
+    let hub = state.hub.clone();
+    let lookup = key.clone();
+    let competencies =
+        tokio::task::spawn_blocking(move || hub.competencies(&lookup)).await.map_err(ApiError::internal)??;
+    Ok(axum::Json(json!({ "learner": key, "competencies": competencies })).into_response())
+}
+
+fn organisation_param(params: &Params) -> Result<String, ApiError> {
+    let code = params.required("org")?;
+    if !is_ods_code(code) {
+        return Err(ApiError::bad_property("?org", "org must be an ODS code (1 to 9 letters and digits)"));
+    }
+    Ok(code.to_owned())
+}
+
+fn date_param(params: &Params, name: &str) -> Result<Option<NaiveDate>, ApiError> {
+    params
+        .get(name)
+        .map(|text| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| ApiError::bad_property(format!("?{name}"), format!("{name} must be a date like 2026-03-01")))
+        })
+        .transpose()
+}
+
+/// GET /analytics/uptake
+pub async fn uptake(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, request.headers())?;
+    let params = Params::parse(request.uri().query())?;
+    params.only(&["org", "from", "to", "granularity", "activity", "platform", "staff_group", "format"])?;
+    let organisation = organisation_param(&params)?;
+    require_organisation(&state, &principal, &organisation)?;
+    let to = date_param(&params, "to")?.unwrap_or_else(|| Utc::now().date_naive());
+    let from = date_param(&params, "from")?.unwrap_or(to - chrono::Duration::days(30));
+    if from > to {
+        return Err(ApiError::bad_property("?from", "from must not be after to"));
+    }
+    if (to - from).num_days() > MAX_UPTAKE_DAYS {
+        return Err(ApiError::bad_property("?from", format!("at most {MAX_UPTAKE_DAYS} days per request")));
+    }
+    let granularity = match params.get("granularity") {
+        None => Granularity::Week,
+        Some(text) => Granularity::parse(text)
+            .ok_or_else(|| ApiError::bad_property("?granularity", "granularity must be day, week or month"))?,
+    };
+    let csv = match params.get("format") {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => return Err(ApiError::bad_property("?format", "format must be json or csv")),
+        None => request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv")),
+    };
+    let query = UptakeQuery {
+        organisation: organisation.clone(),
+        from,
+        to,
+        granularity,
+        activity: params.get("activity").map(str::to_owned),
+        platform: params.get("platform").map(str::to_owned),
+        staff_group: params.get("staff_group").map(str::to_owned),
+    };
+    let hub = state.hub.clone();
+    let rows = tokio::task::spawn_blocking(move || hub.uptake(&query)).await.map_err(ApiError::internal)??;
+    if csv {
+        let mut text = String::from("organisation,period,active_learners,started,completed,passed,statements\n");
+        for row in &rows {
+            text.push_str(&format!(
+                "{organisation},{},{},{},{},{},{}\n",
+                row.period, row.active_learners, row.started, row.completed, row.passed, row.statements
+            ));
+        }
+        let mut response = (StatusCode::OK, text).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        return Ok(response);
+    }
+    Ok(axum::Json(json!({
+        "organisation": organisation,
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "granularity": granularity,
+        "periods": rows,
+    }))
+    .into_response())
+}
+
+/// GET /analytics/competencies/coverage?org=…
+pub async fn coverage(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, request.headers())?;
+    let params = Params::parse(request.uri().query())?;
+    params.only(&["org"])?;
+    let organisation = organisation_param(&params)?;
+    require_organisation(&state, &principal, &organisation)?;
+    let hub = state.hub.clone();
+    let code = organisation.clone();
+    let coverage = tokio::task::spawn_blocking(move || hub.coverage(&code)).await.map_err(ApiError::internal)??;
+    Ok(axum::Json(json!({ "organisation": organisation, "competencies": coverage })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LearnerRow {
+    /// Learning Hub account name, or an agent object.
+    learner: Value,
+    organisation: String,
+    #[serde(default)]
+    staff_group: Option<String>,
+}
+
+/// Parses learner directory rows from CSV (`learner,organisation,staff_group`,
+/// header first, learner = Learning Hub account name) or a JSON array.
+pub fn parse_learners(content_type: Option<&str>, body: &[u8]) -> Result<Vec<LearnerEntry>, ApiError> {
+    let rows: Vec<(Value, String, Option<String>)> = if content_type == Some("text/csv") {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the CSV is not UTF-8"))?;
+        csv_rows(text, &["learner", "organisation", "staff_group"])?
+            .into_iter()
+            .map(|mut cells| {
+                let staff_group = cells.pop().filter(|s| !s.is_empty());
+                let organisation = cells.pop().unwrap_or_default();
+                (Value::String(cells.pop().unwrap_or_default()), organisation, staff_group)
+            })
+            .collect()
+    } else {
+        let rows: Vec<LearnerRow> = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("expected a JSON array of learners: {e}")))?;
+        rows.into_iter().map(|r| (r.learner, r.organisation, r.staff_group)).collect()
+    };
+    rows.into_iter()
+        .enumerate()
+        .map(|(index, (learner, organisation, staff_group))| {
+            let learner = match &learner {
+                Value::String(name) if !name.trim().is_empty() => learning_hub_learner(name.trim()),
+                agent @ Value::Object(_) => ifi_key(agent).ok_or_else(|| {
+                    ApiError::bad_property(format!("/{index}/learner"), "the agent needs exactly one identifier")
+                })?,
+                _ => return Err(ApiError::bad_property(format!("/{index}/learner"), "learner must be an account name or agent")),
+            };
+            if !is_ods_code(&organisation) {
+                return Err(ApiError::bad_property(format!("/{index}/organisation"), "not an ODS code"));
+            }
+            Ok(LearnerEntry { learner, organisation, staff_group })
+        })
+        .collect()
+}
+
+/// Parses organisation directory rows from CSV (`code,name,parent`) or JSON.
+pub fn parse_organisations(content_type: Option<&str>, body: &[u8]) -> Result<Vec<OrganisationEntry>, ApiError> {
+    let rows: Vec<OrganisationEntry> = if content_type == Some("text/csv") {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the CSV is not UTF-8"))?;
+        csv_rows(text, &["code", "name", "parent"])?
+            .into_iter()
+            .map(|mut cells| {
+                let parent = cells.pop().filter(|p| !p.is_empty());
+                let name = cells.pop().unwrap_or_default();
+                OrganisationEntry { code: cells.pop().unwrap_or_default(), name, parent }
+            })
+            .collect()
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("expected a JSON array of organisations: {e}")))?
+    };
+    for (index, row) in rows.iter().enumerate() {
+        if !is_ods_code(&row.code) || row.parent.as_deref().is_some_and(|p| !is_ods_code(p)) {
+            return Err(ApiError::bad_property(format!("/{index}"), "codes must be ODS codes (1 to 9 letters and digits)"));
+        }
+    }
+    Ok(rows)
+}
+
+/// Splits simple CSV (quoted fields allowed) and checks the header.
+fn csv_rows(text: &str, header: &[&str]) -> Result<Vec<Vec<String>>, ApiError> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().ok_or_else(|| ApiError::bad_request("the CSV is empty"))?;
+    let names = split_csv_line(first);
+    if names.iter().map(|n| n.trim().to_ascii_lowercase()).collect::<Vec<_>>() != header {
+        return Err(ApiError::bad_request(format!("the CSV header must be {}", header.join(","))));
+    }
+    lines
+        .enumerate()
+        .map(|(index, line)| {
+            let cells: Vec<String> = split_csv_line(line).into_iter().map(|c| c.trim().to_owned()).collect();
+            if cells.len() != header.len() {
+                return Err(ApiError::bad_request(format!("CSV line {} has {} fields, expected {}", index + 2, cells.len(), header.len())));
+            }
+            Ok(cells)
+        })
+        .collect()
+}
+
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    cells.push(current);
+    cells
+}
+
+async fn import(state: AppState, request: Request, learners: bool) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, request.headers())?;
+    principal.require(&[Scope::All])?;
+    let content_type = media_type(request.headers());
+    let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
+    let (event, count) = if learners {
+        let rows = parse_learners(content_type.as_deref(), &body)?;
+        let count = rows.len();
+        (Event::LearnersImported { learners: rows }, count)
+    } else {
+        let rows = parse_organisations(content_type.as_deref(), &body)?;
+        let count = rows.len();
+        (Event::OrganisationsImported { organisations: rows }, count)
+    };
+    state.sequencer.append_events(vec![event]).await?;
+    Ok(axum::Json(json!({ "imported": count })).into_response())
+}
+
+/// POST /admin/learners: loads learner directory rows (scope `all`).
+pub async fn import_learners(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    import(state, request, true).await
+}
+
+/// POST /admin/organisations: loads organisation directory rows (scope `all`).
+pub async fn import_organisations(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    import(state, request, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_learners_and_organisations() {
+        let learners = parse_learners(Some("text/csv"), b"learner,organisation,staff_group\n123,RJ1,Nursing\n\"45,6\",L81008,\n").unwrap();
+        assert_eq!(learners[0].learner, learning_hub_learner("123"));
+        assert_eq!(learners[1].learner, learning_hub_learner("45,6"));
+        assert_eq!(learners[1].staff_group, None);
+        let organisations = parse_organisations(Some("text/csv"), b"code,name,parent\nRJ1,\"Guy's and St Thomas'\",QKK\nQKK,South East London ICB,\n").unwrap();
+        assert_eq!(organisations[0].parent.as_deref(), Some("QKK"));
+        assert!(parse_learners(Some("text/csv"), b"learner,org\n1,RJ1\n").is_err());
+        assert!(parse_learners(Some("text/csv"), b"learner,organisation,staff_group\n1,not-an-ods-code,\n").is_err());
+    }
+}
