@@ -5,6 +5,7 @@
 
 mod support;
 
+mod analytics;
 mod documents;
 mod resources;
 mod statements;
