@@ -467,7 +467,7 @@ impl Reference {
                 }
                 total += s.duration_ms.unwrap_or(0);
                 // Log order: a later statement's definition wins.
-                if s.name.is_some() {
+                if s.name.is_some() && name.is_none() {
                     name = s.name.clone();
                 }
                 if s.time >= latest.time {

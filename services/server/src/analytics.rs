@@ -216,6 +216,25 @@ struct LearnerRow {
     staff_group: Option<String>,
 }
 
+/// The agent key of an agent whose identifier is well formed.
+fn well_formed_agent_key(agent: &Value) -> Option<String> {
+    let is_iri = |text: &str| text.split_once(':').is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty());
+    if let Some(mbox) = agent.get("mbox") {
+        mbox.as_str().filter(|m| m.starts_with("mailto:") && m.len() > 7)?;
+    }
+    if let Some(openid) = agent.get("openid") {
+        openid.as_str().filter(|o| is_iri(o))?;
+    }
+    if let Some(sha) = agent.get("mbox_sha1sum") {
+        sha.as_str().filter(|s| s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit()))?;
+    }
+    if let Some(account) = agent.get("account") {
+        account.get("homePage").and_then(Value::as_str).filter(|h| is_iri(h))?;
+        account.get("name").and_then(Value::as_str).filter(|n| !n.is_empty())?;
+    }
+    ifi_key(agent)
+}
+
 /// Parses learner directory rows from CSV (`learner,organisation,staff_group`,
 /// header first, learner = Learning Hub account name) or a JSON array.
 pub fn parse_learners(content_type: Option<&str>, body: &[u8]) -> Result<Vec<LearnerEntry>, ApiError> {
@@ -232,15 +251,20 @@ pub fn parse_learners(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Lea
     } else {
         let rows: Vec<LearnerRow> = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("expected a JSON array of learners: {e}")))?;
-        rows.into_iter().map(|r| (r.learner, r.organisation, r.staff_group)).collect()
+        rows.into_iter()
+            .map(|r| (r.learner, r.organisation, r.staff_group.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())))
+            .collect()
     };
     rows.into_iter()
         .enumerate()
         .map(|(index, (learner, organisation, staff_group))| {
             let learner = match &learner {
                 Value::String(name) if !name.trim().is_empty() => learning_hub_learner(name.trim()),
-                agent @ Value::Object(_) => ifi_key(agent).ok_or_else(|| {
-                    ApiError::bad_property(format!("/{index}/learner"), "the agent needs exactly one identifier")
+                agent @ Value::Object(_) => well_formed_agent_key(agent).ok_or_else(|| {
+                    ApiError::bad_property(
+                        format!("/{index}/learner"),
+                        "the agent needs exactly one well-formed identifier (mailto: mbox, IRI openid or account homePage)",
+                    )
                 })?,
                 _ => return Err(ApiError::bad_property(format!("/{index}/learner"), "learner must be an account name or agent")),
             };
@@ -357,5 +381,8 @@ mod tests {
         assert_eq!(organisations[0].parent.as_deref(), Some("QKK"));
         assert!(parse_learners(Some("text/csv"), b"learner,org\n1,RJ1\n").is_err());
         assert!(parse_learners(Some("text/csv"), b"learner,organisation,staff_group\n1,not-an-ods-code,\n").is_err());
+        let json_rows = br#"[{"learner": {"mbox": "mailto:ada@example.com"}, "organisation": "RJ1", "staffGroup": " "}]"#;
+        assert_eq!(parse_learners(Some("application/json"), json_rows).unwrap()[0].staff_group, None);
+        assert!(parse_learners(Some("application/json"), br#"[{"learner": {"mbox": "ada@example.com"}, "organisation": "RJ1"}]"#).is_err());
     }
 }

@@ -210,6 +210,8 @@ fn sample_events() -> Vec<(&'static str, Event)> {
             ],
         },
     ));
+    // The importer accepts a CSV row with an empty name.
+    out.push(("organisations_imported", Event::OrganisationsImported { organisations: vec![organisation("RJ2", "", None)] }));
     out.push(("organisations_imported", Event::OrganisationsImported { organisations: Vec::new() }));
     out
 }
