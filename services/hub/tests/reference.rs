@@ -467,7 +467,7 @@ impl Reference {
                 }
                 total += s.duration_ms.unwrap_or(0);
                 // Log order: a later statement's definition wins.
-                if s.name.is_some() && name.is_none() {
+                if s.name.is_some() {
                     name = s.name.clone();
                 }
                 if s.time >= latest.time {
@@ -1068,7 +1068,7 @@ fn stream_strategy() -> impl Strategy<Value = (Vec<Item>, Vec<usize>)> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: 3000,
         max_shrink_iters: 2000,
         failure_persistence: None,
         ..ProptestConfig::default()

@@ -1221,3 +1221,115 @@ async fn sigkill_during_concurrent_writes_loses_no_acknowledged_write_and_tears_
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Analysts, directories and the Learning Hub settings
+// ---------------------------------------------------------------------------
+
+#[test]
+fn directory_and_grant_commands_explain_their_flags() {
+    assert_help_mentions(&["learners", "import", "--help"], &["--data-dir", "/admin/learners"]);
+    assert_help_mentions(&["organisations", "import", "--help"], &["--data-dir", "/admin/organisations"]);
+    assert_help_mentions(&["credentials", "grant", "--help"], &["--data-dir", "--organisations"]);
+    assert_help_mentions(&["serve", "--help"], &["--competencies", "--jwt-issuer", "--jwt-audience", "--jwt-key", "LRS_JWT_KEYS"]);
+}
+
+#[test]
+fn credentials_grant_sets_and_replaces_analytics_organisations() {
+    let dir = TempDir::new().unwrap();
+    let d = dir_arg(dir.path());
+    run_ok(&["credentials", "add", "--data-dir", d, "--name", "analyst", "--key", "a1", "--secret", "s", "--scopes", "all/read", "--organisations", "RJ1,QKK"]);
+    assert_eq!(list_credentials(dir.path())[0][4], "RJ1,QKK");
+    run_ok(&["credentials", "grant", "--data-dir", d, "a1", "--organisations", "L81008"]);
+    assert_eq!(list_credentials(dir.path())[0][4], "L81008", "a grant replaces the earlier one");
+    let refused = run_failing(&["credentials", "grant", "--data-dir", d, "analyst", "--organisations", "not an ods code"]);
+    assert!(text(&refused.stderr).contains("ODS"), "{}", describe(&refused));
+    assert_eq!(list_credentials(dir.path())[0][4], "L81008", "a refused grant changes nothing");
+}
+
+/// Polls GET `path` with the credential until `accept` holds for the JSON.
+async fn poll_json(server: &Server, key: &str, secret: &str, path: &str, accept: impl Fn(&Value) -> bool) -> Value {
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = client.get(format!("{}{path}", server.origin)).basic_auth(key, Some(secret)).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() && accept(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "GET {path} never satisfied the condition; last answer {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_imported_while_stopped_place_learners_in_organisations() {
+    let dir = TempDir::new().unwrap();
+    let d = dir_arg(dir.path());
+    let organisations = dir.path().join("organisations.csv");
+    std::fs::write(&organisations, "code,name,parent\nQKK,South East London ICB,\nRJ1,Guy's and St Thomas',QKK\n").unwrap();
+    let learners = dir.path().join("learners.json");
+    std::fs::write(&learners, r#"[{"learner": "7001", "organisation": "RJ1", "staffGroup": "Nursing"}]"#).unwrap();
+    assert!(run_ok(&["organisations", "import", "--data-dir", d, organisations.to_str().unwrap()]).contains("imported 2"));
+    assert!(run_ok(&["learners", "import", "--data-dir", d, learners.to_str().unwrap()]).contains("imported 1"));
+
+    let mut command = lrs();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", d, "--competencies"]);
+    command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/examples/competency-frameworks.json"));
+    let server = Server::start(command).unwrap_or_else(|failure| panic!("lrs serve did not start: {failure:?}"));
+    let (key, secret) = server.created.clone().expect("a first credential");
+    let learner_statement = json!({
+        "actor": { "account": { "homePage": "https://learninghub.nhs.uk", "name": "7001" } },
+        "verb": { "id": "http://adlnet.gov/expapi/verbs/completed" },
+        "object": { "id": "https://www.futurelearn.com/courses/genomic-medicine/1" },
+        "timestamp": "2026-03-02T09:00:00Z"
+    });
+    let id = test_uuid(0xd1c7, 1, 1, 1);
+    let mut body = learner_statement.clone();
+    body["id"] = json!(id);
+    server.client(&key, &secret).post_ok(&body, &[&id]).await;
+
+    // No organisation extension: the directory puts the learner in RJ1,
+    // whose uptake rolls up to the ICB.
+    let uptake = poll_json(&server, &key, &secret, "/analytics/uptake?org=QKK&from=2026-03-01&to=2026-03-31&granularity=month", |b| {
+        b["periods"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
+    assert_eq!(uptake["periods"][0]["completed"], json!(1), "{uptake}");
+    let competencies = poll_json(&server, &key, &secret, "/analytics/learners/7001/competencies", |b| {
+        b["competencies"].as_array().is_some_and(|c| c.iter().any(|c| c["status"] == "achieved"))
+    })
+    .await;
+    let achieved: Vec<&Value> =
+        competencies["competencies"].as_array().unwrap().iter().filter(|c| c["status"] == "achieved").collect();
+    assert_eq!(achieved.len(), 1);
+    assert_eq!(achieved[0]["competency"], json!("https://learninghub.nhs.uk/frameworks/genomics/foundations"));
+}
+
+#[test]
+fn importing_while_the_server_runs_fails_and_points_to_the_admin_api() {
+    let dir = TempDir::new().unwrap();
+    let _server = Server::serve(dir.path());
+    let learners = dir.path().join("learners.csv");
+    std::fs::write(&learners, "learner,organisation,staff_group\n1,RJ1,\n").unwrap();
+    let refused = run_failing(&["learners", "import", "--data-dir", dir_arg(dir.path()), learners.to_str().unwrap()]);
+    assert!(text(&refused.stderr).contains("/admin/learners"), "{}", describe(&refused));
+}
+
+#[test]
+fn serve_refuses_a_bad_competency_file_or_incomplete_sign_in_settings() {
+    let dir = TempDir::new().unwrap();
+    let bad = dir.path().join("frameworks.json");
+    std::fs::write(&bad, r#"{"frameworks": [{"id": "not an iri", "name": "F", "competencies": []}]}"#).unwrap();
+    let mut command = lrs();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir_arg(dir.path()), "--competencies", bad.to_str().unwrap()]);
+    let failure = Server::start(command).err().expect("a bad framework file stops start-up");
+    assert!(failure.stderr.contains("frameworks.json"), "{failure:?}");
+    assert!(!failure.status.is_some_and(|s| s.success()));
+
+    let mut command = lrs();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir_arg(dir.path()), "--jwt-issuer", "https://idp"]);
+    let failure = Server::start(command).err().expect("sign-in without keys or audience stops start-up");
+    assert!(failure.stderr.contains("learner sign-in"), "{failure:?}");
+}

@@ -84,8 +84,9 @@ fn url_encode(text: &str) -> String {
 /// An app with the test frameworks and learner sign-in by the test keys.
 async fn spawn_hub_app() -> TestApp {
     let frameworks = lrs_hub::frameworks::Frameworks::parse(&read_data(FRAMEWORKS)).expect("test frameworks parse");
-    let jwt = lrs_server::jwt::JwtVerifier::from_pem_files(&[data_file(RSA_PUBLIC), data_file(EC_PUBLIC)], ISSUER, AUDIENCE)
-        .expect("test JWT keys load");
+    let jwt =
+        lrs_server::jwt::JwtVerifier::from_pem_files(&[data_file(RSA_PUBLIC), data_file(EC_PUBLIC)], ISSUER, AUDIENCE)
+            .expect("test JWT keys load");
     spawn_app_with(move |o| {
         o.frameworks = frameworks;
         o.jwt = Some(jwt);
@@ -266,10 +267,8 @@ fn bad_tokens(account: &str) -> Vec<(&'static str, Caller)> {
     let (_, signature) = rest.split_once('.').expect("jwt");
     let mut elevated = claims(account);
     elevated["sub"] = json!("100002");
-    let tampered = format!(
-        "{head}.{}.{signature}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(elevated.to_string())
-    );
+    let tampered =
+        format!("{head}.{}.{signature}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(elevated.to_string()));
     vec![
         ("expired", Caller::Bearer(sign(RSA_PRIVATE, Algorithm::RS256, &expired))),
         ("wrong issuer", Caller::Bearer(sign(RSA_PRIVATE, Algorithm::RS256, &wrong_issuer))),
@@ -357,7 +356,8 @@ async fn expect_imported(response: reqwest::Response, count: u64) {
 /// Loads the test organisation and learner directories (not yet projected).
 async fn load_directories(hub: &Hub) {
     let app = &hub.app;
-    expect_imported(import(app, &hub.platform, "organisations", "text/csv", read_data(ORGANISATIONS_CSV)).await, 5).await;
+    expect_imported(import(app, &hub.platform, "organisations", "text/csv", read_data(ORGANISATIONS_CSV)).await, 5)
+        .await;
     expect_imported(import(app, &hub.platform, "learners", "text/csv", read_data(LEARNERS_CSV)).await, 3).await;
     let agency = json!([{ "learner": agency_nurse(), "organisation": "RJ1", "staffGroup": "Nursing and Midwifery" }]);
     expect_imported(import(app, &hub.platform, "learners", "application/json", agency.to_string()).await, 1).await;
@@ -420,13 +420,17 @@ fn row(period: &str, active: u64, started: u64, completed: u64, passed: u64, sta
 async fn admin_imports_organisations_and_learners_from_csv_and_json() {
     let hub = hub().await;
     let app = &hub.app;
-    expect_imported(import(app, &hub.platform, "organisations", "text/csv; charset=utf-8", read_data(ORGANISATIONS_CSV)).await, 5)
-        .await;
+    expect_imported(
+        import(app, &hub.platform, "organisations", "text/csv; charset=utf-8", read_data(ORGANISATIONS_CSV)).await,
+        5,
+    )
+    .await;
     let birmingham = json!([
         { "code": "QHL", "name": "Birmingham and Solihull ICB" },
         { "code": "RRK", "name": "University Hospitals Birmingham NHS Foundation Trust", "parent": "QHL" }
     ]);
-    expect_imported(import(app, &hub.platform, "organisations", "application/json", birmingham.to_string()).await, 2).await;
+    expect_imported(import(app, &hub.platform, "organisations", "application/json", birmingham.to_string()).await, 2)
+        .await;
     expect_imported(import(app, &hub.platform, "learners", "text/csv", read_data(LEARNERS_CSV)).await, 3).await;
     let learners = json!([
         { "learner": "200001", "organisation": "RRK", "staffGroup": "Nursing and Midwifery" },
@@ -494,7 +498,8 @@ async fn admin_imports_reject_bad_csv_headers_and_ods_codes_with_400() {
     let csv = "learner,organisation,staff_group\n100001,RJ1,Nursing\n100002,RJ 1,Nursing\n";
     let response = import(app, &hub.platform, "learners", "text/csv", csv.to_owned()).await;
     expect_error(response, 400).await;
-    expect_imported(import(app, &hub.platform, "organisations", "text/csv", read_data(ORGANISATIONS_CSV)).await, 5).await;
+    expect_imported(import(app, &hub.platform, "organisations", "text/csv", read_data(ORGANISATIONS_CSV)).await, 5)
+        .await;
     settle(&hub).await;
     let trust = analyst(app, "trust", &["RJ1"]);
     get_error(app, &trust, &transcript_path("100001"), 403).await;
@@ -534,7 +539,8 @@ async fn transcript_summarises_each_activity_from_the_learners_statements() {
     let mut adults_completed = at(statement(&me, COMPLETED, SAFEGUARDING_ADULTS, "2026-03-02T09:30:00Z"), "RJ1");
     adults_completed["context"].as_object_mut().expect("context").remove("platform");
     adults_completed["result"]["duration"] = json!("PT20M");
-    adults_completed["object"]["definition"]["name"] = json!({ "en-US": "Safeguarding Adults", "en-GB": "Safeguarding adults (level 1)" });
+    adults_completed["object"]["definition"]["name"] =
+        json!({ "en-US": "Safeguarding Adults", "en-GB": "Safeguarding adults (level 1)" });
     let mut adults_attempted = at(statement(&me, ATTEMPTED, SAFEGUARDING_ADULTS, "2026-03-02T09:00:00Z"), "RJ1");
     adults_attempted["result"]["duration"] = json!("PT10M");
     // Fire safety: failed, passed, failed again: passed wins, best score kept.
@@ -547,16 +553,14 @@ async fn transcript_summarises_each_activity_from_the_learners_statements() {
     let hygiene = at(statement(&me, FAILED, HAND_HYGIENE, "2026-02-27T08:00:00Z"), "RJ1");
     // Someone else's statements are not in this transcript.
     let other = at(statement(&account("100002"), PASSED, SAFEGUARDING_ADULTS, "2026-03-06T08:00:00Z"), "RJZ");
-    app.post_statements(
-        V2,
-        &json!([adults_attempted, fire_failed, fire_passed, fire_again, manual, hygiene, other]),
-    )
-    .await;
+    app.post_statements(V2, &json!([adults_attempted, fire_failed, fire_passed, fire_again, manual, hygiene, other]))
+        .await;
     // A second batch, later in the log, with an earlier-timestamped statement.
     app.post_statements(V1, &json!([adults_completed])).await;
 
     let transcript = poll(app, &hub.star, &transcript_path("100001"), "the transcript", |t| {
-        activity_count(t) == 4 && t["activities"].as_array().expect("activities").iter().any(|a| a["status"] == "completed")
+        activity_count(t) == 4
+            && t["activities"].as_array().expect("activities").iter().any(|a| a["status"] == "completed")
     })
     .await;
     assert_eq!(transcript["learner"], json!(learner_key("100001")));
@@ -565,7 +569,8 @@ async fn transcript_summarises_each_activity_from_the_learners_statements() {
     assert_eq!(order, [FIRE_SAFETY, SAFEGUARDING_ADULTS, MANUAL_HANDLING, HAND_HYGIENE], "most recent activity first");
 
     let time = |value: &Value| chrono::DateTime::parse_from_rfc3339(value.as_str().expect("time")).expect("RFC 3339");
-    let expect_time = |value: &Value, text: &str| assert_eq!(time(value), chrono::DateTime::parse_from_rfc3339(text).expect("time"));
+    let expect_time =
+        |value: &Value, text: &str| assert_eq!(time(value), chrono::DateTime::parse_from_rfc3339(text).expect("time"));
 
     let fire = &activities[0];
     assert_eq!(fire["status"], "passed");
@@ -676,14 +681,16 @@ async fn me_is_the_signed_in_learner_for_either_key_type() {
     )
     .await;
     let rsa = learner("100001");
-    let transcript = poll(app, &rsa, &transcript_path("me"), "the learner's transcript", |t| activity_count(t) == 1).await;
+    let transcript =
+        poll(app, &rsa, &transcript_path("me"), "the learner's transcript", |t| activity_count(t) == 1).await;
     assert_eq!(transcript["learner"], json!(learner_key("100001")));
     assert_eq!(transcript["activities"][0]["activity"], SAFEGUARDING_ADULTS);
     let competencies = get_json(app, &rsa, &competencies_path("me")).await;
     assert_eq!(competencies["learner"], json!(learner_key("100001")));
 
     let ec = learner_ec("100002");
-    let theirs = poll(app, &ec, &transcript_path("me"), "the other learner's transcript", |t| activity_count(t) == 1).await;
+    let theirs =
+        poll(app, &ec, &transcript_path("me"), "the other learner's transcript", |t| activity_count(t) == 1).await;
     assert_eq!(theirs["learner"], json!(learner_key("100002")));
     assert_eq!(theirs["activities"][0]["activity"], FIRE_SAFETY);
     assert_eq!(get_json(app, &ec, &competencies_path("me")).await["learner"], json!(learner_key("100002")));
@@ -708,14 +715,19 @@ async fn competencies_follow_the_framework_rules() {
     let mut video = at(statement(&me, COMPLETED, REFLECTION_VIDEO, "2026-03-04T09:00:00Z"), "RJ1");
     video["object"]["definition"]["type"] = json!(VIDEO_TYPE);
     // Only experienced: the rule counts completed only.
-    let mut other_video = at(statement(&me, EXPERIENCED, "https://example.nhs.uk/videos/other", "2026-03-04T10:00:00Z"), "RJ1");
+    let mut other_video =
+        at(statement(&me, EXPERIENCED, "https://example.nhs.uk/videos/other", "2026-03-04T10:00:00Z"), "RJ1");
     other_video["object"]["definition"]["type"] = json!(VIDEO_TYPE);
     // The competency in the context: attempted shows progress.
     let mut hygiene = at(statement(&me, ATTEMPTED, HAND_HYGIENE, "2026-03-04T11:00:00Z"), "RJ1");
     hygiene["context"]["contextActivities"]["other"] = json!([{ "id": C_INFECTION }]);
     // The genomics rule counts passed only, and someone else's pass is theirs.
-    let genomics = at(statement(&me, COMPLETED, "https://example.nhs.uk/courses/genomics-101", "2026-03-04T12:00:00Z"), "RJ1");
-    let theirs = at(statement(&account("100002"), PASSED, "https://example.nhs.uk/courses/genomics-101", "2026-03-04T12:00:00Z"), "RJZ");
+    let genomics =
+        at(statement(&me, COMPLETED, "https://example.nhs.uk/courses/genomics-101", "2026-03-04T12:00:00Z"), "RJ1");
+    let theirs = at(
+        statement(&account("100002"), PASSED, "https://example.nhs.uk/courses/genomics-101", "2026-03-04T12:00:00Z"),
+        "RJZ",
+    );
     app.post_statements(V2, &json!([later, children, video, other_video, hygiene, genomics, theirs])).await;
     app.post_statements(V2, &json!([earlier])).await;
 
@@ -733,8 +745,12 @@ async fn competencies_follow_the_framework_rules() {
             .unwrap_or_else(|| panic!("{id} missing from {profile}"))
     };
     assert_eq!(profile["learner"], json!(learner_key("100001")));
-    let order: Vec<&str> =
-        profile["competencies"].as_array().expect("list").iter().map(|c| c["competency"].as_str().expect("id")).collect();
+    let order: Vec<&str> = profile["competencies"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["competency"].as_str().expect("id"))
+        .collect();
     assert_eq!(order, [C_ADULTS, C_CHILDREN, C_INFECTION, C_REFLECTIVE, C_GENOMICS], "every competency, in file order");
 
     let adults = by_id(C_ADULTS);
@@ -777,8 +793,11 @@ async fn competencies_follow_the_framework_rules() {
 async fn competencies_are_empty_without_frameworks() {
     let app = spawn_app().await;
     let star = analyst(&app, "everything", &["*"]);
-    app.post_statements(V2, &json!([statement(&account("100001"), COMPLETED, SAFEGUARDING_ADULTS, "2026-03-02T09:00:00Z")]))
-        .await;
+    app.post_statements(
+        V2,
+        &json!([statement(&account("100001"), COMPLETED, SAFEGUARDING_ADULTS, "2026-03-02T09:00:00Z")]),
+    )
+    .await;
     poll(&app, &star, &transcript_path("100001"), "the transcript", |t| activity_count(t) == 1).await;
     assert_eq!(
         get_json(&app, &star, &competencies_path("100001")).await,
@@ -817,11 +836,7 @@ async fn uptake_counts_learners_and_activities_per_period_including_child_organi
     assert_eq!(daily["granularity"], "day");
     assert_eq!(
         daily["periods"],
-        json!([
-            row("2026-03-02", 2, 2, 1, 0, 2),
-            row("2026-03-03", 1, 1, 0, 0, 1),
-            row("2026-03-04", 1, 1, 1, 1, 1),
-        ])
+        json!([row("2026-03-02", 2, 2, 1, 0, 2), row("2026-03-03", 1, 1, 0, 0, 1), row("2026-03-04", 1, 1, 1, 1, 1),])
     );
 
     // The ICB: both trusts and the ward below RJ1.
@@ -832,7 +847,8 @@ async fn uptake_counts_learners_and_activities_per_period_including_child_organi
     assert_eq!(icb_months["granularity"], "month");
     assert_eq!(icb_months["periods"], json!([row("2026-03", 4, 5, 3, 1, 5), row("2026-04", 1, 1, 1, 0, 1)]));
     // The agency nurse's statement (December, organisation from the directory).
-    let december = get_json(app, &hub.star, &uptake_path("org=RJ1&from=2025-12-01&to=2025-12-01&granularity=month")).await;
+    let december =
+        get_json(app, &hub.star, &uptake_path("org=RJ1&from=2025-12-01&to=2025-12-01&granularity=month")).await;
     assert_eq!(december["periods"], json!([row("2025-12", 1, 1, 1, 0, 1)]));
 
     // Only the organisation and those below it.
@@ -903,7 +919,8 @@ async fn uptake_as_csv_by_format_parameter_or_accept_header() {
         .expect("send");
     for response in [by_parameter, by_accept] {
         assert_eq!(response.status(), 200);
-        let content_type = response.headers().get("content-type").expect("content type").to_str().expect("text").to_owned();
+        let content_type =
+            response.headers().get("content-type").expect("content type").to_str().expect("text").to_owned();
         assert!(content_type.starts_with("text/csv"), "{content_type}");
         assert_eq!(response.text().await.expect("body"), expected);
     }
@@ -975,9 +992,23 @@ async fn coverage_counts_learners_who_achieved_each_competency_below_an_organisa
             video,
             at(statement(&account("100002"), COMPLETED, SAFEGUARDING_ADULTS, "2026-03-02T09:00:00Z"), "RJZ"),
             // Progress only.
-            scored(at(statement(&account("100004"), PASSED, SAFEGUARDING_CHILDREN_L2, "2026-03-02T09:00:00Z"), "RJ1"), 0.5),
+            scored(
+                at(statement(&account("100004"), PASSED, SAFEGUARDING_CHILDREN_L2, "2026-03-02T09:00:00Z"), "RJ1"),
+                0.5
+            ),
             // Achieved, credited to RJ1 by the statement though not in the directory.
-            scored(at(statement(&account("100004"), PASSED, "https://example.nhs.uk/courses/genomics-101", "2026-03-02T09:00:00Z"), "RJ1"), 0.9),
+            scored(
+                at(
+                    statement(
+                        &account("100004"),
+                        PASSED,
+                        "https://example.nhs.uk/courses/genomics-101",
+                        "2026-03-02T09:00:00Z"
+                    ),
+                    "RJ1"
+                ),
+                0.9
+            ),
         ]),
     )
     .await;
@@ -986,11 +1017,17 @@ async fn coverage_counts_learners_who_achieved_each_competency_below_an_organisa
             .as_array()
             .expect("competencies")
             .iter()
-            .map(|c| (c["competency"].as_str().expect("id").to_owned(), c["learners_achieved"].as_u64().expect("count")))
+            .map(|c| {
+                (c["competency"].as_str().expect("id").to_owned(), c["learners_achieved"].as_u64().expect("count"))
+            })
             .collect()
     };
     let expect = |pairs: [u64; 5]| -> Vec<(String, u64)> {
-        [C_ADULTS, C_CHILDREN, C_INFECTION, C_REFLECTIVE, C_GENOMICS].iter().map(|c| (*c).to_owned()).zip(pairs).collect()
+        [C_ADULTS, C_CHILDREN, C_INFECTION, C_REFLECTIVE, C_GENOMICS]
+            .iter()
+            .map(|c| (*c).to_owned())
+            .zip(pairs)
+            .collect()
     };
     let icb = poll(app, &hub.star, "/analytics/competencies/coverage?org=QKK", "coverage", |body| {
         body["competencies"][0]["learners_achieved"] == 3
@@ -1027,8 +1064,14 @@ async fn voiding_a_counted_statement_removes_it_from_transcript_uptake_and_compe
 
     let uptake = uptake_path("org=RJ1&from=2026-03-01&to=2026-03-31&granularity=day");
     let coverage = "/analytics/competencies/coverage?org=RJ1";
-    let transcript = poll(app, &hub.star, &transcript_path("100001"), "the transcript", |t| activity_count(t) == 2).await;
-    let adults = transcript["activities"].as_array().expect("list").iter().find(|a| a["activity"] == SAFEGUARDING_ADULTS).cloned();
+    let transcript =
+        poll(app, &hub.star, &transcript_path("100001"), "the transcript", |t| activity_count(t) == 2).await;
+    let adults = transcript["activities"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|a| a["activity"] == SAFEGUARDING_ADULTS)
+        .cloned();
     let adults = adults.expect("safeguarding in transcript");
     assert_eq!((adults["status"].clone(), adults["statements"].clone()), (json!("passed"), json!(2)));
     assert_eq!(
@@ -1042,9 +1085,10 @@ async fn voiding_a_counted_statement_removes_it_from_transcript_uptake_and_compe
 
     app.post_statements(V2, &json!([voiding(&id(&passed)), voiding(&id(&only))])).await;
 
-    let transcript =
-        poll(app, &hub.star, &transcript_path("100001"), "the voided statements to stop counting", |t| activity_count(t) == 1)
-            .await;
+    let transcript = poll(app, &hub.star, &transcript_path("100001"), "the voided statements to stop counting", |t| {
+        activity_count(t) == 1
+    })
+    .await;
     let adults = &transcript["activities"][0];
     assert_eq!(adults["activity"], SAFEGUARDING_ADULTS);
     assert_eq!(adults["status"], "in_progress");
@@ -1078,6 +1122,7 @@ const COLUMNS: [&str; 8] = [
 /// 100002 in RJZ (RJ1's sibling under QKK), 100004 in no directory; the
 /// agency nurse (an mbox agent) is in RJ1. ZZZ99 is in no directory.
 /// `me` is a learner's own record; for anyone else it is a bad request.
+#[rustfmt::skip]
 fn access_table() -> Vec<(String, [u16; 8])> {
     let agent = |endpoint: &str| agent_path(endpoint, &agency_nurse());
     let uptake = |org: &str| uptake_path(&format!("org={org}&from=2026-03-01&to=2026-03-31"));
@@ -1191,6 +1236,21 @@ async fn bearer_tokens_are_refused_when_learner_sign_in_is_not_configured() {
     }
 }
 
+/// RFC 7519 §4.1.5: a JWT "MUST NOT be accepted for processing" before its
+/// `nbf` time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_is_not_yet_valid_is_refused() {
+    let hub = hub().await;
+    let mut future = claims("100001");
+    future["nbf"] = json!(now() + 3600);
+    future["exp"] = json!(now() + 7200);
+    let token = Caller::Bearer(sign(RSA_PRIVATE, Algorithm::RS256, &future));
+    for path in [transcript_path("me"), "/xapi/statements".to_owned()] {
+        let (status, body) = get(&hub.app, &token, &path).await;
+        assert_eq!(status, 401, "a token valid only from an hour from now was accepted: GET {path} → {status} {body}");
+    }
+}
+
 // ===== learners on /xapi/statements =====
 
 /// The sorted ids a statement query returns to `caller` (one page).
@@ -1260,7 +1320,11 @@ async fn a_learner_token_reads_only_the_learners_own_statements() {
     let mut put = statement(&account("100001"), COMPLETED, HAND_HYGIENE, "2026-03-05T09:00:00Z");
     put["id"] = json!(new_id.to_string());
     let response = me
-        .authorise(app.client.put(app.url(&format!("/xapi/statements?statementId={new_id}"))).header("X-Experience-API-Version", V2))
+        .authorise(
+            app.client
+                .put(app.url(&format!("/xapi/statements?statementId={new_id}")))
+                .header("X-Experience-API-Version", V2),
+        )
         .json(&put)
         .send()
         .await
@@ -1268,6 +1332,28 @@ async fn a_learner_token_reads_only_the_learners_own_statements() {
     expect_error(response, 403).await;
     // Nothing was stored.
     assert_eq!(ids_for(String::new()).await, mine_ids);
+    // Paging keeps to the learner's statements, and a more link is only
+    // good for the learner it was issued to.
+    let first = get_json(app, &me, "/xapi/statements?limit=1").await;
+    assert_eq!(first["statements"].as_array().map(Vec::len), Some(1));
+    let more = first["more"].as_str().expect("more link").to_owned();
+    assert!(!more.is_empty(), "two statements, limit 1: a more link");
+    let second = get_json(app, &me, &more).await;
+    let mut paged: Vec<String> =
+        first["statements"].as_array().into_iter().chain(second["statements"].as_array()).flatten().map(id).collect();
+    paged.sort();
+    assert_eq!(paged, mine_ids);
+    get_error(app, &learner_ec("100002"), &more, 403).await;
+    // The document and agent resources are not for learners.
+    let agent = url_encode(&account("100001").to_string());
+    for path in [
+        format!("/xapi/activities/state?activityId={}&agent={agent}", url_encode(SAFEGUARDING_ADULTS)),
+        format!("/xapi/agents/profile?agent={agent}"),
+        format!("/xapi/agents?agent={agent}"),
+        format!("/xapi/activities?activityId={}", url_encode(SAFEGUARDING_ADULTS)),
+    ] {
+        get_error(app, &me, &path, 403).await;
+    }
     // Bad tokens get 401 on the statements resource too.
     for (what, caller) in bad_tokens("100001") {
         let (status, body) = get(app, &caller, "/xapi/statements").await;
