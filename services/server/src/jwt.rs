@@ -70,6 +70,7 @@ impl JwtVerifier {
             validation.set_audience(&[&self.audience]);
             validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
             validation.leeway = 30;
+            validation.validate_nbf = true;
             if let Ok(data) = decode::<Claims>(token, key, &validation) {
                 let subject = data.claims.sub.trim().to_owned();
                 return (!subject.is_empty()).then_some(subject);
