@@ -498,7 +498,7 @@ impl HubViews {
         let mut current = Some(code.to_owned());
         let mut steps = 0;
         while let Some(code) = current {
-            if granted.iter().any(|g| *g == code) {
+            if granted.contains(&code) {
                 return Ok(true);
             }
             steps += 1;

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Pending writes over a sled tree: reads see the pending writes first.
 pub struct PendingBatch<'a> {
     tree: &'a sled::Tree,
@@ -35,7 +38,7 @@ impl<'a> PendingBatch<'a> {
 
     /// Keys and values under `prefix`, stored and pending, with deletions
     /// applied, in key order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sled::Error> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, sled::Error> {
         let mut found: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for entry in self.tree.scan_prefix(prefix) {
             let (key, value) = entry?;

@@ -630,7 +630,6 @@ fn state_params(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_of_state_without_state_id_clears_the_activity_and_agent() {
     let app = spawn_app().await;
-    let kind = Kind::State;
     for version in VERSIONS {
         let cleared = [
             state_params(ACTIVITY, AGENT, None, Some("one")),
@@ -648,7 +647,6 @@ async fn delete_of_state_without_state_id_clears_the_activity_and_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_of_state_with_registration_clears_only_that_registration() {
     let app = spawn_app().await;
-    let kind = Kind::State;
     for version in VERSIONS {
         let cleared = [
             state_params(ACTIVITY, AGENT, Some(REGISTRATION), Some("one")),
