@@ -104,6 +104,9 @@ fn load(views: &HubViews, statements: u64) {
             offset += 1;
         }
         views.apply(&records).unwrap();
+        if n % 200_000 == 0 {
+            eprintln!("{n} statements loaded, {:.0}/s", n as f64 / began.elapsed().as_secs_f64());
+        }
     }
     let seconds = began.elapsed().as_secs_f64();
     println!("loaded {n} statements into the hub views in {seconds:.1} s ({:.0} statements/s)", n as f64 / seconds);
