@@ -159,6 +159,20 @@ pub enum EventError {
 
 /// Serialises an event in its current version.
 pub fn encode(event: &Event) -> Vec<u8> {
+    // The hot case, statements, is written from borrowed data; the output
+    // is the same as the tagged enum's (tag first, then fields in order).
+    if let Event::StatementsStored { statements, attachments } = event {
+        #[derive(Serialize)]
+        struct StatementsStoredOut<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            v: u32,
+            statements: &'a [Value],
+            attachments: &'a [AttachmentContent],
+        }
+        let out = StatementsStoredOut { kind: "statements_stored", v: 1, statements, attachments };
+        return serde_json::to_vec(&out).unwrap_or_default();
+    }
     let wire = match event.clone() {
         Event::StatementsStored { statements, attachments } => {
             Wire::StatementsStored(StatementsStoredV1 { v: 1, statements, attachments })
@@ -181,6 +195,22 @@ pub fn encode(event: &Event) -> Vec<u8> {
 
 /// Reads an event of any version ever written, upcast to the current shape.
 pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
+    // Statements are most of the log: read their type first, then parse the
+    // body straight into its struct (the tagged enum would buffer it all).
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let head: Head<'_> = serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if head.kind == "statements_stored" {
+        let event: StatementsStoredV1 =
+            serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
+        if event.v != 1 {
+            return Err(EventError::UnknownVersion { kind: "statements_stored", version: event.v });
+        }
+        return Ok(Event::StatementsStored { statements: event.statements, attachments: event.attachments });
+    }
     let wire: Wire = serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
     let check = |kind: &'static str, version: u32| {
         if version == 1 { Ok(()) } else { Err(EventError::UnknownVersion { kind, version }) }
