@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_eventlog::{LogRecord, Offset};
-use lrs_projection::batch::PendingBatch;
-use lrs_xapi::events::{self, Event, LearnerEntry, OrganisationEntry};
+use lrs_projection::batch::{PendingBatch, apply_records};
+use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
@@ -284,27 +284,17 @@ impl HubViews {
 
     /// Applies consecutive records atomically with the new offset.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
-        let mut next = self.applied_offset();
-        let mut batch = PendingBatch::new(&self.tree);
-        for record in records {
-            if record.offset < next {
-                continue;
-            }
-            if record.offset != next {
-                return Err(HubError::BadEvent { offset: record.offset, reason: format!("expected offset {next}") });
-            }
-            let event = events::decode(&record.payload)
-                .map_err(|e| HubError::BadEvent { offset: record.offset, reason: e.to_string() })?;
-            self.apply_event(&mut batch, record.offset, event)?;
-            next = record.offset + 1;
+        let applied = apply_records(
+            &self.tree,
+            keys::META_OFFSET,
+            self.applied_offset(),
+            records,
+            |offset, reason| HubError::BadEvent { offset, reason },
+            |batch, offset, event| self.apply_event(batch, offset, event),
+        )?;
+        if let Some(next) = applied {
+            self.applied.store(next, std::sync::atomic::Ordering::Release);
         }
-        if next == self.applied_offset() {
-            return Ok(());
-        }
-        let mut sled_batch = batch.into_sled_batch();
-        sled_batch.insert(keys::META_OFFSET, &next.to_be_bytes());
-        self.tree.apply_batch(sled_batch)?;
-        self.applied.store(next, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

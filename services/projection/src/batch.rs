@@ -70,3 +70,40 @@ impl<'a> PendingBatch<'a> {
         batch
     }
 }
+
+/// Applies log records to a projection kept in `tree` whose next offset is
+/// `next`: skips records already applied (re-delivery is harmless), refuses
+/// a gap, decodes each event and hands it to `apply` with its offset, then
+/// writes every change together with the new offset under `offset_key` in
+/// one atomic sled batch. Returns the new next offset, or `None` when
+/// nothing new was applied.
+pub fn apply_records<'t, E: From<sled::Error>>(
+    tree: &'t sled::Tree,
+    offset_key: &[u8],
+    next: lrs_eventlog::Offset,
+    records: &[lrs_eventlog::LogRecord],
+    bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
+    mut apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
+) -> Result<Option<lrs_eventlog::Offset>, E> {
+    let start = next;
+    let mut next = next;
+    let mut batch = PendingBatch::new(tree);
+    for record in records {
+        if record.offset < next {
+            continue;
+        }
+        if record.offset != next {
+            return Err(bad_event(record.offset, format!("expected offset {next}")));
+        }
+        let event = lrs_xapi::events::decode(&record.payload).map_err(|e| bad_event(record.offset, e.to_string()))?;
+        apply(&mut batch, record.offset, event)?;
+        next = record.offset + 1;
+    }
+    if next == start {
+        return Ok(None);
+    }
+    let mut sled_batch = batch.into_sled_batch();
+    sled_batch.insert(offset_key, &next.to_be_bytes());
+    tree.apply_batch(sled_batch)?;
+    Ok(Some(next))
+}

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use lrs_eventlog::{LogRecord, Offset};
 use lrs_xapi::agent::{ifi_key, primary_agent_keys, related_agent_keys};
-use lrs_xapi::events::{self, DocumentKey, DocumentKind, Event};
+use lrs_xapi::events::{DocumentKey, DocumentKind, Event};
 use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
 
-use crate::batch::PendingBatch;
+use crate::batch::{PendingBatch, apply_records};
 use crate::keys::{self, IndexKind, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -212,27 +212,17 @@ impl Views {
     /// Applies consecutive log records atomically. Records below the applied
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
-        let mut next = self.applied_offset();
-        let mut batch = PendingBatch::new(&self.tree);
-        for record in records {
-            if record.offset < next {
-                continue;
-            }
-            if record.offset != next {
-                return Err(ViewsError::BadEvent { offset: record.offset, reason: format!("expected offset {next}") });
-            }
-            let event = events::decode(&record.payload)
-                .map_err(|e| ViewsError::BadEvent { offset: record.offset, reason: e.to_string() })?;
-            apply_event(&mut batch, record.offset, event)?;
-            next = record.offset + 1;
+        let applied = apply_records(
+            &self.tree,
+            keys::META_OFFSET,
+            self.applied_offset(),
+            records,
+            |offset, reason| ViewsError::BadEvent { offset, reason },
+            apply_event,
+        )?;
+        if let Some(next) = applied {
+            self.applied.send_replace(next);
         }
-        if next == self.applied_offset() {
-            return Ok(());
-        }
-        let mut sled_batch = batch.into_sled_batch();
-        sled_batch.insert(keys::META_OFFSET, &next.to_be_bytes());
-        self.tree.apply_batch(sled_batch)?;
-        self.applied.send_replace(next);
         Ok(())
     }
 
