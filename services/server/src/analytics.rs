@@ -87,29 +87,32 @@ fn learner_for(state: &AppState, principal: &Principal, learner: &str, params: &
     }
 }
 
-/// GET /analytics/learners/{learner}/transcript
-pub async fn transcript(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
+/// Answers one per-learner view after checking who may see the learner.
+async fn learner_view<T: serde::Serialize + Send + 'static>(
+    state: AppState,
+    learner: String,
+    request: Request,
+    field: &'static str,
+    read: fn(&lrs_hub::HubViews, &str) -> Result<T, lrs_hub::HubError>,
+) -> Result<Response, ApiError> {
     let principal = authenticate(&state, request.headers())?;
     let params = Params::parse(request.uri().query())?;
     params.only(&["agent"])?;
     let key = learner_for(&state, &principal, &learner, &params)?;
     let hub = state.hub.clone();
     let lookup = key.clone();
-    let entries = tokio::task::spawn_blocking(move || hub.transcript(&lookup)).await.map_err(ApiError::internal)??;
-    Ok(axum::Json(json!({ "learner": key, "activities": entries })).into_response())
+    let view = tokio::task::spawn_blocking(move || read(&hub, &lookup)).await.map_err(ApiError::internal)??;
+    Ok(axum::Json(json!({ "learner": key, field: view })).into_response())
+}
+
+/// GET /analytics/learners/{learner}/transcript
+pub async fn transcript(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
+    learner_view(state, learner, request, "activities", lrs_hub::HubViews::transcript).await
 }
 
 /// GET /analytics/learners/{learner}/competencies
 pub async fn competencies(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, request.headers())?;
-    let params = Params::parse(request.uri().query())?;
-    params.only(&["agent"])?;
-    let key = learner_for(&state, &principal, &learner, &params)?;
-    let hub = state.hub.clone();
-    let lookup = key.clone();
-    let competencies =
-        tokio::task::spawn_blocking(move || hub.competencies(&lookup)).await.map_err(ApiError::internal)??;
-    Ok(axum::Json(json!({ "learner": key, "competencies": competencies })).into_response())
+    learner_view(state, learner, request, "competencies", lrs_hub::HubViews::competencies).await
 }
 
 fn organisation_param(params: &Params) -> Result<String, ApiError> {
