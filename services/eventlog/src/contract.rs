@@ -84,9 +84,8 @@ pub async fn concurrent_appends_get_distinct_gapless_offsets(log: Arc<dyn EventL
     assert_eq!(offsets, (0..50).collect::<Vec<_>>(), "offsets must be distinct and gapless");
     let records = log.read(0, 100).await.unwrap();
     for record in records {
-        let n: usize = serde_json::from_slice::<serde_json::Value>(&record.payload).unwrap()["n"]
-            .as_u64()
-            .unwrap() as usize;
+        let n: usize =
+            serde_json::from_slice::<serde_json::Value>(&record.payload).unwrap()["n"].as_u64().unwrap() as usize;
         assert!(n < 50);
     }
 }

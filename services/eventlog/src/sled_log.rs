@@ -104,9 +104,7 @@ fn encode_offset(offset: Offset) -> [u8; 8] {
 }
 
 fn decode_offset(key: &[u8]) -> Result<Offset, LogError> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| LogError::Storage("corrupt log key".to_owned()))?;
+    let bytes: [u8; 8] = key.try_into().map_err(|_| LogError::Storage("corrupt log key".to_owned()))?;
     Ok(u64::from_be_bytes(bytes))
 }
 

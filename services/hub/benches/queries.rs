@@ -44,10 +44,18 @@ fn trust(n: u64) -> String {
 fn directory_events() -> Vec<Event> {
     let mut organisations = vec![OrganisationEntry { code: "Y56".into(), name: "London".into(), parent: None }];
     for icb in 0..6 {
-        organisations.push(OrganisationEntry { code: format!("Q{icb}"), name: format!("ICB {icb}"), parent: Some("Y56".into()) });
+        organisations.push(OrganisationEntry {
+            code: format!("Q{icb}"),
+            name: format!("ICB {icb}"),
+            parent: Some("Y56".into()),
+        });
     }
     for t in 0..TRUSTS {
-        organisations.push(OrganisationEntry { code: trust(t), name: format!("Trust {t}"), parent: Some(format!("Q{}", t % 6)) });
+        organisations.push(OrganisationEntry {
+            code: trust(t),
+            name: format!("Trust {t}"),
+            parent: Some(format!("Q{}", t % 6)),
+        });
     }
     let learners = (0..LEARNERS)
         .map(|l| LearnerEntry {
@@ -100,7 +108,10 @@ fn load(views: &HubViews, statements: u64) {
         for _ in 0..20 {
             let batch: Vec<_> = (0..PER_EVENT).map(|i| statement(&mut random, n + i as u64, start)).collect();
             n += PER_EVENT as u64;
-            records.push(LogRecord { offset, payload: encode(&Event::StatementsStored { statements: batch, attachments: vec![] }) });
+            records.push(LogRecord {
+                offset,
+                payload: encode(&Event::StatementsStored { statements: batch, attachments: vec![] }),
+            });
             offset += 1;
         }
         views.apply(&records).unwrap();
@@ -126,11 +137,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| views.transcript(&lrs_hub::facts::learning_hub_learner(&random.below(LEARNERS).to_string())).unwrap())
     });
     c.bench_function("competencies of one learner", |b| {
-        b.iter(|| views.competencies(&lrs_hub::facts::learning_hub_learner(&random.below(LEARNERS).to_string())).unwrap())
+        b.iter(|| {
+            views.competencies(&lrs_hub::facts::learning_hub_learner(&random.below(LEARNERS).to_string())).unwrap()
+        })
     });
     let from = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
     let days = (statements * 9 / 86_400).max(1) as i64;
-    for (name, organisation, span) in [("trust, one week", "R07", 7), ("trust, whole range", "R07", days), ("ICB, one week", "Q1", 7)] {
+    for (name, organisation, span) in
+        [("trust, one week", "R07", 7), ("trust, whole range", "R07", days), ("ICB, one week", "Q1", 7)]
+    {
         c.bench_function(&format!("uptake by week: {name}"), |b| {
             b.iter(|| {
                 views

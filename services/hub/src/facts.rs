@@ -144,7 +144,8 @@ pub fn read_statement(statement: &Value) -> Reading {
                 Value::Array(items) => items.iter().collect(),
                 single => vec![single],
             };
-            context_activities.extend(items.into_iter().filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned));
+            context_activities
+                .extend(items.into_iter().filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned));
         }
     }
     Reading::Counts(Box::new(StatementFacts {

@@ -112,10 +112,12 @@ impl Frameworks {
         let schema: Value = serde_json::from_str(SCHEMA).map_err(|e| FrameworkError::Schema(e.to_string()))?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| FrameworkError::Schema(e.to_string()))?;
         if let Some(error) = validator.iter_errors(&value).next() {
-            return Err(FrameworkError::Invalid { path: error.instance_path().to_string(), message: error.to_string() });
+            return Err(FrameworkError::Invalid {
+                path: error.instance_path().to_string(),
+                message: error.to_string(),
+            });
         }
-        let file: FrameworkFile =
-            serde_json::from_value(value).map_err(|e| FrameworkError::NotJson(e.to_string()))?;
+        let file: FrameworkFile = serde_json::from_value(value).map_err(|e| FrameworkError::NotJson(e.to_string()))?;
         let mut competencies = HashMap::new();
         let mut rules = Vec::new();
         for framework in &file.frameworks {
@@ -161,8 +163,10 @@ impl Frameworks {
         };
         for rule in &self.rules {
             let by_id = rule.activity_id.as_deref().is_some_and(|id| Some(id) == input.activity_id);
-            let by_prefix =
-                rule.activity_id_prefix.as_deref().is_some_and(|p| input.activity_id.is_some_and(|id| id.starts_with(p)));
+            let by_prefix = rule
+                .activity_id_prefix
+                .as_deref()
+                .is_some_and(|p| input.activity_id.is_some_and(|id| id.starts_with(p)));
             let by_type = rule.activity_type.as_deref().is_some_and(|t| Some(t) == input.activity_type);
             if !(by_id || by_prefix || by_type) {
                 continue;
@@ -212,10 +216,13 @@ mod tests {
             context_activity_ids: &context,
         };
         let passed = frameworks.evidence(&input(PASSED, Some(0.9)));
-        assert_eq!(passed, vec![
-            Evidence { competency: "https://f/c1".into(), achieves: true },
-            Evidence { competency: "https://f/c2".into(), achieves: true },
-        ]);
+        assert_eq!(
+            passed,
+            vec![
+                Evidence { competency: "https://f/c1".into(), achieves: true },
+                Evidence { competency: "https://f/c2".into(), achieves: true },
+            ]
+        );
         let low = frameworks.evidence(&input(PASSED, Some(0.5)));
         assert!(!low[0].achieves, "below the minimum score only shows progress");
         let launched = frameworks.evidence(&input("http://adlnet.gov/expapi/verbs/launched", None));

@@ -388,7 +388,8 @@ impl HubViews {
             refresh_transcript(batch, &facts.learner, activity)?;
         }
         for evidence in &c.evidence {
-            let record = EvidenceRecord { time: facts.time, achieves: evidence.achieves, organisation: c.organisation.clone() };
+            let record =
+                EvidenceRecord { time: facts.time, achieves: evidence.achieves, organisation: c.organisation.clone() };
             batch.put(key(keys::EVIDENCE, &[&facts.learner, &evidence.competency, &facts.id]), to_json(&record));
             refresh_competency(batch, &facts.learner, &evidence.competency)?;
         }

@@ -395,8 +395,14 @@ fn given_negative_scores_only_when_reading_the_transcript_then_best_scaled_is_th
 fn given_language_maps_when_reading_the_transcript_then_the_name_prefers_en_gb_then_en_us_then_any() {
     let mut hub = Hub::new();
     hub.store(vec![
-        named(statement(1, "1", ATTEMPTED, "https://c/gb", "2026-03-01T10:00:00Z"), json!({"fr": "Cours", "en-US": "Color", "en-GB": "Colour"})),
-        named(statement(2, "1", ATTEMPTED, "https://c/us", "2026-03-01T10:00:00Z"), json!({"fr": "Cours", "en-US": "Color"})),
+        named(
+            statement(1, "1", ATTEMPTED, "https://c/gb", "2026-03-01T10:00:00Z"),
+            json!({"fr": "Cours", "en-US": "Color", "en-GB": "Colour"}),
+        ),
+        named(
+            statement(2, "1", ATTEMPTED, "https://c/us", "2026-03-01T10:00:00Z"),
+            json!({"fr": "Cours", "en-US": "Color"}),
+        ),
         named(statement(3, "1", ATTEMPTED, "https://c/any", "2026-03-01T10:00:00Z"), json!({"de": "Kurs"})),
         statement(4, "1", ATTEMPTED, "https://c/none", "2026-03-01T10:00:00Z"),
     ]);
@@ -420,7 +426,8 @@ fn given_several_definitions_when_reading_the_transcript_then_the_name_is_from_t
 }
 
 #[test]
-fn given_statements_from_several_platforms_when_reading_the_transcript_then_the_platform_is_that_of_the_latest_statement() {
+fn given_statements_from_several_platforms_when_reading_the_transcript_then_the_platform_is_that_of_the_latest_statement()
+ {
     let mut hub = Hub::new();
     hub.store(vec![on_platform(statement(1, "1", ATTEMPTED, QUIZ, "2026-03-01T10:00:00Z"), "e-LfH")]);
     assert_eq!(hub.entry("1", QUIZ).platform, "e-LfH");
@@ -560,7 +567,10 @@ fn given_voiding_statements_when_applied_then_they_never_count() {
     hub.apply(hierarchy()).apply(learners(&[("1", "RJ1", None)]));
     // A voiding statement by the learner, with every context the views read.
     let voider = in_organisation(
-        with_category(set(void(2, 99), &["actor"], json!({"account": {"homePage": LEARNING_HUB_HOME_PAGE, "name": "1"}})), C_CONTEXT),
+        with_category(
+            set(void(2, 99), &["actor"], json!({"account": {"homePage": LEARNING_HUB_HOME_PAGE, "name": "1"}})),
+            C_CONTEXT,
+        ),
         "RJ1",
     );
     hub.store(vec![voider]);
@@ -614,8 +624,14 @@ fn given_a_rule_by_id_prefix_when_an_activity_under_it_is_passed_then_the_compet
 fn given_a_rule_by_activity_type_when_an_activity_of_that_type_is_completed_then_the_competency_is_achieved() {
     let mut hub = Hub::new();
     hub.store(vec![
-        typed(statement(1, "1", COMPLETED, "https://elsewhere.example.com/exam-3", "2026-03-02T10:00:00Z"), ASSESSMENT_TYPE),
-        typed(statement(2, "2", COMPLETED, "https://elsewhere.example.com/video-3", "2026-03-02T10:00:00Z"), "http://adlnet.gov/expapi/activities/media"),
+        typed(
+            statement(1, "1", COMPLETED, "https://elsewhere.example.com/exam-3", "2026-03-02T10:00:00Z"),
+            ASSESSMENT_TYPE,
+        ),
+        typed(
+            statement(2, "2", COMPLETED, "https://elsewhere.example.com/video-3", "2026-03-02T10:00:00Z"),
+            "http://adlnet.gov/expapi/activities/media",
+        ),
     ]);
     assert_eq!(hub.competency("1", C_TYPE).status, CompetencyStatus::Achieved);
     assert_eq!(hub.competency("2", C_TYPE).status, CompetencyStatus::NotStarted);
@@ -668,7 +684,11 @@ fn given_the_competency_iri_as_a_context_activity_when_completed_then_it_is_evid
     ]);
     assert_eq!(hub.competency("1", C_CONTEXT).status, CompetencyStatus::Achieved);
     assert_eq!(hub.competency("2", C_CONTEXT).status, CompetencyStatus::InProgress);
-    assert_eq!(hub.competency("3", C_CONTEXT).status, CompetencyStatus::Achieved, "a single context activity, not in an array");
+    assert_eq!(
+        hub.competency("3", C_CONTEXT).status,
+        CompetencyStatus::Achieved,
+        "a single context activity, not in an array"
+    );
 }
 
 #[test]
@@ -806,13 +826,16 @@ fn given_statements_around_a_year_end_when_counting_uptake_then_days_iso_weeks_a
         statement(6, "2", ATTEMPTED, QUIZ, "2026-01-05T00:00:00Z"), // Monday of 2026-W02
     ]);
     let days = hub.uptake(&query("RJ1", "2025-12-01", "2026-01-31", Granularity::Day));
-    assert_eq!(days, [
-        row("2025-12-28", 1, 1, 0, 0, 1),
-        row("2025-12-29", 1, 1, 0, 0, 1),
-        row("2026-01-01", 1, 1, 1, 0, 1),
-        row("2026-01-04", 2, 2, 1, 1, 2),
-        row("2026-01-05", 1, 1, 0, 0, 1),
-    ]);
+    assert_eq!(
+        days,
+        [
+            row("2025-12-28", 1, 1, 0, 0, 1),
+            row("2025-12-29", 1, 1, 0, 0, 1),
+            row("2026-01-01", 1, 1, 1, 0, 1),
+            row("2026-01-04", 2, 2, 1, 1, 2),
+            row("2026-01-05", 1, 1, 0, 0, 1),
+        ]
+    );
     let weeks = hub.uptake(&query("RJ1", "2025-12-01", "2026-01-31", Granularity::Week));
     assert_eq!(weeks, [row("2025-W52", 1, 1, 0, 0, 1), row("2026-W01", 2, 2, 2, 1, 4), row("2026-W02", 1, 1, 0, 0, 1)]);
     let months = hub.uptake(&query("RJ1", "2025-12-01", "2026-01-31", Granularity::Month));
@@ -964,9 +987,15 @@ fn given_a_statement_with_no_organisation_when_counting_then_it_is_in_the_transc
 // ---------------------------------------------------------------- coverage --
 
 #[test]
-fn given_achievements_in_several_trusts_when_reading_coverage_then_each_organisation_counts_its_learners_with_roll_up() {
+fn given_achievements_in_several_trusts_when_reading_coverage_then_each_organisation_counts_its_learners_with_roll_up()
+{
     let mut hub = Hub::new();
-    hub.apply(hierarchy()).apply(learners(&[("1", "RJ1", None), ("2", "RJ2", None), ("3", "RJ2", None), ("4", "RAL", None)]));
+    hub.apply(hierarchy()).apply(learners(&[
+        ("1", "RJ1", None),
+        ("2", "RJ2", None),
+        ("3", "RJ2", None),
+        ("4", "RAL", None),
+    ]));
     hub.store(vec![
         statement(1, "1", COMPLETED, INFECTION, "2026-03-02T09:00:00Z"),
         statement(2, "1", PASSED, INFECTION, "2026-03-03T09:00:00Z"),
@@ -992,7 +1021,8 @@ fn given_achievements_in_several_trusts_when_reading_coverage_then_each_organisa
 }
 
 #[test]
-fn given_a_learner_who_moves_after_achieving_when_reading_coverage_then_the_organisation_of_the_first_achievement_keeps_it() {
+fn given_a_learner_who_moves_after_achieving_when_reading_coverage_then_the_organisation_of_the_first_achievement_keeps_it()
+ {
     let mut hub = Hub::new();
     hub.apply(hierarchy()).apply(learners(&[("1", "RJ1", None)]));
     hub.store(vec![statement(1, "1", COMPLETED, INFECTION, "2026-03-02T09:00:00Z")]);

@@ -155,7 +155,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Credentials(command) => credentials_command(command),
         Command::Learners(DirectoryCommand::Import { data_dir, file }) => import_directory(&data_dir, &file, true),
-        Command::Organisations(DirectoryCommand::Import { data_dir, file }) => import_directory(&data_dir, &file, false),
+        Command::Organisations(DirectoryCommand::Import { data_dir, file }) => {
+            import_directory(&data_dir, &file, false)
+        }
     }
 }
 
@@ -252,9 +254,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         options.jwt = Some(verifier);
     }
     let store = Embedded::open(options).context("starting the store")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
     println!("xAPI endpoint: http://{address}/xapi/");
     tracing::info!(%address, data_dir = %args.data_dir.display(), "lrs serving");

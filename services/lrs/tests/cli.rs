@@ -62,7 +62,12 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn describe(output: &Output) -> String {
-    format!("status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", output.status, text(&output.stdout), text(&output.stderr))
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    )
 }
 
 fn run_ok(args: &[&str]) -> String {
@@ -442,7 +447,11 @@ fn credentials_add_with_explicit_key_and_secret_is_listed_without_the_secret() {
         "statements/write,statements/read",
     ]);
     assert_eq!(labelled_value(&out, "key:").as_deref(), Some("moodle-key"), "add prints the key:\n{out}");
-    assert_eq!(labelled_value(&out, "secret:").as_deref(), Some("moodle-secret-value"), "add prints the secret:\n{out}");
+    assert_eq!(
+        labelled_value(&out, "secret:").as_deref(),
+        Some("moodle-secret-value"),
+        "add prints the secret:\n{out}"
+    );
 
     let rows = list_credentials(dir.path());
     assert_eq!(rows, vec![vec!["moodle-key", "moodle", "statements/write,statements/read", "active", ""]]);
@@ -453,9 +462,8 @@ fn credentials_add_with_explicit_key_and_secret_is_listed_without_the_secret() {
 #[test]
 fn credentials_add_generates_and_prints_a_distinct_key_and_secret_when_omitted() {
     let dir = TempDir::new().unwrap();
-    let add = || {
-        run_ok(&["credentials", "add", "--data-dir", dir_arg(dir.path()), "--name", "generated", "--scopes", "all"])
-    };
+    let add =
+        || run_ok(&["credentials", "add", "--data-dir", dir_arg(dir.path()), "--name", "generated", "--scopes", "all"]);
     let (first, second) = (add(), add());
     let key1 = labelled_value(&first, "key:").expect("a generated key is printed");
     let secret1 = labelled_value(&first, "secret:").expect("a generated secret is printed");
@@ -491,7 +499,8 @@ fn credentials_file_never_contains_a_secret_in_clear() {
         "--scopes",
         "all",
     ]);
-    let generated = run_ok(&["credentials", "add", "--data-dir", dir_arg(dir.path()), "--name", "gen", "--scopes", "state"]);
+    let generated =
+        run_ok(&["credentials", "add", "--data-dir", dir_arg(dir.path()), "--name", "gen", "--scopes", "state"]);
     let generated_key = labelled_value(&generated, "key:").unwrap();
     let generated_secret = labelled_value(&generated, "secret:").unwrap();
     run_ok(&["credentials", "revoke", "--data-dir", dir_arg(dir.path()), "gen"]);
@@ -500,10 +509,8 @@ fn credentials_file_never_contains_a_secret_in_clear() {
     assert!(file.contains("explicit-key") && file.contains(&generated_key), "the file holds the keys:\n{file}");
     assert!(!file.contains("explicit-secret-9f8e7d"), "explicit secret stored in clear:\n{file}");
     assert!(!file.contains(&generated_secret), "generated secret stored in clear:\n{file}");
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     for name in &leftovers {
         let contents = std::fs::read(dir.path().join(name)).unwrap_or_default();
         let contents = String::from_utf8_lossy(&contents);
@@ -518,11 +525,38 @@ fn credentials_file_never_contains_a_secret_in_clear() {
 fn credentials_revoke_by_key_marks_only_that_credential_revoked() {
     let dir = TempDir::new().unwrap();
     let d = dir_arg(dir.path());
-    run_ok(&["credentials", "add", "--data-dir", d, "--name", "one", "--key", "k1", "--secret", "s1", "--scopes", "all"]);
-    run_ok(&["credentials", "add", "--data-dir", d, "--name", "two", "--key", "k2", "--secret", "s2", "--scopes", "all"]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "one",
+        "--key",
+        "k1",
+        "--secret",
+        "s1",
+        "--scopes",
+        "all",
+    ]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "two",
+        "--key",
+        "k2",
+        "--secret",
+        "s2",
+        "--scopes",
+        "all",
+    ]);
     let out = run_ok(&["credentials", "revoke", "--data-dir", d, "k1"]);
     assert!(out.contains("k1"), "revoke names the key it revoked:\n{out}");
-    let status: HashMap<String, String> = list_credentials(dir.path()).into_iter().map(|r| (r[0].clone(), r[3].clone())).collect();
+    let status: HashMap<String, String> =
+        list_credentials(dir.path()).into_iter().map(|r| (r[0].clone(), r[3].clone())).collect();
     assert_eq!(status.get("k1").map(String::as_str), Some("revoked"));
     assert_eq!(status.get("k2").map(String::as_str), Some("active"));
 }
@@ -531,8 +565,34 @@ fn credentials_revoke_by_key_marks_only_that_credential_revoked() {
 fn credentials_revoke_by_name_marks_that_credential_revoked() {
     let dir = TempDir::new().unwrap();
     let d = dir_arg(dir.path());
-    run_ok(&["credentials", "add", "--data-dir", d, "--name", "lms", "--key", "lms-key", "--secret", "x", "--scopes", "state,define"]);
-    run_ok(&["credentials", "add", "--data-dir", d, "--name", "other", "--key", "other-key", "--secret", "y", "--scopes", "profile"]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "lms",
+        "--key",
+        "lms-key",
+        "--secret",
+        "x",
+        "--scopes",
+        "state,define",
+    ]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "other",
+        "--key",
+        "other-key",
+        "--secret",
+        "y",
+        "--scopes",
+        "profile",
+    ]);
     run_ok(&["credentials", "revoke", "--data-dir", d, "lms"]);
     let rows = list_credentials(dir.path());
     assert_eq!(
@@ -576,8 +636,34 @@ fn credentials_add_with_an_unknown_scope_fails_naming_the_scope_and_stores_nothi
 fn credentials_add_with_a_duplicate_key_fails_and_keeps_the_original() {
     let dir = TempDir::new().unwrap();
     let d = dir_arg(dir.path());
-    run_ok(&["credentials", "add", "--data-dir", d, "--name", "first", "--key", "dup", "--secret", "s1", "--scopes", "all"]);
-    let output = run_failing(&["credentials", "add", "--data-dir", d, "--name", "second", "--key", "dup", "--secret", "s2", "--scopes", "state"]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "first",
+        "--key",
+        "dup",
+        "--secret",
+        "s1",
+        "--scopes",
+        "all",
+    ]);
+    let output = run_failing(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "second",
+        "--key",
+        "dup",
+        "--secret",
+        "s2",
+        "--scopes",
+        "state",
+    ]);
     assert!(text(&output.stderr).contains("dup"), "the error names the key: {}", describe(&output));
     assert_eq!(list_credentials(dir.path()), vec![vec!["dup", "first", "all", "active", ""]]);
 }
@@ -593,7 +679,16 @@ fn credentials_list_on_an_empty_data_dir_prints_nothing() {
 async fn credentials_added_and_revoked_while_serving_take_effect_without_restart() {
     let dir = TempDir::new().unwrap();
     let server = Server::serve(dir.path());
-    let added = run_ok(&["credentials", "add", "--data-dir", dir_arg(dir.path()), "--name", "late", "--scopes", "statements/write"]);
+    let added = run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        dir_arg(dir.path()),
+        "--name",
+        "late",
+        "--scopes",
+        "statements/write",
+    ]);
     let key = labelled_value(&added, "key:").unwrap();
     let secret = labelled_value(&added, "secret:").unwrap();
     let client = server.client(&key, &secret);
@@ -619,12 +714,20 @@ async fn credentials_added_and_revoked_while_serving_take_effect_without_restart
 async fn serve_on_a_fresh_data_dir_prints_a_first_credential_that_can_post_statements() {
     let dir = TempDir::new().unwrap();
     let server = Server::serve(dir.path());
-    let (key, secret) = server.created.clone().unwrap_or_else(|| panic!("no credential printed:\n{}", server.stdout_head));
-    assert!(server.endpoint.starts_with("http://127.0.0.1:") && server.endpoint.ends_with("/xapi/"), "{}", server.endpoint);
+    let (key, secret) =
+        server.created.clone().unwrap_or_else(|| panic!("no credential printed:\n{}", server.stdout_head));
+    assert!(
+        server.endpoint.starts_with("http://127.0.0.1:") && server.endpoint.ends_with("/xapi/"),
+        "{}",
+        server.endpoint
+    );
     let port: u16 = server.origin.rsplit(':').next().unwrap().parse().expect("a port");
     assert_ne!(port, 0, "the real port is printed, not 0");
     assert!(!credentials_file(dir.path()).contains(&secret), "the printed secret is not stored in clear");
-    assert_eq!(list_credentials(dir.path()), vec![vec![key.clone(), "admin".to_owned(), "all".to_owned(), "active".to_owned(), "*".to_owned()]]);
+    assert_eq!(
+        list_credentials(dir.path()),
+        vec![vec![key.clone(), "admin".to_owned(), "all".to_owned(), "active".to_owned(), "*".to_owned()]]
+    );
 
     let client = server.client(&key, &secret);
     let id = test_uuid(0xf1e5, 2, 2, 1);
@@ -670,7 +773,20 @@ fn serve_on_an_existing_data_dir_does_not_create_another_credential() {
 #[test]
 fn serve_does_not_create_a_credential_when_one_was_added_beforehand() {
     let dir = TempDir::new().unwrap();
-    run_ok(&["credentials", "add", "--data-dir", dir_arg(dir.path()), "--name", "pre", "--key", "pre", "--secret", "s", "--scopes", "all"]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        dir_arg(dir.path()),
+        "--name",
+        "pre",
+        "--key",
+        "pre",
+        "--secret",
+        "s",
+        "--scopes",
+        "all",
+    ]);
     let server = Server::serve(dir.path());
     assert!(server.created.is_none(), "a credential was created although one exists:\n{}", server.stdout_head);
     assert_eq!(list_credentials(dir.path()).len(), 1);
@@ -920,7 +1036,9 @@ async fn writer(
         } else {
             version += 1 + rng.below(3);
             log.state_sent.push(version);
-            let sent = classify(client.put_state(&log.state_id, &json!({ "version": version })).await, "state PUT", &mut log).await;
+            let sent =
+                classify(client.put_state(&log.state_id, &json!({ "version": version })).await, "state PUT", &mut log)
+                    .await;
             if matches!(sent, Sent::Acked) {
                 log.state_acked = Some(version);
             }
@@ -1010,7 +1128,11 @@ async fn check_after_restart(client: &Lrs, history: &mut History) -> Vec<String>
         .collect();
     let strangers: Vec<&&str> = listed_set.iter().filter(|id| !known.contains(**id)).collect();
     if !strangers.is_empty() {
-        problems.push(format!("{} listed ids were never sent, e.g. {:?}", strangers.len(), &strangers[..strangers.len().min(5)]));
+        problems.push(format!(
+            "{} listed ids were never sent, e.g. {:?}",
+            strangers.len(),
+            &strangers[..strangers.len().min(5)]
+        ));
     }
     let vanished: Vec<&String> = history.seen.iter().filter(|id| !listed_set.contains(id.as_str())).collect();
     if !vanished.is_empty() {
@@ -1035,7 +1157,8 @@ async fn check_after_restart(client: &Lrs, history: &mut History) -> Vec<String>
         let stored = present == ids.len();
         match history.batch_outcome.get(&index) {
             Some(before) if *before != stored => {
-                problems.push(format!("batch {index} was stored={before} after an earlier restart, now stored={stored}"));
+                problems
+                    .push(format!("batch {index} was stored={before} after an earlier restart, now stored={stored}"));
             }
             Some(_) => {}
             None => {
@@ -1056,7 +1179,8 @@ async fn check_after_restart(client: &Lrs, history: &mut History) -> Vec<String>
             }
             Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
                 Err(error) => {
-                    problems.push(format!("state {state_id}: torn document {:?}: {error}", String::from_utf8_lossy(bytes)));
+                    problems
+                        .push(format!("state {state_id}: torn document {:?}: {error}", String::from_utf8_lossy(bytes)));
                     continue;
                 }
                 Ok(value) => {
@@ -1065,7 +1189,9 @@ async fn check_after_restart(client: &Lrs, history: &mut History) -> Vec<String>
                     match version {
                         Some(v) if whole && sent.contains(&v) => {
                             if acked.is_some_and(|a| v < a) {
-                                problems.push(format!("state {state_id}: version {v} is older than the acknowledged {acked:?}"));
+                                problems.push(format!(
+                                    "state {state_id}: version {v} is older than the acknowledged {acked:?}"
+                                ));
                             }
                             Some(v)
                         }
@@ -1149,7 +1275,9 @@ async fn sigkill_during_concurrent_writes_loses_no_acknowledged_write_and_tears_
 
     for round in 0..ROUNDS {
         let round_seed = splitmix(base_seed ^ u64::from(round).wrapping_mul(0x9E37_79B9));
-        let note = format!("base seed {base_seed:#x} (replay: LRS_CRASH_SEED={base_seed:x}), round {round}, round seed {round_seed:#x}");
+        let note = format!(
+            "base seed {base_seed:#x} (replay: LRS_CRASH_SEED={base_seed:x}), round {round}, round seed {round_seed:#x}"
+        );
         let mut rng = XorShift::new(round_seed);
         let target = 150 + rng.below(300) as usize;
 
@@ -1190,8 +1318,9 @@ async fn sigkill_during_concurrent_writes_loses_no_acknowledged_write_and_tears_
         assert!(unexpected.is_empty(), "{note}: unexpected answers: {unexpected:?}");
         let acked_this_round: usize = logs.iter().map(|l| l.acked.len()).sum();
         let busy: usize = logs.iter().map(|l| l.busy).sum();
-        let in_flight = logs.iter().map(|l| l.unacked_singles.len() + l.batches.iter().filter(|(_, a)| !a).count()).sum::<usize>()
-            + logs.iter().filter(|l| l.state_sent.last().is_some_and(|v| l.state_acked != Some(*v))).count();
+        let in_flight =
+            logs.iter().map(|l| l.unacked_singles.len() + l.batches.iter().filter(|(_, a)| !a).count()).sum::<usize>()
+                + logs.iter().filter(|l| l.state_sent.last().is_some_and(|v| l.state_acked != Some(*v))).count();
         for log in logs {
             history.acked.extend(log.acked);
             history.unacked_singles.extend(log.unacked_singles);
@@ -1231,18 +1360,37 @@ fn directory_and_grant_commands_explain_their_flags() {
     assert_help_mentions(&["learners", "import", "--help"], &["--data-dir", "/admin/learners"]);
     assert_help_mentions(&["organisations", "import", "--help"], &["--data-dir", "/admin/organisations"]);
     assert_help_mentions(&["credentials", "grant", "--help"], &["--data-dir", "--organisations"]);
-    assert_help_mentions(&["serve", "--help"], &["--competencies", "--jwt-issuer", "--jwt-audience", "--jwt-key", "LRS_JWT_KEYS"]);
+    assert_help_mentions(
+        &["serve", "--help"],
+        &["--competencies", "--jwt-issuer", "--jwt-audience", "--jwt-key", "LRS_JWT_KEYS"],
+    );
 }
 
 #[test]
 fn credentials_grant_sets_and_replaces_analytics_organisations() {
     let dir = TempDir::new().unwrap();
     let d = dir_arg(dir.path());
-    run_ok(&["credentials", "add", "--data-dir", d, "--name", "analyst", "--key", "a1", "--secret", "s", "--scopes", "all/read", "--organisations", "RJ1,QKK"]);
+    run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        d,
+        "--name",
+        "analyst",
+        "--key",
+        "a1",
+        "--secret",
+        "s",
+        "--scopes",
+        "all/read",
+        "--organisations",
+        "RJ1,QKK",
+    ]);
     assert_eq!(list_credentials(dir.path())[0][4], "RJ1,QKK");
     run_ok(&["credentials", "grant", "--data-dir", d, "a1", "--organisations", "L81008"]);
     assert_eq!(list_credentials(dir.path())[0][4], "L81008", "a grant replaces the earlier one");
-    let refused = run_failing(&["credentials", "grant", "--data-dir", d, "analyst", "--organisations", "not an ods code"]);
+    let refused =
+        run_failing(&["credentials", "grant", "--data-dir", d, "analyst", "--organisations", "not an ods code"]);
     assert!(text(&refused.stderr).contains("ODS"), "{}", describe(&refused));
     assert_eq!(list_credentials(dir.path())[0][4], "L81008", "a refused grant changes nothing");
 }
@@ -1252,7 +1400,8 @@ async fn poll_json(server: &Server, key: &str, secret: &str, path: &str, accept:
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let response = client.get(format!("{}{path}", server.origin)).basic_auth(key, Some(secret)).send().await.unwrap();
+        let response =
+            client.get(format!("{}{path}", server.origin)).basic_auth(key, Some(secret)).send().await.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() && accept(&body) {
@@ -1268,10 +1417,13 @@ async fn directories_imported_while_stopped_place_learners_in_organisations() {
     let dir = TempDir::new().unwrap();
     let d = dir_arg(dir.path());
     let organisations = dir.path().join("organisations.csv");
-    std::fs::write(&organisations, "code,name,parent\nQKK,South East London ICB,\nRJ1,Guy's and St Thomas',QKK\n").unwrap();
+    std::fs::write(&organisations, "code,name,parent\nQKK,South East London ICB,\nRJ1,Guy's and St Thomas',QKK\n")
+        .unwrap();
     let learners = dir.path().join("learners.json");
     std::fs::write(&learners, r#"[{"learner": "7001", "organisation": "RJ1", "staffGroup": "Nursing"}]"#).unwrap();
-    assert!(run_ok(&["organisations", "import", "--data-dir", d, organisations.to_str().unwrap()]).contains("imported 2"));
+    assert!(
+        run_ok(&["organisations", "import", "--data-dir", d, organisations.to_str().unwrap()]).contains("imported 2")
+    );
     assert!(run_ok(&["learners", "import", "--data-dir", d, learners.to_str().unwrap()]).contains("imported 1"));
 
     let mut command = lrs();
@@ -1292,9 +1444,13 @@ async fn directories_imported_while_stopped_place_learners_in_organisations() {
 
     // No organisation extension: the directory puts the learner in RJ1,
     // whose uptake rolls up to the ICB.
-    let uptake = poll_json(&server, &key, &secret, "/analytics/uptake?org=QKK&from=2026-03-01&to=2026-03-31&granularity=month", |b| {
-        b["periods"].as_array().is_some_and(|p| !p.is_empty())
-    })
+    let uptake = poll_json(
+        &server,
+        &key,
+        &secret,
+        "/analytics/uptake?org=QKK&from=2026-03-01&to=2026-03-31&granularity=month",
+        |b| b["periods"].as_array().is_some_and(|p| !p.is_empty()),
+    )
     .await;
     assert_eq!(uptake["periods"][0]["completed"], json!(1), "{uptake}");
     let competencies = poll_json(&server, &key, &secret, "/analytics/learners/7001/competencies", |b| {
@@ -1323,13 +1479,29 @@ fn serve_refuses_a_bad_competency_file_or_incomplete_sign_in_settings() {
     let bad = dir.path().join("frameworks.json");
     std::fs::write(&bad, r#"{"frameworks": [{"id": "not an iri", "name": "F", "competencies": []}]}"#).unwrap();
     let mut command = lrs();
-    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir_arg(dir.path()), "--competencies", bad.to_str().unwrap()]);
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir_arg(dir.path()),
+        "--competencies",
+        bad.to_str().unwrap(),
+    ]);
     let failure = Server::start(command).err().expect("a bad framework file stops start-up");
     assert!(failure.stderr.contains("frameworks.json"), "{failure:?}");
     assert!(!failure.status.is_some_and(|s| s.success()));
 
     let mut command = lrs();
-    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir_arg(dir.path()), "--jwt-issuer", "https://idp"]);
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir_arg(dir.path()),
+        "--jwt-issuer",
+        "https://idp",
+    ]);
     let failure = Server::start(command).err().expect("sign-in without keys or audience stops start-up");
     assert!(failure.stderr.contains("learner sign-in"), "{failure:?}");
 }

@@ -123,7 +123,12 @@ fn push_part(key: &mut Vec<u8>, part: Option<&str>) {
 
 /// Prefix shared by all documents of one scope (kind, activity, agent,
 /// registration); the document id follows it.
-pub fn document_scope(kind: &DocumentKind, activity_id: Option<&str>, agent: Option<&str>, registration: Option<&str>) -> Vec<u8> {
+pub fn document_scope(
+    kind: &DocumentKind,
+    activity_id: Option<&str>,
+    agent: Option<&str>,
+    registration: Option<&str>,
+) -> Vec<u8> {
     let mut key = document_scope_any_registration(kind, activity_id, agent);
     push_part(&mut key, registration);
     key
@@ -144,7 +149,8 @@ pub fn document_scope_any_registration(kind: &DocumentKind, activity_id: Option<
 }
 
 pub fn document(key: &DocumentKey) -> Vec<u8> {
-    let mut out = document_scope(&key.kind, key.activity_id.as_deref(), key.agent.as_deref(), key.registration.as_deref());
+    let mut out =
+        document_scope(&key.kind, key.activity_id.as_deref(), key.agent.as_deref(), key.registration.as_deref());
     out.extend_from_slice(key.document_id.as_bytes());
     out
 }

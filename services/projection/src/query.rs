@@ -70,7 +70,8 @@ impl Views {
         }
         if let Some(after) = query.after {
             if query.ascending {
-                low = low.max(StoredKey { stored_micros: after.stored_micros, sequence: after.sequence.saturating_add(1) });
+                low = low
+                    .max(StoredKey { stored_micros: after.stored_micros, sequence: after.sequence.saturating_add(1) });
                 if after.sequence == u64::MAX {
                     low = StoredKey { stored_micros: after.stored_micros.saturating_add(1), sequence: 0 };
                 }
@@ -121,7 +122,8 @@ fn matches(query: &StatementQuery, record: &StatementRecord) -> bool {
         && has(activities, &query.activity)
         && has(&facets.verbs, &query.verb)
         && has(&facets.registrations, &query.registration)
-        && query.authority.as_ref().is_none_or(|wanted| {
-            lrs_xapi::agent::ifi_key(&record.statement["authority"]).as_ref() == Some(wanted)
-        })
+        && query
+            .authority
+            .as_ref()
+            .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&record.statement["authority"]).as_ref() == Some(wanted))
 }

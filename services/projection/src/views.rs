@@ -343,7 +343,9 @@ fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Re
         Event::DocumentDeleted { key, .. } => batch.delete(keys::document(&key)),
         Event::StateCleared { activity_id, agent, registration, .. } => {
             let prefix = match registration.as_deref() {
-                Some(registration) => keys::document_scope(&DocumentKind::State, Some(&activity_id), Some(&agent), Some(registration)),
+                Some(registration) => {
+                    keys::document_scope(&DocumentKind::State, Some(&activity_id), Some(&agent), Some(registration))
+                }
                 None => keys::document_scope_any_registration(&DocumentKind::State, Some(&activity_id), Some(&agent)),
             };
             for key in batch.keys_with_prefix(&prefix)? {
@@ -408,7 +410,12 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
 
 /// Statements that target `target` by StatementRef match the filters the
 /// target matches; give them the target's facets (recursively).
-fn propagate_to_referrers(batch: &mut PendingBatch<'_>, target: Uuid, facets: &Facets, depth: usize) -> Result<(), ViewsError> {
+fn propagate_to_referrers(
+    batch: &mut PendingBatch<'_>,
+    target: Uuid,
+    facets: &Facets,
+    depth: usize,
+) -> Result<(), ViewsError> {
     if depth > 16 {
         return Ok(());
     }

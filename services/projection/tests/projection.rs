@@ -209,7 +209,8 @@ fn given_a_voided_statement_when_querying_then_only_the_voiding_statement_is_lis
     let all = ids_of(&views, &StatementQuery::default());
     assert_eq!(all, vec![voiding.to_string()]);
     // The voiding statement matches the voided statement's verb filter.
-    let by_verb = StatementQuery { verb: Some("http://adlnet.gov/expapi/verbs/completed".into()), ..Default::default() };
+    let by_verb =
+        StatementQuery { verb: Some("http://adlnet.gov/expapi/verbs/completed".into()), ..Default::default() };
     assert_eq!(ids_of(&views, &by_verb), vec![voiding.to_string()]);
 }
 

@@ -60,8 +60,9 @@ fn learner_for(state: &AppState, principal: &Principal, learner: &str, params: &
     } else if let Some(text) = params.get("agent") {
         let agent: Value = serde_json::from_str(text)
             .map_err(|_| ApiError::bad_property("?agent", "agent must be a JSON Agent object"))?;
-        ifi_key(&agent)
-            .ok_or_else(|| ApiError::bad_property("?agent", "agent must have exactly one inverse functional identifier"))?
+        ifi_key(&agent).ok_or_else(|| {
+            ApiError::bad_property("?agent", "agent must have exactly one inverse functional identifier")
+        })?
     } else {
         learning_hub_learner(learner)
     };
@@ -106,12 +107,20 @@ async fn learner_view<T: serde::Serialize + Send + 'static>(
 }
 
 /// GET /analytics/learners/{learner}/transcript
-pub async fn transcript(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
+pub async fn transcript(
+    State(state): State<AppState>,
+    Path(learner): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
     learner_view(state, learner, request, "activities", lrs_hub::HubViews::transcript).await
 }
 
 /// GET /analytics/learners/{learner}/competencies
-pub async fn competencies(State(state): State<AppState>, Path(learner): Path<String>, request: Request) -> Result<Response, ApiError> {
+pub async fn competencies(
+    State(state): State<AppState>,
+    Path(learner): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
     learner_view(state, learner, request, "competencies", lrs_hub::HubViews::competencies).await
 }
 
@@ -127,8 +136,9 @@ fn date_param(params: &Params, name: &str) -> Result<Option<NaiveDate>, ApiError
     params
         .get(name)
         .map(|text| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map_err(|_| ApiError::bad_property(format!("?{name}"), format!("{name} must be a date like 2026-03-01")))
+            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                ApiError::bad_property(format!("?{name}"), format!("{name} must be a date like 2026-03-01"))
+            })
         })
         .transpose()
 }
@@ -292,11 +302,15 @@ pub fn parse_organisations(content_type: Option<&str>, body: &[u8]) -> Result<Ve
             })
             .collect()
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("expected a JSON array of organisations: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("expected a JSON array of organisations: {e}")))?
     };
     for (index, row) in rows.iter().enumerate() {
         if !is_ods_code(&row.code) || row.parent.as_deref().is_some_and(|p| !is_ods_code(p)) {
-            return Err(ApiError::bad_property(format!("/{index}"), "codes must be ODS codes (1 to 9 letters and digits)"));
+            return Err(ApiError::bad_property(
+                format!("/{index}"),
+                "codes must be ODS codes (1 to 9 letters and digits)",
+            ));
         }
     }
     Ok(rows)
@@ -315,7 +329,12 @@ fn csv_rows(text: &str, header: &[&str]) -> Result<Vec<Vec<String>>, ApiError> {
         .map(|(index, line)| {
             let cells: Vec<String> = split_csv_line(line).into_iter().map(|c| c.trim().to_owned()).collect();
             if cells.len() != header.len() {
-                return Err(ApiError::bad_request(format!("CSV line {} has {} fields, expected {}", index + 2, cells.len(), header.len())));
+                return Err(ApiError::bad_request(format!(
+                    "CSV line {} has {} fields, expected {}",
+                    index + 2,
+                    cells.len(),
+                    header.len()
+                )));
             }
             Ok(cells)
         })
@@ -376,16 +395,29 @@ mod tests {
 
     #[test]
     fn csv_learners_and_organisations() {
-        let learners = parse_learners(Some("text/csv"), b"learner,organisation,staff_group\n123,RJ1,Nursing\n\"45,6\",L81008,\n").unwrap();
+        let learners =
+            parse_learners(Some("text/csv"), b"learner,organisation,staff_group\n123,RJ1,Nursing\n\"45,6\",L81008,\n")
+                .unwrap();
         assert_eq!(learners[0].learner, learning_hub_learner("123"));
         assert_eq!(learners[1].learner, learning_hub_learner("45,6"));
         assert_eq!(learners[1].staff_group, None);
-        let organisations = parse_organisations(Some("text/csv"), b"code,name,parent\nRJ1,\"Guy's and St Thomas'\",QKK\nQKK,South East London ICB,\n").unwrap();
+        let organisations = parse_organisations(
+            Some("text/csv"),
+            b"code,name,parent\nRJ1,\"Guy's and St Thomas'\",QKK\nQKK,South East London ICB,\n",
+        )
+        .unwrap();
         assert_eq!(organisations[0].parent.as_deref(), Some("QKK"));
         assert!(parse_learners(Some("text/csv"), b"learner,org\n1,RJ1\n").is_err());
         assert!(parse_learners(Some("text/csv"), b"learner,organisation,staff_group\n1,not-an-ods-code,\n").is_err());
-        let json_rows = br#"[{"learner": {"mbox": "mailto:ada@example.com"}, "organisation": "RJ1", "staffGroup": " "}]"#;
+        let json_rows =
+            br#"[{"learner": {"mbox": "mailto:ada@example.com"}, "organisation": "RJ1", "staffGroup": " "}]"#;
         assert_eq!(parse_learners(Some("application/json"), json_rows).unwrap()[0].staff_group, None);
-        assert!(parse_learners(Some("application/json"), br#"[{"learner": {"mbox": "ada@example.com"}, "organisation": "RJ1"}]"#).is_err());
+        assert!(
+            parse_learners(
+                Some("application/json"),
+                br#"[{"learner": {"mbox": "ada@example.com"}, "organisation": "RJ1"}]"#
+            )
+            .is_err()
+        );
     }
 }

@@ -89,14 +89,9 @@ async fn health() -> &'static str {
 }
 
 fn cors() -> CorsLayer {
-    let exposed = [
-        "x-experience-api-version",
-        "x-experience-api-consistent-through",
-        "etag",
-        "last-modified",
-        "content-type",
-    ]
-    .map(HeaderName::from_static);
+    let exposed =
+        ["x-experience-api-version", "x-experience-api-consistent-through", "etag", "last-modified", "content-type"]
+            .map(HeaderName::from_static);
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
@@ -170,6 +165,6 @@ async fn ensure_version_header(mut response: Response) -> Response {
 }
 
 async fn method_not_allowed(request: Request) -> Response {
-    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path())).into_response()
+    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path()))
+        .into_response()
 }
-

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
@@ -109,8 +109,9 @@ fn io_error(path: &Path, error: impl std::fmt::Display) -> CredentialError {
 pub fn load(data_dir: &Path) -> Result<Vec<Credential>, CredentialError> {
     let path = data_dir.join(CREDENTIALS_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| CredentialError::Corrupt { path, reason: e.to_string() }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| CredentialError::Corrupt { path, reason: e.to_string() })
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(error) => Err(io_error(&path, error)),
     }
@@ -180,11 +181,17 @@ pub fn add(
 
 /// Grants a credential analytics access to organisations (ODS codes, or `*`
 /// for all), replacing any earlier grant.
-pub fn grant_organisations(data_dir: &Path, key_or_name: &str, organisations: Vec<String>) -> Result<Credential, CredentialError> {
+pub fn grant_organisations(
+    data_dir: &Path,
+    key_or_name: &str,
+    organisations: Vec<String>,
+) -> Result<Credential, CredentialError> {
     for code in &organisations {
         let valid = code == "*" || (1..=9).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric());
         if !valid {
-            return Err(CredentialError::Invalid(format!("{code:?} is not an ODS code (1 to 9 letters and digits) or *")));
+            return Err(CredentialError::Invalid(format!(
+                "{code:?} is not an ODS code (1 to 9 letters and digits) or *"
+            )));
         }
     }
     let mut credentials = load(data_dir)?;

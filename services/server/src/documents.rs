@@ -177,7 +177,12 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
         match &address.document_id {
             Some(_) => DocumentOp::Delete,
             None if kind == DocumentKind::State => DocumentOp::ClearState,
-            None => return Err(ApiError::bad_property(format!("?{}", resource.id_param), format!("the parameter {:?} is required", resource.id_param))),
+            None => {
+                return Err(ApiError::bad_property(
+                    format!("?{}", resource.id_param),
+                    format!("the parameter {:?} is required", resource.id_param),
+                ));
+            }
         }
     } else {
         if address.document_id.is_none() {
@@ -213,7 +218,8 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
     };
     let visible = state.sequencer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await?;
     let mut watch = state.views.subscribe();
-    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible)).await;
+    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
+        .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -234,7 +240,8 @@ async fn read(state: &AppState, params: &Params, kind: DocumentKind, address: Ad
             registration: address.registration,
             document_id,
         };
-        let document = tokio::task::spawn_blocking(move || views.document(&key)).await.map_err(ApiError::internal)??;
+        let document =
+            tokio::task::spawn_blocking(move || views.document(&key)).await.map_err(ApiError::internal)??;
         let Some(document) = document else {
             return Err(ApiError::NotFound("no document with that id".to_owned()));
         };

@@ -75,10 +75,9 @@ impl Params {
             None => Ok(false),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
-            Some(other) => Err(ApiError::bad_property(
-                format!("?{name}"),
-                format!("{name} must be true or false, not {other:?}"),
-            )),
+            Some(other) => {
+                Err(ApiError::bad_property(format!("?{name}"), format!("{name} must be true or false, not {other:?}")))
+            }
         }
     }
 }
@@ -107,10 +106,9 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
 pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("the {name} header is not valid text"))),
+        Some(value) => {
+            value.to_str().map(Some).map_err(|_| ApiError::bad_request(format!("the {name} header is not valid text")))
+        }
     }
 }
 
@@ -216,10 +214,8 @@ const FORM_HEADERS: [&str; 6] =
 /// headers, parameters and content as form fields. Turned back into the
 /// ordinary request it stands for; refused in 2.0.
 pub async fn alternate_syntax_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let has_method_param = request
-        .uri()
-        .query()
-        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "method"));
+    let has_method_param =
+        request.uri().query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "method"));
     if !has_method_param {
         return next.run(request).await;
     }
@@ -231,11 +227,8 @@ pub async fn alternate_syntax_layer(State(state): State<AppState>, request: Requ
 
 async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (ApiError, XapiVersion)> {
     let (parts, body) = request.into_parts();
-    let header_version = parts
-        .headers
-        .get(VERSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(XapiVersion::from_header);
+    let header_version =
+        parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(XapiVersion::from_header);
     let fail = |error: ApiError| (error, header_version.unwrap_or(XapiVersion::V2_0_0));
     if parts.method != Method::POST {
         return Err(fail(ApiError::bad_request("the alternate request syntax must use POST")));
@@ -248,8 +241,14 @@ async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (A
     }
     let method_name = query.get("method").unwrap_or("").to_ascii_uppercase();
     let method = match method_name.as_str() {
-        "GET" | "HEAD" | "PUT" | "POST" | "DELETE" => Method::from_bytes(method_name.as_bytes()).map_err(|_| fail(ApiError::bad_request("bad method")))?,
-        other => return Err(fail(ApiError::bad_request(format!("unsupported method {other:?} in the alternate request syntax")))),
+        "GET" | "HEAD" | "PUT" | "POST" | "DELETE" => {
+            Method::from_bytes(method_name.as_bytes()).map_err(|_| fail(ApiError::bad_request("bad method")))?
+        }
+        other => {
+            return Err(fail(ApiError::bad_request(format!(
+                "unsupported method {other:?} in the alternate request syntax"
+            ))));
+        }
     };
     if media_type(&parts.headers).as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(fail(ApiError::bad_request(
@@ -272,7 +271,11 @@ async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (A
             }
             let value = HeaderValue::from_str(&value)
                 .map_err(|_| fail(ApiError::bad_request(format!("form field {name} is not a valid header value"))))?;
-            headers.insert(axum::http::HeaderName::from_bytes(lower.as_bytes()).map_err(|_| fail(ApiError::bad_request("bad header")))?, value);
+            headers.insert(
+                axum::http::HeaderName::from_bytes(lower.as_bytes())
+                    .map_err(|_| fail(ApiError::bad_request("bad header")))?,
+                value,
+            );
         } else {
             serializer.append_pair(&name, &value);
         }
@@ -289,15 +292,14 @@ async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (A
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     let query = serializer.finish();
-    let path_and_query = if query.is_empty() { parts.uri.path().to_owned() } else { format!("{}?{query}", parts.uri.path()) };
+    let path_and_query =
+        if query.is_empty() { parts.uri.path().to_owned() } else { format!("{}?{query}", parts.uri.path()) };
     let uri: Uri = path_and_query.parse().map_err(|_| (ApiError::bad_request("bad parameters"), version))?;
     let mut builder = Request::builder().method(method).uri(uri);
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
-    builder
-        .body(Body::from(content.unwrap_or_default()))
-        .map_err(|e| (ApiError::internal(e), version))
+    builder.body(Body::from(content.unwrap_or_default())).map_err(|e| (ApiError::internal(e), version))
 }
 
 /// The authenticated caller.
@@ -324,7 +326,10 @@ impl Principal {
             Ok(())
         } else {
             let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
-            Err(ApiError::Forbidden(format!("this credential lacks the scope for this request (one of: {})", names.join(", "))))
+            Err(ApiError::Forbidden(format!(
+                "this credential lacks the scope for this request (one of: {})",
+                names.join(", ")
+            )))
         }
     }
 }

@@ -42,7 +42,9 @@ impl JwtVerifier {
             let path = path.as_ref();
             let pem = std::fs::read(path)
                 .map_err(|e| JwtSetupError::Read { path: path.display().to_string(), reason: e.to_string() })?;
-            keys.push(Self::key_from_pem(&pem).ok_or_else(|| JwtSetupError::NotAKey { path: path.display().to_string() })?);
+            keys.push(
+                Self::key_from_pem(&pem).ok_or_else(|| JwtSetupError::NotAKey { path: path.display().to_string() })?,
+            );
         }
         Ok(Self { keys, issuer: issuer.to_owned(), audience: audience.to_owned() })
     }

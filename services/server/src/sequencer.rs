@@ -48,9 +48,16 @@ pub enum PutPrecondition {
 pub enum DocumentOp {
     /// PUT: replace. Profiles require a precondition header when the
     /// document exists.
-    Put { content_type: String, content: Vec<u8>, precondition: PutPrecondition },
+    Put {
+        content_type: String,
+        content: Vec<u8>,
+        precondition: PutPrecondition,
+    },
     /// POST: merge JSON objects, or create.
-    Post { content_type: String, content: Vec<u8> },
+    Post {
+        content_type: String,
+        content: Vec<u8>,
+    },
     Delete,
     /// DELETE of all state of an activity and agent (and registration).
     ClearState,
@@ -326,10 +333,8 @@ impl Writer {
             plans.push(Ok(Some(events_to_append.len())));
             repeat_visible.push(visible);
             new_ids_per_event.push(ids);
-            events_to_append.push(events::encode(&Event::StatementsStored {
-                statements,
-                attachments: batch.attachments.clone(),
-            }));
+            events_to_append
+                .push(events::encode(&Event::StatementsStored { statements, attachments: batch.attachments.clone() }));
         }
         let appended = if events_to_append.is_empty() {
             Ok(self.progress.appended_end.load(Ordering::SeqCst))
@@ -403,9 +408,7 @@ impl Writer {
                         ));
                     }
                     if precondition == PutPrecondition::Always {
-                        return Err(ApiError::bad_request(
-                            "a PUT to a profile must carry If-Match or If-None-Match",
-                        ));
+                        return Err(ApiError::bad_request("a PUT to a profile must carry If-Match or If-None-Match"));
                     }
                 }
                 Event::DocumentSet { etag: document::etag(&content), key: command.key, content_type, content, updated }
@@ -434,7 +437,13 @@ impl Writer {
                     {
                         return Err(ApiError::bad_request("a JSON document sent by POST must be a JSON object"));
                     }
-                    Event::DocumentSet { etag: document::etag(&content), key: command.key, content_type, content, updated }
+                    Event::DocumentSet {
+                        etag: document::etag(&content),
+                        key: command.key,
+                        content_type,
+                        content,
+                        updated,
+                    }
                 }
             },
             DocumentOp::Delete => {

@@ -39,8 +39,8 @@ pub async fn put_statement(State(state): State<AppState>, request: Request) -> R
     let params = Params::parse(request.uri().query())?;
     params.only(&["statementId"])?;
     let id_text = params.required("statementId")?;
-    let id = Uuid::parse_str(id_text)
-        .map_err(|_| ApiError::bad_property("?statementId", "statementId must be a UUID"))?;
+    let id =
+        Uuid::parse_str(id_text).map_err(|_| ApiError::bad_property("?statementId", "statementId must be a UUID"))?;
     let (headers, body) = split(request);
     let (json, attachments) = parse_statement_body(&state, &headers, body).await?;
     let mut statement = match json {
@@ -101,7 +101,8 @@ fn split(request: Request) -> (HeaderMap, Body) {
 /// honest about what is visible.
 async fn wait_visible(state: &AppState, visible: VisibleAt) {
     let mut watch = state.views.subscribe();
-    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible)).await;
+    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
+        .await;
 }
 
 /// Reads a JSON or multipart/mixed statement request: the statement JSON
@@ -139,9 +140,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(format!("the body is not valid JSON: {e}"))
-    })?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     check_no_duplicate_keys(bytes)?;
     Ok(value)
 }
@@ -222,11 +222,15 @@ async fn store(
         let mut statement = original;
         normalise_context_activities(&mut statement);
         let id = match statement.get("id").and_then(Value::as_str) {
-            Some(text) => Uuid::parse_str(text).map_err(|_| ApiError::bad_property(format!("{prefix}/id"), "id must be a UUID"))?,
+            Some(text) => Uuid::parse_str(text)
+                .map_err(|_| ApiError::bad_property(format!("{prefix}/id"), "id must be a UUID"))?,
             None => Uuid::new_v4(),
         };
         if !seen.insert(id) {
-            return Err(ApiError::bad_property(format!("{prefix}/id"), format!("the id {id} appears twice in this request")));
+            return Err(ApiError::bad_property(
+                format!("{prefix}/id"),
+                format!("the id {id} appears twice in this request"),
+            ));
         }
         let fingerprint = content_fingerprint(&statement);
         complete_for_storage(&mut statement, id, stored, &principal.authority, version);
@@ -246,7 +250,8 @@ async fn store(
         .into_iter()
         .map(|p| AttachmentContent { sha2: p.sha2, content_type: p.content_type, content: p.body })
         .collect();
-    let visible = state.sequencer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
+    let visible =
+        state.sequencer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
     Ok((visible, ids))
 }
 
@@ -284,7 +289,9 @@ fn check_attachments(
         signature::verify_statement_signatures(statement, |hash| {
             parts.iter().find(|p| p.sha2.eq_ignore_ascii_case(hash)).map(|p| p.body.as_slice())
         })
-        .map_err(|e| ApiError::bad_property(format!("{prefix}/attachments"), format!("signed statement rejected: {e}")))?;
+        .map_err(|e| {
+            ApiError::bad_property(format!("{prefix}/attachments"), format!("signed statement rejected: {e}"))
+        })?;
     }
     Ok(())
 }
@@ -407,9 +414,13 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
         if let Some(text) = params.get(single) {
             let allowed = [single, "format", "attachments"];
             if let Some(other) = params.names().find(|n| !allowed.contains(n)) {
-                return Err(ApiError::bad_property(format!("?{other}"), format!("{other} cannot be combined with {single}")));
+                return Err(ApiError::bad_property(
+                    format!("?{other}"),
+                    format!("{other} cannot be combined with {single}"),
+                ));
             }
-            let id = Uuid::parse_str(text).map_err(|_| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
+            let id = Uuid::parse_str(text)
+                .map_err(|_| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
             let only = Only { authority: authority_key.as_deref(), learner: learner.as_deref() };
             return get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, only).await;
         }
@@ -421,7 +432,10 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             let value: Value = serde_json::from_str(text)
                 .map_err(|_| ApiError::bad_property("?agent", "agent must be a JSON Agent or Group object"))?;
             Some(ifi_key(&value).ok_or_else(|| {
-                ApiError::bad_property("?agent", "agent must identify an Agent or Group by exactly one inverse functional identifier")
+                ApiError::bad_property(
+                    "?agent",
+                    "agent must identify an Agent or Group by exactly one inverse functional identifier",
+                )
             })?)
         }
     };
@@ -504,7 +518,8 @@ async fn get_one(
     })
     .await
     .map_err(ApiError::internal)??;
-    let not_found = || ApiError::NotFound(format!("no {}statement with id {id}", if want_voided { "voided " } else { "" }));
+    let not_found =
+        || ApiError::NotFound(format!("no {}statement with id {id}", if want_voided { "voided " } else { "" }));
     let Some((record, voided)) = record else {
         return Err(not_found());
     };
@@ -543,9 +558,8 @@ async fn run_query(
         query.horizon = Some(StoredKey { stored_micros: last, sequence: u64::MAX });
     }
     let query_for_scan = query.clone();
-    let page = tokio::task::spawn_blocking(move || views.query(&query_for_scan, max))
-        .await
-        .map_err(ApiError::internal)??;
+    let page =
+        tokio::task::spawn_blocking(move || views.query(&query_for_scan, max)).await.map_err(ApiError::internal)??;
     let statements: Vec<Value> = page
         .statements
         .iter()

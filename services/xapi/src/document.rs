@@ -43,9 +43,10 @@ pub fn check_preconditions(if_match: Option<&str>, if_none_match: Option<&str>, 
 
 fn header_matches(header: &str, current: &str) -> bool {
     let current = current.trim_matches('"');
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.trim_start_matches("W/").trim_matches('"').eq_ignore_ascii_case(current)
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"').eq_ignore_ascii_case(current))
 }
 
 /// Whether a content type names JSON (`application/json`, with or without

@@ -291,16 +291,39 @@ mod tests {
         let events = vec![
             Event::StatementsStored {
                 statements: vec![json!({"id": "x"})],
-                attachments: vec![AttachmentContent { sha2: "ab".into(), content_type: "text/plain".into(), content: vec![0, 1, 255] }],
+                attachments: vec![AttachmentContent {
+                    sha2: "ab".into(),
+                    content_type: "text/plain".into(),
+                    content: vec![0, 1, 255],
+                }],
             },
-            Event::DocumentSet { key: key.clone(), content_type: "application/json".into(), content: b"{}".to_vec(), etag: "\"e\"".into(), updated: "t".into() },
+            Event::DocumentSet {
+                key: key.clone(),
+                content_type: "application/json".into(),
+                content: b"{}".to_vec(),
+                etag: "\"e\"".into(),
+                updated: "t".into(),
+            },
             Event::DocumentDeleted { key, updated: "t".into() },
-            Event::StateCleared { activity_id: "http://a".into(), agent: "k".into(), registration: Some("r".into()), updated: "t".into() },
+            Event::StateCleared {
+                activity_id: "http://a".into(),
+                agent: "k".into(),
+                registration: Some("r".into()),
+                updated: "t".into(),
+            },
             Event::LearnersImported {
-                learners: vec![LearnerEntry { learner: "account:https://learninghub.nhs.uk|1".into(), organisation: "RJ1".into(), staff_group: Some("Nursing".into()) }],
+                learners: vec![LearnerEntry {
+                    learner: "account:https://learninghub.nhs.uk|1".into(),
+                    organisation: "RJ1".into(),
+                    staff_group: Some("Nursing".into()),
+                }],
             },
             Event::OrganisationsImported {
-                organisations: vec![OrganisationEntry { code: "RJ1".into(), name: "Guy's and St Thomas'".into(), parent: Some("QKK".into()) }],
+                organisations: vec![OrganisationEntry {
+                    code: "RJ1".into(),
+                    name: "Guy's and St Thomas'".into(),
+                    parent: Some("QKK".into()),
+                }],
             },
         ];
         for event in events {

@@ -163,9 +163,7 @@ fn choose_language(map: &Map<String, Value>, languages: &[String]) -> Option<Str
             return Some(key.clone());
         }
         let prefix = wanted.split('-').next().unwrap_or(wanted);
-        if let Some(key) =
-            map.keys().find(|k| k.split('-').next().is_some_and(|p| p.eq_ignore_ascii_case(prefix)))
-        {
+        if let Some(key) = map.keys().find(|k| k.split('-').next().is_some_and(|p| p.eq_ignore_ascii_case(prefix))) {
             return Some(key.clone());
         }
     }
@@ -188,9 +186,8 @@ pub fn parse_accept_language(header: &str) -> Vec<String> {
             if tag.is_empty() {
                 return None;
             }
-            let quality = parts
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
-                .unwrap_or(1.0);
+            let quality =
+                parts.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
             Some((quality, position, tag.to_owned()))
         })
         .filter(|(q, _, _)| *q > 0.0)

@@ -52,20 +52,14 @@ pub enum MultipartError {
     InvalidJson(String),
     #[error("multipart part {part}: missing X-Experience-API-Hash header")]
     MissingHash { part: usize },
-    #[error(
-        "multipart part {part}: X-Experience-API-Hash '{hash}' is not a hex SHA-256/384/512 digest"
-    )]
+    #[error("multipart part {part}: X-Experience-API-Hash '{hash}' is not a hex SHA-256/384/512 digest")]
     InvalidHash { part: usize, hash: String },
     #[error("multipart part {part}: Content-Transfer-Encoding must be 'binary' (got '{encoding}')")]
     BadTransferEncoding { part: usize, encoding: String },
     #[error(
         "multipart part {part}: X-Experience-API-Hash '{declared}' does not match the part content (computed '{computed}')"
     )]
-    HashMismatch {
-        part: usize,
-        declared: String,
-        computed: String,
-    },
+    HashMismatch { part: usize, declared: String, computed: String },
 }
 
 /// One body part of a multipart document.
@@ -80,10 +74,7 @@ pub struct Part {
 impl Part {
     /// A part with no headers.
     pub fn new(body: impl Into<Vec<u8>>) -> Self {
-        Part {
-            headers: Vec::new(),
-            body: body.into(),
-        }
+        Part { headers: Vec::new(), body: body.into() }
     }
 
     /// Adds a header (the name is lower-cased).
@@ -109,10 +100,7 @@ impl Part {
 
     /// First value of the header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The full `Content-Type` header value, if present.
@@ -142,12 +130,7 @@ pub struct AttachmentPart {
 /// Lower-cased media type of a Content-Type value, without parameters
 /// (`"Application/JSON; charset=utf-8"` → `"application/json"`).
 pub fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// Extracts the boundary from a `multipart/mixed` Content-Type value, e.g.
@@ -235,9 +218,7 @@ fn parse_params(s: &str) -> Result<Vec<(String, String)>, MultipartError> {
             value = value.trim().to_string();
         }
         if name.is_empty() {
-            return Err(MultipartError::MalformedContentType(
-                "parameter with an empty name".to_string(),
-            ));
+            return Err(MultipartError::MalformedContentType("parameter with an empty name".to_string()));
         }
         out.push((name, value));
     }
@@ -249,14 +230,10 @@ fn validate_boundary(b: &str) -> Result<(), MultipartError> {
         return Err(MultipartError::InvalidBoundary("empty boundary".into()));
     }
     if b.len() > MAX_BOUNDARY_LEN {
-        return Err(MultipartError::InvalidBoundary(format!(
-            "boundary longer than {MAX_BOUNDARY_LEN} characters"
-        )));
+        return Err(MultipartError::InvalidBoundary(format!("boundary longer than {MAX_BOUNDARY_LEN} characters")));
     }
     if b.chars().any(|c| c.is_control() || !c.is_ascii()) {
-        return Err(MultipartError::InvalidBoundary(
-            "boundary contains control or non-ASCII characters".into(),
-        ));
+        return Err(MultipartError::InvalidBoundary("boundary contains control or non-ASCII characters".into()));
     }
     Ok(())
 }
@@ -331,9 +308,7 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Part>, MultipartError> {
             DelimiterKind::Part(start) => break start,
             DelimiterKind::Close => return Err(MultipartError::NoParts),
             DelimiterKind::Eof => {
-                return Err(MultipartError::MissingClosingDelimiter(
-                    boundary.to_string(),
-                ));
+                return Err(MultipartError::MissingClosingDelimiter(boundary.to_string()));
             }
             DelimiterKind::NotDelimiter => search_from = line + 1,
         }
@@ -349,16 +324,12 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Part>, MultipartError> {
         let mut search_from = part_start;
         let (line, next) = loop {
             let Some(line) = find_delimiter_line(body, &dash_boundary, search_from) else {
-                return Err(MultipartError::MissingClosingDelimiter(
-                    boundary.to_string(),
-                ));
+                return Err(MultipartError::MissingClosingDelimiter(boundary.to_string()));
             };
             match classify_delimiter(body, line + dash_boundary.len()) {
                 DelimiterKind::NotDelimiter => search_from = line + 1,
                 DelimiterKind::Eof => {
-                    return Err(MultipartError::MissingClosingDelimiter(
-                        boundary.to_string(),
-                    ));
+                    return Err(MultipartError::MissingClosingDelimiter(boundary.to_string()));
                 }
                 DelimiterKind::Close => break (line, None),
                 DelimiterKind::Part(start) => break (line, Some(start)),
@@ -413,10 +384,7 @@ fn parse_part(raw: &[u8], index: usize) -> Result<Part, MultipartError> {
     // the delimiter); invalid header lines are reported by `parse_headers`.
     let (hdr_end, body_start) = headers_end.unwrap_or((raw.len(), raw.len()));
     let headers = parse_headers(&raw[..hdr_end], index)?;
-    Ok(Part {
-        headers,
-        body: raw[body_start.min(raw.len())..].to_vec(),
-    })
+    Ok(Part { headers, body: raw[body_start.min(raw.len())..].to_vec() })
 }
 
 fn parse_headers(block: &[u8], index: usize) -> Result<Vec<(String, String)>, MultipartError> {
@@ -507,13 +475,7 @@ pub fn build(boundary: &str, parts: &[Part]) -> Vec<u8> {
     let capacity = parts
         .iter()
         .map(|p| {
-            p.body.len()
-                + boundary.len()
-                + 8
-                + p.headers
-                    .iter()
-                    .map(|(n, v)| n.len() + v.len() + 4)
-                    .sum::<usize>()
+            p.body.len() + boundary.len() + 8 + p.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>()
         })
         .sum::<usize>()
         + boundary.len()
@@ -576,31 +538,23 @@ fn digest_matching(hex_len: usize, data: &[u8]) -> Option<String> {
 /// Matching the hashes against the statements' `attachments[].sha2` values
 /// (every part must be referenced, every non-fileUrl attachment must be present)
 /// is left to the caller.
-pub fn split_statement_request(
-    parts: Vec<Part>,
-) -> Result<(serde_json::Value, Vec<AttachmentPart>), MultipartError> {
+pub fn split_statement_request(parts: Vec<Part>) -> Result<(serde_json::Value, Vec<AttachmentPart>), MultipartError> {
     let mut iter = parts.into_iter();
     let first = iter.next().ok_or(MultipartError::NoParts)?;
     let first_type = first.media_type().unwrap_or_default();
     if first_type != "application/json" {
-        return Err(MultipartError::FirstPartNotJson(
-            first.content_type().unwrap_or("").to_string(),
-        ));
+        return Err(MultipartError::FirstPartNotJson(first.content_type().unwrap_or("").to_string()));
     }
-    let json: serde_json::Value = serde_json::from_slice(&first.body)
-        .map_err(|e| MultipartError::InvalidJson(e.to_string()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&first.body).map_err(|e| MultipartError::InvalidJson(e.to_string()))?;
 
     let mut attachments = Vec::new();
     for (offset, part) in iter.enumerate() {
         let index = offset + 1;
-        let encoding = part
-            .header("content-transfer-encoding")
-            .filter(|enc| !enc.trim().eq_ignore_ascii_case("binary"));
+        let encoding =
+            part.header("content-transfer-encoding").filter(|enc| !enc.trim().eq_ignore_ascii_case("binary"));
         if let Some(enc) = encoding {
-            return Err(MultipartError::BadTransferEncoding {
-                part: index,
-                encoding: enc.to_string(),
-            });
+            return Err(MultipartError::BadTransferEncoding { part: index, encoding: enc.to_string() });
         }
         let declared = part
             .header(HASH_HEADER)
@@ -609,30 +563,16 @@ pub fn split_statement_request(
             .ok_or(MultipartError::MissingHash { part: index })?
             .to_ascii_lowercase();
         if !declared.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(MultipartError::InvalidHash {
-                part: index,
-                hash: declared,
-            });
+            return Err(MultipartError::InvalidHash { part: index, hash: declared });
         }
         let Some(computed) = digest_matching(declared.len(), &part.body) else {
-            return Err(MultipartError::InvalidHash {
-                part: index,
-                hash: declared,
-            });
+            return Err(MultipartError::InvalidHash { part: index, hash: declared });
         };
         if computed != declared {
-            return Err(MultipartError::HashMismatch {
-                part: index,
-                declared,
-                computed,
-            });
+            return Err(MultipartError::HashMismatch { part: index, declared, computed });
         }
         let content_type = part.content_type().unwrap_or("").to_string();
-        attachments.push(AttachmentPart {
-            sha2: declared,
-            content_type,
-            body: part.body,
-        });
+        attachments.push(AttachmentPart { sha2: declared, content_type, body: part.body });
     }
     Ok((json, attachments))
 }
@@ -650,32 +590,15 @@ mod tests {
 
     #[test]
     fn boundary_parsing() {
+        assert_eq!(boundary_from_content_type("multipart/mixed; boundary=abc").unwrap(), "abc");
         assert_eq!(
-            boundary_from_content_type("multipart/mixed; boundary=abc").unwrap(),
-            "abc"
-        );
-        assert_eq!(
-            boundary_from_content_type("Multipart/Mixed;BOUNDARY=\"abcABC0123'()+_,-./:=?\"")
-                .unwrap(),
+            boundary_from_content_type("Multipart/Mixed;BOUNDARY=\"abcABC0123'()+_,-./:=?\"").unwrap(),
             "abcABC0123'()+_,-./:=?"
         );
-        assert_eq!(
-            boundary_from_content_type("multipart/mixed; charset=utf-8; boundary = \"a b\" ")
-                .unwrap(),
-            "a b"
-        );
-        assert_eq!(
-            boundary_from_content_type("multipart/mixed; boundary=\"a\\\"b\"").unwrap(),
-            "a\"b"
-        );
-        assert_eq!(
-            boundary_from_content_type("multipart/mixed;"),
-            Err(MultipartError::MissingBoundary)
-        );
-        assert_eq!(
-            boundary_from_content_type("multipart/mixed"),
-            Err(MultipartError::MissingBoundary)
-        );
+        assert_eq!(boundary_from_content_type("multipart/mixed; charset=utf-8; boundary = \"a b\" ").unwrap(), "a b");
+        assert_eq!(boundary_from_content_type("multipart/mixed; boundary=\"a\\\"b\"").unwrap(), "a\"b");
+        assert_eq!(boundary_from_content_type("multipart/mixed;"), Err(MultipartError::MissingBoundary));
+        assert_eq!(boundary_from_content_type("multipart/mixed"), Err(MultipartError::MissingBoundary));
         assert!(matches!(
             boundary_from_content_type("multipart/form-data; boundary=abc"),
             Err(MultipartError::NotMultipartMixed(_))
@@ -692,9 +615,7 @@ mod tests {
 
     fn conformance_style_body(stmt: &str, att: &[u8], hash: &str) -> Vec<u8> {
         let mut msg = Vec::new();
-        msg.extend_from_slice(
-            format!("--{B}\r\nContent-Type: application/json\r\n\r\n").as_bytes(),
-        );
+        msg.extend_from_slice(format!("--{B}\r\nContent-Type: application/json\r\n\r\n").as_bytes());
         msg.extend_from_slice(stmt.as_bytes());
         msg.extend_from_slice(
             format!(
@@ -753,15 +674,10 @@ mod tests {
 
     #[test]
     fn boundary_prefix_inside_content_is_not_a_delimiter() {
-        let body = format!(
-            "--{B}\r\nContent-Type: text/plain\r\n\r\n--{B}X not a delimiter\r\nmore\r\n--{B}--\r\n"
-        );
+        let body = format!("--{B}\r\nContent-Type: text/plain\r\n\r\n--{B}X not a delimiter\r\nmore\r\n--{B}--\r\n");
         let parts = parse(body.as_bytes(), B).unwrap();
         assert_eq!(parts.len(), 1);
-        assert_eq!(
-            parts[0].body,
-            format!("--{B}X not a delimiter\r\nmore").as_bytes()
-        );
+        assert_eq!(parts[0].body, format!("--{B}X not a delimiter\r\nmore").as_bytes());
     }
 
     #[test]
@@ -787,15 +703,11 @@ mod tests {
         let boundary = new_boundary();
         assert!(boundary.len() > 20);
         assert_ne!(boundary, new_boundary());
-        let parts = vec![
-            Part::json("{\"x\":true}"),
-            Part::attachment("text/plain", &sha256_hex(b"hi"), b"hi".to_vec()),
-        ];
+        let parts =
+            vec![Part::json("{\"x\":true}"), Part::attachment("text/plain", &sha256_hex(b"hi"), b"hi".to_vec())];
         let built = build(&boundary, &parts);
         let text = String::from_utf8(built.clone()).unwrap();
-        assert!(text.starts_with(&format!(
-            "--{boundary}\r\nContent-Type: application/json\r\n\r\n"
-        )));
+        assert!(text.starts_with(&format!("--{boundary}\r\nContent-Type: application/json\r\n\r\n")));
         assert!(text.contains("X-Experience-API-Hash: "));
         assert!(text.contains("Content-Transfer-Encoding: binary\r\n"));
         assert!(text.ends_with(&format!("\r\n--{boundary}--\r\n")));
@@ -817,37 +729,19 @@ mod tests {
 
     #[test]
     fn structural_errors() {
-        assert_eq!(
-            parse(b"no boundary here", B),
-            Err(MultipartError::MissingFirstBoundary)
-        );
+        assert_eq!(parse(b"no boundary here", B), Err(MultipartError::MissingFirstBoundary));
         assert_eq!(parse(b"", B), Err(MultipartError::MissingFirstBoundary));
         let unclosed = format!("--{B}\r\nContent-Type: text/plain\r\n\r\nabc\r\n");
-        assert!(matches!(
-            parse(unclosed.as_bytes(), B),
-            Err(MultipartError::MissingClosingDelimiter(_))
-        ));
+        assert!(matches!(parse(unclosed.as_bytes(), B), Err(MultipartError::MissingClosingDelimiter(_))));
         let unclosed2 = format!("--{B}\r\nContent-Type: text/plain\r\n\r\nabc\r\n--{B}");
-        assert!(matches!(
-            parse(unclosed2.as_bytes(), B),
-            Err(MultipartError::MissingClosingDelimiter(_))
-        ));
+        assert!(matches!(parse(unclosed2.as_bytes(), B), Err(MultipartError::MissingClosingDelimiter(_))));
         let no_colon = format!("--{B}\r\nContent-Type text/plain\r\n\r\nabc\r\n--{B}--");
-        assert!(matches!(
-            parse(no_colon.as_bytes(), B),
-            Err(MultipartError::HeaderWithoutColon { part: 0, .. })
-        ));
+        assert!(matches!(parse(no_colon.as_bytes(), B), Err(MultipartError::HeaderWithoutColon { part: 0, .. })));
         let empty_name = format!("--{B}\r\n: x\r\n\r\nabc\r\n--{B}--");
-        assert_eq!(
-            parse(empty_name.as_bytes(), B),
-            Err(MultipartError::EmptyHeaderName { part: 0 })
-        );
+        assert_eq!(parse(empty_name.as_bytes(), B), Err(MultipartError::EmptyHeaderName { part: 0 }));
         let no_parts = format!("--{B}--\r\n");
         assert_eq!(parse(no_parts.as_bytes(), B), Err(MultipartError::NoParts));
-        assert!(matches!(
-            parse(b"--\r\n", ""),
-            Err(MultipartError::InvalidBoundary(_))
-        ));
+        assert!(matches!(parse(b"--\r\n", ""), Err(MultipartError::InvalidBoundary(_))));
         // Header block that runs into the body without a blank line.
         let unterminated = format!("--{B}\r\nContent-Type: a\r\nabc\r\n\r\n--{B}--");
         assert!(parse(unterminated.as_bytes(), B).is_err());
@@ -896,42 +790,24 @@ mod tests {
 
         // First part must be application/json.
         let parts = vec![Part::new("{}").with_header("content-type", "text/plain")];
-        assert!(matches!(
-            split_statement_request(parts),
-            Err(MultipartError::FirstPartNotJson(_))
-        ));
-        assert!(matches!(
-            split_statement_request(vec![Part::new("{}")]),
-            Err(MultipartError::FirstPartNotJson(_))
-        ));
-        assert_eq!(
-            split_statement_request(vec![]),
-            Err(MultipartError::NoParts)
-        );
+        assert!(matches!(split_statement_request(parts), Err(MultipartError::FirstPartNotJson(_))));
+        assert!(matches!(split_statement_request(vec![Part::new("{}")]), Err(MultipartError::FirstPartNotJson(_))));
+        assert_eq!(split_statement_request(vec![]), Err(MultipartError::NoParts));
         // Charset parameter is fine; invalid JSON is not.
         let ok = Part::new("{}").with_header("content-type", "Application/JSON; charset=utf-8");
         assert!(split_statement_request(vec![ok]).is_ok());
-        assert!(matches!(
-            split_statement_request(vec![Part::json("{not json")]),
-            Err(MultipartError::InvalidJson(_))
-        ));
+        assert!(matches!(split_statement_request(vec![Part::json("{not json")]), Err(MultipartError::InvalidJson(_))));
 
         // Missing hash (conformance: second statements part without hash).
         let parts = vec![Part::json("{}"), Part::json("{}")];
-        assert_eq!(
-            split_statement_request(parts),
-            Err(MultipartError::MissingHash { part: 1 })
-        );
+        assert_eq!(split_statement_request(parts), Err(MultipartError::MissingHash { part: 1 }));
         let parts = vec![
             Part::json("{}"),
             Part::new(att.to_vec())
                 .with_header("content-type", "text/plain")
                 .with_header("content-transfer-encoding", "binary"),
         ];
-        assert_eq!(
-            split_statement_request(parts),
-            Err(MultipartError::MissingHash { part: 1 })
-        );
+        assert_eq!(split_statement_request(parts), Err(MultipartError::MissingHash { part: 1 }));
 
         // Wrong transfer encoding.
         let parts = vec![
@@ -940,16 +816,10 @@ mod tests {
                 .with_header("content-transfer-encoding", "base64")
                 .with_header(HASH_HEADER, good_hash.clone()),
         ];
-        assert!(matches!(
-            split_statement_request(parts),
-            Err(MultipartError::BadTransferEncoding { part: 1, .. })
-        ));
+        assert!(matches!(split_statement_request(parts), Err(MultipartError::BadTransferEncoding { part: 1, .. })));
 
         // Missing transfer encoding is assumed binary; missing content type → "".
-        let parts = vec![
-            Part::json("{}"),
-            Part::new(att.to_vec()).with_header(HASH_HEADER, good_hash.to_uppercase()),
-        ];
+        let parts = vec![Part::json("{}"), Part::new(att.to_vec()).with_header(HASH_HEADER, good_hash.to_uppercase())];
         let (_, atts) = split_statement_request(parts).unwrap();
         assert_eq!(atts[0].sha2, good_hash);
         assert_eq!(atts[0].content_type, "");
@@ -963,21 +833,12 @@ mod tests {
                 att.to_vec(),
             ),
         ];
-        assert!(matches!(
-            split_statement_request(parts),
-            Err(MultipartError::HashMismatch { part: 1, .. })
-        ));
+        assert!(matches!(split_statement_request(parts), Err(MultipartError::HashMismatch { part: 1, .. })));
 
         // Bad hash syntax.
         for bad in ["xyz", "abcd", &"g".repeat(64)] {
-            let parts = vec![
-                Part::json("{}"),
-                Part::attachment("text/plain", bad, att.to_vec()),
-            ];
-            assert!(matches!(
-                split_statement_request(parts),
-                Err(MultipartError::InvalidHash { part: 1, .. })
-            ));
+            let parts = vec![Part::json("{}"), Part::attachment("text/plain", bad, att.to_vec())];
+            assert!(matches!(split_statement_request(parts), Err(MultipartError::InvalidHash { part: 1, .. })));
         }
 
         // SHA-384 and SHA-512 by length.
@@ -1004,9 +865,6 @@ mod tests {
             sha256_hex(att)
         );
         let parts = parse(body.as_bytes(), B).unwrap();
-        assert!(matches!(
-            split_statement_request(parts),
-            Err(MultipartError::InvalidJson(_))
-        ));
+        assert!(matches!(split_statement_request(parts), Err(MultipartError::InvalidJson(_))));
     }
 }

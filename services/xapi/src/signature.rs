@@ -30,9 +30,7 @@ const MAX_JWS_LEN: usize = 8 * 1024 * 1024;
 pub enum SignatureError {
     #[error("statement must be a JSON object")]
     StatementNotObject,
-    #[error(
-        "signature attachment {index} must have contentType application/octet-stream (got '{content_type}')"
-    )]
+    #[error("signature attachment {index} must have contentType application/octet-stream (got '{content_type}')")]
     BadAttachmentContentType { index: usize, content_type: String },
     #[error("signature attachment {0} has no sha2 property")]
     AttachmentWithoutHash(usize),
@@ -42,9 +40,7 @@ pub enum SignatureError {
     TooLarge,
     #[error("the signature is not valid UTF-8 / ASCII text")]
     NotText,
-    #[error(
-        "the signature is not a JWS compact serialization (expected 3 '.'-separated parts, found {0})"
-    )]
+    #[error("the signature is not a JWS compact serialization (expected 3 '.'-separated parts, found {0})")]
     NotCompact(usize),
     #[error("the JWS {0} is empty")]
     EmptySegment(&'static str),
@@ -93,21 +89,9 @@ impl JwsAlgorithm {
 
     fn verify(self, key: &RsaPublicKey, signing_input: &[u8], sig: &[u8]) -> bool {
         let result = match self {
-            Self::Rs256 => key.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(signing_input),
-                sig,
-            ),
-            Self::Rs384 => key.verify(
-                Pkcs1v15Sign::new::<Sha384>(),
-                &Sha384::digest(signing_input),
-                sig,
-            ),
-            Self::Rs512 => key.verify(
-                Pkcs1v15Sign::new::<Sha512>(),
-                &Sha512::digest(signing_input),
-                sig,
-            ),
+            Self::Rs256 => key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(signing_input), sig),
+            Self::Rs384 => key.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(signing_input), sig),
+            Self::Rs512 => key.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(signing_input), sig),
         };
         result.is_ok()
     }
@@ -128,11 +112,7 @@ fn b64std() -> GeneralPurpose {
 }
 
 fn media_type(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// Returns the (lower-cased) `sha2` values of the statement's signature
@@ -142,9 +122,7 @@ fn media_type(ct: &str) -> String {
 /// `application/octet-stream` (parameters ignored, case-insensitive) or has no
 /// `sha2`. An empty vector means the statement is not signed.
 pub fn signature_attachment_hashes(statement: &Value) -> Result<Vec<String>, SignatureError> {
-    let obj = statement
-        .as_object()
-        .ok_or(SignatureError::StatementNotObject)?;
+    let obj = statement.as_object().ok_or(SignatureError::StatementNotObject)?;
     let Some(Value::Array(attachments)) = obj.get("attachments") else {
         return Ok(Vec::new());
     };
@@ -155,10 +133,7 @@ pub fn signature_attachment_hashes(statement: &Value) -> Result<Vec<String>, Sig
         }
         let content_type = att.get("contentType").and_then(Value::as_str).unwrap_or("");
         if media_type(content_type) != SIGNATURE_CONTENT_TYPE {
-            return Err(SignatureError::BadAttachmentContentType {
-                index,
-                content_type: content_type.to_string(),
-            });
+            return Err(SignatureError::BadAttachmentContentType { index, content_type: content_type.to_string() });
         }
         let sha2 = att
             .get("sha2")
@@ -175,16 +150,12 @@ pub fn signature_attachment_hashes(statement: &Value) -> Result<Vec<String>, Sig
 /// to the received attachment bytes (e.g. from the multipart request). A
 /// signature attachment whose data was not received is an error. Statements
 /// without a signature attachment pass.
-pub fn verify_statement_signatures<'a, F>(
-    statement: &Value,
-    mut attachment_data: F,
-) -> Result<(), SignatureError>
+pub fn verify_statement_signatures<'a, F>(statement: &Value, mut attachment_data: F) -> Result<(), SignatureError>
 where
     F: FnMut(&str) -> Option<&'a [u8]>,
 {
     for sha2 in signature_attachment_hashes(statement)? {
-        let bytes = attachment_data(&sha2)
-            .ok_or_else(|| SignatureError::MissingSignatureData(sha2.clone()))?;
+        let bytes = attachment_data(&sha2).ok_or_else(|| SignatureError::MissingSignatureData(sha2.clone()))?;
         verify_signed_statement(statement, bytes)?;
     }
     Ok(())
@@ -241,48 +212,34 @@ pub fn verify_signed_statement(statement: &Value, jws_bytes: &[u8]) -> Result<()
     let [header_b64, payload_b64, sig_b64] = segments.as_slice() else {
         return Err(SignatureError::NotCompact(segments.len()));
     };
-    for (name, seg) in [
-        ("header", header_b64),
-        ("payload", payload_b64),
-        ("signature", sig_b64),
-    ] {
+    for (name, seg) in [("header", header_b64), ("payload", payload_b64), ("signature", sig_b64)] {
         if seg.is_empty() {
             return Err(SignatureError::EmptySegment(name));
         }
     }
     let engine = b64url();
-    let header_raw = engine
-        .decode(header_b64)
-        .map_err(|_| SignatureError::InvalidBase64("header"))?;
-    let payload_raw = engine
-        .decode(payload_b64)
-        .map_err(|_| SignatureError::InvalidBase64("payload"))?;
-    let signature = engine
-        .decode(sig_b64)
-        .map_err(|_| SignatureError::InvalidBase64("signature"))?;
+    let header_raw = engine.decode(header_b64).map_err(|_| SignatureError::InvalidBase64("header"))?;
+    let payload_raw = engine.decode(payload_b64).map_err(|_| SignatureError::InvalidBase64("payload"))?;
+    let signature = engine.decode(sig_b64).map_err(|_| SignatureError::InvalidBase64("signature"))?;
 
-    let header: Value = serde_json::from_slice(&header_raw)
-        .map_err(|e| SignatureError::InvalidHeader(e.to_string()))?;
-    let header = header
-        .as_object()
-        .ok_or_else(|| SignatureError::InvalidHeader("not an object".into()))?;
+    let header: Value =
+        serde_json::from_slice(&header_raw).map_err(|e| SignatureError::InvalidHeader(e.to_string()))?;
+    let header = header.as_object().ok_or_else(|| SignatureError::InvalidHeader("not an object".into()))?;
     let alg_name = match header.get("alg") {
         None => return Err(SignatureError::MissingAlgorithm),
         Some(Value::String(s)) => s.as_str(),
         Some(other) => return Err(SignatureError::UnsupportedAlgorithm(other.to_string())),
     };
-    let alg = JwsAlgorithm::from_name(alg_name)
-        .ok_or_else(|| SignatureError::UnsupportedAlgorithm(alg_name.to_string()))?;
+    let alg =
+        JwsAlgorithm::from_name(alg_name).ok_or_else(|| SignatureError::UnsupportedAlgorithm(alg_name.to_string()))?;
     if let Some(crit) = header.get("crit") {
         return Err(SignatureError::UnsupportedCritical(crit.to_string()));
     }
 
-    let payload: Value = serde_json::from_slice(&payload_raw)
-        .map_err(|e| SignatureError::InvalidPayload(e.to_string()))?;
+    let payload: Value =
+        serde_json::from_slice(&payload_raw).map_err(|e| SignatureError::InvalidPayload(e.to_string()))?;
     if !payload.is_object() {
-        return Err(SignatureError::InvalidPayload(
-            "the payload is not a JSON object".into(),
-        ));
+        return Err(SignatureError::InvalidPayload("the payload is not a JSON object".into()));
     }
 
     if let Some(x5c) = header.get("x5c") {
@@ -298,27 +255,23 @@ pub fn verify_signed_statement(statement: &Value, jws_bytes: &[u8]) -> Result<()
 
 fn public_key_from_x5c(x5c: &Value) -> Result<RsaPublicKey, SignatureError> {
     let first = match x5c {
-        Value::Array(items) => items
-            .first()
-            .ok_or_else(|| SignatureError::InvalidX5c("empty certificate chain".into()))?,
+        Value::Array(items) => {
+            items.first().ok_or_else(|| SignatureError::InvalidX5c("empty certificate chain".into()))?
+        }
         _ => return Err(SignatureError::InvalidX5c("not an array".into())),
     };
-    let b64 = first
-        .as_str()
-        .ok_or_else(|| SignatureError::InvalidX5c("certificate is not a string".into()))?;
+    let b64 = first.as_str().ok_or_else(|| SignatureError::InvalidX5c("certificate is not a string".into()))?;
     let compact: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let der = b64std()
         .decode(compact.as_bytes())
         .map_err(|_| SignatureError::InvalidX5c("certificate is not valid base64".into()))?;
-    let cert = x509_cert::Certificate::from_der(&der)
-        .map_err(|e| SignatureError::InvalidCertificate(e.to_string()))?;
+    let cert = x509_cert::Certificate::from_der(&der).map_err(|e| SignatureError::InvalidCertificate(e.to_string()))?;
     let spki_der = cert
         .tbs_certificate
         .subject_public_key_info
         .to_der()
         .map_err(|e| SignatureError::InvalidCertificate(e.to_string()))?;
-    RsaPublicKey::from_public_key_der(&spki_der)
-        .map_err(|e| SignatureError::InvalidPublicKey(e.to_string()))
+    RsaPublicKey::from_public_key_der(&spki_der).map_err(|e| SignatureError::InvalidPublicKey(e.to_string()))
 }
 
 /// Compares the signed statement with the received one (rules documented on
@@ -363,9 +316,7 @@ fn normalize_statement(map: &mut Map<String, Value>) {
     if let Some(Value::String(ts)) = map.get_mut("timestamp") {
         // Unparseable timestamps are compared verbatim.
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(ts) {
-            *ts = t
-                .with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            *ts = t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         }
     }
     if let Some(actor) = map.get_mut("actor") {
@@ -377,11 +328,7 @@ fn normalize_statement(map: &mut Map<String, Value>) {
         }
     }
     if let Some(Value::Object(object)) = map.get_mut("object") {
-        let object_type = object
-            .get("objectType")
-            .and_then(Value::as_str)
-            .unwrap_or("Activity")
-            .to_string();
+        let object_type = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity").to_string();
         match object_type.as_str() {
             "Activity" => {
                 object.remove("definition");
@@ -489,25 +436,16 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
                     None => return Some(p),
                 }
             }
-            y.keys()
-                .find(|k| !x.contains_key(*k))
-                .map(|k| format!("{path}/{k}"))
+            y.keys().find(|k| !x.contains_key(*k)).map(|k| format!("{path}/{k}"))
         }
         (Value::Array(x), Value::Array(y)) => {
             if x.len() != y.len() {
                 return Some(path.to_string());
             }
-            x.iter()
-                .zip(y)
-                .enumerate()
-                .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{path}/{i}")))
+            x.iter().zip(y).enumerate().find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{path}/{i}")))
         }
         (Value::Number(x), Value::Number(y)) => {
-            let equal = if x.is_f64() || y.is_f64() {
-                x.as_f64() == y.as_f64()
-            } else {
-                x == y
-            };
+            let equal = if x.is_f64() || y.is_f64() { x.as_f64() == y.as_f64() } else { x == y };
             (!equal).then(|| path.to_string())
         }
         _ => (a != b).then(|| path.to_string()),
@@ -550,24 +488,9 @@ mod tests {
         let key = RsaPrivateKey::from_pkcs8_der(KEY_DER).unwrap();
         let input = format!("{}.{}", enc(header.to_string().as_bytes()), enc(payload));
         let sig = match alg {
-            JwsAlgorithm::Rs256 => key
-                .sign(
-                    Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(input.as_bytes()),
-                )
-                .unwrap(),
-            JwsAlgorithm::Rs384 => key
-                .sign(
-                    Pkcs1v15Sign::new::<Sha384>(),
-                    &Sha384::digest(input.as_bytes()),
-                )
-                .unwrap(),
-            JwsAlgorithm::Rs512 => key
-                .sign(
-                    Pkcs1v15Sign::new::<Sha512>(),
-                    &Sha512::digest(input.as_bytes()),
-                )
-                .unwrap(),
+            JwsAlgorithm::Rs256 => key.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(input.as_bytes())).unwrap(),
+            JwsAlgorithm::Rs384 => key.sign(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(input.as_bytes())).unwrap(),
+            JwsAlgorithm::Rs512 => key.sign(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(input.as_bytes())).unwrap(),
         };
         format!("{input}.{}", enc(&sig))
     }
@@ -591,41 +514,24 @@ mod tests {
     #[test]
     fn valid_rs256_with_x5c() {
         let stmt = statement();
-        let jws = sign(
-            &x5c_header("RS256"),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs256,
-        );
+        let jws = sign(&x5c_header("RS256"), stmt.to_string().as_bytes(), JwsAlgorithm::Rs256);
         let received = with_signature_attachment(stmt, &jws);
         assert_eq!(verify_signed_statement(&received, jws.as_bytes()), Ok(()));
         // Trailing newline in the attachment is tolerated.
         let with_nl = format!("{jws}\r\n");
-        assert_eq!(
-            verify_signed_statement(&received, with_nl.as_bytes()),
-            Ok(())
-        );
+        assert_eq!(verify_signed_statement(&received, with_nl.as_bytes()), Ok(()));
     }
 
     #[test]
     fn valid_rs384_rs512_and_wrong_hash() {
         let stmt = statement();
-        for (name, alg) in [
-            ("RS384", JwsAlgorithm::Rs384),
-            ("RS512", JwsAlgorithm::Rs512),
-        ] {
+        for (name, alg) in [("RS384", JwsAlgorithm::Rs384), ("RS512", JwsAlgorithm::Rs512)] {
             let jws = sign(&x5c_header(name), stmt.to_string().as_bytes(), alg);
             assert_eq!(verify_signed_statement(&stmt, jws.as_bytes()), Ok(()));
         }
         // Header says RS256 but the signature was made with SHA-512.
-        let jws = sign(
-            &x5c_header("RS256"),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs512,
-        );
-        assert_eq!(
-            verify_signed_statement(&stmt, jws.as_bytes()),
-            Err(SignatureError::BadSignature)
-        );
+        let jws = sign(&x5c_header("RS256"), stmt.to_string().as_bytes(), JwsAlgorithm::Rs512);
+        assert_eq!(verify_signed_statement(&stmt, jws.as_bytes()), Err(SignatureError::BadSignature));
     }
 
     #[test]
@@ -671,44 +577,23 @@ mod tests {
     #[test]
     fn tampered_payload() {
         let stmt = statement();
-        let jws = sign(
-            &x5c_header("RS256"),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs256,
-        );
+        let jws = sign(&x5c_header("RS256"), stmt.to_string().as_bytes(), JwsAlgorithm::Rs256);
         let mut tampered_stmt = stmt.clone();
         tampered_stmt["result"]["score"]["raw"] = json!(2);
         let segs: Vec<&str> = jws.split('.').collect();
-        let tampered = format!(
-            "{}.{}.{}",
-            segs[0],
-            enc(tampered_stmt.to_string().as_bytes()),
-            segs[2]
-        );
-        assert_eq!(
-            verify_signed_statement(&tampered_stmt, tampered.as_bytes()),
-            Err(SignatureError::BadSignature)
-        );
+        let tampered = format!("{}.{}.{}", segs[0], enc(tampered_stmt.to_string().as_bytes()), segs[2]);
+        assert_eq!(verify_signed_statement(&tampered_stmt, tampered.as_bytes()), Err(SignatureError::BadSignature));
         // Tampered signature bytes.
-        let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(segs[2])
-            .unwrap();
+        let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segs[2]).unwrap();
         sig[10] ^= 1;
         let bad_sig = format!("{}.{}.{}", segs[0], segs[1], enc(&sig));
-        assert_eq!(
-            verify_signed_statement(&stmt, bad_sig.as_bytes()),
-            Err(SignatureError::BadSignature)
-        );
+        assert_eq!(verify_signed_statement(&stmt, bad_sig.as_bytes()), Err(SignatureError::BadSignature));
     }
 
     #[test]
     fn payload_differs_from_statement() {
         let stmt = statement();
-        let jws = sign(
-            &x5c_header("RS256"),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs256,
-        );
+        let jws = sign(&x5c_header("RS256"), stmt.to_string().as_bytes(), JwsAlgorithm::Rs256);
         let mut other = stmt.clone();
         other["result"]["score"]["raw"] = json!(99);
         assert!(matches!(
@@ -717,17 +602,11 @@ mod tests {
         ));
         let mut other = stmt.clone();
         other["id"] = json!("00000000-0000-4000-8000-000000000000");
-        assert!(matches!(
-            verify_signed_statement(&other, jws.as_bytes()),
-            Err(SignatureError::StatementMismatch(_))
-        ));
+        assert!(matches!(verify_signed_statement(&other, jws.as_bytes()), Err(SignatureError::StatementMismatch(_))));
         // Payload has an id but the received statement does not.
         let mut other = stmt.clone();
         other.as_object_mut().unwrap().remove("id");
-        assert!(matches!(
-            verify_signed_statement(&other, jws.as_bytes()),
-            Err(SignatureError::StatementMismatch(_))
-        ));
+        assert!(matches!(verify_signed_statement(&other, jws.as_bytes()), Err(SignatureError::StatementMismatch(_))));
         // Extra property in the received statement.
         let mut other = stmt.clone();
         other["context"] = json!({"language": "en"});
@@ -747,20 +626,13 @@ mod tests {
             {"mbox": "mailto:a@Example.com"}, {"mbox": "mailto:b@example.com"}]});
         signed["context"] = json!({"contextActivities": {"parent": [
             {"id": "http://example.com/p", "definition": {"name": {"en-US": "P"}}}]}});
-        let jws = sign(
-            &json!({"alg": "RS256"}),
-            signed.to_string().as_bytes(),
-            JwsAlgorithm::Rs256,
-        );
+        let jws = sign(&json!({"alg": "RS256"}), signed.to_string().as_bytes(), JwsAlgorithm::Rs256);
 
         let mut received = signed.clone();
         received["id"] = json!("11111111-2222-4333-8444-555555555555");
         received["timestamp"] = json!("2024-01-01T08:00:00Z");
         received["verb"].as_object_mut().unwrap().remove("display");
-        received["object"]
-            .as_object_mut()
-            .unwrap()
-            .remove("definition");
+        received["object"].as_object_mut().unwrap().remove("definition");
         received["actor"]["member"] = json!([
             {"mbox": "mailto:b@example.com"}, {"mbox": "MAILTO:a@example.COM"}]);
         received["context"]["contextActivities"]["parent"] = json!({"id": "http://example.com/p"});
@@ -769,11 +641,7 @@ mod tests {
 
         // Same instant in another timezone, upper-case id.
         let stmt = statement();
-        let jws = sign(
-            &json!({"alg": "RS512"}),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs512,
-        );
+        let jws = sign(&json!({"alg": "RS512"}), stmt.to_string().as_bytes(), JwsAlgorithm::Rs512);
         let mut received = stmt.clone();
         received["timestamp"] = json!("2024-01-01T08:00:00Z");
         received["id"] = json!("9E13CEFD-53D3-4EAC-B5ED-2CF6693903BB");
@@ -790,60 +658,31 @@ mod tests {
         let stmt = statement();
         let p = enc(stmt.to_string().as_bytes());
         for alg in ["HS256", "none", "rs256", "ES256", "PS256"] {
-            let jws = format!(
-                "{}.{p}.{}",
-                enc(json!({"alg": alg}).to_string().as_bytes()),
-                enc(b"sig")
-            );
+            let jws = format!("{}.{p}.{}", enc(json!({"alg": alg}).to_string().as_bytes()), enc(b"sig"));
             assert_eq!(
                 verify_signed_statement(&stmt, jws.as_bytes()),
                 Err(SignatureError::UnsupportedAlgorithm(alg.to_string()))
             );
         }
         let jws = format!("{}.{p}.{}", enc(b"{\"typ\":\"JWT\"}"), enc(b"sig"));
-        assert_eq!(
-            verify_signed_statement(&stmt, jws.as_bytes()),
-            Err(SignatureError::MissingAlgorithm)
-        );
+        assert_eq!(verify_signed_statement(&stmt, jws.as_bytes()), Err(SignatureError::MissingAlgorithm));
         let jws = format!("{}.{p}.{}", enc(b"{\"alg\":256}"), enc(b"sig"));
-        assert!(matches!(
-            verify_signed_statement(&stmt, jws.as_bytes()),
-            Err(SignatureError::UnsupportedAlgorithm(_))
-        ));
-        let jws = format!(
-            "{}.{p}.{}",
-            enc(b"{\"alg\":\"RS256\",\"crit\":[\"b64\"],\"b64\":false}"),
-            enc(b"sig")
-        );
-        assert!(matches!(
-            verify_signed_statement(&stmt, jws.as_bytes()),
-            Err(SignatureError::UnsupportedCritical(_))
-        ));
+        assert!(matches!(verify_signed_statement(&stmt, jws.as_bytes()), Err(SignatureError::UnsupportedAlgorithm(_))));
+        let jws = format!("{}.{p}.{}", enc(b"{\"alg\":\"RS256\",\"crit\":[\"b64\"],\"b64\":false}"), enc(b"sig"));
+        assert!(matches!(verify_signed_statement(&stmt, jws.as_bytes()), Err(SignatureError::UnsupportedCritical(_))));
     }
 
     #[test]
     fn not_three_parts() {
         let stmt = statement();
-        assert_eq!(
-            verify_signed_statement(&stmt, b"abc.def"),
-            Err(SignatureError::NotCompact(2))
-        );
-        assert_eq!(
-            verify_signed_statement(&stmt, b"a.b.c.d.e"),
-            Err(SignatureError::NotCompact(5))
-        );
-        assert_eq!(
-            verify_signed_statement(&stmt, b""),
-            Err(SignatureError::NotCompact(1))
-        );
+        assert_eq!(verify_signed_statement(&stmt, b"abc.def"), Err(SignatureError::NotCompact(2)));
+        assert_eq!(verify_signed_statement(&stmt, b"a.b.c.d.e"), Err(SignatureError::NotCompact(5)));
+        assert_eq!(verify_signed_statement(&stmt, b""), Err(SignatureError::NotCompact(1)));
         assert_eq!(
             verify_signed_statement(&stmt, b"{\"payload\":\"x\",\"signatures\":[]}"),
             Err(SignatureError::NotCompact(1))
         );
-        assert_eq!(
-            verify_signed_statement(&stmt, b"abc..def"),
-            Err(SignatureError::EmptySegment("payload"))
-        );
+        assert_eq!(verify_signed_statement(&stmt, b"abc..def"), Err(SignatureError::EmptySegment("payload")));
     }
 
     #[test]
@@ -863,10 +702,7 @@ mod tests {
             verify_signed_statement(&stmt, format!("{h}.{p}.a+b/").as_bytes()),
             Err(SignatureError::InvalidBase64("signature"))
         );
-        assert_eq!(
-            verify_signed_statement(&stmt, &[0xff, b'.', b'a', b'.', b'b']),
-            Err(SignatureError::NotText)
-        );
+        assert_eq!(verify_signed_statement(&stmt, &[0xff, b'.', b'a', b'.', b'b']), Err(SignatureError::NotText));
         // Header not JSON / not an object.
         assert!(matches!(
             verify_signed_statement(&stmt, format!("{}.{p}.abc", enc(b"nope")).as_bytes()),
@@ -879,10 +715,7 @@ mod tests {
         // Conformance "breakJson": first quote replaced by an apostrophe.
         let broken = stmt.to_string().replacen('"', "'", 1);
         assert!(matches!(
-            verify_signed_statement(
-                &stmt,
-                format!("{h}.{}.abc", enc(broken.as_bytes())).as_bytes()
-            ),
+            verify_signed_statement(&stmt, format!("{h}.{}.abc", enc(broken.as_bytes())).as_bytes()),
             Err(SignatureError::InvalidPayload(_))
         ));
         assert!(matches!(
@@ -890,11 +723,7 @@ mod tests {
             Err(SignatureError::InvalidPayload(_))
         ));
         // Fuzz-ish: every prefix of a valid JWS must fail cleanly or pass.
-        let jws = sign(
-            &x5c_header("RS256"),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs256,
-        );
+        let jws = sign(&x5c_header("RS256"), stmt.to_string().as_bytes(), JwsAlgorithm::Rs256);
         for end in 0..jws.len() {
             let _ = verify_signed_statement(&stmt, &jws.as_bytes()[..end]);
         }
@@ -914,10 +743,7 @@ mod tests {
         // ...but the statement still has to match.
         let mut other = stmt.clone();
         other["verb"]["id"] = json!("http://example.com/other");
-        assert!(matches!(
-            verify_signed_statement(&other, jws.as_bytes()),
-            Err(SignatureError::StatementMismatch(_))
-        ));
+        assert!(matches!(verify_signed_statement(&other, jws.as_bytes()), Err(SignatureError::StatementMismatch(_))));
     }
 
     #[test]
@@ -935,10 +761,7 @@ mod tests {
             let jws = sign(&header, p.as_bytes(), JwsAlgorithm::Rs256);
             let r = verify_signed_statement(&stmt, jws.as_bytes());
             assert!(
-                matches!(
-                    r,
-                    Err(SignatureError::InvalidX5c(_) | SignatureError::InvalidCertificate(_))
-                ),
+                matches!(r, Err(SignatureError::InvalidX5c(_) | SignatureError::InvalidCertificate(_))),
                 "{header}: {r:?}"
             );
         }
@@ -947,18 +770,11 @@ mod tests {
     #[test]
     fn signature_attachment_lookup() {
         let stmt = statement();
-        let jws = sign(
-            &x5c_header("RS256"),
-            stmt.to_string().as_bytes(),
-            JwsAlgorithm::Rs256,
-        );
+        let jws = sign(&x5c_header("RS256"), stmt.to_string().as_bytes(), JwsAlgorithm::Rs256);
         let received = with_signature_attachment(stmt.clone(), &jws);
         let hashes = signature_attachment_hashes(&received).unwrap();
         assert_eq!(hashes, vec![hex::encode(Sha256::digest(jws.as_bytes()))]);
-        assert_eq!(
-            signature_attachment_hashes(&stmt).unwrap(),
-            Vec::<String>::new()
-        );
+        assert_eq!(signature_attachment_hashes(&stmt).unwrap(), Vec::<String>::new());
 
         let data = jws.clone().into_bytes();
         let lookup = |h: &str| (h == hashes[0]).then_some(data.as_slice());
@@ -976,21 +792,9 @@ mod tests {
             Err(SignatureError::BadAttachmentContentType { index: 0, .. })
         ));
         let mut bad = received.clone();
-        bad["attachments"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("sha2");
-        assert_eq!(
-            signature_attachment_hashes(&bad),
-            Err(SignatureError::AttachmentWithoutHash(0))
-        );
-        assert_eq!(
-            signature_attachment_hashes(&json!([])),
-            Err(SignatureError::StatementNotObject)
-        );
-        assert_eq!(
-            verify_signed_statement(&json!("x"), jws.as_bytes()),
-            Err(SignatureError::StatementNotObject)
-        );
+        bad["attachments"][0].as_object_mut().unwrap().remove("sha2");
+        assert_eq!(signature_attachment_hashes(&bad), Err(SignatureError::AttachmentWithoutHash(0)));
+        assert_eq!(signature_attachment_hashes(&json!([])), Err(SignatureError::StatementNotObject));
+        assert_eq!(verify_signed_statement(&json!("x"), jws.as_bytes()), Err(SignatureError::StatementNotObject));
     }
 }

@@ -37,11 +37,7 @@ pub fn duration_to_hundredths(duration: &str) -> String {
         hundredths.push('0');
     }
     let hundredths = hundredths.trim_end_matches('0');
-    if hundredths.is_empty() {
-        format!("{head}{whole}S")
-    } else {
-        format!("{head}{whole}.{hundredths}S")
-    }
+    if hundredths.is_empty() { format!("{head}{whole}S") } else { format!("{head}{whole}.{hundredths}S") }
 }
 
 fn normalise_durations(statement: &mut Value) {

@@ -40,10 +40,9 @@ pub struct StatementValidator {
 }
 
 fn compile(source: &str, version: &'static str) -> Result<jsonschema::Validator, SchemaError> {
-    let schema: Value = serde_json::from_str(source)
-        .map_err(|e| SchemaError::NotJson { version, reason: e.to_string() })?;
-    jsonschema::validator_for(&schema)
-        .map_err(|e| SchemaError::DoesNotCompile { version, reason: e.to_string() })
+    let schema: Value =
+        serde_json::from_str(source).map_err(|e| SchemaError::NotJson { version, reason: e.to_string() })?;
+    jsonschema::validator_for(&schema).map_err(|e| SchemaError::DoesNotCompile { version, reason: e.to_string() })
 }
 
 impl StatementValidator {
@@ -93,9 +92,7 @@ fn check_rules(version: XapiVersion, statement: &Value, base: &str) -> Result<()
     for property in ["timestamp", "stored"] {
         if let Some(value) = statement.get(property) {
             let path = format!("{base}/{property}");
-            let text = value
-                .as_str()
-                .ok_or_else(|| ValidationError::new(&path, "must be a string timestamp"))?;
+            let text = value.as_str().ok_or_else(|| ValidationError::new(&path, "must be a string timestamp"))?;
             parse_timestamp(version, text).ok_or_else(|| {
                 ValidationError::new(&path, "must be an ISO 8601 timestamp with a valid date and time zone")
             })?;
@@ -185,9 +182,8 @@ fn check_score(result: &Value, base: &str) -> Result<(), ValidationError> {
 /// A SubStatement is checked by its own `check_rules` call.
 fn check_interaction_components(statement: &Value, base: &str) -> Result<(), ValidationError> {
     let object = statement.get("object");
-    let object_is_activity = object
-        .and_then(|o| o.get("objectType"))
-        .is_none_or(|kind| kind.as_str() == Some("Activity"));
+    let object_is_activity =
+        object.and_then(|o| o.get("objectType")).is_none_or(|kind| kind.as_str() == Some("Activity"));
     if object_is_activity {
         if let Some(definition) = object.and_then(|o| o.get("definition")) {
             check_component_lists(definition, &format!("{base}/object/definition"))?;
@@ -355,8 +351,23 @@ fn read_digits(bytes: &[u8], at: &mut usize, len: usize) -> Option<u32> {
 
 /// The irregular grandfathered tags of RFC 5646 (they match no other rule).
 const IRREGULAR_TAGS: [&str; 17] = [
-    "en-GB-oed", "i-ami", "i-bnn", "i-default", "i-enochian", "i-hak", "i-klingon", "i-lux", "i-mingo",
-    "i-navajo", "i-pwn", "i-tao", "i-tay", "i-tsu", "sgn-BE-FR", "sgn-BE-NL", "sgn-CH-DE",
+    "en-GB-oed",
+    "i-ami",
+    "i-bnn",
+    "i-default",
+    "i-enochian",
+    "i-hak",
+    "i-klingon",
+    "i-lux",
+    "i-mingo",
+    "i-navajo",
+    "i-pwn",
+    "i-tao",
+    "i-tay",
+    "i-tsu",
+    "sgn-BE-FR",
+    "sgn-BE-NL",
+    "sgn-CH-DE",
 ];
 
 /// Whether `tag` is a *valid* RFC 5646 language tag (RULES.md A.3): it is
@@ -505,15 +516,48 @@ mod tests {
     #[test]
     fn language_tags() {
         for good in [
-            "en", "en-US", "en-GB", "zh-Hant-TW", "x-private", "sgn-BE-FR", "i-klingon", "EN-gb-OED", "de-CH-1901",
-            "es-419", "zh-min-nan", "de-1901-1996", "en-a-bbb-b-ccc", "en-a-bbb-x-a-a", "x-a-b-c", "qaa-Qaaa-QM-x-southern",
-            "sl-rozaj-biske-1994", "tlh", "cmn",
+            "en",
+            "en-US",
+            "en-GB",
+            "zh-Hant-TW",
+            "x-private",
+            "sgn-BE-FR",
+            "i-klingon",
+            "EN-gb-OED",
+            "de-CH-1901",
+            "es-419",
+            "zh-min-nan",
+            "de-1901-1996",
+            "en-a-bbb-b-ccc",
+            "en-a-bbb-x-a-a",
+            "x-a-b-c",
+            "qaa-Qaaa-QM-x-southern",
+            "sl-rozaj-biske-1994",
+            "tlh",
+            "cmn",
         ] {
             assert!(is_language_tag(good), "{good}");
         }
         for bad in [
-            "", "e", "en_US", "en-", "-en", "toolongprimary", "x", "en--US", "en-a", "en-a-b", "en-x", "zh-z-aaa-z-bbb-c-ccc",
-            "zh-Z-aaa-z-bbb", "de-1901-1901", "de-1901-DE", "sl-rozaj-ROZAJ", "i-notirregular", "en-US-US", "123",
+            "",
+            "e",
+            "en_US",
+            "en-",
+            "-en",
+            "toolongprimary",
+            "x",
+            "en--US",
+            "en-a",
+            "en-a-b",
+            "en-x",
+            "zh-z-aaa-z-bbb-c-ccc",
+            "zh-Z-aaa-z-bbb",
+            "de-1901-1901",
+            "de-1901-DE",
+            "sl-rozaj-ROZAJ",
+            "i-notirregular",
+            "en-US-US",
+            "123",
         ] {
             assert!(!is_language_tag(bad), "{bad}");
         }
@@ -526,13 +570,26 @@ mod tests {
         assert!(parse_timestamp(v2, "2024-01-01T10:00:00Z").is_some());
         assert!(parse_timestamp(v2, "2024-01-01t10:00:00.5z").is_some());
         assert!(parse_timestamp(v2, "2024-01-01T10:00:00.123+01:00").is_some());
-        for bad in ["2024-01-01T10:00:00.123+0100", "2024-01-01T10:00:00+01", "2024-01-01T10:00:00", "2024-01-01T10:00Z"] {
+        for bad in
+            ["2024-01-01T10:00:00.123+0100", "2024-01-01T10:00:00+01", "2024-01-01T10:00:00", "2024-01-01T10:00Z"]
+        {
             assert!(parse_timestamp(v2, bad).is_none(), "{bad}");
             assert!(parse_timestamp(v1, bad).is_some(), "{bad}");
         }
-        for bad in ["2024-02-30T10:00:00Z", "2019-02-29T10:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T10:60:00Z",
-            "2024-01-01T10:00:00-00:00", "2024-01-01T10:00:00-0000", "2024-01-01T10:00:00-00", "2024-01-01 10:00:00Z",
-            "2024-01-01T10:00:00.Z", "2024-01-01T10:00:00+24:00", "2024-01-01T10:00:00+01:", "2024-01-01T10:00:00Zjunk"] {
+        for bad in [
+            "2024-02-30T10:00:00Z",
+            "2019-02-29T10:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T10:60:00Z",
+            "2024-01-01T10:00:00-00:00",
+            "2024-01-01T10:00:00-0000",
+            "2024-01-01T10:00:00-00",
+            "2024-01-01 10:00:00Z",
+            "2024-01-01T10:00:00.Z",
+            "2024-01-01T10:00:00+24:00",
+            "2024-01-01T10:00:00+01:",
+            "2024-01-01T10:00:00Zjunk",
+        ] {
             assert!(parse_timestamp(v1, bad).is_none(), "{bad}");
             assert!(parse_timestamp(v2, bad).is_none(), "{bad}");
         }
@@ -575,11 +632,16 @@ mod tests {
         assert_eq!(error_path(XapiVersion::V2_0_0, &tag).as_deref(), Some("/verb/display/de-1901-1901"));
         let language = statement(json!({"context": {"language": "en-a-aa-A-bb"}}));
         assert_eq!(error_path(XapiVersion::V1_0_3, &language).as_deref(), Some("/context/language"));
-        let steps = statement(json!({"context": {"contextActivities": {"parent": {"id": "http://example.com/p", "definition": {
-            "interactionType": "performance",
-            "steps": [{"id": "s1"}, {"id": "s2"}, {"id": "s2"}]
-        }}}}}));
-        assert_eq!(error_path(XapiVersion::V1_0_3, &steps).as_deref(), Some("/context/contextActivities/parent/definition/steps/2/id"));
+        let steps = statement(
+            json!({"context": {"contextActivities": {"parent": {"id": "http://example.com/p", "definition": {
+                "interactionType": "performance",
+                "steps": [{"id": "s1"}, {"id": "s2"}, {"id": "s2"}]
+            }}}}}),
+        );
+        assert_eq!(
+            error_path(XapiVersion::V1_0_3, &steps).as_deref(),
+            Some("/context/contextActivities/parent/definition/steps/2/id")
+        );
         let scale = statement(json!({"object": {"objectType": "SubStatement",
             "actor": {"mbox": "mailto:b@example.com"}, "verb": {"id": "http://example.com/v"},
             "object": {"id": "http://example.com/q", "definition": {"interactionType": "likert",
@@ -593,8 +655,14 @@ mod tests {
     #[test]
     fn version_depends_on_the_endpoint() {
         for (version, v1, v2) in [
-            ("1.0", true, true), ("1.0.3", true, true), ("1.0.9", true, true), ("2.0.0", false, true),
-            ("2.0", false, true), ("1.1.0", false, false), ("3.0.0", false, false), ("1.0.", false, false),
+            ("1.0", true, true),
+            ("1.0.3", true, true),
+            ("1.0.9", true, true),
+            ("2.0.0", false, true),
+            ("2.0", false, true),
+            ("1.1.0", false, false),
+            ("3.0.0", false, false),
+            ("1.0.", false, false),
         ] {
             let value = statement(json!({"version": version}));
             assert_eq!(error_path(XapiVersion::V1_0_3, &value).is_none(), v1, "1.0.3 endpoint, {version}");

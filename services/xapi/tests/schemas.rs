@@ -211,7 +211,10 @@ fn sample_events() -> Vec<(&'static str, Event)> {
         },
     ));
     // The importer accepts a CSV row with an empty name.
-    out.push(("organisations_imported", Event::OrganisationsImported { organisations: vec![organisation("RJ2", "", None)] }));
+    out.push((
+        "organisations_imported",
+        Event::OrganisationsImported { organisations: vec![organisation("RJ2", "", None)] },
+    ));
     out.push(("organisations_imported", Event::OrganisationsImported { organisations: Vec::new() }));
     out
 }
@@ -221,7 +224,8 @@ fn every_encoded_event_matches_its_schema() {
     let mut covered = std::collections::BTreeSet::new();
     for (kind, event) in sample_events() {
         let bytes = events::encode(&event);
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{kind}: encode wrote no JSON: {e}"));
+        let value: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{kind}: encode wrote no JSON: {e}"));
         assert_eq!(value["type"], kind, "encode wrote the wrong type for {event:?}");
         let version = format!("v{}", value["v"]);
         let schema = event_schema(kind, &version);
@@ -270,9 +274,13 @@ fn valid_event_fixtures_match_their_schema_and_decode() {
         let errors = schema_errors(&schema_for_fixture(&path), &value);
         assert!(errors.is_empty(), "valid event fixture {name} fails its schema: {errors:#?}");
         let bytes = serde_json::to_vec(&value).unwrap_or_default();
-        let event = events::decode(&bytes).unwrap_or_else(|e| panic!("valid event fixture {name} does not decode: {e}"));
+        let event =
+            events::decode(&bytes).unwrap_or_else(|e| panic!("valid event fixture {name} does not decode: {e}"));
         let reencoded: Value = serde_json::from_slice(&events::encode(&event)).unwrap_or_default();
-        assert_eq!(reencoded, value, "valid event fixture {name} is not what encode writes for the event it decodes to");
+        assert_eq!(
+            reencoded, value,
+            "valid event fixture {name} is not what encode writes for the event it decodes to"
+        );
     }
 }
 
@@ -359,13 +367,19 @@ fn invalid_2_0_statements_fail_2_0_but_pass_1_0_3() {
 /// `invalid-by-rule/` must pass the schemas: the code, not the schema, rejects them.
 #[test]
 fn invalid_by_rule_statements_pass_the_schemas() {
-    for (file, version) in [("statement-1.0.3.json", XapiVersion::V1_0_3), ("statement-2.0.0.json", XapiVersion::V2_0_0)] {
+    for (file, version) in
+        [("statement-1.0.3.json", XapiVersion::V1_0_3), ("statement-2.0.0.json", XapiVersion::V2_0_0)]
+    {
         let path = workspace_root().join("schemas/xapi").join(file);
         let schema = jsonschema::validator_for(&read_json(&path))
             .unwrap_or_else(|e| panic!("{} does not compile: {e}", path.display()));
         for fixture in fixtures("statements/invalid-by-rule") {
             let errors = schema_errors(&schema, &read_json(&fixture));
-            assert!(errors.is_empty(), "invalid-by-rule/{} fails the {version} schema: {errors:#?}", file_name(&fixture));
+            assert!(
+                errors.is_empty(),
+                "invalid-by-rule/{} fails the {version} schema: {errors:#?}",
+                file_name(&fixture)
+            );
         }
     }
 }

@@ -47,10 +47,7 @@ impl Kind {
     /// The parameters naming the set of documents (no document id).
     fn scope(self) -> Vec<(&'static str, String)> {
         match self {
-            Kind::State => vec![
-                ("activityId", ACTIVITY.to_owned()),
-                ("agent", AGENT.to_owned()),
-            ],
+            Kind::State => vec![("activityId", ACTIVITY.to_owned()), ("agent", AGENT.to_owned())],
             Kind::ActivityProfile => vec![("activityId", ACTIVITY.to_owned())],
             Kind::AgentProfile => vec![("agent", AGENT.to_owned())],
         }
@@ -96,14 +93,7 @@ async fn status_and_text(response: Response) -> (StatusCode, String) {
 
 /// Creates a document that must not exist yet (If-None-Match: * satisfies
 /// every version's precondition rules), asserting 204.
-async fn create(
-    app: &TestApp,
-    version: &str,
-    kind: Kind,
-    params: &[(&str, String)],
-    content_type: &str,
-    body: &[u8],
-) {
+async fn create(app: &TestApp, version: &str, kind: Kind, params: &[(&str, String)], content_type: &str, body: &[u8]) {
     let response = send(
         put(app, version, kind, params)
             .header("If-None-Match", "*")
@@ -112,10 +102,7 @@ async fn create(
     )
     .await;
     let (status, text) = status_and_text(response).await;
-    assert_eq!(
-        status, 204,
-        "{version} {kind:?}: creating {params:?} failed: {text}"
-    );
+    assert_eq!(status, 204, "{version} {kind:?}: creating {params:?} failed: {text}");
 }
 
 /// A stored document: status 200, its bytes, Content-Type and ETag.
@@ -129,28 +116,13 @@ struct Fetched {
 async fn fetch(app: &TestApp, version: &str, kind: Kind, params: &[(&str, String)]) -> Fetched {
     let response = send(get(app, version, kind, params)).await;
     let status = response.status();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().expect("header text").to_owned())
-    };
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().expect("header text").to_owned());
     let content_type = header("content-type").unwrap_or_default();
     let etag = header("etag").unwrap_or_default();
     let last_modified = header("last-modified");
     let bytes = response.bytes().await.expect("body").to_vec();
-    assert_eq!(
-        status,
-        200,
-        "{version} {kind:?}: GET {params:?} failed: {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    Fetched {
-        bytes,
-        content_type,
-        etag,
-        last_modified,
-    }
+    assert_eq!(status, 200, "{version} {kind:?}: GET {params:?} failed: {}", String::from_utf8_lossy(&bytes));
+    Fetched { bytes, content_type, etag, last_modified }
 }
 
 async fn status_of(request: RequestBuilder) -> u16 {
@@ -161,19 +133,11 @@ async fn status_of(request: RequestBuilder) -> u16 {
 async fn list(app: &TestApp, version: &str, kind: Kind, params: &[(&str, String)]) -> Vec<String> {
     let response = send(get(app, version, kind, params)).await;
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().expect("text").to_owned());
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().expect("text").to_owned());
     let text = response.text().await.expect("body");
-    assert_eq!(
-        status, 200,
-        "{version} {kind:?}: listing {params:?} failed: {text}"
-    );
+    assert_eq!(status, 200, "{version} {kind:?}: listing {params:?} failed: {text}");
     assert!(
-        content_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("application/json")),
+        content_type.as_deref().is_some_and(|t| t.starts_with("application/json")),
         "a listing is JSON, got {content_type:?}"
     );
     let mut ids: Vec<String> = serde_json::from_str(&text).expect("a JSON array of ids");
@@ -188,33 +152,14 @@ async fn put_then_get_returns_binary_bytes_content_type_sha1_etag_and_last_modif
     for version in VERSIONS {
         for kind in KINDS {
             let params = kind.one(&format!("binary-{version}"));
-            create(
-                &app,
-                version,
-                kind,
-                &params,
-                "application/octet-stream",
-                &content,
-            )
-            .await;
+            create(&app, version, kind, &params, "application/octet-stream", &content).await;
             let fetched = fetch(&app, version, kind, &params).await;
             assert_eq!(fetched.bytes, content, "{version} {kind:?}: bytes differ");
-            assert_eq!(
-                fetched.content_type, "application/octet-stream",
-                "{version} {kind:?}"
-            );
-            assert_eq!(
-                fetched.etag,
-                sha1_etag(&content),
-                "{version} {kind:?}: ETag is not the quoted SHA-1"
-            );
-            let last_modified = fetched
-                .last_modified
-                .unwrap_or_else(|| panic!("{version} {kind:?}: no Last-Modified"));
+            assert_eq!(fetched.content_type, "application/octet-stream", "{version} {kind:?}");
+            assert_eq!(fetched.etag, sha1_etag(&content), "{version} {kind:?}: ETag is not the quoted SHA-1");
+            let last_modified = fetched.last_modified.unwrap_or_else(|| panic!("{version} {kind:?}: no Last-Modified"));
             let parsed = chrono::DateTime::parse_from_rfc2822(&last_modified).unwrap_or_else(|e| {
-                panic!(
-                    "{version} {kind:?}: Last-Modified {last_modified:?} is not an HTTP date: {e}"
-                )
+                panic!("{version} {kind:?}: Last-Modified {last_modified:?} is not an HTTP date: {e}")
             });
             let age = chrono::Utc::now().signed_duration_since(parsed);
             assert!(
@@ -235,21 +180,14 @@ async fn put_then_get_returns_json_document_byte_for_byte() {
             let params = kind.one(&format!("json-{version}"));
             create(&app, version, kind, &params, "application/json", content).await;
             let fetched = fetch(&app, version, kind, &params).await;
-            assert_eq!(
-                fetched.bytes,
-                content.to_vec(),
-                "{version} {kind:?}: bytes differ"
-            );
+            assert_eq!(fetched.bytes, content.to_vec(), "{version} {kind:?}: bytes differ");
             assert!(
                 fetched.content_type.starts_with("application/json"),
                 "{version} {kind:?}: {}",
                 fetched.content_type
             );
             assert_eq!(fetched.etag, sha1_etag(content), "{version} {kind:?}");
-            assert!(
-                fetched.last_modified.is_some(),
-                "{version} {kind:?}: no Last-Modified"
-            );
+            assert!(fetched.last_modified.is_some(), "{version} {kind:?}: no Last-Modified");
         }
     }
 }
@@ -278,8 +216,7 @@ async fn post_to_existing_json_document_merges_top_level_properties() {
             let (status, text) = status_and_text(response).await;
             assert_eq!(status, 204, "{version} {kind:?}: merge POST failed: {text}");
             let fetched = fetch(&app, version, kind, &params).await;
-            let merged: Value =
-                serde_json::from_slice(&fetched.bytes).expect("merged document is JSON");
+            let merged: Value = serde_json::from_slice(&fetched.bytes).expect("merged document is JSON");
             assert_eq!(
                 merged,
                 json!({"kept": 1, "replaced": {"new": true}, "also": "x", "added": [1, 2]}),
@@ -290,11 +227,7 @@ async fn post_to_existing_json_document_merges_top_level_properties() {
                 "{version} {kind:?}: {}",
                 fetched.content_type
             );
-            assert_eq!(
-                fetched.etag,
-                sha1_etag(&fetched.bytes),
-                "{version} {kind:?}: ETag follows the merged bytes"
-            );
+            assert_eq!(fetched.etag, sha1_etag(&fetched.bytes), "{version} {kind:?}: ETag follows the merged bytes");
         }
     }
 }
@@ -307,18 +240,12 @@ async fn post_of_json_onto_a_non_json_document_is_rejected_and_leaves_it_unchang
         for kind in KINDS {
             let params = kind.one(&format!("text-{version}"));
             create(&app, version, kind, &params, "text/plain", &stored).await;
-            let response = send(
-                post(&app, version, kind, &params)
-                    .header("Content-Type", "application/json")
-                    .body(r#"{"a":1}"#),
-            )
-            .await;
+            let response =
+                send(post(&app, version, kind, &params).header("Content-Type", "application/json").body(r#"{"a":1}"#))
+                    .await;
             expect_error(response, 400).await;
             let fetched = fetch(&app, version, kind, &params).await;
-            assert_eq!(
-                fetched.bytes, stored,
-                "{version} {kind:?}: a refused POST must not change the document"
-            );
+            assert_eq!(fetched.bytes, stored, "{version} {kind:?}: a refused POST must not change the document");
             assert_eq!(fetched.content_type, "text/plain", "{version} {kind:?}");
         }
     }
@@ -340,10 +267,7 @@ async fn post_of_non_json_onto_a_json_document_is_rejected_and_leaves_it_unchang
             .await;
             expect_error(response, 400).await;
             let fetched = fetch(&app, version, kind, &params).await;
-            assert_eq!(
-                fetched.bytes, stored,
-                "{version} {kind:?}: a refused POST must not change the document"
-            );
+            assert_eq!(fetched.bytes, stored, "{version} {kind:?}: a refused POST must not change the document");
             assert_eq!(fetched.etag, sha1_etag(&stored), "{version} {kind:?}");
         }
     }
@@ -357,16 +281,11 @@ async fn post_to_a_missing_document_creates_it() {
         for kind in KINDS {
             let params = kind.one(&format!("new-{version}"));
             let response = send(
-                post(&app, version, kind, &params)
-                    .header("Content-Type", "application/json")
-                    .body(content.to_vec()),
+                post(&app, version, kind, &params).header("Content-Type", "application/json").body(content.to_vec()),
             )
             .await;
             let (status, text) = status_and_text(response).await;
-            assert_eq!(
-                status, 204,
-                "{version} {kind:?}: POST creating a document failed: {text}"
-            );
+            assert_eq!(status, 204, "{version} {kind:?}: POST creating a document failed: {text}");
             let fetched = fetch(&app, version, kind, &params).await;
             assert_eq!(fetched.bytes, content.to_vec(), "{version} {kind:?}");
             assert!(
@@ -389,37 +308,14 @@ async fn get_without_document_id_lists_the_ids() {
             );
         }
         for kind in KINDS {
-            create(
-                &app,
-                version,
-                kind,
-                &kind.one("first"),
-                "application/json",
-                b"{}",
-            )
-            .await;
-            create(
-                &app,
-                version,
-                kind,
-                &kind.one("second"),
-                "application/octet-stream",
-                b"2",
-            )
-            .await;
-            assert_eq!(
-                list(&app, version, kind, &kind.scope()).await,
-                ["first", "second"],
-                "{version} {kind:?}"
-            );
+            create(&app, version, kind, &kind.one("first"), "application/json", b"{}").await;
+            create(&app, version, kind, &kind.one("second"), "application/octet-stream", b"2").await;
+            assert_eq!(list(&app, version, kind, &kind.scope()).await, ["first", "second"], "{version} {kind:?}");
         }
         // Tidy up so the next version starts empty.
         for kind in KINDS {
             for id in ["first", "second"] {
-                assert_eq!(
-                    status_of(delete(&app, version, kind, &kind.one(id))).await,
-                    204
-                );
+                assert_eq!(status_of(delete(&app, version, kind, &kind.one(id))).await, 204);
             }
         }
     }
@@ -429,19 +325,9 @@ async fn get_without_document_id_lists_the_ids() {
 /// document changes from one increasing clock, so it separates the
 /// document changes made before it from those made after.
 async fn marker(app: &TestApp, version: &str) -> String {
-    let ids = app
-        .post_statements(
-            version,
-            &statement("marker@example.com", COMPLETED, ACTIVITY),
-        )
-        .await;
-    let stored = app
-        .query(version, &format!("?statementId={}", ids[0]))
-        .await;
-    stored["stored"]
-        .as_str()
-        .expect("stored timestamp")
-        .to_owned()
+    let ids = app.post_statements(version, &statement("marker@example.com", COMPLETED, ACTIVITY)).await;
+    let stored = app.query(version, &format!("?statementId={}", ids[0])).await;
+    stored["stored"].as_str().expect("stored timestamp").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,24 +338,8 @@ async fn since_lists_only_documents_changed_after_it() {
             let early = format!("early-{version}");
             let touched = format!("touched-{version}");
             let late = format!("late-{version}");
-            create(
-                &app,
-                version,
-                kind,
-                &kind.one(&early),
-                "application/json",
-                b"{}",
-            )
-            .await;
-            create(
-                &app,
-                version,
-                kind,
-                &kind.one(&touched),
-                "application/json",
-                b"{}",
-            )
-            .await;
+            create(&app, version, kind, &kind.one(&early), "application/json", b"{}").await;
+            create(&app, version, kind, &kind.one(&touched), "application/json", b"{}").await;
             let before = marker(&app, version).await;
             // A change after the marker counts, not the creation before it.
             let response = send(
@@ -479,39 +349,21 @@ async fn since_lists_only_documents_changed_after_it() {
             )
             .await;
             assert_eq!(response.status(), 204, "{version} {kind:?}");
-            create(
-                &app,
-                version,
-                kind,
-                &kind.one(&late),
-                "application/json",
-                b"{}",
-            )
-            .await;
+            create(&app, version, kind, &kind.one(&late), "application/json", b"{}").await;
             let after = marker(&app, version).await;
 
             let mut params = kind.scope();
             params.push(("since", before.clone()));
             let mut expected = vec![late.clone(), touched.clone()];
             expected.sort();
-            assert_eq!(
-                list(&app, version, kind, &params).await,
-                expected,
-                "{version} {kind:?}: since={before}"
-            );
+            assert_eq!(list(&app, version, kind, &params).await, expected, "{version} {kind:?}: since={before}");
 
             let mut params = kind.scope();
             params.push(("since", after.clone()));
-            assert!(
-                list(&app, version, kind, &params).await.is_empty(),
-                "{version} {kind:?}: since={after}"
-            );
+            assert!(list(&app, version, kind, &params).await.is_empty(), "{version} {kind:?}: since={after}");
 
             let all = list(&app, version, kind, &kind.scope()).await;
-            assert!(
-                all.contains(&early),
-                "{version} {kind:?}: without since every id is listed: {all:?}"
-            );
+            assert!(all.contains(&early), "{version} {kind:?}: without since every id is listed: {all:?}");
         }
     }
 }
@@ -526,61 +378,22 @@ async fn state_listing_with_registration_shows_only_that_registration() {
             params.push(("registration", registration.to_owned()));
             params
         };
-        create(
-            &app,
-            version,
-            kind,
-            &with(REGISTRATION, "mine-a"),
-            "application/json",
-            b"{}",
-        )
-        .await;
-        create(
-            &app,
-            version,
-            kind,
-            &with(REGISTRATION, "mine-b"),
-            "application/json",
-            b"{}",
-        )
-        .await;
-        create(
-            &app,
-            version,
-            kind,
-            &with(OTHER_REGISTRATION, "theirs"),
-            "application/json",
-            b"{}",
-        )
-        .await;
-        create(
-            &app,
-            version,
-            kind,
-            &kind.one(&format!("unregistered-{version}")),
-            "application/json",
-            b"{}",
-        )
-        .await;
+        create(&app, version, kind, &with(REGISTRATION, "mine-a"), "application/json", b"{}").await;
+        create(&app, version, kind, &with(REGISTRATION, "mine-b"), "application/json", b"{}").await;
+        create(&app, version, kind, &with(OTHER_REGISTRATION, "theirs"), "application/json", b"{}").await;
+        create(&app, version, kind, &kind.one(&format!("unregistered-{version}")), "application/json", b"{}").await;
 
         let mut params = kind.scope();
         params.push(("registration", REGISTRATION.to_owned()));
         let ids = list(&app, version, kind, &params).await;
-        let expected: Vec<String> = ["mine-a", "mine-b"]
-            .iter()
-            .map(|id| format!("{id}-{version}"))
-            .collect();
+        let expected: Vec<String> = ["mine-a", "mine-b"].iter().map(|id| format!("{id}-{version}")).collect();
         // Earlier versions' documents share the registration; keep only this round's.
         let ids: Vec<String> = ids.into_iter().filter(|id| id.ends_with(version)).collect();
         assert_eq!(ids, expected, "{version}: listing with a registration");
 
         // A document under one registration is not visible under another.
         let other = with(OTHER_REGISTRATION, "mine-a");
-        assert_eq!(
-            status_of(get(&app, version, kind, &other)).await,
-            404,
-            "{version}"
-        );
+        assert_eq!(status_of(get(&app, version, kind, &other)).await, 404, "{version}");
     }
 }
 
@@ -593,17 +406,9 @@ async fn delete_removes_only_the_named_document() {
             let kept = kind.one(&format!("kept-{version}"));
             create(&app, version, kind, &gone, "application/json", b"{}").await;
             create(&app, version, kind, &kept, "application/json", b"{}").await;
-            assert_eq!(
-                status_of(delete(&app, version, kind, &gone)).await,
-                204,
-                "{version} {kind:?}"
-            );
+            assert_eq!(status_of(delete(&app, version, kind, &gone)).await, 204, "{version} {kind:?}");
             expect_error(send(get(&app, version, kind, &gone)).await, 404).await;
-            assert_eq!(
-                fetch(&app, version, kind, &kept).await.bytes,
-                b"{}".to_vec(),
-                "{version} {kind:?}"
-            );
+            assert_eq!(fetch(&app, version, kind, &kept).await.bytes, b"{}".to_vec(), "{version} {kind:?}");
         }
     }
 }
@@ -614,10 +419,7 @@ fn state_params(
     registration: Option<&str>,
     state_id: Option<&str>,
 ) -> Vec<(&'static str, String)> {
-    let mut params = vec![
-        ("activityId", activity.to_owned()),
-        ("agent", agent.to_owned()),
-    ];
+    let mut params = vec![("activityId", activity.to_owned()), ("agent", agent.to_owned())];
     if let Some(registration) = registration {
         params.push(("registration", registration.to_owned()));
     }
@@ -640,7 +442,8 @@ async fn delete_of_state_without_state_id_clears_the_activity_and_agent() {
             state_params(ACTIVITY, OTHER_AGENT, None, Some("one")),
             state_params(OTHER_ACTIVITY, AGENT, None, Some("one")),
         ];
-        assert_state_delete_clears(&app, version, &cleared, &untouched, &state_params(ACTIVITY, AGENT, None, None)).await;
+        assert_state_delete_clears(&app, version, &cleared, &untouched, &state_params(ACTIVITY, AGENT, None, None))
+            .await;
     }
 }
 
@@ -672,11 +475,7 @@ async fn get_of_a_missing_document_is_404() {
     let app = spawn_app().await;
     for version in VERSIONS {
         for kind in KINDS {
-            expect_error(
-                send(get(&app, version, kind, &kind.one("never-stored"))).await,
-                404,
-            )
-            .await;
+            expect_error(send(get(&app, version, kind, &kind.one("never-stored"))).await, 404).await;
         }
     }
 }
@@ -687,15 +486,7 @@ async fn put_with_if_match_of_the_current_etag_replaces_the_document() {
     for version in VERSIONS {
         for kind in KINDS {
             let params = kind.one(&format!("match-{version}"));
-            create(
-                &app,
-                version,
-                kind,
-                &params,
-                "application/json",
-                br#"{"v":1}"#,
-            )
-            .await;
+            create(&app, version, kind, &params, "application/json", br#"{"v":1}"#).await;
             let etag = fetch(&app, version, kind, &params).await.etag;
             let response = send(
                 put(&app, version, kind, &params)
@@ -705,16 +496,10 @@ async fn put_with_if_match_of_the_current_etag_replaces_the_document() {
             )
             .await;
             let (status, text) = status_and_text(response).await;
-            assert_eq!(
-                status, 204,
-                "{version} {kind:?}: If-Match {etag} failed: {text}"
-            );
+            assert_eq!(status, 204, "{version} {kind:?}: If-Match {etag} failed: {text}");
             let fetched = fetch(&app, version, kind, &params).await;
             assert_eq!(fetched.bytes, br#"{"v":2}"#.to_vec(), "{version} {kind:?}");
-            assert_ne!(
-                fetched.etag, etag,
-                "{version} {kind:?}: the ETag follows the content"
-            );
+            assert_ne!(fetched.etag, etag, "{version} {kind:?}: the ETag follows the content");
         }
     }
 }
@@ -726,15 +511,7 @@ async fn write_with_if_match_of_a_stale_etag_fails_412_and_keeps_the_document() 
     for version in VERSIONS {
         for kind in KINDS {
             let params = kind.one(&format!("stale-{version}"));
-            create(
-                &app,
-                version,
-                kind,
-                &params,
-                "application/json",
-                br#"{"v":1}"#,
-            )
-            .await;
+            create(&app, version, kind, &params, "application/json", br#"{"v":1}"#).await;
             let response = send(
                 put(&app, version, kind, &params)
                     .header("If-Match", &stale)
@@ -742,11 +519,7 @@ async fn write_with_if_match_of_a_stale_etag_fails_412_and_keeps_the_document() 
                     .body(r#"{"v":2}"#),
             )
             .await;
-            assert_eq!(
-                response.status(),
-                412,
-                "{version} {kind:?}: PUT with a stale If-Match"
-            );
+            assert_eq!(response.status(), 412, "{version} {kind:?}: PUT with a stale If-Match");
             let response = send(
                 post(&app, version, kind, &params)
                     .header("If-Match", &stale)
@@ -754,11 +527,7 @@ async fn write_with_if_match_of_a_stale_etag_fails_412_and_keeps_the_document() 
                     .body(r#"{"w":3}"#),
             )
             .await;
-            assert_eq!(
-                response.status(),
-                412,
-                "{version} {kind:?}: POST with a stale If-Match"
-            );
+            assert_eq!(response.status(), 412, "{version} {kind:?}: POST with a stale If-Match");
             let fetched = fetch(&app, version, kind, &params).await;
             assert_eq!(
                 fetched.bytes,
@@ -782,16 +551,8 @@ async fn put_with_if_match_to_a_missing_document_fails_412_and_creates_nothing()
                     .body(r#"{"v":1}"#),
             )
             .await;
-            assert_eq!(
-                response.status(),
-                412,
-                "{version} {kind:?}: If-Match: * needs an existing document"
-            );
-            assert_eq!(
-                status_of(get(&app, version, kind, &params)).await,
-                404,
-                "{version} {kind:?}"
-            );
+            assert_eq!(response.status(), 412, "{version} {kind:?}: If-Match: * needs an existing document");
+            assert_eq!(status_of(get(&app, version, kind, &params)).await, 404, "{version} {kind:?}");
         }
     }
 }
@@ -802,15 +563,7 @@ async fn put_with_if_none_match_star_to_an_existing_document_fails_412_and_keeps
     for version in VERSIONS {
         for kind in KINDS {
             let params = kind.one(&format!("exists-{version}"));
-            create(
-                &app,
-                version,
-                kind,
-                &params,
-                "application/json",
-                br#"{"v":1}"#,
-            )
-            .await;
+            create(&app, version, kind, &params, "application/json", br#"{"v":1}"#).await;
             let response = send(
                 put(&app, version, kind, &params)
                     .header("If-None-Match", "*")
@@ -835,28 +588,13 @@ async fn unconditional_put_to_an_existing_profile_conflicts_409_and_keeps_it() {
     for version in VERSIONS {
         for kind in PROFILES {
             let params = kind.one(&format!("conflict-{version}"));
-            create(
-                &app,
-                version,
-                kind,
-                &params,
-                "application/json",
-                br#"{"v":1}"#,
-            )
-            .await;
-            let response = send(
-                put(&app, version, kind, &params)
-                    .header("Content-Type", "application/json")
-                    .body(r#"{"v":2}"#),
-            )
-            .await;
+            create(&app, version, kind, &params, "application/json", br#"{"v":1}"#).await;
+            let response =
+                send(put(&app, version, kind, &params).header("Content-Type", "application/json").body(r#"{"v":2}"#))
+                    .await;
             expect_error(response, 409).await;
             let fetched = fetch(&app, version, kind, &params).await;
-            assert_eq!(
-                fetched.bytes,
-                br#"{"v":1}"#.to_vec(),
-                "{version} {kind:?}: a conflicting PUT changes nothing"
-            );
+            assert_eq!(fetched.bytes, br#"{"v":1}"#.to_vec(), "{version} {kind:?}: a conflicting PUT changes nothing");
         }
     }
 }
@@ -866,18 +604,10 @@ async fn unconditional_put_to_a_new_profile_is_rejected_in_1_0_3() {
     let app = spawn_app().await;
     for kind in PROFILES {
         let params = kind.one("unconditional");
-        let response = send(
-            put(&app, V1, kind, &params)
-                .header("Content-Type", "application/json")
-                .body(r#"{"v":1}"#),
-        )
-        .await;
+        let response =
+            send(put(&app, V1, kind, &params).header("Content-Type", "application/json").body(r#"{"v":1}"#)).await;
         expect_error(response, 400).await;
-        assert_eq!(
-            status_of(get(&app, V1, kind, &params)).await,
-            404,
-            "{kind:?}: the refused PUT stored nothing"
-        );
+        assert_eq!(status_of(get(&app, V1, kind, &params)).await, 404, "{kind:?}: the refused PUT stored nothing");
     }
 }
 
@@ -886,18 +616,10 @@ async fn unconditional_put_to_a_new_profile_creates_it_in_2_0() {
     let app = spawn_app().await;
     for kind in PROFILES {
         let params = kind.one("unconditional");
-        let response = send(
-            put(&app, V2, kind, &params)
-                .header("Content-Type", "application/json")
-                .body(r#"{"v":1}"#),
-        )
-        .await;
+        let response =
+            send(put(&app, V2, kind, &params).header("Content-Type", "application/json").body(r#"{"v":1}"#)).await;
         assert_eq!(response.status(), 204, "{kind:?}");
-        assert_eq!(
-            fetch(&app, V2, kind, &params).await.bytes,
-            br#"{"v":1}"#.to_vec(),
-            "{kind:?}"
-        );
+        assert_eq!(fetch(&app, V2, kind, &params).await.bytes, br#"{"v":1}"#.to_vec(), "{kind:?}");
     }
 }
 
@@ -906,46 +628,24 @@ async fn unconditional_state_put_overwrites_in_1_0_3() {
     let app = spawn_app().await;
     let params = Kind::State.one("overwritten");
     for body in [r#"{"v":1}"#, r#"{"v":2}"#] {
-        let response = send(
-            put(&app, V1, Kind::State, &params)
-                .header("Content-Type", "application/json")
-                .body(body),
-        )
-        .await;
+        let response =
+            send(put(&app, V1, Kind::State, &params).header("Content-Type", "application/json").body(body)).await;
         assert_eq!(response.status(), 204, "unconditional State PUT of {body}");
     }
-    assert_eq!(
-        fetch(&app, V1, Kind::State, &params).await.bytes,
-        br#"{"v":2}"#.to_vec()
-    );
+    assert_eq!(fetch(&app, V1, Kind::State, &params).await.bytes, br#"{"v":2}"#.to_vec());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unconditional_state_put_to_an_existing_document_conflicts_in_2_0() {
     let app = spawn_app().await;
     let params = Kind::State.one("guarded");
-    let response = send(
-        put(&app, V2, Kind::State, &params)
-            .header("Content-Type", "application/json")
-            .body(r#"{"v":1}"#),
-    )
-    .await;
-    assert_eq!(
-        response.status(),
-        204,
-        "creating without headers is allowed"
-    );
-    let response = send(
-        put(&app, V2, Kind::State, &params)
-            .header("Content-Type", "application/json")
-            .body(r#"{"v":2}"#),
-    )
-    .await;
+    let response =
+        send(put(&app, V2, Kind::State, &params).header("Content-Type", "application/json").body(r#"{"v":1}"#)).await;
+    assert_eq!(response.status(), 204, "creating without headers is allowed");
+    let response =
+        send(put(&app, V2, Kind::State, &params).header("Content-Type", "application/json").body(r#"{"v":2}"#)).await;
     expect_error(response, 409).await;
-    assert_eq!(
-        fetch(&app, V2, Kind::State, &params).await.bytes,
-        br#"{"v":1}"#.to_vec()
-    );
+    assert_eq!(fetch(&app, V2, Kind::State, &params).await.bytes, br#"{"v":1}"#.to_vec());
 }
 
 /// Sends `params` to `kind` with each method and expects a 400 JSON error
@@ -959,29 +659,17 @@ async fn expect_rejected_by_every_method(
 ) {
     let requests = [
         ("GET", get(app, version, kind, params)),
-        (
-            "PUT",
-            put(app, version, kind, params).header("If-None-Match", "*"),
-        ),
+        ("PUT", put(app, version, kind, params).header("If-None-Match", "*")),
         ("POST", post(app, version, kind, params)),
         ("DELETE", delete(app, version, kind, params)),
     ];
     for (method, request) in requests {
-        let response = send(
-            request
-                .header("Content-Type", "application/json")
-                .body(r#"{"a":1}"#),
-        )
-        .await;
+        let response = send(request.header("Content-Type", "application/json").body(r#"{"a":1}"#)).await;
         let status = response.status();
         let text = response.text().await.expect("body");
         assert_eq!(status, 400, "{version} {kind:?} {method} {what}: {text}");
-        let body: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("error body is not JSON: {text}"));
-        assert!(
-            body["error"]["message"].is_string(),
-            "{version} {kind:?} {method} {what}: no message in {text}"
-        );
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is not JSON: {text}"));
+        assert!(body["error"]["message"].is_string(), "{version} {kind:?} {method} {what}: no message in {text}");
     }
 }
 
@@ -992,8 +680,7 @@ async fn missing_activity_id_is_rejected() {
         for kind in [Kind::State, Kind::ActivityProfile] {
             let mut params = kind.one("doc");
             params.retain(|(name, _)| *name != "activityId");
-            expect_rejected_by_every_method(&app, version, kind, &params, "without activityId")
-                .await;
+            expect_rejected_by_every_method(&app, version, kind, &params, "without activityId").await;
         }
     }
 }
@@ -1024,17 +711,10 @@ async fn writes_without_a_document_id_are_rejected() {
             )
             .await;
             expect_error(response, 400).await;
-            let response = send(
-                post(&app, version, kind, &params)
-                    .header("Content-Type", "application/json")
-                    .body("{}"),
-            )
-            .await;
+            let response =
+                send(post(&app, version, kind, &params).header("Content-Type", "application/json").body("{}")).await;
             expect_error(response, 400).await;
-            assert!(
-                list(&app, version, kind, &params).await.is_empty(),
-                "{version} {kind:?}: nothing was stored"
-            );
+            assert!(list(&app, version, kind, &params).await.is_empty(), "{version} {kind:?}: nothing was stored");
         }
         // Only State may be deleted wholesale; a profile DELETE names its document.
         for kind in PROFILES {
@@ -1048,22 +728,11 @@ async fn agent_that_is_not_json_is_rejected() {
     let app = spawn_app().await;
     for version in VERSIONS {
         for kind in [Kind::State, Kind::AgentProfile] {
-            for agent in [
-                "mailto:learner@example.com",
-                r#"{"mbox":"mailto:learner@example.com""#,
-                r#""a string""#,
-            ] {
+            for agent in ["mailto:learner@example.com", r#"{"mbox":"mailto:learner@example.com""#, r#""a string""#] {
                 let mut params = kind.one("doc");
                 params.retain(|(name, _)| *name != "agent");
                 params.push(("agent", agent.to_owned()));
-                expect_rejected_by_every_method(
-                    &app,
-                    version,
-                    kind,
-                    &params,
-                    &format!("with agent={agent}"),
-                )
-                .await;
+                expect_rejected_by_every_method(&app, version, kind, &params, &format!("with agent={agent}")).await;
             }
         }
     }
@@ -1072,7 +741,8 @@ async fn agent_that_is_not_json_is_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_with_two_identifiers_is_rejected() {
     let app = spawn_app().await;
-    let agent = r#"{"objectType":"Agent","mbox":"mailto:learner@example.com","openid":"http://openid.example.com/learner"}"#;
+    let agent =
+        r#"{"objectType":"Agent","mbox":"mailto:learner@example.com","openid":"http://openid.example.com/learner"}"#;
     for version in VERSIONS {
         for kind in [Kind::State, Kind::AgentProfile] {
             let mut params = kind.one("doc");
@@ -1090,21 +760,13 @@ async fn unknown_parameter_is_rejected() {
         for kind in KINDS {
             let mut params = kind.one("doc");
             params.push(("colour", "blue".to_owned()));
-            expect_rejected_by_every_method(
-                &app,
-                version,
-                kind,
-                &params,
-                "with an unknown parameter",
-            )
-            .await;
+            expect_rejected_by_every_method(&app, version, kind, &params, "with an unknown parameter").await;
         }
         // registration belongs to State only.
         for kind in PROFILES {
             let mut params = kind.one("doc");
             params.push(("registration", REGISTRATION.to_owned()));
-            expect_rejected_by_every_method(&app, version, kind, &params, "with registration")
-                .await;
+            expect_rejected_by_every_method(&app, version, kind, &params, "with registration").await;
         }
     }
 }
@@ -1115,14 +777,7 @@ async fn malformed_registration_is_rejected() {
     for version in VERSIONS {
         let mut params = Kind::State.one("doc");
         params.push(("registration", "not-a-uuid".to_owned()));
-        expect_rejected_by_every_method(
-            &app,
-            version,
-            Kind::State,
-            &params,
-            "with a malformed registration",
-        )
-        .await;
+        expect_rejected_by_every_method(&app, version, Kind::State, &params, "with a malformed registration").await;
     }
 }
 
@@ -1135,19 +790,12 @@ async fn post_of_a_json_non_object_onto_a_json_document_is_rejected_and_leaves_i
             let params = kind.one(&format!("object-{version}"));
             create(&app, version, kind, &params, "application/json", &stored).await;
             for body in ["[1,2]", "\"text\"", "42", "{not json"] {
-                let response = send(
-                    post(&app, version, kind, &params)
-                        .header("Content-Type", "application/json")
-                        .body(body),
-                )
-                .await;
+                let response =
+                    send(post(&app, version, kind, &params).header("Content-Type", "application/json").body(body))
+                        .await;
                 expect_error(response, 400).await;
             }
-            assert_eq!(
-                fetch(&app, version, kind, &params).await.bytes,
-                stored,
-                "{version} {kind:?}"
-            );
+            assert_eq!(fetch(&app, version, kind, &params).await.bytes, stored, "{version} {kind:?}");
         }
     }
 }
@@ -1155,8 +803,7 @@ async fn post_of_a_json_non_object_onto_a_json_document_is_rejected_and_leaves_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_parameter_names_the_agent_by_its_identifier_alone() {
     let app = spawn_app().await;
-    let described =
-        r#"{"name":"A. Learner","mbox":"mailto:learner@example.com","objectType":"Agent"}"#;
+    let described = r#"{"name":"A. Learner","mbox":"mailto:learner@example.com","objectType":"Agent"}"#;
     let bare = r#"{"mbox":"mailto:learner@example.com"}"#;
     for version in VERSIONS {
         for kind in [Kind::State, Kind::AgentProfile] {
@@ -1168,21 +815,9 @@ async fn agent_parameter_names_the_agent_by_its_identifier_alone() {
                 p.push(("agent", agent.to_owned()));
                 p
             };
-            create(
-                &app,
-                version,
-                kind,
-                &with_agent(described),
-                "application/json",
-                br#"{"who":"me"}"#,
-            )
-            .await;
+            create(&app, version, kind, &with_agent(described), "application/json", br#"{"who":"me"}"#).await;
             let fetched = fetch(&app, version, kind, &with_agent(bare)).await;
-            assert_eq!(
-                fetched.bytes,
-                br#"{"who":"me"}"#.to_vec(),
-                "{version} {kind:?}"
-            );
+            assert_eq!(fetched.bytes, br#"{"who":"me"}"#.to_vec(), "{version} {kind:?}");
             assert_eq!(
                 status_of(get(&app, version, kind, &with_agent(OTHER_AGENT))).await,
                 404,
@@ -1198,15 +833,7 @@ async fn concurrent_writes_with_the_same_if_match_let_exactly_one_win() {
     for version in VERSIONS {
         for kind in KINDS {
             let params = kind.one(&format!("race-{version}"));
-            create(
-                &app,
-                version,
-                kind,
-                &params,
-                "application/json",
-                br#"{"n":0}"#,
-            )
-            .await;
+            create(&app, version, kind, &params, "application/json", br#"{"n":0}"#).await;
             let etag = fetch(&app, version, kind, &params).await.etag;
             let writers = (1..=6).map(|n| {
                 let request = put(&app, version, kind, &params)
@@ -1216,28 +843,11 @@ async fn concurrent_writes_with_the_same_if_match_let_exactly_one_win() {
                 async move { (n, send(request).await.status().as_u16()) }
             });
             let outcomes = futures_join_all(writers).await;
-            let winners: Vec<u32> = outcomes
-                .iter()
-                .filter(|(_, s)| *s == 204)
-                .map(|(n, _)| *n)
-                .collect();
-            assert_eq!(
-                winners.len(),
-                1,
-                "{version} {kind:?}: exactly one write may win: {outcomes:?}"
-            );
-            assert!(
-                outcomes.iter().all(|(_, s)| *s == 204 || *s == 412),
-                "{version} {kind:?}: {outcomes:?}"
-            );
-            let stored: Value =
-                serde_json::from_slice(&fetch(&app, version, kind, &params).await.bytes)
-                    .expect("json");
-            assert_eq!(
-                stored,
-                json!({ "n": winners[0] }),
-                "{version} {kind:?}: the winner's content is stored"
-            );
+            let winners: Vec<u32> = outcomes.iter().filter(|(_, s)| *s == 204).map(|(n, _)| *n).collect();
+            assert_eq!(winners.len(), 1, "{version} {kind:?}: exactly one write may win: {outcomes:?}");
+            assert!(outcomes.iter().all(|(_, s)| *s == 204 || *s == 412), "{version} {kind:?}: {outcomes:?}");
+            let stored: Value = serde_json::from_slice(&fetch(&app, version, kind, &params).await.bytes).expect("json");
+            assert_eq!(stored, json!({ "n": winners[0] }), "{version} {kind:?}: the winner's content is stored");
         }
     }
 }

@@ -27,10 +27,7 @@ async fn expect_json(response: Response, status: u16, what: &str) -> Value {
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().expect("header text").to_owned())
+    response.headers().get(name).map(|v| v.to_str().expect("header text").to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,11 +44,7 @@ async fn activities_resource_returns_the_definition_merged_from_statements() {
         });
         app.post_statements(version, &json!([first])).await;
         app.post_statements(version, &json!([second])).await;
-        let response = send(
-            app.get("/xapi/activities", version)
-                .query(&[("activityId", activity.as_str())]),
-        )
-        .await;
+        let response = send(app.get("/xapi/activities", version).query(&[("activityId", activity.as_str())])).await;
         let body = expect_json(response, 200, version).await;
         assert_eq!(body["id"], json!(activity), "{version}: {body}");
         assert_eq!(body["objectType"], json!("Activity"), "{version}: {body}");
@@ -60,11 +53,7 @@ async fn activities_resource_returns_the_definition_merged_from_statements() {
             json!({ "en-GB": "Hand hygiene", "fr-FR": "Hygiène des mains" }),
             "{version}: both languages of the name are kept: {body}"
         );
-        assert_eq!(
-            body["definition"]["description"]["en-GB"],
-            json!("Washing hands properly"),
-            "{version}: {body}"
-        );
+        assert_eq!(body["definition"]["description"]["en-GB"], json!("Washing hands properly"), "{version}: {body}");
     }
 }
 
@@ -73,11 +62,7 @@ async fn activities_resource_returns_an_unknown_activity_with_just_its_id() {
     let app = spawn_app().await;
     for version in VERSIONS {
         let activity = format!("{ACTIVITY}/never-seen/{version}");
-        let response = send(
-            app.get("/xapi/activities", version)
-                .query(&[("activityId", activity.as_str())]),
-        )
-        .await;
+        let response = send(app.get("/xapi/activities", version).query(&[("activityId", activity.as_str())])).await;
         let body = expect_json(response, 200, version).await;
         assert_eq!(body["id"], json!(activity), "{version}: {body}");
         let object = body.as_object().expect("an Activity object");
@@ -102,18 +87,10 @@ async fn agents_resource_returns_a_person_with_identifiers_and_names_seen() {
         second["actor"]["name"] = json!("Ada King");
         app.post_statements(version, &json!([first, second])).await;
         let agent = json!({ "objectType": "Agent", "mbox": format!("mailto:{email}") }).to_string();
-        let response = send(
-            app.get("/xapi/agents", version)
-                .query(&[("agent", agent.as_str())]),
-        )
-        .await;
+        let response = send(app.get("/xapi/agents", version).query(&[("agent", agent.as_str())])).await;
         let body = expect_json(response, 200, version).await;
         assert_eq!(body["objectType"], json!("Person"), "{version}: {body}");
-        assert_eq!(
-            body["mbox"],
-            json!([format!("mailto:{email}")]),
-            "{version}: IFIs are arrays: {body}"
-        );
+        assert_eq!(body["mbox"], json!([format!("mailto:{email}")]), "{version}: IFIs are arrays: {body}");
         let mut names: Vec<&str> = body["name"]
             .as_array()
             .unwrap_or_else(|| panic!("{version}: name is an array: {body}"))
@@ -121,11 +98,7 @@ async fn agents_resource_returns_a_person_with_identifiers_and_names_seen() {
             .filter_map(Value::as_str)
             .collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            ["Ada King", "Ada Lovelace"],
-            "{version}: every name seen: {body}"
-        );
+        assert_eq!(names, ["Ada King", "Ada Lovelace"], "{version}: every name seen: {body}");
     }
 }
 
@@ -133,22 +106,12 @@ async fn agents_resource_returns_a_person_with_identifiers_and_names_seen() {
 async fn about_needs_neither_version_header_nor_credentials() {
     let app = spawn_app().await;
     let response = send(app.client.get(app.url("/xapi/about"))).await;
-    assert!(
-        header(&response, "x-experience-api-version").is_some(),
-        "About also carries the version header"
-    );
+    assert!(header(&response, "x-experience-api-version").is_some(), "About also carries the version header");
     let body = expect_json(response, 200, "GET /about").await;
-    let versions: Vec<&str> = body["version"]
-        .as_array()
-        .expect("version is an array")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let versions: Vec<&str> =
+        body["version"].as_array().expect("version is an array").iter().filter_map(Value::as_str).collect();
     for expected in ["1.0.3", "2.0.0"] {
-        assert!(
-            versions.contains(&expected),
-            "About lists {expected}: {body}"
-        );
+        assert!(versions.contains(&expected), "About lists {expected}: {body}");
     }
 }
 
@@ -156,17 +119,10 @@ async fn about_needs_neither_version_header_nor_credentials() {
 fn without_version(app: &TestApp) -> Vec<(&'static str, RequestBuilder)> {
     let auth = |request: RequestBuilder| request.basic_auth(&app.key, Some(&app.secret));
     vec![
-        (
-            "GET statements",
-            auth(app.client.get(app.url("/xapi/statements"))),
-        ),
+        ("GET statements", auth(app.client.get(app.url("/xapi/statements")))),
         (
             "POST statements",
-            auth(app.client.post(app.url("/xapi/statements"))).json(&statement(
-                "a@example.com",
-                COMPLETED,
-                ACTIVITY,
-            )),
+            auth(app.client.post(app.url("/xapi/statements"))).json(&statement("a@example.com", COMPLETED, ACTIVITY)),
         ),
         (
             "GET state",
@@ -180,10 +136,7 @@ fn without_version(app: &TestApp) -> Vec<(&'static str, RequestBuilder)> {
                 .header("If-None-Match", "*")
                 .body("x"),
         ),
-        (
-            "GET agent profile",
-            auth(app.client.get(app.url("/xapi/agents/profile"))).query(&[("agent", AGENT)]),
-        ),
+        ("GET agent profile", auth(app.client.get(app.url("/xapi/agents/profile"))).query(&[("agent", AGENT)])),
     ]
 }
 
@@ -199,18 +152,11 @@ async fn missing_version_header_is_rejected_with_a_json_error() {
         expect_json(response, 400, what).await;
     }
     // Nothing was written by the refused requests.
-    let response = send(
-        app.get("/xapi/activities/profile", V2)
-            .query(&[("activityId", ACTIVITY), ("profileId", "p")]),
-    )
-    .await;
+    let response =
+        send(app.get("/xapi/activities/profile", V2).query(&[("activityId", ACTIVITY), ("profileId", "p")])).await;
     assert_eq!(response.status(), 404);
     let result = app.query(V2, "").await;
-    assert_eq!(
-        result["statements"],
-        json!([]),
-        "the refused POST stored nothing"
-    );
+    assert_eq!(result["statements"], json!([]), "the refused POST stored nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,18 +167,13 @@ async fn unsupported_version_header_is_rejected() {
             ("GET statements", app.get("/xapi/statements", version)),
             (
                 "GET state",
-                app.get("/xapi/activities/state", version)
-                    .query(&[("activityId", ACTIVITY), ("agent", AGENT)]),
+                app.get("/xapi/activities/state", version).query(&[("activityId", ACTIVITY), ("agent", AGENT)]),
             ),
         ];
         for (what, request) in requests {
             let response = send(request).await;
-            let body =
-                expect_json(response, 400, &format!("{what} with version {version:?}")).await;
-            assert!(
-                body["error"]["message"].is_string(),
-                "{what} {version:?}: {body}"
-            );
+            let body = expect_json(response, 400, &format!("{what} with version {version:?}")).await;
+            assert!(body["error"]["message"].is_string(), "{what} {version:?}: {body}");
         }
     }
 }
@@ -243,18 +184,11 @@ async fn versions_1_0_0_to_1_0_3_are_accepted_and_answered_as_1_0_3() {
     for version in ["1.0.0", "1.0.1", "1.0.2", "1.0.3"] {
         let response = send(app.get("/xapi/statements", version)).await;
         assert_eq!(response.status(), 200, "version {version}");
-        assert_eq!(
-            header(&response, "x-experience-api-version").as_deref(),
-            Some("1.0.3"),
-            "version {version}"
-        );
+        assert_eq!(header(&response, "x-experience-api-version").as_deref(), Some("1.0.3"), "version {version}");
     }
     let response = send(app.get("/xapi/statements", V2)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        header(&response, "x-experience-api-version").as_deref(),
-        Some("2.0.0")
-    );
+    assert_eq!(header(&response, "x-experience-api-version").as_deref(), Some("2.0.0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,58 +197,27 @@ async fn every_response_carries_the_version_header() {
     let (define_key, define_secret) = app.add_credential("define-only", &[Scope::Define]);
     for version in VERSIONS {
         let state_id = format!("versioned-{version}");
-        let state = [
-            ("activityId", ACTIVITY),
-            ("agent", AGENT),
-            ("stateId", state_id.as_str()),
-        ];
+        let state = [("activityId", ACTIVITY), ("agent", AGENT), ("stateId", state_id.as_str())];
         let cases: Vec<(u16, &str, RequestBuilder)> = vec![
             (200, "GET statements", app.get("/xapi/statements", version)),
             (
                 200,
                 "POST statements",
-                app.post("/xapi/statements", version).json(&statement(
-                    "v@example.com",
-                    COMPLETED,
-                    ACTIVITY,
-                )),
+                app.post("/xapi/statements", version).json(&statement("v@example.com", COMPLETED, ACTIVITY)),
             ),
             (
                 204,
                 "PUT state",
-                app.put("/xapi/activities/state", version)
-                    .query(&state)
-                    .header("If-None-Match", "*")
-                    .body("x"),
+                app.put("/xapi/activities/state", version).query(&state).header("If-None-Match", "*").body("x"),
             ),
-            (
-                200,
-                "GET state",
-                app.get("/xapi/activities/state", version).query(&state),
-            ),
-            (
-                200,
-                "GET activities",
-                app.get("/xapi/activities", version)
-                    .query(&[("activityId", ACTIVITY)]),
-            ),
-            (
-                200,
-                "GET agents",
-                app.get("/xapi/agents", version).query(&[("agent", AGENT)]),
-            ),
-            (
-                400,
-                "bad parameter",
-                app.get("/xapi/statements", version)
-                    .query(&[("colour", "blue")]),
-            ),
+            (200, "GET state", app.get("/xapi/activities/state", version).query(&state)),
+            (200, "GET activities", app.get("/xapi/activities", version).query(&[("activityId", ACTIVITY)])),
+            (200, "GET agents", app.get("/xapi/agents", version).query(&[("agent", AGENT)])),
+            (400, "bad parameter", app.get("/xapi/statements", version).query(&[("colour", "blue")])),
             (
                 401,
                 "no credentials",
-                app.client
-                    .get(app.url("/xapi/statements"))
-                    .header("X-Experience-API-Version", version),
+                app.client.get(app.url("/xapi/statements")).header("X-Experience-API-Version", version),
             ),
             (
                 403,
@@ -334,18 +237,11 @@ async fn every_response_carries_the_version_header() {
                 ]),
             ),
             (404, "unknown path", app.get("/xapi/nowhere", version)),
-            (
-                405,
-                "wrong method",
-                app.request(Method::PATCH, "/xapi/statements", version),
-            ),
+            (405, "wrong method", app.request(Method::PATCH, "/xapi/statements", version)),
             (
                 412,
                 "failed precondition",
-                app.put("/xapi/activities/state", version)
-                    .query(&state)
-                    .header("If-None-Match", "*")
-                    .body("y"),
+                app.put("/xapi/activities/state", version).query(&state).header("If-None-Match", "*").body("y"),
             ),
         ];
         let expected = if version == V1 { "1.0.3" } else { "2.0.0" };
@@ -363,9 +259,7 @@ async fn every_response_carries_the_version_header() {
     assert_eq!(response.status(), 200);
     let about_version = header(&response, "x-experience-api-version");
     assert!(
-        about_version
-            .as_deref()
-            .is_some_and(|v| v == "1.0.3" || v == "2.0.0"),
+        about_version.as_deref().is_some_and(|v| v == "1.0.3" || v == "2.0.0"),
         "About without a version header still answers with one: {about_version:?}"
     );
 }
@@ -378,44 +272,24 @@ async fn assert_head_matches_get(app: &TestApp, version: &str, path: &str, query
     assert_eq!(get.status(), 200, "{version} GET {path}");
     assert_eq!(head.status(), 200, "{version} HEAD {path}");
     let get_type = header(&get, "content-type");
-    assert!(
-        get_type.is_some(),
-        "{version} GET {path} has a Content-Type"
-    );
-    assert_eq!(
-        header(&head, "content-type"),
-        get_type,
-        "{version} HEAD {path}: same Content-Type as GET"
-    );
+    assert!(get_type.is_some(), "{version} GET {path} has a Content-Type");
+    assert_eq!(header(&head, "content-type"), get_type, "{version} HEAD {path}: same Content-Type as GET");
     if path.ends_with("/state") && query.iter().any(|(name, _)| *name == "stateId") {
-        assert_eq!(
-            header(&head, "etag"),
-            header(&get, "etag"),
-            "{version} HEAD {path}: same ETag as GET"
-        );
+        assert_eq!(header(&head, "etag"), header(&get, "etag"), "{version} HEAD {path}: same ETag as GET");
     }
     let get_body = get.bytes().await.expect("body");
     assert!(!get_body.is_empty(), "{version} GET {path} has a body");
     let head_body = head.bytes().await.expect("body");
-    assert!(
-        head_body.is_empty(),
-        "{version} HEAD {path} must have no body, got {} bytes",
-        head_body.len()
-    );
+    assert!(head_body.is_empty(), "{version} HEAD {path} must have no body, got {} bytes", head_body.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_every_get_resource_without_a_body() {
     let app = spawn_app().await;
     for version in VERSIONS {
-        app.post_statements(version, &statement("head@example.com", COMPLETED, ACTIVITY))
-            .await;
+        app.post_statements(version, &statement("head@example.com", COMPLETED, ACTIVITY)).await;
         let state_id = format!("head-{version}");
-        let state = [
-            ("activityId", ACTIVITY),
-            ("agent", AGENT),
-            ("stateId", state_id.as_str()),
-        ];
+        let state = [("activityId", ACTIVITY), ("agent", AGENT), ("stateId", state_id.as_str())];
         let response = send(
             app.put("/xapi/activities/state", version)
                 .query(&state)
@@ -424,28 +298,13 @@ async fn head_answers_every_get_resource_without_a_body() {
                 .body(r#"{"progress":0.5}"#),
         )
         .await;
-        assert_eq!(
-            response.status(),
-            204,
-            "{version}: creating the state document"
-        );
+        assert_eq!(response.status(), 204, "{version}: creating the state document");
 
         assert_head_matches_get(&app, version, "/xapi/statements", &[("limit", "1")]).await;
         assert_head_matches_get(&app, version, "/xapi/activities/state", &state).await;
-        assert_head_matches_get(
-            &app,
-            version,
-            "/xapi/activities/state",
-            &[("activityId", ACTIVITY), ("agent", AGENT)],
-        )
-        .await;
-        assert_head_matches_get(
-            &app,
-            version,
-            "/xapi/activities",
-            &[("activityId", ACTIVITY)],
-        )
-        .await;
+        assert_head_matches_get(&app, version, "/xapi/activities/state", &[("activityId", ACTIVITY), ("agent", AGENT)])
+            .await;
+        assert_head_matches_get(&app, version, "/xapi/activities", &[("activityId", ACTIVITY)]).await;
         assert_head_matches_get(&app, version, "/xapi/agents", &[("agent", AGENT)]).await;
         assert_head_matches_get(&app, version, "/xapi/about", &[]).await;
     }
@@ -454,10 +313,7 @@ async fn head_answers_every_get_resource_without_a_body() {
 /// The HTTP Basic `Authorization` value for a key and secret.
 fn basic(key: &str, secret: &str) -> String {
     use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")))
 }
 
 /// A 1.0.3 alternate-syntax request: a form POST to `path?<query>` (query
@@ -499,21 +355,14 @@ async fn alternate_syntax_put_of_a_statement_in_1_0_3_stores_it() {
     assert_eq!(status, 204, "alternate-syntax PUT: {text}");
     let stored = app.query(V1, &format!("?statementId={id}")).await;
     assert_eq!(stored["id"], json!(id));
-    assert_eq!(
-        stored["actor"]["mbox"],
-        json!("mailto:alternate@example.com")
-    );
+    assert_eq!(stored["actor"]["mbox"], json!("mailto:alternate@example.com"));
     assert_eq!(stored["verb"]["id"], json!(COMPLETED));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alternate_syntax_get_of_a_document_in_1_0_3_returns_it() {
     let app = spawn_app().await;
-    let state = [
-        ("activityId", ACTIVITY),
-        ("agent", AGENT),
-        ("stateId", "bookmark"),
-    ];
+    let state = [("activityId", ACTIVITY), ("agent", AGENT), ("stateId", "bookmark")];
     let response = send(
         app.put("/xapi/activities/state", V1)
             .query(&state)
@@ -526,13 +375,7 @@ async fn alternate_syntax_get_of_a_document_in_1_0_3_returns_it() {
     let mut fields = state.to_vec();
     fields.push(("Authorization", &authorization));
     fields.push(("X-Experience-API-Version", V1));
-    let response = send(alternate(
-        &app,
-        "/xapi/activities/state",
-        "method=GET",
-        &fields,
-    ))
-    .await;
+    let response = send(alternate(&app, "/xapi/activities/state", "method=GET", &fields)).await;
     let status = response.status();
     let etag = header(&response, "etag");
     let text = response.text().await.expect("body");
@@ -549,11 +392,7 @@ async fn alternate_syntax_get_of_a_document_in_1_0_3_returns_it() {
 async fn alternate_syntax_with_other_query_parameters_is_rejected() {
     let app = spawn_app().await;
     let authorization = basic(&app.key, &app.secret);
-    let fields = [
-        ("Authorization", authorization.as_str()),
-        ("X-Experience-API-Version", V1),
-        ("agent", AGENT),
-    ];
+    let fields = [("Authorization", authorization.as_str()), ("X-Experience-API-Version", V1), ("agent", AGENT)];
     let response = send(alternate(
         &app,
         "/xapi/activities/state",
@@ -561,43 +400,16 @@ async fn alternate_syntax_with_other_query_parameters_is_rejected() {
         &fields,
     ))
     .await;
-    expect_json(
-        response,
-        400,
-        "alternate syntax with parameters in the query",
-    )
-    .await;
+    expect_json(response, 400, "alternate syntax with parameters in the query").await;
 
     let id = "5c2e9d4b-1a3f-4e6d-8b7c-9f0a1b2c3d4e";
     let content = statement("alternate@example.com", COMPLETED, ACTIVITY).to_string();
-    let fields = [
-        ("Authorization", authorization.as_str()),
-        ("X-Experience-API-Version", V1),
-        ("content", content.as_str()),
-    ];
-    let response = send(alternate(
-        &app,
-        "/xapi/statements",
-        &format!("method=PUT&statementId={id}"),
-        &fields,
-    ))
-    .await;
-    expect_json(
-        response,
-        400,
-        "alternate-syntax PUT with statementId in the query",
-    )
-    .await;
-    let response = send(
-        app.get("/xapi/statements", V1)
-            .query(&[("statementId", id)]),
-    )
-    .await;
-    assert_eq!(
-        response.status(),
-        404,
-        "the refused statement was not stored"
-    );
+    let fields =
+        [("Authorization", authorization.as_str()), ("X-Experience-API-Version", V1), ("content", content.as_str())];
+    let response = send(alternate(&app, "/xapi/statements", &format!("method=PUT&statementId={id}"), &fields)).await;
+    expect_json(response, 400, "alternate-syntax PUT with statementId in the query").await;
+    let response = send(app.get("/xapi/statements", V1).query(&[("statementId", id)])).await;
+    assert_eq!(response.status(), 404, "the refused statement was not stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -616,28 +428,13 @@ async fn alternate_syntax_is_rejected_in_2_0() {
     ];
     let response = send(alternate(&app, "/xapi/statements", "method=PUT", &fields)).await;
     expect_json(response, 400, "alternate syntax in 2.0").await;
-    let response = send(
-        app.get("/xapi/statements", V2)
-            .query(&[("statementId", id)]),
-    )
-    .await;
-    assert_eq!(
-        response.status(),
-        404,
-        "the refused statement was not stored"
-    );
+    let response = send(app.get("/xapi/statements", V2).query(&[("statementId", id)])).await;
+    assert_eq!(response.status(), 404, "the refused statement was not stored");
 
     // Also when the 2.0 version header is a real header rather than a field.
-    let fields = [
-        ("statementId", id),
-        ("content", content.as_str()),
-        ("Authorization", authorization.as_str()),
-    ];
-    let response = send(
-        alternate(&app, "/xapi/statements", "method=PUT", &fields)
-            .header("X-Experience-API-Version", V2),
-    )
-    .await;
+    let fields = [("statementId", id), ("content", content.as_str()), ("Authorization", authorization.as_str())];
+    let response =
+        send(alternate(&app, "/xapi/statements", "method=PUT", &fields).header("X-Experience-API-Version", V2)).await;
     expect_json(response, 400, "alternate syntax with a 2.0 header").await;
 }
 
@@ -646,52 +443,32 @@ const ORIGIN: &str = "https://moodle.example.org";
 /// Whether a comma-separated CORS header value lists `name` itself
 /// (case-insensitively), not only through a `*` wildcard.
 fn lists(value: &str, name: &str) -> bool {
-    value
-        .split(',')
-        .map(str::trim)
-        .any(|item| item.eq_ignore_ascii_case(name))
+    value.split(',').map(str::trim).any(|item| item.eq_ignore_ascii_case(name))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight_allows_authenticated_xapi_requests_from_another_origin() {
     let app = spawn_app().await;
-    for path in [
-        "/xapi/statements",
-        "/xapi/activities/state",
-        "/xapi/agents/profile",
-    ] {
+    for path in ["/xapi/statements", "/xapi/activities/state", "/xapi/agents/profile"] {
         let response = send(
             app.client
                 .request(Method::OPTIONS, app.url(path))
                 .header("Origin", ORIGIN)
                 .header("Access-Control-Request-Method", "PUT")
-                .header(
-                    "Access-Control-Request-Headers",
-                    "authorization,content-type,x-experience-api-version",
-                ),
+                .header("Access-Control-Request-Headers", "authorization,content-type,x-experience-api-version"),
         )
         .await;
-        assert!(
-            response.status().is_success(),
-            "{path}: preflight status {}",
-            response.status()
-        );
+        assert!(response.status().is_success(), "{path}: preflight status {}", response.status());
         let origin = header(&response, "access-control-allow-origin");
         assert!(
             origin.as_deref().is_some_and(|o| o == "*" || o == ORIGIN),
             "{path}: Access-Control-Allow-Origin {origin:?}"
         );
         let methods = header(&response, "access-control-allow-methods").unwrap_or_default();
-        assert!(
-            lists(&methods, "PUT") || methods.trim() == "*",
-            "{path}: Access-Control-Allow-Methods {methods:?}"
-        );
+        assert!(lists(&methods, "PUT") || methods.trim() == "*", "{path}: Access-Control-Allow-Methods {methods:?}");
         let headers = header(&response, "access-control-allow-headers").unwrap_or_default();
         for name in ["x-experience-api-version", "content-type"] {
-            assert!(
-                lists(&headers, name) || lists(&headers, "*"),
-                "{path}: {name} not allowed by {headers:?}"
-            );
+            assert!(lists(&headers, name) || lists(&headers, "*"), "{path}: {name} not allowed by {headers:?}");
         }
         // Fetch: `*` in Access-Control-Allow-Headers never covers Authorization;
         // a browser refuses the actual request unless it is named.
@@ -705,29 +482,12 @@ async fn cors_preflight_allows_authenticated_xapi_requests_from_another_origin()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_responses_expose_the_xapi_headers() {
     let app = spawn_app().await;
-    let state = [
-        ("activityId", ACTIVITY),
-        ("agent", AGENT),
-        ("stateId", "exposed"),
-    ];
-    let response = send(
-        app.put("/xapi/activities/state", V2)
-            .query(&state)
-            .body("x"),
-    )
-    .await;
+    let state = [("activityId", ACTIVITY), ("agent", AGENT), ("stateId", "exposed")];
+    let response = send(app.put("/xapi/activities/state", V2).query(&state).body("x")).await;
     assert_eq!(response.status(), 204);
     let requests = [
-        (
-            "GET statements",
-            app.get("/xapi/statements", V2).header("Origin", ORIGIN),
-        ),
-        (
-            "GET state",
-            app.get("/xapi/activities/state", V2)
-                .query(&state)
-                .header("Origin", ORIGIN),
-        ),
+        ("GET statements", app.get("/xapi/statements", V2).header("Origin", ORIGIN)),
+        ("GET state", app.get("/xapi/activities/state", V2).query(&state).header("Origin", ORIGIN)),
     ];
     for (what, request) in requests {
         let response = send(request).await;
@@ -738,15 +498,8 @@ async fn cors_responses_expose_the_xapi_headers() {
             "{what}: Access-Control-Allow-Origin {origin:?}"
         );
         let exposed = header(&response, "access-control-expose-headers").unwrap_or_default();
-        for name in [
-            "etag",
-            "x-experience-api-version",
-            "x-experience-api-consistent-through",
-        ] {
-            assert!(
-                lists(&exposed, name),
-                "{what}: {name} is not in Access-Control-Expose-Headers {exposed:?}"
-            );
+        for name in ["etag", "x-experience-api-version", "x-experience-api-consistent-through"] {
+            assert!(lists(&exposed, name), "{what}: {name} is not in Access-Control-Expose-Headers {exposed:?}");
         }
     }
 }
@@ -755,9 +508,7 @@ async fn cors_responses_expose_the_xapi_headers() {
 async fn expect_unauthorized(response: Response, what: &str) {
     let challenge = header(&response, "www-authenticate");
     assert!(
-        challenge
-            .as_deref()
-            .is_some_and(|c| c.to_ascii_lowercase().starts_with("basic")),
+        challenge.as_deref().is_some_and(|c| c.to_ascii_lowercase().starts_with("basic")),
         "{what}: a 401 challenges for Basic credentials, got {challenge:?}"
     );
     let body = expect_json(response, 401, what).await;
@@ -769,34 +520,17 @@ async fn request_without_credentials_is_401_with_a_challenge() {
     let app = spawn_app().await;
     for version in VERSIONS {
         let requests = [
-            (
-                "GET statements",
-                app.client.get(app.url("/xapi/statements")),
-            ),
+            ("GET statements", app.client.get(app.url("/xapi/statements"))),
             (
                 "POST statements",
-                app.client
-                    .post(app.url("/xapi/statements"))
-                    .json(&statement("anon@example.com", COMPLETED, ACTIVITY)),
+                app.client.post(app.url("/xapi/statements")).json(&statement("anon@example.com", COMPLETED, ACTIVITY)),
             ),
             (
                 "GET state",
-                app.client
-                    .get(app.url("/xapi/activities/state"))
-                    .query(&[("activityId", ACTIVITY), ("agent", AGENT)]),
+                app.client.get(app.url("/xapi/activities/state")).query(&[("activityId", ACTIVITY), ("agent", AGENT)]),
             ),
-            (
-                "GET activities",
-                app.client
-                    .get(app.url("/xapi/activities"))
-                    .query(&[("activityId", ACTIVITY)]),
-            ),
-            (
-                "GET agents",
-                app.client
-                    .get(app.url("/xapi/agents"))
-                    .query(&[("agent", AGENT)]),
-            ),
+            ("GET activities", app.client.get(app.url("/xapi/activities")).query(&[("activityId", ACTIVITY)])),
+            ("GET agents", app.client.get(app.url("/xapi/agents")).query(&[("agent", AGENT)])),
         ];
         for (what, request) in requests {
             let response = send(request.header("X-Experience-API-Version", version)).await;
@@ -827,17 +561,10 @@ async fn wrong_secret_is_401() {
     for version in VERSIONS {
         let response = with_authorization(&app, version, &basic(&app.key, "not-the-secret")).await;
         expect_unauthorized(response, version).await;
-        let response =
-            with_authorization(&app, version, &basic(&app.key, &format!("{}x", app.secret))).await;
+        let response = with_authorization(&app, version, &basic(&app.key, &format!("{}x", app.secret))).await;
         expect_unauthorized(response, version).await;
         // The right secret still works after wrong attempts.
-        assert_eq!(
-            with_authorization(&app, version, &basic(&app.key, &app.secret))
-                .await
-                .status(),
-            200,
-            "{version}"
-        );
+        assert_eq!(with_authorization(&app, version, &basic(&app.key, &app.secret)).await.status(), 200, "{version}");
     }
 }
 
@@ -855,10 +582,7 @@ async fn malformed_authorization_header_is_401() {
     let app = spawn_app().await;
     let key_only = {
         use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(&app.key)
-        )
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&app.key))
     };
     let malformed = [
         "Basic".to_owned(),
@@ -870,11 +594,7 @@ async fn malformed_authorization_header_is_401() {
     for version in VERSIONS {
         for authorization in &malformed {
             let response = with_authorization(&app, version, authorization).await;
-            expect_unauthorized(
-                response,
-                &format!("{version} Authorization: {authorization}"),
-            )
-            .await;
+            expect_unauthorized(response, &format!("{version} Authorization: {authorization}")).await;
         }
     }
 }
@@ -892,13 +612,7 @@ async fn revoked_credential_is_401_without_restart() {
         let response = with_authorization(&app, version, &basic(&key, &secret)).await;
         expect_unauthorized(response, &format!("{version}: after revocation")).await;
         // Other credentials are unaffected.
-        assert_eq!(
-            with_authorization(&app, version, &basic(&app.key, &app.secret))
-                .await
-                .status(),
-            200,
-            "{version}"
-        );
+        assert_eq!(with_authorization(&app, version, &basic(&app.key, &app.secret)).await.status(), 200, "{version}");
     }
 }
 
@@ -919,12 +633,9 @@ async fn credential_secrets_are_never_stored_in_clear() {
         assert_eq!(response.status(), 200);
     }
     // …but never the secrets themselves, in any common encoding.
-    let text = std::fs::read_to_string(app.data_dir.path().join(credentials::CREDENTIALS_FILE))
-        .expect("credentials file");
-    assert!(
-        text.contains(&key) && text.contains(&app.key),
-        "the file is the credential store"
-    );
+    let text =
+        std::fs::read_to_string(app.data_dir.path().join(credentials::CREDENTIALS_FILE)).expect("credentials file");
+    assert!(text.contains(&key) && text.contains(&app.key), "the file is the credential store");
     for secret in [&app.secret, &secret] {
         use base64::Engine;
         let forms = [
@@ -934,10 +645,7 @@ async fn credential_secrets_are_never_stored_in_clear() {
             hex::encode(secret),
         ];
         for form in forms {
-            assert!(
-                !text.contains(&form),
-                "a secret is stored in clear ({form})"
-            );
+            assert!(!text.contains(&form), "a secret is stored in clear ({form})");
         }
     }
 }
@@ -981,55 +689,40 @@ const SCOPE_TABLE: [(&str, [bool; 11]); 8] = [
 /// writes unique so every allowed write succeeds.
 fn operation(app: &TestApp, index: usize, key: &str, secret: &str, n: usize) -> RequestBuilder {
     let request = |method: Method, path: &str| {
-        app.client
-            .request(method, app.url(path))
-            .basic_auth(key, Some(secret))
-            .header("X-Experience-API-Version", V2)
+        app.client.request(method, app.url(path)).basic_auth(key, Some(secret)).header("X-Experience-API-Version", V2)
     };
     let document_id = format!("scoped-{n}");
     match OPERATIONS[index] {
         "GET statements" => request(Method::GET, "/xapi/statements"),
-        "POST statements" => request(Method::POST, "/xapi/statements").json(&statement(
-            "scoped@example.com",
-            COMPLETED,
-            ACTIVITY,
-        )),
+        "POST statements" => {
+            request(Method::POST, "/xapi/statements").json(&statement("scoped@example.com", COMPLETED, ACTIVITY))
+        }
         "PUT statements" => {
             let id = uuid::Uuid::new_v4().to_string();
-            request(Method::PUT, "/xapi/statements")
-                .query(&[("statementId", id.as_str())])
-                .json(&statement("scoped@example.com", COMPLETED, ACTIVITY))
+            request(Method::PUT, "/xapi/statements").query(&[("statementId", id.as_str())]).json(&statement(
+                "scoped@example.com",
+                COMPLETED,
+                ACTIVITY,
+            ))
         }
-        "GET state" => request(Method::GET, "/xapi/activities/state")
-            .query(&[("activityId", ACTIVITY), ("agent", AGENT)]),
+        "GET state" => {
+            request(Method::GET, "/xapi/activities/state").query(&[("activityId", ACTIVITY), ("agent", AGENT)])
+        }
         "PUT state" => request(Method::PUT, "/xapi/activities/state")
-            .query(&[
-                ("activityId", ACTIVITY),
-                ("agent", AGENT),
-                ("stateId", document_id.as_str()),
-            ])
+            .query(&[("activityId", ACTIVITY), ("agent", AGENT), ("stateId", document_id.as_str())])
             .header("If-None-Match", "*")
             .body("x"),
-        "GET activity profile" => {
-            request(Method::GET, "/xapi/activities/profile").query(&[("activityId", ACTIVITY)])
-        }
+        "GET activity profile" => request(Method::GET, "/xapi/activities/profile").query(&[("activityId", ACTIVITY)]),
         "PUT activity profile" => request(Method::PUT, "/xapi/activities/profile")
-            .query(&[
-                ("activityId", ACTIVITY),
-                ("profileId", document_id.as_str()),
-            ])
+            .query(&[("activityId", ACTIVITY), ("profileId", document_id.as_str())])
             .header("If-None-Match", "*")
             .body("x"),
-        "GET agent profile" => {
-            request(Method::GET, "/xapi/agents/profile").query(&[("agent", AGENT)])
-        }
+        "GET agent profile" => request(Method::GET, "/xapi/agents/profile").query(&[("agent", AGENT)]),
         "PUT agent profile" => request(Method::PUT, "/xapi/agents/profile")
             .query(&[("agent", AGENT), ("profileId", document_id.as_str())])
             .header("If-None-Match", "*")
             .body("x"),
-        "GET activities" => {
-            request(Method::GET, "/xapi/activities").query(&[("activityId", ACTIVITY)])
-        }
+        "GET activities" => request(Method::GET, "/xapi/activities").query(&[("activityId", ACTIVITY)]),
         "GET agents" => request(Method::GET, "/xapi/agents").query(&[("agent", AGENT)]),
         other => panic!("no request for {other}"),
     }
@@ -1039,17 +732,12 @@ fn operation(app: &TestApp, index: usize, key: &str, secret: &str, n: usize) -> 
 async fn scopes_allow_and_forbid_each_resource_as_tabled() {
     let app = spawn_app().await;
     for scope in Scope::EVERY {
-        assert!(
-            SCOPE_TABLE.iter().any(|(name, _)| *name == scope.name()),
-            "the table has no row for {}",
-            scope.name()
-        );
+        assert!(SCOPE_TABLE.iter().any(|(name, _)| *name == scope.name()), "the table has no row for {}", scope.name());
     }
     let mut n = 0;
     for (name, row) in SCOPE_TABLE {
         let scope = Scope::parse(name).unwrap_or_else(|| panic!("{name} is not a scope"));
-        let (key, secret) =
-            app.add_credential(&format!("scoped-{}", name.replace('/', "-")), &[scope]);
+        let (key, secret) = app.add_credential(&format!("scoped-{}", name.replace('/', "-")), &[scope]);
         for (index, allowed) in row.into_iter().enumerate() {
             n += 1;
             let what = format!("scope {name}, {}", OPERATIONS[index]);
@@ -1057,14 +745,11 @@ async fn scopes_allow_and_forbid_each_resource_as_tabled() {
             let status = response.status();
             let text = response.text().await.expect("body");
             if allowed {
-                assert!(
-                    status.is_success(),
-                    "{what}: expected success, got {status}: {text}"
-                );
+                assert!(status.is_success(), "{what}: expected success, got {status}: {text}");
             } else {
                 assert_eq!(status, 403, "{what}: expected 403 Forbidden: {text}");
-                let body: Value = serde_json::from_str(&text)
-                    .unwrap_or_else(|_| panic!("{what}: body is not JSON: {text}"));
+                let body: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: body is not JSON: {text}"));
                 assert!(body["error"]["message"].is_string(), "{what}: {text}");
             }
         }
@@ -1100,15 +785,9 @@ async fn unsupported_method_is_405_with_a_json_error() {
                 lists(&allow, "GET"),
                 "{version} {method} {path}: a 405 names the allowed methods in Allow, got {allow:?}"
             );
-            assert!(
-                !lists(&allow, method.as_str()),
-                "{version} {method} {path}: Allow {allow:?}"
-            );
+            assert!(!lists(&allow, method.as_str()), "{version} {method} {path}: Allow {allow:?}");
             let body = expect_json(response, 405, &format!("{version} {method} {path}")).await;
-            assert!(
-                body["error"]["message"].is_string(),
-                "{version} {method} {path}: {body}"
-            );
+            assert!(body["error"]["message"].is_string(), "{version} {method} {path}: {body}");
         }
     }
 }
