@@ -14,5 +14,5 @@ mod views;
 
 pub use views::{
     CompetencyStatus, CompetencyView, Coverage, Granularity, HubError, HubViews, TranscriptEntry, TranscriptStatus,
-    UptakeQuery, UptakeRow, rows_by_period,
+    UptakeQuery, UptakeRow,
 };

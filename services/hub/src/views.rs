@@ -1,7 +1,7 @@
 //! The hub projection: directories, transcripts, competencies and uptake,
 //! kept in one sled tree with the log offset they reflect.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -704,9 +704,4 @@ impl lrs_projection::Projection for HubViews {
     fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         HubViews::apply(self, records).map_err(Into::into)
     }
-}
-
-/// Groups uptake rows by period, for callers that want a map.
-pub fn rows_by_period(rows: &[UptakeRow]) -> HashMap<&str, &UptakeRow> {
-    rows.iter().map(|r| (r.period.as_str(), r)).collect()
 }

@@ -68,6 +68,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Waits (bounded) until the views show a write, so the client can read
+    /// it back at once. If the bound passes, the Consistent-Through header
+    /// stays honest about what is visible.
+    pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt) {
+        let mut watch = self.views.subscribe();
+        let _ =
+            tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
+                .await;
+    }
+
     /// The value of `X-Experience-API-Consistent-Through`: every statement
     /// stored at or before it is visible to queries.
     pub fn consistent_through(&self) -> String {

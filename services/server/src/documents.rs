@@ -16,7 +16,7 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 use crate::app::AppState;
 use crate::credentials::Scope;
 use crate::error::ApiError;
-use crate::http::{Params, authenticate, header_text, read_body};
+use crate::http::{Params, authenticate, header_text, http_date, read_body};
 use crate::sequencer::{DocumentCommand, DocumentOp, PutPrecondition};
 
 /// Which resource, and the names of its parameters.
@@ -144,9 +144,9 @@ fn address(params: &Params, resource: Resource) -> Result<Address, ApiError> {
     Ok(Address { activity_id, agent, registration, document_id: params.get(resource.id_param).map(str::to_owned) })
 }
 
-fn http_date(updated: &str) -> Option<HeaderValue> {
-    let time = DateTime::parse_from_rfc3339(updated).ok()?;
-    HeaderValue::from_str(&time.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
+/// `Last-Modified` for a document's RFC 3339 change time.
+fn last_modified(updated: &str) -> Option<HeaderValue> {
+    http_date(DateTime::parse_from_rfc3339(updated).ok()?.to_utc())
 }
 
 async fn handle(State(state): State<AppState>, request: Request, resource: Resource) -> Result<Response, ApiError> {
@@ -217,9 +217,7 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
         document_id: address.document_id.unwrap_or_default(),
     };
     let visible = state.sequencer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await?;
-    let mut watch = state.views.subscribe();
-    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
-        .await;
+    state.wait_visible(visible).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -252,7 +250,7 @@ async fn read(state: &AppState, params: &Params, kind: DocumentKind, address: Ad
         if let Ok(etag) = HeaderValue::from_str(&document.etag) {
             headers.insert(header::ETAG, etag);
         }
-        if let Some(date) = http_date(&document.updated) {
+        if let Some(date) = last_modified(&document.updated) {
             headers.insert(header::LAST_MODIFIED, date);
         }
         return Ok((StatusCode::OK, headers, Bytes::from(document.content)).into_response());
@@ -287,7 +285,7 @@ async fn read(state: &AppState, params: &Params, kind: DocumentKind, address: Ad
         .collect();
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(date) = latest.as_deref().and_then(http_date) {
+    if let Some(date) = latest.as_deref().and_then(last_modified) {
         headers.insert(header::LAST_MODIFIED, date);
     }
     let body = serde_json::to_vec(&ids).map_err(ApiError::internal)?;

@@ -100,7 +100,12 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// The media type of a Content-Type header, lower-cased, without parameters.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(lrs_xapi::multipart::media_type(value))
+}
+
+/// An HTTP date (`Last-Modified`), in GMT.
+pub fn http_date(time: chrono::DateTime<chrono::Utc>) -> Option<HeaderValue> {
+    HeaderValue::from_str(&time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
 }
 
 pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -150,7 +155,9 @@ impl SpokenVersions {
 /// Requires and checks `X-Experience-API-Version` (except on `/about`),
 /// records the version for handlers, and sends the header on every response.
 pub async fn version_layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let fallback = state.spoken_versions.recall(request.headers());
+    // The version this client last spoke answers a request that has none;
+    // looked up only then, not on every request.
+    let fallback = |request: &Request| state.spoken_versions.recall(request.headers());
     let path = request.uri().path().to_owned();
     let needs_version = path.starts_with("/xapi") && path != "/xapi/about" && request.method() != Method::OPTIONS;
     let header = request.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -164,7 +171,7 @@ pub async fn version_layer(State(state): State<AppState>, mut request: Request, 
                         XapiVersion::SUPPORTED.join(", ")
                     ))
                     .into_response(),
-                    fallback,
+                    fallback(&request),
                 );
             }
             None => None,
@@ -172,7 +179,7 @@ pub async fn version_layer(State(state): State<AppState>, mut request: Request, 
         None if needs_version => {
             return with_version(
                 ApiError::bad_request("the X-Experience-API-Version header is required").into_response(),
-                fallback,
+                fallback(&request),
             );
         }
         None => None,
@@ -180,7 +187,7 @@ pub async fn version_layer(State(state): State<AppState>, mut request: Request, 
     if let Some(version) = version {
         state.spoken_versions.remember(request.headers(), version);
     }
-    let negotiated = version.unwrap_or(fallback);
+    let negotiated = version.unwrap_or_else(|| fallback(&request));
     request.extensions_mut().insert(negotiated);
     with_version(next.run(request).await, negotiated)
 }

@@ -24,7 +24,7 @@ use lrs_xapi::statement::{complete_for_storage, content_fingerprint, fill_timest
 use crate::app::AppState;
 use crate::credentials::Scope;
 use crate::error::ApiError;
-use crate::http::{Params, Principal, authenticate, header_text, media_type, read_body};
+use crate::http::{Params, Principal, authenticate, header_text, http_date, media_type, read_body};
 use crate::sequencer::{StatementBatch, VisibleAt};
 
 fn version_of(request: &Request) -> XapiVersion {
@@ -61,7 +61,7 @@ pub async fn put_statement(State(state): State<AppState>, request: Request) -> R
         }
     }
     let visible = store(&state, version, &principal, vec![statement], attachments).await?;
-    wait_visible(&state, visible.0).await;
+    state.wait_visible(visible.0).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -87,22 +87,13 @@ pub async fn post_statements(State(state): State<AppState>, request: Request) ->
         _ => return Err(ApiError::bad_request("the body must be a statement object or an array of statements")),
     };
     let (visible, ids) = store(&state, version, &principal, statements, attachments).await?;
-    wait_visible(&state, visible).await;
+    state.wait_visible(visible).await;
     Ok((StatusCode::OK, axum::Json(json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()))).into_response())
 }
 
 fn split(request: Request) -> (HeaderMap, Body) {
     let (parts, body) = request.into_parts();
     (parts.headers, body)
-}
-
-/// Waits (bounded) until the views show a write, so the client can read it
-/// back at once. If the bound passes, the Consistent-Through header stays
-/// honest about what is visible.
-async fn wait_visible(state: &AppState, visible: VisibleAt) {
-    let mut watch = state.views.subscribe();
-    let _ = tokio::time::timeout(state.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
-        .await;
 }
 
 /// Reads a JSON or multipart/mixed statement request: the statement JSON
@@ -612,10 +603,8 @@ async fn respond(
     last_modified: Option<i64>,
 ) -> Result<Response, ApiError> {
     let mut headers = HeaderMap::new();
-    if let Some(time) = last_modified.and_then(DateTime::from_timestamp_micros) {
-        if let Ok(value) = HeaderValue::from_str(&time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
-            headers.insert(header::LAST_MODIFIED, value);
-        }
+    if let Some(value) = last_modified.and_then(DateTime::from_timestamp_micros).and_then(http_date) {
+        headers.insert(header::LAST_MODIFIED, value);
     }
     if !attachments {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

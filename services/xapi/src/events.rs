@@ -5,7 +5,6 @@
 //! field means a new version: old versions stay readable forever, and
 //! [`decode`] upcasts them to the current shape.
 
-use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -267,11 +266,6 @@ mod base64_bytes {
         let text = String::deserialize(deserializer)?;
         BASE64.decode(text).map_err(serde::de::Error::custom)
     }
-}
-
-/// Decodes base64 as the events carry it (exposed for tests and tools).
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    BASE64.decode(text).ok()
 }
 
 #[cfg(test)]
