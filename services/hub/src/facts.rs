@@ -18,6 +18,11 @@ pub const COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
 pub const PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
 pub const FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
 
+/// Whether `code` is an ODS organisation code: 1 to 9 letters and digits.
+pub fn is_ods_code(code: &str) -> bool {
+    (1..=9).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// The agent key of a Learning Hub account.
 pub fn learning_hub_learner(account_name: &str) -> String {
     format!("account:{LEARNING_HUB_HOME_PAGE}|{account_name}")
@@ -137,17 +142,10 @@ pub fn read_statement(statement: &Value) -> Reading {
         .or_else(|| statement.pointer("/authority/account/name").and_then(Value::as_str))
         .unwrap_or("unknown")
         .to_owned();
-    let mut context_activities = Vec::new();
-    if let Some(Value::Object(lists)) = statement.pointer("/context/contextActivities") {
-        for list in lists.values() {
-            let items: Vec<&Value> = match list {
-                Value::Array(items) => items.iter().collect(),
-                single => vec![single],
-            };
-            context_activities
-                .extend(items.into_iter().filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned));
-        }
-    }
+    let context_activities = lrs_xapi::statement::context_activities(statement)
+        .filter_map(|a| a.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
     Reading::Counts(Box::new(StatementFacts {
         id: id.to_string(),
         learner,

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const SCHEMA: &str = include_str!("../../../schemas/competency-frameworks.schema.json");
+use crate::facts::{COMPLETED, PASSED};
 
-pub const COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
-pub const PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
+const SCHEMA: &str = include_str!("../../../schemas/competency-frameworks.schema.json");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

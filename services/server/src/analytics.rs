@@ -14,7 +14,7 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use lrs_hub::facts::learning_hub_learner;
+use lrs_hub::facts::{is_ods_code, learning_hub_learner};
 use lrs_hub::{Granularity, UptakeQuery};
 use lrs_xapi::agent::ifi_key;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
@@ -26,10 +26,6 @@ use crate::http::{Params, Principal, authenticate, media_type, read_body};
 
 /// The longest uptake range one request may ask for.
 const MAX_UPTAKE_DAYS: i64 = 3 * 366;
-
-fn is_ods_code(code: &str) -> bool {
-    (1..=9).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric())
-}
 
 fn sees_everything(principal: &Principal) -> bool {
     principal.organisations.iter().any(|o| o == "*")

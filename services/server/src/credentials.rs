@@ -187,35 +187,35 @@ pub fn grant_organisations(
     organisations: Vec<String>,
 ) -> Result<Credential, CredentialError> {
     for code in &organisations {
-        let valid = code == "*" || (1..=9).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric());
-        if !valid {
+        if code != "*" && !lrs_hub::facts::is_ods_code(code) {
             return Err(CredentialError::Invalid(format!(
                 "{code:?} is not an ODS code (1 to 9 letters and digits) or *"
             )));
         }
     }
-    let mut credentials = load(data_dir)?;
-    let found = credentials
-        .iter_mut()
-        .find(|c| c.key == key_or_name || c.name == key_or_name)
-        .ok_or_else(|| CredentialError::NotFound(key_or_name.to_owned()))?;
-    found.organisations = organisations;
-    let granted = found.clone();
-    save(data_dir, &credentials)?;
-    Ok(granted)
+    update(data_dir, key_or_name, |credential| credential.organisations = organisations)
 }
 
 /// Marks the credential with this key (or name) revoked.
 pub fn revoke(data_dir: &Path, key_or_name: &str) -> Result<Credential, CredentialError> {
+    update(data_dir, key_or_name, |credential| credential.revoked = true)
+}
+
+/// Changes the credential with this key (or name) and saves the file.
+fn update(
+    data_dir: &Path,
+    key_or_name: &str,
+    change: impl FnOnce(&mut Credential),
+) -> Result<Credential, CredentialError> {
     let mut credentials = load(data_dir)?;
     let found = credentials
         .iter_mut()
         .find(|c| c.key == key_or_name || c.name == key_or_name)
         .ok_or_else(|| CredentialError::NotFound(key_or_name.to_owned()))?;
-    found.revoked = true;
-    let revoked = found.clone();
+    change(found);
+    let changed = found.clone();
     save(data_dir, &credentials)?;
-    Ok(revoked)
+    Ok(changed)
 }
 
 /// The server's view of the credentials: reloaded when the file changes,

@@ -52,22 +52,21 @@ pub fn ids_only(agent: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The key of an Agent or identified Group and of each Group member.
+fn push_agent_and_members(agent: &Value, out: &mut Vec<String>) {
+    if let Some(key) = ifi_key(agent) {
+        out.push(key);
+    }
+    if let Some(Value::Array(members)) = agent.get("member") {
+        out.extend(members.iter().filter_map(ifi_key));
+    }
+}
+
 /// Every agent key a statement mentions under the broad (`related_agents`)
 /// rule: actor, object, authority, context instructor and team, 2.0 context
 /// agents and groups, group members, and the same inside a SubStatement.
 pub fn related_agent_keys(statement: &Value, out: &mut Vec<String>) {
-    let push_agent = |agent: &Value, out: &mut Vec<String>| {
-        if let Some(key) = ifi_key(agent) {
-            out.push(key);
-        }
-        if let Some(Value::Array(members)) = agent.get("member") {
-            for member in members {
-                if let Some(key) = ifi_key(member) {
-                    out.push(key);
-                }
-            }
-        }
-    };
+    let push_agent = push_agent_and_members;
     push_agent(&statement["actor"], out);
     let object = &statement["object"];
     match object.get("objectType").and_then(Value::as_str) {
@@ -92,21 +91,10 @@ pub fn related_agent_keys(statement: &Value, out: &mut Vec<String>) {
 /// The agent keys of the narrow agent filter: actor (and its members) and an
 /// Agent/Group object.
 pub fn primary_agent_keys(statement: &Value, out: &mut Vec<String>) {
-    for agent in [&statement["actor"], &statement["object"]] {
-        let kind = agent.get("objectType").and_then(Value::as_str);
-        if std::ptr::eq(agent, &statement["object"]) && !matches!(kind, Some("Agent") | Some("Group")) {
-            continue;
-        }
-        if let Some(key) = ifi_key(agent) {
-            out.push(key);
-        }
-        if let Some(Value::Array(members)) = agent.get("member") {
-            for member in members {
-                if let Some(key) = ifi_key(member) {
-                    out.push(key);
-                }
-            }
-        }
+    push_agent_and_members(&statement["actor"], out);
+    let object = &statement["object"];
+    if matches!(object.get("objectType").and_then(Value::as_str), Some("Agent") | Some("Group")) {
+        push_agent_and_members(object, out);
     }
 }
 

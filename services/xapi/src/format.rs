@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::agent::ids_only;
+use crate::validate::LANGUAGE_MAP_KEYS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementFormat {
@@ -123,8 +124,6 @@ fn ids_context(context: &Value) -> Value {
     }
     Value::Object(out)
 }
-
-const LANGUAGE_MAP_KEYS: [&str; 3] = ["display", "name", "description"];
 
 /// Keeps one entry in every language map: the best match for `languages`,
 /// else `en-US`/`en`, else the first.

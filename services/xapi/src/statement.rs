@@ -154,19 +154,7 @@ pub fn activity_ids(statement: &Value, related: bool, out: &mut Vec<String>) {
     if kind == "SubStatement" {
         activity_ids(object, true, out);
     }
-    if let Some(Value::Object(context_activities)) = statement.pointer("/context/contextActivities") {
-        for list in context_activities.values() {
-            let items: Vec<&Value> = match list {
-                Value::Array(items) => items.iter().collect(),
-                single => vec![single],
-            };
-            for item in items {
-                if let Some(id) = item.get("id").and_then(Value::as_str) {
-                    out.push(id.to_owned());
-                }
-            }
-        }
-    }
+    out.extend(context_activities(statement).filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned));
 }
 
 /// Every Activity object in a statement with a definition, for the
@@ -184,14 +172,17 @@ fn collect_activities<'a>(statement: &'a Value, out: &mut Vec<&'a Value>) {
         "SubStatement" => collect_activities(object, out),
         _ => {}
     }
-    if let Some(Value::Object(context_activities)) = statement.pointer("/context/contextActivities") {
-        for list in context_activities.values() {
-            match list {
-                Value::Array(items) => out.extend(items.iter()),
-                single => out.push(single),
-            }
-        }
-    }
+    out.extend(context_activities(statement));
+}
+
+/// Every Activity in `context.contextActivities` (any list; a single object
+/// as 1.0.3 allowed counts as a list of one).
+pub fn context_activities(statement: &Value) -> impl Iterator<Item = &Value> {
+    let lists = statement.pointer("/context/contextActivities").and_then(Value::as_object);
+    lists.into_iter().flat_map(|lists| lists.values()).flat_map(|list| match list {
+        Value::Array(items) => items.iter().collect::<Vec<_>>(),
+        single => vec![single],
+    })
 }
 
 /// 1.0.3 allowed a single object where 2.0 requires arrays in

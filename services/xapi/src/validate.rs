@@ -457,7 +457,8 @@ pub fn is_language_tag(tag: &str) -> bool {
 }
 
 /// The properties whose values are language maps.
-const LANGUAGE_MAP_KEYS: [&str; 3] = ["display", "name", "description"];
+/// Properties that hold language maps when their value is an object.
+pub(crate) const LANGUAGE_MAP_KEYS: [&str; 3] = ["display", "name", "description"];
 
 /// RULES.md A.3 for every language-map key outside `extensions`.
 fn check_language_maps(value: &Value, path: &str) -> Result<(), ValidationError> {
