@@ -481,6 +481,14 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
     run_query(&state, query, format, attachments, &languages).await
 }
 
+/// A stored statement as a GET returns it: in the asked format, with
+/// `timestamp` filled from `stored` when the client gave none.
+fn present(statement: &Value, format: StatementFormat, languages: &[String]) -> Value {
+    let mut shown = format::apply(format, statement, languages);
+    fill_timestamp(&mut shown);
+    shown
+}
+
 /// Restrictions on what a single-statement GET may return.
 #[derive(Clone, Copy)]
 struct Only<'a> {
@@ -527,8 +535,7 @@ async fn get_one(
             return Err(not_found());
         }
     }
-    let mut statement = format::apply(format, &record.statement, languages);
-    fill_timestamp(&mut statement);
+    let statement = present(&record.statement, format, languages);
     let last_modified = record.stored_micros;
     let body = serde_json::to_vec(&statement).map_err(ApiError::internal)?;
     respond(state, body, vec![record], attachments, Some(last_modified)).await
@@ -551,15 +558,7 @@ async fn run_query(
     let query_for_scan = query.clone();
     let page =
         tokio::task::spawn_blocking(move || views.query(&query_for_scan, max)).await.map_err(ApiError::internal)??;
-    let statements: Vec<Value> = page
-        .statements
-        .iter()
-        .map(|r| {
-            let mut s = format::apply(format, &r.statement, languages);
-            fill_timestamp(&mut s);
-            s
-        })
-        .collect();
+    let statements: Vec<Value> = page.statements.iter().map(|r| present(&r.statement, format, languages)).collect();
     let more = match page.next {
         None => String::new(),
         Some(next) => {

@@ -106,17 +106,12 @@ pub fn person_for(agent: &Value, names: &[String]) -> Value {
             person[property] = json!([value]);
         }
     }
-    let mut names: Vec<&String> = names.iter().collect();
-    if let Some(name) = agent.get("name").and_then(Value::as_str) {
-        if !names.iter().any(|n| *n == name) {
-            person["name"] = json!([name]);
-        }
-    }
-    names.dedup();
-    if !names.is_empty() {
-        let mut all: Vec<Value> = person["name"].as_array().cloned().unwrap_or_default();
-        all.extend(names.into_iter().map(|n| json!(n)));
-        person["name"] = Value::Array(all);
+    // The name the caller gave first (unless already seen), then the names
+    // seen in statements.
+    let given = agent.get("name").and_then(Value::as_str).filter(|name| !names.iter().any(|n| n == name));
+    let all: Vec<&str> = given.into_iter().chain(names.iter().map(String::as_str)).collect();
+    if !all.is_empty() {
+        person["name"] = json!(all);
     }
     person
 }
