@@ -1,12 +1,41 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit, integration, the log contract suite
-# and the crash-restart tests. Called by .ci/run.
+# (embedded and Kafka), the crash-restart tests, and the xAPI HTTP suite
+# twice: against the embedded store and against a Kafka deployment (two
+# ingest replicas, one projection, two query replicas). Called by .ci/run.
+#
+# The Kafka tests need a real broker: deploy/kafka/local-kafka.sh fetches
+# Apache Kafka with Maven (cached under ~/.cache/lrs-kafka) and starts a
+# single-node KRaft broker on 127.0.0.1; it is stopped when this script
+# ends, pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "cargo is required (https://rustup.rs)" >&2
-    exit 1
-fi
+for tool in cargo java mvn; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "$tool is required (cargo: https://rustup.rs; java 17+ and mvn: your package manager)" >&2
+        exit 1
+    fi
+done
+
+export LRS_KAFKA_PORT="${LRS_KAFKA_PORT:-19092}"
+export LRS_KAFKA_CONTROLLER_PORT="${LRS_KAFKA_CONTROLLER_PORT:-19093}"
+broker_started=""
+stop_broker() {
+    if [[ -n "$broker_started" ]]; then
+        ./deploy/kafka/local-kafka.sh stop >/dev/null || true
+    fi
+}
+trap stop_broker EXIT
+
+started=$(date +%s)
+LRS_TEST_KAFKA="$(./deploy/kafka/local-kafka.sh start | tail -n 1)"
+broker_started=yes
+export LRS_TEST_KAFKA
+echo "Kafka broker ready at $LRS_TEST_KAFKA after $(( $(date +%s) - started )) s"
 
 cargo test --workspace --locked --all-targets
+
+started=$(date +%s)
+LRS_TEST_DEPLOYMENT=kafka cargo test --locked -p lrs-server --test api
+echo "xAPI suite on Kafka took $(( $(date +%s) - started )) s"

@@ -42,7 +42,7 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, HubError> 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Contribution {
     facts: StatementFacts,
-    sequence: u64,
+    sequence: u128,
     #[serde(default)]
     organisation: Option<String>,
     #[serde(default)]
@@ -55,7 +55,7 @@ struct Contribution {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Summary {
     time: DateTime<Utc>,
-    sequence: u64,
+    sequence: u128,
     verb: String,
     #[serde(default)]
     scaled: Option<f64>,
@@ -245,6 +245,10 @@ pub struct HubViews {
     db: sled::Db,
     frameworks: Frameworks,
     applied: std::sync::atomic::AtomicU64,
+    /// The xAPI views whose decisions this projection follows (which
+    /// statement events were refused or partly repeats); see
+    /// [`HubViews::follow_decisions_of`].
+    decisions: std::sync::OnceLock<std::sync::Arc<lrs_projection::Views>>,
 }
 
 fn day_key(time: DateTime<Utc>) -> String {
@@ -255,7 +259,16 @@ impl HubViews {
     /// Opens the views in `dir`. When `frameworks` differ from those the
     /// views were built with, the views are cleared and rebuilt from the log.
     pub fn open(dir: &Path, cache_bytes: u64, frameworks: Frameworks) -> Result<Self, HubError> {
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
+        Self::from_db(sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?, frameworks)
+    }
+
+    /// Empty views in memory, gone when dropped (for a process that serves
+    /// no reads of its own, such as Kafka ingest).
+    pub fn temporary(frameworks: Frameworks) -> Result<Self, HubError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?, frameworks)
+    }
+
+    fn from_db(db: sled::Db, frameworks: Frameworks) -> Result<Self, HubError> {
         let tree = db.open_tree("hub")?;
         let built_with = tree.get(keys::META_FRAMEWORKS)?;
         if built_with.as_deref() != Some(frameworks.digest().as_bytes()) {
@@ -266,11 +279,40 @@ impl HubViews {
             Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
             None => 0,
         };
-        Ok(Self { tree, db, frameworks, applied: std::sync::atomic::AtomicU64::new(applied) })
+        Ok(Self {
+            tree,
+            db,
+            frameworks,
+            applied: std::sync::atomic::AtomicU64::new(applied),
+            decisions: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Makes this projection follow the xAPI views' decisions: a statement
+    /// event they refused (a conflict between ingest replicas) counts
+    /// nowhere, and repeated statements count once. The projector then
+    /// never runs ahead of those views.
+    pub fn follow_decisions_of(&self, views: std::sync::Arc<lrs_projection::Views>) {
+        let _ = self.decisions.set(views);
     }
 
     pub fn frameworks(&self) -> &Frameworks {
         &self.frameworks
+    }
+
+    /// A digest of every key and value: two hub views with the same digest
+    /// hold the same state.
+    pub fn state_digest(&self) -> Result<String, HubError> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(&key);
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(&value);
+        }
+        Ok(hex::encode(hasher.finalize()))
     }
 
     pub fn applied_offset(&self) -> Offset {
@@ -301,8 +343,20 @@ impl HubViews {
     fn apply_event(&self, batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), HubError> {
         match event {
             Event::StatementsStored { statements, .. } => {
+                let outcome = match self.decisions.get() {
+                    Some(views) => views.outcome(offset).map_err(|e| HubError::BadEvent {
+                        offset,
+                        reason: format!("the xAPI views cannot tell its outcome: {e}"),
+                    })?,
+                    None => lrs_projection::Outcome::applied(),
+                };
+                if outcome.status != 200 {
+                    return Ok(());
+                }
                 for (index, statement) in statements.iter().enumerate() {
-                    self.apply_statement(batch, (offset << 20) | index as u64, statement)?;
+                    if !outcome.repeats.contains(&index) {
+                        self.apply_statement(batch, (u128::from(offset) << 20) | index as u128, statement)?;
+                    }
                 }
             }
             Event::LearnersImported { learners } => {
@@ -325,12 +379,15 @@ impl HubViews {
                     batch.put(code_key, to_json(&organisation));
                 }
             }
-            Event::DocumentSet { .. } | Event::DocumentDeleted { .. } | Event::StateCleared { .. } => {}
+            Event::DocumentSet { .. }
+            | Event::DocumentDeleted { .. }
+            | Event::StateCleared { .. }
+            | Event::DocumentRequested { .. } => {}
         }
         Ok(())
     }
 
-    fn apply_statement(&self, batch: &mut PendingBatch<'_>, sequence: u64, statement: &Value) -> Result<(), HubError> {
+    fn apply_statement(&self, batch: &mut PendingBatch<'_>, sequence: u128, statement: &Value) -> Result<(), HubError> {
         match read_statement(statement) {
             Reading::Ignored => Ok(()),
             Reading::Voids(target) => {
@@ -703,5 +760,9 @@ impl lrs_projection::Projection for HubViews {
 
     fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         HubViews::apply(self, records).map_err(Into::into)
+    }
+
+    fn depends_on(&self) -> Option<tokio::sync::watch::Receiver<Offset>> {
+        self.decisions.get().map(|views| views.subscribe())
     }
 }

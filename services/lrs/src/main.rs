@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use lrs_hub::frameworks::Frameworks;
+use lrs_server::cluster::{Forwarder, IngestService, KafkaOptions, ProjectionOptions, ProjectionService};
 use lrs_server::credentials::{self, Scope};
 use lrs_server::jwt::JwtVerifier;
 use lrs_server::{Embedded, EmbeddedOptions, ServerConfig};
@@ -27,6 +29,17 @@ struct Cli {
 enum Command {
     /// Runs ingest, projection and query in one process over the embedded log.
     Serve(ServeArgs),
+    /// Kafka mode: the write service (stateless; any number of replicas).
+    Ingest(IngestArgs),
+    /// Kafka mode: consumes the log into local views and serves reads.
+    Project(ProjectArgs),
+    /// Kafka mode: the stateless front (reads to projections, writes to ingest).
+    Query(QueryArgs),
+    /// Kafka mode: rebuilds a projection's state from the start of the log.
+    Replay(ReplayArgs),
+    /// Kafka mode: manages the log topic.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
     /// Manages the HTTP Basic credentials clients use.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
@@ -80,6 +93,13 @@ struct ServeArgs {
     /// a changed file rebuilds the competency views from the log.
     #[arg(long, env = "LRS_COMPETENCIES")]
     competencies: Option<PathBuf>,
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+/// Learner sign-in with bearer JWTs.
+#[derive(Args)]
+struct JwtArgs {
     /// Issuer (`iss`) of learners' sign-in tokens; enables learner sign-in
     /// together with --jwt-audience and --jwt-key.
     #[arg(long, env = "LRS_JWT_ISSUER")]
@@ -91,6 +111,149 @@ struct ServeArgs {
     /// repeat (or comma-separate in the variable) for several keys.
     #[arg(long, env = "LRS_JWT_KEYS", value_delimiter = ',')]
     jwt_key: Vec<PathBuf>,
+}
+
+impl JwtArgs {
+    fn verifier(&self) -> anyhow::Result<Option<JwtVerifier>> {
+        if self.jwt_issuer.is_none() && self.jwt_audience.is_none() && self.jwt_key.is_empty() {
+            return Ok(None);
+        }
+        let verifier = JwtVerifier::from_pem_files(
+            &self.jwt_key,
+            self.jwt_issuer.as_deref().unwrap_or_default(),
+            self.jwt_audience.as_deref().unwrap_or_default(),
+        )
+        .context("setting up learner sign-in")?;
+        Ok(Some(verifier))
+    }
+}
+
+/// Where the Kafka cluster and the log topic are.
+#[derive(Args)]
+struct KafkaArgs {
+    /// Bootstrap servers of the Kafka cluster, host:port[,host:port…].
+    #[arg(long, env = "LRS_KAFKA")]
+    kafka: String,
+    /// The log topic (one partition; see `lrs topics create`).
+    #[arg(long, env = "LRS_TOPIC", default_value = "lrs.log")]
+    topic: String,
+    /// How long to wait for the cluster before a write answers 503, in ms.
+    #[arg(long, env = "LRS_KAFKA_TIMEOUT_MS", default_value_t = 10_000)]
+    kafka_timeout_ms: u64,
+}
+
+impl KafkaArgs {
+    fn options(&self, role: &str) -> KafkaOptions {
+        KafkaOptions {
+            bootstrap: self.kafka.clone(),
+            topic: self.topic.clone(),
+            timeout: Duration::from_millis(self.kafka_timeout_ms.max(1)),
+            client_id: format!("lrs-{role}"),
+        }
+    }
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Address to listen on.
+    #[arg(long, env = "LRS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory holding credentials.json (the same file on every service).
+    #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Base URLs of the projections, comma-separated: ingest asks one what
+    /// became of each write, and passes reads to them.
+    #[arg(long, env = "LRS_PROJECTION", value_delimiter = ',', required = true)]
+    projection: Vec<String>,
+    /// Largest request body accepted, in bytes (larger requests get 413).
+    #[arg(long, env = "LRS_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// The homePage of the account recorded as each statement's authority.
+    #[arg(long, env = "LRS_AUTHORITY_HOME_PAGE", default_value = "https://learninghub.nhs.uk/lrs/credentials")]
+    authority_home_page: String,
+    /// Log format: "text" or "json".
+    #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+#[derive(Args)]
+struct ProjectArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Address to listen on (reads, and /internal for ingest: keep it inside
+    /// the cluster's network).
+    #[arg(long, env = "LRS_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// Directory holding the views (a persistent volume) and credentials.json.
+    #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Largest number of statements returned by one GET.
+    #[arg(long, env = "LRS_MAX_PAGE_SIZE", default_value_t = 500)]
+    max_page_size: usize,
+    /// Page cache of the views, in MiB.
+    #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
+    cache_mib: u64,
+    /// Competency-framework file (JSON); a changed file rebuilds the
+    /// competency views from the log.
+    #[arg(long, env = "LRS_COMPETENCIES")]
+    competencies: Option<PathBuf>,
+    /// Log format: "text" or "json".
+    #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LRS_LISTEN", default_value = "127.0.0.1:8082")]
+    listen: SocketAddr,
+    /// Base URLs of the projections that serve reads, comma-separated.
+    #[arg(long, env = "LRS_PROJECTION", value_delimiter = ',', required = true)]
+    projection: Vec<String>,
+    /// Base URLs of the ingest replicas that take writes, comma-separated
+    /// (without them, writes answer 405).
+    #[arg(long, env = "LRS_INGEST", value_delimiter = ',')]
+    ingest: Vec<String>,
+    /// Largest request body passed on, in bytes.
+    #[arg(long, env = "LRS_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Log format: "text" or "json".
+    #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The projection's data directory (its views are replaced).
+    #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Page cache of the views, in MiB.
+    #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
+    cache_mib: u64,
+    /// Competency-framework file (JSON), as the projection uses.
+    #[arg(long, env = "LRS_COMPETENCIES")]
+    competencies: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Creates the log topic if it does not exist: one partition, kept
+    /// forever (retention never deletes statements), records up to 64 MiB.
+    Create {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Replicas of the partition (3 in production; 1 on a single broker).
+        #[arg(long, env = "LRS_REPLICATION_FACTOR", default_value_t = 3)]
+        replication_factor: i32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,11 +310,42 @@ enum CredentialsCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if std::env::var("LRS_CHECK_ARGS").is_ok_and(|v| v == "1") {
+        // Used by the test that keeps deploy/ in step with this command line.
+        println!("ok");
+        return Ok(());
+    }
+    let runtime = || tokio::runtime::Runtime::new().context("starting the async runtime");
     match cli.command {
         Command::Serve(args) => {
             init_logging(&args.log_format);
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(serve(args))
+            runtime()?.block_on(serve(args))
+        }
+        Command::Ingest(args) => {
+            init_logging(&args.log_format);
+            runtime()?.block_on(ingest(args))
+        }
+        Command::Project(args) => {
+            init_logging(&args.log_format);
+            runtime()?.block_on(project(args))
+        }
+        Command::Query(args) => {
+            init_logging(&args.log_format);
+            runtime()?.block_on(query(args))
+        }
+        Command::Replay(args) => {
+            init_logging("text");
+            runtime()?.block_on(replay(args))
+        }
+        Command::Topics(TopicsCommand::Create { kafka, replication_factor }) => {
+            init_logging("text");
+            runtime()?.block_on(async {
+                let mut config = lrs_kafkalog::KafkaConfig::new(kafka.kafka.clone(), kafka.topic.clone());
+                config.timeout = Duration::from_millis(kafka.kafka_timeout_ms.max(1));
+                let created = lrs_kafkalog::create_topic(&config, replication_factor).await?;
+                println!("topic {} {}", kafka.topic, if created { "created" } else { "already exists" });
+                anyhow::Ok(())
+            })
         }
         Command::Credentials(command) => credentials_command(command),
         Command::Learners(DirectoryCommand::Import { data_dir, file }) => import_directory(&data_dir, &file, true),
@@ -240,19 +434,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         authority_home_page: args.authority_home_page,
         ..ServerConfig::default()
     };
-    if let Some(path) = &args.competencies {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        options.frameworks = Frameworks::parse(&text).with_context(|| format!("loading {}", path.display()))?;
-    }
-    if args.jwt_issuer.is_some() || args.jwt_audience.is_some() || !args.jwt_key.is_empty() {
-        let verifier = JwtVerifier::from_pem_files(
-            &args.jwt_key,
-            args.jwt_issuer.as_deref().unwrap_or_default(),
-            args.jwt_audience.as_deref().unwrap_or_default(),
-        )
-        .context("setting up learner sign-in")?;
-        options.jwt = Some(verifier);
-    }
+    options.frameworks = load_frameworks(args.competencies.as_deref())?;
+    options.jwt = args.jwt.verifier()?;
     let store = Embedded::open(options).context("starting the store")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
@@ -262,6 +445,82 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, store.router()).with_graceful_shutdown(shutdown).await?;
     tracing::info!("shutting down");
     store.stop().await?;
+    Ok(())
+}
+
+fn load_frameworks(path: Option<&std::path::Path>) -> anyhow::Result<Frameworks> {
+    let Some(path) = path else {
+        return Ok(Frameworks::empty());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Frameworks::parse(&text).with_context(|| format!("loading {}", path.display()))
+}
+
+async fn listen(address: SocketAddr, role: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?;
+    let bound = listener.local_addr()?;
+    println!("{role} listening on http://{bound}/");
+    tracing::info!(address = %bound, role, "lrs serving");
+    Ok(listener)
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let server = ServerConfig {
+        max_body_bytes: args.max_body_bytes,
+        authority_home_page: args.authority_home_page.clone(),
+        ..ServerConfig::default()
+    };
+    let service = IngestService::open(
+        args.kafka.options("ingest"),
+        args.data_dir.clone(),
+        args.projection.clone(),
+        server,
+        args.jwt.verifier()?,
+    )
+    .await
+    .context("starting ingest")?;
+    let listener = listen(args.listen, "ingest").await?;
+    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+async fn project(args: ProjectArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let options = ProjectionOptions {
+        data_dir: args.data_dir.clone(),
+        cache_bytes: args.cache_mib * 1024 * 1024,
+        frameworks: load_frameworks(args.competencies.as_deref())?,
+        server: ServerConfig { max_page_size: args.max_page_size, ..ServerConfig::default() },
+    };
+    let service = ProjectionService::open(args.kafka.options("projection"), options, args.jwt.verifier()?)
+        .await
+        .context("starting the projection")?;
+    let listener = listen(args.listen, "projection").await?;
+    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown).await?;
+    tracing::info!("shutting down");
+    service.stop().await?;
+    Ok(())
+}
+
+async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let forwarder = std::sync::Arc::new(Forwarder::new(args.projection, args.ingest, args.max_body_bytes));
+    let listener = listen(args.listen, "query").await?;
+    axum::serve(listener, forwarder.router()).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let options = ProjectionOptions {
+        data_dir: args.data_dir.clone(),
+        cache_bytes: args.cache_mib * 1024 * 1024,
+        frameworks: load_frameworks(args.competencies.as_deref())?,
+        server: ServerConfig::default(),
+    };
+    let started = std::time::Instant::now();
+    let applied = lrs_server::cluster::replay(args.kafka.options("replay"), options).await?;
+    println!("replayed the log through offset {applied} in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

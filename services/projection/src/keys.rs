@@ -7,6 +7,7 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 
 pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_LAST_STORED: &[u8] = b"M:last_stored";
+pub const META_SEQUENCE: &[u8] = b"M:sequence";
 
 pub const STATEMENT: u8 = b'S';
 pub const INDEX: u8 = b'I';
@@ -16,6 +17,7 @@ pub const DOCUMENT: u8 = b'D';
 pub const ACTIVITY: u8 = b'T';
 pub const AGENT: u8 = b'P';
 pub const ATTACHMENT: u8 = b'H';
+pub const OUTCOME: u8 = b'O';
 
 /// The secondary indexes of statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +172,14 @@ pub fn agent(ifi: &str) -> Vec<u8> {
 pub fn attachment(sha2: &str) -> Vec<u8> {
     let mut key = vec![ATTACHMENT];
     key.extend_from_slice(sha2.to_ascii_lowercase().as_bytes());
+    key
+}
+
+/// The outcome of the event at `offset`, kept only when the event was
+/// refused or partly a repeat.
+pub fn outcome(offset: lrs_eventlog::Offset) -> Vec<u8> {
+    let mut key = vec![OUTCOME];
+    key.extend_from_slice(&offset.to_be_bytes());
     key
 }
 

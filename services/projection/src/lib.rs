@@ -15,4 +15,4 @@ mod views;
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Projection, run_projector};
-pub use views::{Document, StatementRecord, Views, ViewsError};
+pub use views::{Document, Outcome, StatementRecord, Views, ViewsError};

@@ -21,6 +21,11 @@ pub trait Projection: Send + Sync + 'static {
     fn applied_offset(&self) -> Offset;
     /// Applies consecutive records (already-applied ones are skipped).
     fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// Another projection's applied offset this one must stay behind (it
+    /// reads that projection's decisions).
+    fn depends_on(&self) -> Option<watch::Receiver<Offset>> {
+        None
+    }
 }
 
 impl Projection for Views {
@@ -55,7 +60,7 @@ pub async fn run_projector<P: Projection + ?Sized>(
             break;
         }
         let from = views.applied_offset();
-        let records = match log.read(from, CHUNK).await {
+        let mut records = match log.read(from, CHUNK).await {
             Ok(records) => records,
             Err(error) => {
                 tracing::warn!(%error, projection = name, "projector cannot read the log; retrying");
@@ -68,6 +73,17 @@ pub async fn run_projector<P: Projection + ?Sized>(
             }
         };
         backoff = Duration::from_millis(50);
+        if let Some(mut leader) = views.depends_on() {
+            let limit = *leader.borrow_and_update();
+            records.retain(|record| record.offset < limit);
+            if records.is_empty() {
+                tokio::select! {
+                    _ = leader.changed() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+        }
         if records.is_empty() {
             tokio::select! {
                 _ = log.wait_beyond(from, Duration::from_millis(500)) => {}

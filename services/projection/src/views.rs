@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use lrs_eventlog::{LogRecord, Offset};
 use lrs_xapi::agent::{ifi_key, primary_agent_keys, related_agent_keys};
+use lrs_xapi::document;
 use lrs_xapi::events::{DocumentKey, DocumentKind, Event};
 use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
 
@@ -121,6 +122,25 @@ impl StatementRecord {
     }
 }
 
+/// What became of an event that was not simply applied: refused as a
+/// whole (`status` 4xx, nothing of it applied), or statements applied except
+/// the `repeats` (indexes of statements already stored, identical).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<usize>,
+}
+
+impl Outcome {
+    /// The outcome of an event applied in full.
+    pub fn applied() -> Self {
+        Self { status: 200, message: String::new(), repeats: Vec::new() }
+    }
+}
+
 /// A stored document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
@@ -174,7 +194,16 @@ pub struct Views {
 impl Views {
     /// Opens (or creates) the views in `dir`.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, ViewsError> {
-        let db = sled::Config::new().path(dir).cache_capacity(cache_capacity_bytes).open()?;
+        Self::from_db(sled::Config::new().path(dir).cache_capacity(cache_capacity_bytes).open()?)
+    }
+
+    /// Empty views in memory, gone when dropped (for a process that serves
+    /// no reads of its own, such as Kafka ingest).
+    pub fn temporary() -> Result<Self, ViewsError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, ViewsError> {
         let tree = db.open_tree("views")?;
         let applied = match tree.get(keys::META_OFFSET)? {
             Some(bytes) => decode_u64(&bytes)?,
@@ -266,6 +295,14 @@ impl Views {
         }
     }
 
+    /// What became of the event at `offset` (once applied): see [`Outcome`].
+    pub fn outcome(&self, offset: Offset) -> Result<Outcome, ViewsError> {
+        match self.tree.get(keys::outcome(offset))? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string())),
+            None => Ok(Outcome::applied()),
+        }
+    }
+
     /// Documents of one scope, optionally only those updated after `since`.
     pub fn documents(
         &self,
@@ -328,33 +365,134 @@ fn encode_record(record: &StatementRecord) -> Vec<u8> {
 fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), ViewsError> {
     match event {
         Event::StatementsStored { statements, attachments } => {
-            for attachment in attachments {
-                let value = encode_document(&attachment.content_type, "", "", &attachment.content);
-                batch.put(keys::attachment(&attachment.sha2), value);
-            }
-            for (index, statement) in statements.into_iter().enumerate() {
-                let sequence = (offset << 20) | index as u64;
-                apply_statement(batch, sequence, statement)?;
-            }
+            apply_statements(batch, offset, statements, attachments)?;
         }
         Event::DocumentSet { key, content_type, content, etag, updated } => {
             batch.put(keys::document(&key), encode_document(&content_type, &etag, &updated, &content));
         }
         Event::DocumentDeleted { key, .. } => batch.delete(keys::document(&key)),
         Event::StateCleared { activity_id, agent, registration, .. } => {
-            let prefix = match registration.as_deref() {
-                Some(registration) => {
-                    keys::document_scope(&DocumentKind::State, Some(&activity_id), Some(&agent), Some(registration))
-                }
-                None => keys::document_scope_any_registration(&DocumentKind::State, Some(&activity_id), Some(&agent)),
+            clear_state(batch, &activity_id, &agent, registration.as_deref())?;
+        }
+        Event::DocumentRequested { key, op, if_match, if_none_match, updated } => {
+            let stored = match batch.get(&keys::document(&key))? {
+                Some(bytes) => Some(decode_document(String::new(), &bytes)?),
+                None => None,
             };
-            for key in batch.keys_with_prefix(&prefix)? {
-                batch.delete(key);
+            let current = stored.as_ref().map(|d| document::Current {
+                content_type: &d.content_type,
+                content: &d.content,
+                etag: &d.etag,
+            });
+            match document::decide(&op, if_match.as_deref(), if_none_match.as_deref(), current) {
+                Ok(document::Decision::Set { content_type, content, etag }) => {
+                    batch.put(keys::document(&key), encode_document(&content_type, &etag, &updated, &content));
+                }
+                Ok(document::Decision::Delete) => batch.delete(keys::document(&key)),
+                Ok(document::Decision::ClearState) => clear_state(
+                    batch,
+                    key.activity_id.as_deref().unwrap_or_default(),
+                    key.agent.as_deref().unwrap_or_default(),
+                    key.registration.as_deref(),
+                )?,
+                Ok(document::Decision::Unchanged) => {}
+                Err(refusal) => record_outcome(
+                    batch,
+                    offset,
+                    &Outcome { status: refusal.status, message: refusal.message, repeats: Vec::new() },
+                ),
             }
         }
         // Directories feed the Learning Hub views, not the xAPI ones.
         Event::LearnersImported { .. } | Event::OrganisationsImported { .. } => {}
     }
+    Ok(())
+}
+
+fn record_outcome(batch: &mut PendingBatch<'_>, offset: Offset, outcome: &Outcome) {
+    batch.put(keys::outcome(offset), serde_json::to_vec(outcome).unwrap_or_default());
+}
+
+fn clear_state(
+    batch: &mut PendingBatch<'_>,
+    activity_id: &str,
+    agent: &str,
+    registration: Option<&str>,
+) -> Result<(), ViewsError> {
+    let prefix = match registration {
+        Some(registration) => {
+            keys::document_scope(&DocumentKind::State, Some(activity_id), Some(agent), Some(registration))
+        }
+        None => keys::document_scope_any_registration(&DocumentKind::State, Some(activity_id), Some(agent)),
+    };
+    for key in batch.keys_with_prefix(&prefix)? {
+        batch.delete(key);
+    }
+    Ok(())
+}
+
+/// Applies the statements of one event, all or nothing: the log decides
+/// conflicts. The embedded writer never appends a conflict, but ingest
+/// replicas on Kafka append without knowing what the others append, so
+/// every projection applies the same rule at the same point of the log: an
+/// event with a statement whose id is already stored with other content is
+/// refused whole (409), and statements already stored identically are
+/// repeats, skipped. `stored` only moves forward: a statement whose
+/// `stored` is not after the last one projected takes the last one plus a
+/// microsecond, so `Consistent-Through` can be the last `stored` seen.
+fn apply_statements(
+    batch: &mut PendingBatch<'_>,
+    offset: Offset,
+    statements: Vec<Value>,
+    attachments: Vec<lrs_xapi::events::AttachmentContent>,
+) -> Result<(), ViewsError> {
+    let mut repeats = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        let Some(id) = lrs_xapi::statement::statement_id(statement) else {
+            return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
+        };
+        if let Some(bytes) = batch.get(&keys::statement(id))? {
+            let existing = decode_record(&bytes)?;
+            if existing.fingerprint != hex::encode(lrs_xapi::statement::content_fingerprint(statement)) {
+                let message = format!("a different statement with id {id} is already stored; statements are immutable");
+                record_outcome(batch, offset, &Outcome { status: 409, message, repeats: Vec::new() });
+                return Ok(());
+            }
+            repeats.push(index);
+        }
+    }
+    if !repeats.is_empty() {
+        record_outcome(batch, offset, &Outcome { status: 200, message: String::new(), repeats: repeats.clone() });
+    }
+    for attachment in attachments {
+        let value = encode_document(&attachment.content_type, "", "", &attachment.content);
+        batch.put(keys::attachment(&attachment.sha2), value);
+    }
+    let mut stored_override = None;
+    if let Some(first) = statements.first() {
+        let last = match batch.get(keys::META_LAST_STORED)? {
+            Some(bytes) => decode_u64(&bytes)? as i64,
+            None => i64::MIN,
+        };
+        if stored_micros(first) <= last {
+            stored_override = DateTime::from_timestamp_micros(last + 1).map(lrs_xapi::statement::format_time);
+        }
+    }
+    let mut sequence = match batch.get(keys::META_SEQUENCE)? {
+        Some(bytes) => decode_u64(&bytes)?,
+        None => 0,
+    };
+    for (index, mut statement) in statements.into_iter().enumerate() {
+        if repeats.contains(&index) {
+            continue;
+        }
+        if let (Some(stored), Some(object)) = (&stored_override, statement.as_object_mut()) {
+            object.insert("stored".to_owned(), Value::String(stored.clone()));
+        }
+        apply_statement(batch, sequence, statement)?;
+        sequence += 1;
+    }
+    batch.put(keys::META_SEQUENCE.to_vec(), sequence.to_be_bytes().to_vec());
     Ok(())
 }
 
@@ -371,10 +509,6 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     let Some(id) = lrs_xapi::statement::statement_id(&statement) else {
         return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
     };
-    if batch.get(&keys::statement(id))?.is_some() {
-        // Ingest only appends new ids; a repeat is a replayed duplicate.
-        return Ok(());
-    }
     let micros = stored_micros(&statement);
     let fingerprint = hex::encode(lrs_xapi::statement::content_fingerprint(&statement));
     let mut facets = Facets::of(&statement);

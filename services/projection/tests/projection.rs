@@ -163,13 +163,28 @@ fn applying_the_same_events_twice_changes_nothing() {
     assert_eq!(views.applied_offset(), 80);
 }
 
+/// The Kafka log's offsets have gaps between frames: a projection applies
+/// what it reads and resumes after the last record, with the same state as
+/// over gapless offsets.
 #[test]
-fn a_gap_in_offsets_is_refused_rather_than_skipped() {
+fn offsets_with_gaps_apply_like_consecutive_ones() {
     let log = events(3, 10);
     let root = tempfile::tempdir().unwrap();
-    let views = open(root.path());
-    assert!(views.apply(&records(&log, 2, 5)).is_err());
-    assert_eq!(views.applied_offset(), 0);
+    let gapless = open(&root.path().join("gapless"));
+    gapless.apply(&records(&log, 0, log.len())).unwrap();
+    let gapped = open(&root.path().join("gapped"));
+    let spread: Vec<LogRecord> = records(&log, 0, log.len())
+        .into_iter()
+        .map(|r| LogRecord { offset: (r.offset << 16) | 0xFFFF, payload: r.payload })
+        .collect();
+    gapped.apply(&spread[..4]).unwrap();
+    gapped.apply(&spread).unwrap();
+    assert_eq!(gapped.applied_offset(), (((log.len() - 1) as u64) << 16) + 0x1_0000);
+    let everything = |views: &Views| -> Vec<Value> {
+        views.query(&StatementQuery::default(), 10_000).unwrap().statements.into_iter().map(|r| r.statement).collect()
+    };
+    assert!(!everything(&gapless).is_empty());
+    assert_eq!(everything(&gapped), everything(&gapless));
 }
 
 fn statements_event(statements: Vec<Value>) -> Vec<u8> {
@@ -244,4 +259,133 @@ fn given_a_reference_stored_before_its_target_when_the_target_arrives_then_the_r
     let mut expected = vec![target.to_string(), referrer.to_string()];
     expected.sort();
     assert_eq!(found, expected);
+}
+
+// ------------------------------------------------- decisions in log order --
+
+fn apply_all(views: &Views, events: &[Vec<u8>]) {
+    let records: Vec<LogRecord> = events
+        .iter()
+        .enumerate()
+        .map(|(n, payload)| LogRecord { offset: n as u64, payload: payload.clone() })
+        .collect();
+    views.apply(&records).unwrap();
+}
+
+/// Ingest replicas on Kafka append without seeing each other: the first
+/// event in the log with an id wins; a later event with a different
+/// statement under that id is refused whole, and identical statements are
+/// repeats.
+#[test]
+fn a_later_event_reusing_an_id_with_other_content_is_refused_whole_and_repeats_are_skipped() {
+    let root = tempfile::tempdir().unwrap();
+    let views = open(root.path());
+    let taken = Uuid::new_v4();
+    let fresh = Uuid::new_v4();
+    let first = stored_statement(taken, 1, "http://example.org/verbs/a", json!({"id": "http://example.org/a"}), 1);
+    let other = stored_statement(taken, 2, "http://example.org/verbs/b", json!({"id": "http://example.org/b"}), 2);
+    let newcomer = stored_statement(fresh, 3, "http://example.org/verbs/c", json!({"id": "http://example.org/c"}), 3);
+    let mut repeat = first.clone();
+    repeat["stored"] = json!("2026-01-01T00:00:04.000000Z");
+    apply_all(
+        &views,
+        &[
+            statements_event(vec![first.clone()]),
+            statements_event(vec![newcomer.clone(), other]),
+            statements_event(vec![repeat, newcomer]),
+        ],
+    );
+    let refused = views.outcome(1).unwrap();
+    assert_eq!(refused.status, 409);
+    assert!(refused.message.contains(&taken.to_string()));
+    assert_eq!(views.statement(taken).unwrap().unwrap().statement["verb"]["id"], "http://example.org/verbs/a");
+    assert_eq!(views.outcome(2).unwrap().repeats, vec![0], "the identical statement is a repeat");
+    assert_eq!(views.outcome(0).unwrap(), lrs_projection::Outcome::applied());
+    let all = ids_of(&views, &StatementQuery::default());
+    assert_eq!(all.len(), 2, "the refused event stored nothing, the repeat nothing twice: {all:?}");
+}
+
+/// `stored` only moves forward in log order, whatever the clocks of the
+/// replicas that appended.
+#[test]
+fn stored_never_goes_back_in_log_order() {
+    let root = tempfile::tempdir().unwrap();
+    let views = open(root.path());
+    let late = Uuid::new_v4();
+    let early = Uuid::new_v4();
+    apply_all(
+        &views,
+        &[
+            statements_event(vec![stored_statement(
+                late,
+                1,
+                "http://example.org/v",
+                json!({"id": "http://x.org/1"}),
+                30,
+            )]),
+            statements_event(vec![stored_statement(
+                early,
+                1,
+                "http://example.org/v",
+                json!({"id": "http://x.org/2"}),
+                10,
+            )]),
+        ],
+    );
+    let late_stored = views.statement(late).unwrap().unwrap().stored_micros;
+    let early_record = views.statement(early).unwrap().unwrap();
+    assert_eq!(early_record.stored_micros, late_stored + 1);
+    assert_eq!(early_record.statement["stored"], "2026-01-01T00:00:30.000001Z");
+}
+
+/// A document request is decided where it lies in the log: two requests
+/// made against the same ETag, only the first applies.
+#[test]
+fn document_requests_are_decided_against_the_document_at_their_place_in_the_log() {
+    use lrs_xapi::document::{DocumentOp, PutPrecondition, etag};
+    let root = tempfile::tempdir().unwrap();
+    let views = open(root.path());
+    let key = DocumentKey {
+        kind: DocumentKind::ActivityProfile,
+        activity_id: Some("http://example.org/a".to_owned()),
+        agent: None,
+        registration: None,
+        document_id: "p".to_owned(),
+    };
+    let put = |content: &str, if_match: Option<String>| {
+        encode(&Event::DocumentRequested {
+            key: key.clone(),
+            op: DocumentOp::Put {
+                content_type: "application/json".to_owned(),
+                content: content.as_bytes().to_vec(),
+                precondition: PutPrecondition::WhenExisting,
+            },
+            if_match,
+            if_none_match: None,
+            updated: "2026-01-01T00:00:00Z".to_owned(),
+        })
+    };
+    let merge = encode(&Event::DocumentRequested {
+        key: key.clone(),
+        op: DocumentOp::Post { content_type: "application/json".to_owned(), content: br#"{"b":2}"#.to_vec() },
+        if_match: None,
+        if_none_match: None,
+        updated: "2026-01-01T00:00:01Z".to_owned(),
+    });
+    let original = etag(br#"{"a":1}"#);
+    apply_all(
+        &views,
+        &[
+            put(r#"{"a":1}"#, None),
+            put(r#"{"a":2}"#, Some(original.clone())),
+            put(r#"{"a":3}"#, Some(original)),
+            put(r#"{"a":4}"#, None),
+            merge,
+        ],
+    );
+    assert_eq!(views.outcome(1).unwrap().status, 200);
+    assert_eq!(views.outcome(2).unwrap().status, 412, "the second writer's ETag is stale");
+    assert_eq!(views.outcome(3).unwrap().status, 409, "an unconditional PUT over an existing profile");
+    let document = views.document(&key).unwrap().unwrap();
+    assert_eq!(document.content, br#"{"a":2,"b":2}"#.to_vec(), "the merge applied to the winner");
 }

@@ -371,7 +371,7 @@ async fn import(state: AppState, request: Request, learners: bool) -> Result<Res
         let count = rows.len();
         (Event::OrganisationsImported { organisations: rows }, count)
     };
-    state.sequencer.append_events(vec![event]).await?;
+    state.writer.append_events(vec![event]).await?;
     Ok(axum::Json(json!({ "imported": count })).into_response())
 }
 

@@ -20,7 +20,7 @@ use lrs_xapi::statement::format_time;
 use crate::credentials::CredentialStore;
 use crate::error::ApiError;
 use crate::http::{access_log, alternate_syntax_layer, consistent_through_layer, version_layer};
-use crate::sequencer::Sequencer;
+use crate::writer::Writer;
 use crate::{analytics, documents, resources, statements};
 
 /// Settings of the HTTP service.
@@ -52,7 +52,8 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub log: Arc<dyn EventLog>,
     pub views: Arc<Views>,
-    pub sequencer: Sequencer,
+    /// Where writes go: the embedded single writer, or Kafka.
+    pub writer: Writer,
     pub validator: Arc<StatementValidator>,
     pub credentials: Arc<CredentialStore>,
     pub config: ServerConfig,
@@ -72,6 +73,10 @@ impl AppState {
     /// it back at once. If the bound passes, the Consistent-Through header
     /// stays honest about what is visible.
     pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt) {
+        if !self.writer.projects_locally() {
+            // Kafka ingest answered once a projection had applied the write.
+            return;
+        }
         let mut watch = self.views.subscribe();
         let _ =
             tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
@@ -82,7 +87,10 @@ impl AppState {
     /// stored at or before it is visible to queries.
     pub fn consistent_through(&self) -> String {
         let now = Utc::now();
-        if self.sequencer.progress.is_quiet(&self.views) {
+        if let Some(reported) = self.writer.reported_consistent_through() {
+            return reported;
+        }
+        if self.writer.is_quiet(&self.views) {
             return format_time(now);
         }
         let last = self.views.last_stored_micros().ok().flatten().and_then(DateTime::from_timestamp_micros);

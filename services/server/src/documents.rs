@@ -216,7 +216,7 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
         registration: address.registration,
         document_id: address.document_id.unwrap_or_default(),
     };
-    let visible = state.sequencer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await?;
+    let visible = state.writer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await?;
     state.wait_visible(visible).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -83,6 +83,7 @@ impl Embedded {
         let more_links = MoreLinks::open(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
+        hub.follow_decisions_of(views.clone());
         let (stop_projector, stop) = watch::channel(false);
         let projectors = vec![
             tokio::spawn(run_projector(log.clone(), views.clone(), stop.clone())),
@@ -92,7 +93,7 @@ impl Embedded {
         let state = AppState {
             log,
             views,
-            sequencer,
+            writer: crate::writer::Writer::Embedded(sequencer),
             validator: Arc::new(validator),
             credentials: Arc::new(credentials),
             config: options.server,

@@ -102,6 +102,25 @@ impl From<lrs_projection::ViewsError> for ApiError {
     }
 }
 
+impl From<lrs_xapi::document::Refusal> for ApiError {
+    fn from(refusal: lrs_xapi::document::Refusal) -> Self {
+        Self::refused(refusal.status, refusal.message)
+    }
+}
+
+impl ApiError {
+    /// An error for a 4xx status decided elsewhere (a projection's outcome).
+    pub fn refused(status: u16, message: String) -> Self {
+        match status {
+            409 => Self::Conflict(message),
+            412 => Self::PreconditionFailed(message),
+            413 => Self::PayloadTooLarge(message),
+            503 => Self::Unavailable(message),
+            _ => Self::bad_request(message),
+        }
+    }
+}
+
 impl From<lrs_eventlog::LogError> for ApiError {
     fn from(error: lrs_eventlog::LogError) -> Self {
         match error {

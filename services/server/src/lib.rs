@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod app;
+pub mod cluster;
 pub mod credentials;
 mod documents;
 pub mod embedded;
@@ -13,6 +14,7 @@ pub mod more_links;
 mod resources;
 pub mod sequencer;
 mod statements;
+pub mod writer;
 
 pub use app::{AppState, ServerConfig, app};
 pub use embedded::{Embedded, EmbeddedOptions, StartError};

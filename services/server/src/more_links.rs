@@ -43,6 +43,14 @@ impl MoreLinks {
         }
     }
 
+    /// A key that lives only in memory (for a process that serves no
+    /// statement pages, such as Kafka ingest).
+    pub fn ephemeral() -> Self {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        Self { key }
+    }
+
     fn mac(&self, payload: &str) -> Hmac<Sha256> {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());

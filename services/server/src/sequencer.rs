@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use lrs_eventlog::{EventLog, Offset};
 use lrs_projection::Views;
-use lrs_xapi::document::{self, Precondition, check_preconditions, is_json_content_type};
+use lrs_xapi::document;
 use lrs_xapi::events::{self, AttachmentContent, DocumentKey, Event};
 use lrs_xapi::statement::{format_time, statement_id};
 
@@ -32,36 +32,7 @@ pub struct StatementBatch {
     pub attachments: Vec<AttachmentContent>,
 }
 
-/// Whether a PUT must carry If-Match / If-None-Match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutPrecondition {
-    /// Never required (1.0.3 State).
-    Optional,
-    /// Required when the document exists (409 otherwise).
-    WhenExisting,
-    /// Always required: 409 when the document exists, 400 when it does not
-    /// (1.0.3 profiles).
-    Always,
-}
-
-/// What happens to a document.
-pub enum DocumentOp {
-    /// PUT: replace. Profiles require a precondition header when the
-    /// document exists.
-    Put {
-        content_type: String,
-        content: Vec<u8>,
-        precondition: PutPrecondition,
-    },
-    /// POST: merge JSON objects, or create.
-    Post {
-        content_type: String,
-        content: Vec<u8>,
-    },
-    Delete,
-    /// DELETE of all state of an activity and agent (and registration).
-    ClearState,
-}
+pub use lrs_xapi::document::{DocumentOp, PutPrecondition};
 
 pub struct DocumentCommand {
     pub key: DocumentKey,
@@ -274,8 +245,6 @@ impl Writer {
         // was entirely a repeat (visible at the given offset) / Err.
         let mut plans: Vec<Result<Option<usize>, ApiError>> = Vec::new();
         let mut repeat_visible: Vec<Offset> = Vec::new();
-        let stored = self.next_stored();
-        let stored_text = Value::String(format_time(stored));
         let mut new_ids_per_event: Vec<Vec<(Uuid, [u8; 32])>> = Vec::new();
         for (batch, _) in &group {
             let mut keep = Vec::new();
@@ -319,6 +288,8 @@ impl Writer {
                 repeat_visible.push(visible);
                 continue;
             }
+            // Each request's statements share one `stored`, later than any before.
+            let stored_text = Value::String(format_time(self.next_stored()));
             let mut statements = Vec::with_capacity(keep.len());
             let mut ids = Vec::with_capacity(keep.len());
             for (id, fingerprint, statement) in keep {
@@ -388,76 +359,28 @@ impl Writer {
 
     async fn decide_document(&mut self, command: DocumentCommand) -> Result<VisibleAt, ApiError> {
         self.catch_up().await?;
-        let current = self.views.document(&command.key)?;
-        let current_etag = current.as_ref().map(|d| d.etag.as_str());
-        if check_preconditions(command.if_match.as_deref(), command.if_none_match.as_deref(), current_etag)
-            == Precondition::Failed
-        {
-            return Err(ApiError::PreconditionFailed(
-                "the document's ETag does not satisfy If-Match / If-None-Match".to_owned(),
-            ));
-        }
+        let stored = self.views.document(&command.key)?;
+        let current = stored.as_ref().map(|d| document::Current {
+            content_type: &d.content_type,
+            content: &d.content,
+            etag: &d.etag,
+        });
+        let decision =
+            document::decide(&command.op, command.if_match.as_deref(), command.if_none_match.as_deref(), current)
+                .map_err(ApiError::from)?;
         let updated = format_time(self.next_stored());
-        let event = match command.op {
-            DocumentOp::Put { content_type, content, precondition } => {
-                let unconditional = command.if_match.is_none() && command.if_none_match.is_none();
-                if unconditional && precondition != PutPrecondition::Optional {
-                    if current.is_some() {
-                        return Err(ApiError::Conflict(
-                            "the document exists; send If-Match with its ETag to overwrite it".to_owned(),
-                        ));
-                    }
-                    if precondition == PutPrecondition::Always {
-                        return Err(ApiError::bad_request("a PUT to a profile must carry If-Match or If-None-Match"));
-                    }
-                }
-                Event::DocumentSet { etag: document::etag(&content), key: command.key, content_type, content, updated }
+        let event = match decision {
+            document::Decision::Set { content_type, content, etag } => {
+                Event::DocumentSet { etag, key: command.key, content_type, content, updated }
             }
-            DocumentOp::Post { content_type, content } => match &current {
-                Some(existing) => {
-                    if !is_json_content_type(&existing.content_type) || !is_json_content_type(&content_type) {
-                        return Err(ApiError::bad_request(
-                            "POST merges JSON documents: both the stored and the posted document must be application/json",
-                        ));
-                    }
-                    let merged = document::merge_json_objects(&existing.content, &content).ok_or_else(|| {
-                        ApiError::bad_request("POST merges JSON objects: both documents must be JSON objects")
-                    })?;
-                    Event::DocumentSet {
-                        etag: document::etag(&merged),
-                        key: command.key,
-                        content_type: "application/json".to_owned(),
-                        content: merged,
-                        updated,
-                    }
-                }
-                None => {
-                    if is_json_content_type(&content_type)
-                        && !serde_json::from_slice::<Value>(&content).is_ok_and(|v| v.is_object())
-                    {
-                        return Err(ApiError::bad_request("a JSON document sent by POST must be a JSON object"));
-                    }
-                    Event::DocumentSet {
-                        etag: document::etag(&content),
-                        key: command.key,
-                        content_type,
-                        content,
-                        updated,
-                    }
-                }
-            },
-            DocumentOp::Delete => {
-                if current.is_none() {
-                    return Ok(self.progress.appended_end.load(Ordering::SeqCst));
-                }
-                Event::DocumentDeleted { key: command.key, updated }
-            }
-            DocumentOp::ClearState => Event::StateCleared {
+            document::Decision::Delete => Event::DocumentDeleted { key: command.key, updated },
+            document::Decision::ClearState => Event::StateCleared {
                 activity_id: command.key.activity_id.unwrap_or_default(),
                 agent: command.key.agent.unwrap_or_default(),
                 registration: command.key.registration,
                 updated,
             },
+            document::Decision::Unchanged => return Ok(self.progress.appended_end.load(Ordering::SeqCst)),
         };
         let offset = self.log.append(vec![events::encode(&event)]).await?;
         self.progress.appended_end.store(offset + 1, Ordering::SeqCst);

@@ -242,7 +242,7 @@ async fn store(
         .map(|p| AttachmentContent { sha2: p.sha2, content_type: p.content_type, content: p.body })
         .collect();
     let visible =
-        state.sequencer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
+        state.writer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
     Ok((visible, ids))
 }
 

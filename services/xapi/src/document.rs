@@ -1,6 +1,7 @@
 //! Documents (State, Activity Profile, Agent Profile): ETags, preconditions
 //! and the JSON merge of POST.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 
@@ -67,6 +68,130 @@ pub fn merge_json_objects(existing: &[u8], incoming: &[u8]) -> Option<Vec<u8>> {
         base_map.insert(key, value);
     }
     serde_json::to_vec(&base).ok()
+}
+
+/// Whether a PUT must carry If-Match / If-None-Match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PutPrecondition {
+    /// Never required (1.0.3 State).
+    Optional,
+    /// Required when the document exists (409 otherwise).
+    WhenExisting,
+    /// Always required: 409 when the document exists, 400 when it does not
+    /// (1.0.3 profiles).
+    Always,
+}
+
+/// What a client asks to happen to a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum DocumentOp {
+    /// PUT: replace.
+    Put {
+        content_type: String,
+        #[serde(with = "crate::events::base64_bytes", rename = "content_b64")]
+        content: Vec<u8>,
+        precondition: PutPrecondition,
+    },
+    /// POST: merge JSON objects, or create.
+    Post {
+        content_type: String,
+        #[serde(with = "crate::events::base64_bytes", rename = "content_b64")]
+        content: Vec<u8>,
+    },
+    /// DELETE of one document.
+    Delete,
+    /// DELETE of all state of an activity and agent (and registration).
+    ClearState,
+}
+
+/// A document as it is now.
+#[derive(Debug, Clone, Copy)]
+pub struct Current<'a> {
+    pub content_type: &'a str,
+    pub content: &'a [u8],
+    pub etag: &'a str,
+}
+
+/// What a request does to the stored documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Set {
+        content_type: String,
+        content: Vec<u8>,
+        etag: String,
+    },
+    Delete,
+    ClearState,
+    /// Nothing to do (deleting a document that does not exist).
+    Unchanged,
+}
+
+/// Why a request was refused, with its HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, message: &str) -> Self {
+        Self { status, message: message.to_owned() }
+    }
+}
+
+/// Decides a document request against the current document: the same rules
+/// wherever the decision is made (the embedded writer before appending, a
+/// projection when it applies a request taken from Kafka).
+pub fn decide(
+    op: &DocumentOp,
+    if_match: Option<&str>,
+    if_none_match: Option<&str>,
+    current: Option<Current<'_>>,
+) -> Result<Decision, Refusal> {
+    if check_preconditions(if_match, if_none_match, current.map(|c| c.etag)) == Precondition::Failed {
+        return Err(Refusal::new(412, "the document's ETag does not satisfy If-Match / If-None-Match"));
+    }
+    match op {
+        DocumentOp::Put { content_type, content, precondition } => {
+            let unconditional = if_match.is_none() && if_none_match.is_none();
+            if unconditional && *precondition != PutPrecondition::Optional {
+                if current.is_some() {
+                    return Err(Refusal::new(409, "the document exists; send If-Match with its ETag to overwrite it"));
+                }
+                if *precondition == PutPrecondition::Always {
+                    return Err(Refusal::new(400, "a PUT to a profile must carry If-Match or If-None-Match"));
+                }
+            }
+            Ok(Decision::Set { content_type: content_type.clone(), content: content.clone(), etag: etag(content) })
+        }
+        DocumentOp::Post { content_type, content } => match current {
+            Some(existing) => {
+                if !is_json_content_type(existing.content_type) || !is_json_content_type(content_type) {
+                    return Err(Refusal::new(
+                        400,
+                        "POST merges JSON documents: both the stored and the posted document must be application/json",
+                    ));
+                }
+                let merged = merge_json_objects(existing.content, content).ok_or_else(|| {
+                    Refusal::new(400, "POST merges JSON objects: both documents must be JSON objects")
+                })?;
+                Ok(Decision::Set { etag: etag(&merged), content_type: "application/json".to_owned(), content: merged })
+            }
+            None => {
+                if is_json_content_type(content_type)
+                    && !serde_json::from_slice::<Value>(content).is_ok_and(|v| v.is_object())
+                {
+                    return Err(Refusal::new(400, "a JSON document sent by POST must be a JSON object"));
+                }
+                Ok(Decision::Set { content_type: content_type.clone(), content: content.clone(), etag: etag(content) })
+            }
+        },
+        DocumentOp::Delete if current.is_none() => Ok(Decision::Unchanged),
+        DocumentOp::Delete => Ok(Decision::Delete),
+        DocumentOp::ClearState => Ok(Decision::ClearState),
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,16 @@ pub enum Event {
     LearnersImported { learners: Vec<LearnerEntry> },
     /// Organisations added to (or changed in) the organisation directory.
     OrganisationsImported { organisations: Vec<OrganisationEntry> },
+    /// A document request not yet decided (the Kafka mode's ingest appends
+    /// these): projections decide it against the document at this point of
+    /// the log with [`crate::document::decide`], so replicas cannot race.
+    DocumentRequested {
+        key: DocumentKey,
+        op: crate::document::DocumentOp,
+        if_match: Option<String>,
+        if_none_match: Option<String>,
+        updated: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,6 +103,21 @@ enum Wire {
     StateCleared(StateClearedV1),
     LearnersImported(LearnersImportedV1),
     OrganisationsImported(OrganisationsImportedV1),
+    DocumentRequested(DocumentRequestedV1),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentRequestedV1 {
+    v: u32,
+    #[serde(flatten)]
+    key: DocumentKey,
+    request: crate::document::DocumentOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    if_match: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    if_none_match: Option<String>,
+    updated: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -187,6 +212,9 @@ pub fn encode(event: &Event) -> Vec<u8> {
         Event::OrganisationsImported { organisations } => {
             Wire::OrganisationsImported(OrganisationsImportedV1 { v: 1, organisations })
         }
+        Event::DocumentRequested { key, op, if_match, if_none_match, updated } => {
+            Wire::DocumentRequested(DocumentRequestedV1 { v: 1, key, request: op, if_match, if_none_match, updated })
+        }
     };
     // Serialising these plain structures cannot fail.
     serde_json::to_vec(&wire).unwrap_or_default()
@@ -250,10 +278,20 @@ pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
             check("organisations_imported", e.v)?;
             Event::OrganisationsImported { organisations: e.organisations }
         }
+        Wire::DocumentRequested(e) => {
+            check("document_requested", e.v)?;
+            Event::DocumentRequested {
+                key: e.key,
+                op: e.request,
+                if_match: e.if_match,
+                if_none_match: e.if_none_match,
+                updated: e.updated,
+            }
+        }
     })
 }
 
-mod base64_bytes {
+pub(crate) mod base64_bytes {
     use super::BASE64;
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};

@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use lrs_xapi::document::{DocumentOp, PutPrecondition};
 use lrs_xapi::events::{self, AttachmentContent, DocumentKey, DocumentKind, Event, LearnerEntry, OrganisationEntry};
 use lrs_xapi::{StatementValidator, XapiVersion};
 use serde_json::{Value, json};
@@ -180,6 +181,42 @@ fn sample_events() -> Vec<(&'static str, Event)> {
             updated: "2024-03-01T10:00:02Z".to_owned(),
         },
     ));
+    let requests = [
+        DocumentOp::Put {
+            content_type: "application/json".to_owned(),
+            content: br#"{"page":7}"#.to_vec(),
+            precondition: PutPrecondition::WhenExisting,
+        },
+        DocumentOp::Post { content_type: "application/json; charset=utf-8".to_owned(), content: b"{}".to_vec() },
+        DocumentOp::Delete,
+        DocumentOp::ClearState,
+    ];
+    for (n, op) in requests.into_iter().enumerate() {
+        out.push((
+            "document_requested",
+            Event::DocumentRequested {
+                key: key(DocumentKind::State, Some(ACTIVITY), Some(agents[n]), (n % 2 == 0).then_some(REGISTRATION)),
+                op,
+                if_match: (n == 0).then(|| "\"3f786850e387550fdab836ed7e6dc881de23001b\"".to_owned()),
+                if_none_match: (n == 1).then(|| "*".to_owned()),
+                updated: "2024-03-01T10:00:02.000001Z".to_owned(),
+            },
+        ));
+    }
+    out.push((
+        "document_requested",
+        Event::DocumentRequested {
+            key: key(DocumentKind::AgentProfile, None, Some(agents[0]), None),
+            op: DocumentOp::Put {
+                content_type: "application/octet-stream".to_owned(),
+                content: vec![0, 255],
+                precondition: PutPrecondition::Always,
+            },
+            if_match: None,
+            if_none_match: None,
+            updated: "2024-03-01T10:00:02Z".to_owned(),
+        },
+    ));
     let learner = |learner: &str, organisation: &str, staff_group: Option<&str>| LearnerEntry {
         learner: learner.to_owned(),
         organisation: organisation.to_owned(),
@@ -235,6 +272,7 @@ fn every_encoded_event_matches_its_schema() {
     }
     let expected = [
         "document_deleted",
+        "document_requested",
         "document_set",
         "learners_imported",
         "organisations_imported",

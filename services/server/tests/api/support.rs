@@ -28,6 +28,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Which deployment the suite runs against: `LRS_TEST_DEPLOYMENT=kafka`
+/// runs it against two ingest replicas, one projection and two query
+/// replicas over a real Kafka broker; otherwise against `lrs serve`'s
+/// embedded store.
+pub fn on_kafka() -> bool {
+    std::env::var("LRS_TEST_DEPLOYMENT").is_ok_and(|d| d == "kafka")
+}
+
 /// Starts an app after letting the caller adjust the options.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
@@ -36,16 +44,83 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut EmbeddedOptions)) -> TestAp
     let mut options = EmbeddedOptions::new(data_dir.path());
     options.cache_bytes = 16 * 1024 * 1024;
     adjust(&mut options);
-    let store = Embedded::open(options).expect("store starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
-    let router = store.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-        drop(store);
-    });
+    let address = if on_kafka() { spawn_kafka_deployment(options).await.front } else { spawn_embedded(options).await };
     let client = Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     TestApp { address, client, key: credential.key, secret, data_dir }
+}
+
+async fn serve(router: axum::Router, keep: impl Send + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+        drop(keep);
+    });
+    address
+}
+
+async fn spawn_embedded(options: EmbeddedOptions) -> String {
+    let store = Embedded::open(options).expect("store starts");
+    let router = store.router();
+    serve(router, store).await
+}
+
+/// The addresses of a Kafka deployment started by [`spawn_kafka_deployment`].
+pub struct KafkaDeployment {
+    /// A front that spreads writes over the ingest replicas and reads over
+    /// the query replicas (what a load balancer does).
+    pub front: String,
+    pub ingest: Vec<String>,
+    pub query: Vec<String>,
+    pub projection: String,
+    pub topic: String,
+}
+
+/// Two ingest replicas, one projection and two query replicas, in this
+/// process but talking over loopback HTTP and a real Kafka broker.
+pub async fn spawn_kafka_deployment(options: EmbeddedOptions) -> KafkaDeployment {
+    use lrs_server::cluster::{Forwarder, IngestService, KafkaOptions, ProjectionOptions, ProjectionService};
+    let topic = lrs_kafkalog::testing::unique_topic("api");
+    let kafka = KafkaOptions {
+        bootstrap: lrs_kafkalog::testing::broker(),
+        topic: topic.clone(),
+        timeout: Duration::from_secs(10),
+        client_id: "lrs-test".to_owned(),
+    };
+    let mut config = lrs_kafkalog::KafkaConfig::new(kafka.bootstrap.clone(), topic.clone());
+    config.timeout = kafka.timeout;
+    lrs_kafkalog::create_topic(&config, 1).await.expect("topic");
+    let projection_options = ProjectionOptions {
+        data_dir: options.data_dir.clone(),
+        cache_bytes: options.cache_bytes,
+        frameworks: options.frameworks.clone(),
+        server: options.server.clone(),
+    };
+    let projection =
+        ProjectionService::open(kafka.clone(), projection_options, options.jwt.clone()).await.expect("projection");
+    let projection_address = serve(projection.router(), projection).await;
+    let mut ingest = Vec::new();
+    for _ in 0..2 {
+        let service = IngestService::open(
+            kafka.clone(),
+            options.data_dir.clone(),
+            vec![projection_address.clone()],
+            options.server.clone(),
+            options.jwt.clone(),
+        )
+        .await
+        .expect("ingest");
+        ingest.push(serve(service.router(), service.state.clone()).await);
+    }
+    let max_body = options.server.max_body_bytes;
+    let mut query = Vec::new();
+    for _ in 0..2 {
+        let forwarder = std::sync::Arc::new(Forwarder::new(vec![projection_address.clone()], ingest.clone(), max_body));
+        query.push(serve(forwarder.router(), ()).await);
+    }
+    let front = std::sync::Arc::new(Forwarder::new(query.clone(), ingest.clone(), max_body));
+    let front = serve(front.router(), ()).await;
+    KafkaDeployment { front, ingest, query, projection: projection_address, topic }
 }
 
 impl TestApp {

@@ -1,0 +1,475 @@
+//! The event log on Apache Kafka.
+//!
+//! The log is partition 0 of one topic (a single partition, because the
+//! store's decisions and the `stored` order need one total order). Each
+//! append is one Kafka record, a *frame* holding the appended events, so an
+//! append is atomic however many events it carries. The producer is
+//! idempotent with `acks=all`: an append returns only once every in-sync
+//! replica has the record.
+//!
+//! Offsets: the event at index `i` of the frame at Kafka offset `k` has log
+//! offset `k << 16 | i`, except the frame's last event, which has
+//! `k << 16 | 0xFFFF`, so that "one past the last event" of a frame is the
+//! first offset of the next frame, and a projection that has applied every
+//! frame has an applied offset equal to the log's end. Offsets therefore
+//! increase strictly in log order but are not consecutive; see the contract
+//! in `lrs_eventlog::contract`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::topic_partition_list::{Offset as KafkaOffset, TopicPartitionList};
+use rdkafka::util::Timeout;
+
+use lrs_eventlog::{EventLog, LogError, LogRecord, Offset};
+
+pub mod testing;
+
+/// Bits of a log offset that hold the index of an event within its frame.
+pub const FRAME_BITS: u32 = 16;
+/// Most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = (1 << FRAME_BITS) - 1;
+/// The index part of the offset of a frame's last event.
+const LAST_INDEX: usize = (1 << FRAME_BITS) - 1;
+
+/// The index part of the offset of event `index` of a frame of `count`.
+fn index_in_frame(index: usize, count: usize) -> usize {
+    if index + 1 == count { LAST_INDEX } else { index }
+}
+/// Largest frame (one append) in bytes; the topic is created to accept it.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+/// The only partition of the log topic.
+const PARTITION: i32 = 0;
+/// Idle readers kept for reuse (projections read sequentially).
+const MAX_IDLE_CURSORS: usize = 4;
+
+/// Where the log lives and how long to wait for the cluster.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub bootstrap: String,
+    /// The log topic.
+    pub topic: String,
+    /// How long an append may wait for the cluster's acknowledgement, and
+    /// how long a read may wait for a record known to exist.
+    pub timeout: Duration,
+    /// Names this process in the broker's logs.
+    pub client_id: String,
+}
+
+impl KafkaConfig {
+    pub fn new(bootstrap: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            topic: topic.into(),
+            timeout: Duration::from_secs(10),
+            client_id: "lrs".to_owned(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", &self.client_id)
+            .set("socket.timeout.ms", self.timeout.as_millis().max(10).to_string())
+            .set("log_level", "4");
+        config
+    }
+}
+
+/// Splits a log offset into (Kafka offset of the frame, index in the frame).
+pub fn split_offset(offset: Offset) -> (i64, usize) {
+    ((offset >> FRAME_BITS) as i64, (offset & ((1 << FRAME_BITS) - 1)) as usize)
+}
+
+/// The log offset of event `index` of the frame at Kafka offset `kafka`.
+pub fn join_offset(kafka: i64, index: usize) -> Offset {
+    ((kafka.max(0) as u64) << FRAME_BITS) | index as u64
+}
+
+const FRAME_MAGIC: &[u8; 4] = b"LRF1";
+
+fn encode_frame(events: &[Vec<u8>]) -> Vec<u8> {
+    let size = 8 + events.iter().map(|e| 4 + e.len()).sum::<usize>();
+    let mut frame = Vec::with_capacity(size);
+    frame.extend_from_slice(FRAME_MAGIC);
+    frame.extend_from_slice(&(events.len() as u32).to_be_bytes());
+    for event in events {
+        frame.extend_from_slice(&(event.len() as u32).to_be_bytes());
+        frame.extend_from_slice(event);
+    }
+    frame
+}
+
+fn decode_frame(kafka: i64, bytes: &[u8]) -> Result<Vec<Vec<u8>>, LogError> {
+    let corrupt = || LogError::Storage(format!("the record at Kafka offset {kafka} is not an LRS frame"));
+    let rest = bytes.strip_prefix(FRAME_MAGIC.as_slice()).ok_or_else(corrupt)?;
+    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let count = u32::from_be_bytes(*count) as usize;
+    let mut events = Vec::with_capacity(count.min(MAX_EVENTS_PER_APPEND));
+    for _ in 0..count {
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(corrupt());
+        }
+        events.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    Ok(events)
+}
+
+fn storage(context: &str, error: KafkaError) -> LogError {
+    LogError::Storage(format!("{context}: {error}"))
+}
+
+/// Creates the log topic if it does not exist: one partition, never deleted
+/// by retention, records up to [`MAX_FRAME_BYTES`].
+pub async fn create_topic(config: &KafkaConfig, replication_factor: i32) -> Result<bool, LogError> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.client().create().map_err(|e| storage("cannot create a Kafka admin client", e))?;
+    let max_bytes = (MAX_FRAME_BYTES + 1024).to_string();
+    let min_isr = replication_factor.clamp(1, 2).to_string();
+    let topic = NewTopic::new(&config.topic, 1, TopicReplication::Fixed(replication_factor))
+        .set("cleanup.policy", "delete")
+        .set("retention.ms", "-1")
+        .set("retention.bytes", "-1")
+        .set("max.message.bytes", &max_bytes)
+        .set("min.insync.replicas", &min_isr)
+        .set("unclean.leader.election.enable", "false");
+    let options = AdminOptions::new().operation_timeout(Some(Timeout::After(config.timeout)));
+    let results =
+        admin.create_topics([&topic], &options).await.map_err(|e| storage("cannot create the log topic", e))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
+        Some(Err((name, code))) => Err(LogError::Storage(format!("cannot create topic {name}: {code}"))),
+        None => Err(LogError::Storage("the cluster did not answer the topic creation".to_owned())),
+    }
+}
+
+/// A frame: its Kafka offset and its events.
+type Frame = (i64, Vec<Vec<u8>>);
+
+/// A reader positioned in the log.
+struct Cursor {
+    consumer: BaseConsumer,
+    /// The Kafka offset the consumer delivers next.
+    next: i64,
+    /// A frame already read but not wholly handed out.
+    buffered: Option<Frame>,
+}
+
+impl Cursor {
+    fn position(&self) -> i64 {
+        self.buffered.as_ref().map_or(self.next, |(kafka, _)| *kafka)
+    }
+
+    fn seek(&mut self, topic: &str, kafka: i64) -> Result<(), LogError> {
+        if let Some((buffered, _)) = &self.buffered {
+            if *buffered == kafka {
+                return Ok(());
+            }
+        }
+        self.buffered = None;
+        if self.next == kafka {
+            return Ok(());
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, PARTITION, KafkaOffset::Offset(kafka))
+            .map_err(|e| storage("cannot position a log reader", e))?;
+        self.consumer.assign(&assignment).map_err(|e| storage("cannot position a log reader", e))?;
+        self.next = kafka;
+        Ok(())
+    }
+
+    /// The next frame, or `None` when `deadline` passes first.
+    fn next_frame(&mut self, deadline: Instant) -> Result<Option<Frame>, LogError> {
+        if let Some(frame) = self.buffered.take() {
+            return Ok(Some(frame));
+        }
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.poll(remaining) {
+                None if remaining.is_zero() => return Ok(None),
+                None => continue,
+                Some(Err(error)) => return Err(storage("cannot read the log", error)),
+                Some(Ok(message)) => {
+                    let kafka = message.offset();
+                    let events = decode_frame(kafka, message.payload().unwrap_or_default())?;
+                    self.next = kafka + 1;
+                    return Ok(Some((kafka, events)));
+                }
+            }
+        }
+    }
+}
+
+struct Shared {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    idle: Mutex<Vec<Cursor>>,
+}
+
+/// The event log on one partition of a Kafka topic.
+#[derive(Clone)]
+pub struct KafkaEventLog {
+    shared: Arc<Shared>,
+}
+
+impl KafkaEventLog {
+    /// Connects to the cluster and checks that the topic exists with one
+    /// partition (see [`create_topic`]).
+    pub async fn connect(config: KafkaConfig) -> Result<Self, LogError> {
+        let producer: FutureProducer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("compression.type", "lz4")
+            .set("message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
+            .set("message.timeout.ms", config.timeout.as_millis().max(1).to_string())
+            .create()
+            .map_err(|e| storage("cannot create a Kafka producer", e))?;
+        let shared = Arc::new(Shared { config, producer, idle: Mutex::new(Vec::new()) });
+        let log = Self { shared };
+        let checked = log.clone();
+        tokio::task::spawn_blocking(move || checked.check_topic())
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))??;
+        Ok(log)
+    }
+
+    pub fn config(&self) -> &KafkaConfig {
+        &self.shared.config
+    }
+
+    fn check_topic(&self) -> Result<(), LogError> {
+        let config = &self.shared.config;
+        let metadata = self
+            .shared
+            .producer
+            .client()
+            .fetch_metadata(Some(&config.topic), config.timeout)
+            .map_err(|e| storage("cannot reach the Kafka cluster", e))?;
+        let topic = metadata.topics().iter().find(|t| t.name() == config.topic);
+        match topic {
+            Some(topic) if topic.error().is_none() && topic.partitions().len() == 1 => Ok(()),
+            Some(topic) if topic.error().is_none() => Err(LogError::Storage(format!(
+                "topic {} has {} partitions; the log needs exactly one",
+                config.topic,
+                topic.partitions().len()
+            ))),
+            _ => Err(LogError::Storage(format!(
+                "topic {} does not exist; create it with `lrs topics create`",
+                config.topic
+            ))),
+        }
+    }
+
+    /// The Kafka offset one past the last record.
+    fn high_watermark(&self) -> Result<i64, LogError> {
+        let config = &self.shared.config;
+        let (_, high) = self
+            .shared
+            .producer
+            .client()
+            .fetch_watermarks(&config.topic, PARTITION, config.timeout)
+            .map_err(|e| storage("cannot read the end of the log", e))?;
+        Ok(high.max(0))
+    }
+
+    fn take_cursor(&self, kafka: i64) -> Result<Cursor, LogError> {
+        let reused = {
+            let mut idle = self.shared.idle.lock().map_err(|_| LogError::Closed)?;
+            let best = idle
+                .iter()
+                .position(|c| c.position() == kafka)
+                .or_else(|| idle.iter().position(|c| c.next == kafka))
+                .or(if idle.is_empty() { None } else { Some(0) });
+            best.map(|index| idle.swap_remove(index))
+        };
+        let mut cursor = match reused {
+            Some(cursor) => cursor,
+            None => {
+                let consumer: BaseConsumer = self
+                    .shared
+                    .config
+                    .client()
+                    .set("group.id", "lrs-log-reader")
+                    .set("enable.auto.commit", "false")
+                    .set("enable.auto.offset.store", "false")
+                    .set("enable.partition.eof", "false")
+                    .set("fetch.wait.max.ms", "50")
+                    .set("fetch.message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
+                    .create()
+                    .map_err(|e| storage("cannot create a Kafka consumer", e))?;
+                Cursor { consumer, next: -1, buffered: None }
+            }
+        };
+        cursor.seek(&self.shared.config.topic, kafka)?;
+        Ok(cursor)
+    }
+
+    fn put_cursor(&self, cursor: Cursor) {
+        if let Ok(mut idle) = self.shared.idle.lock() {
+            if idle.len() < MAX_IDLE_CURSORS {
+                idle.push(cursor);
+            }
+        }
+    }
+
+    fn read_blocking(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        let (start, mut skip) = split_offset(from);
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let high = self.high_watermark()?;
+        if start >= high {
+            return Ok(Vec::new());
+        }
+        let mut cursor = self.take_cursor(start)?;
+        let deadline = Instant::now() + self.shared.config.timeout;
+        let mut out = Vec::new();
+        let mut wanted = start;
+        while out.len() < max && wanted < high {
+            let Some((kafka, events)) = cursor.next_frame(deadline)? else {
+                if out.is_empty() {
+                    return Err(LogError::Storage("timed out reading the log".to_owned()));
+                }
+                break;
+            };
+            if kafka < wanted {
+                continue;
+            }
+            if kafka > wanted {
+                skip = 0;
+            }
+            let count = events.len();
+            let mut stopped_early = false;
+            for (index, payload) in events.iter().enumerate() {
+                let position = index_in_frame(index, count);
+                if position < skip {
+                    continue;
+                }
+                if out.len() == max {
+                    stopped_early = true;
+                    break;
+                }
+                out.push(LogRecord { offset: join_offset(kafka, position), payload: payload.clone() });
+            }
+            if stopped_early {
+                cursor.buffered = Some((kafka, events));
+                break;
+            }
+            wanted = kafka + 1;
+            skip = 0;
+        }
+        self.put_cursor(cursor);
+        Ok(out)
+    }
+
+    fn wait_blocking(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
+        let (kafka, _) = split_offset(offset);
+        let high = self.high_watermark()?;
+        if high > kafka {
+            return Ok(join_offset(high, 0));
+        }
+        let mut cursor = self.take_cursor(high)?;
+        let next = cursor.next_frame(Instant::now() + timeout);
+        let end = match next {
+            Ok(Some((arrived, events))) => {
+                cursor.buffered = Some((arrived, events));
+                Ok(join_offset(arrived + 1, 0))
+            }
+            Ok(None) => Ok(join_offset(high, 0)),
+            Err(error) => Err(error),
+        };
+        self.put_cursor(cursor);
+        end
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || work(&log)).await.map_err(|e| LogError::Storage(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl EventLog for KafkaEventLog {
+    async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
+        if events.is_empty() {
+            return self.end_offset().await;
+        }
+        if events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(LogError::Storage(format!(
+                "an append carries {} events; the most is {MAX_EVENTS_PER_APPEND}",
+                events.len()
+            )));
+        }
+        let frame = encode_frame(&events);
+        if frame.len() > MAX_FRAME_BYTES {
+            return Err(LogError::EventTooLarge { size: frame.len(), limit: MAX_FRAME_BYTES });
+        }
+        let config = &self.shared.config;
+        let record = FutureRecord::<(), [u8]>::to(&config.topic).partition(PARTITION).payload(&frame);
+        match self.shared.producer.send(record, Timeout::After(config.timeout)).await {
+            Ok(delivery) => Ok(join_offset(delivery.offset, index_in_frame(0, events.len()))),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(LogError::Overloaded),
+            Err((error, _)) => Err(storage("Kafka did not acknowledge the append", error)),
+        }
+    }
+
+    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        self.blocking(move |log| log.read_blocking(from, max)).await
+    }
+
+    async fn end_offset(&self) -> Result<Offset, LogError> {
+        self.blocking(|log| log.high_watermark().map(|high| join_offset(high, 0))).await
+    }
+
+    async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
+        self.blocking(move |log| log.wait_blocking(offset, timeout)).await
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.producer.flush(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let events = vec![b"one".to_vec(), Vec::new(), vec![0u8; 70_000]];
+        assert_eq!(decode_frame(0, &encode_frame(&events)).unwrap(), events);
+        assert!(decode_frame(0, b"LRF1\0\0\0\x02\0\0\0\x01a").is_err(), "a truncated frame is refused");
+        assert!(decode_frame(0, b"{}").is_err());
+    }
+
+    #[test]
+    fn offsets_split_and_join() {
+        assert_eq!(split_offset(join_offset(7, 3)), (7, 3));
+        assert!(join_offset(1, 0) > join_offset(0, LAST_INDEX));
+        assert_eq!(join_offset(0, index_in_frame(0, 1)) + 1, join_offset(1, 0), "after a frame comes the next");
+        assert_eq!(index_in_frame(0, 3), 0);
+        assert_eq!(index_in_frame(2, 3), LAST_INDEX);
+    }
+}

@@ -1,0 +1,81 @@
+//! The log contract suite against a real Apache Kafka broker, plus what
+//! only a networked log can get wrong (the broker going away).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lrs_eventlog::{EventLog, LogError, contract};
+use lrs_kafkalog::{KafkaConfig, KafkaEventLog, create_topic, testing};
+
+async fn fresh_log(timeout: Duration) -> KafkaEventLog {
+    let mut config = KafkaConfig::new(testing::broker(), testing::unique_topic("contract"));
+    config.timeout = timeout;
+    assert!(create_topic(&config, 1).await.unwrap(), "the topic is new");
+    KafkaEventLog::connect(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_passes_the_contract_suite() {
+    contract::run_all(|| async { Arc::new(fresh_log(Duration::from_secs(20)).await) as Arc<dyn EventLog> }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_the_topic_twice_is_harmless_and_connect_needs_the_topic() {
+    let config = KafkaConfig::new(testing::broker(), testing::unique_topic("create"));
+    let missing = KafkaEventLog::connect(config.clone()).await;
+    assert!(matches!(missing, Err(LogError::Storage(ref m)) if m.contains("does not exist")), "{:?}", missing.err());
+    assert!(create_topic(&config, 1).await.unwrap());
+    assert!(!create_topic(&config, 1).await.unwrap(), "a second create finds the topic");
+    let log = KafkaEventLog::connect(config).await.unwrap();
+    assert_eq!(log.end_offset().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_reads_what_the_first_appended() {
+    let writer = fresh_log(Duration::from_secs(20)).await;
+    let reader = KafkaEventLog::connect(writer.config().clone()).await.unwrap();
+    let waiting = {
+        let reader = reader.clone();
+        tokio::spawn(async move { reader.wait_beyond(0, Duration::from_secs(30)).await.unwrap() })
+    };
+    let first = writer.append(vec![b"a".to_vec(), b"b".to_vec()]).await.unwrap();
+    assert!(waiting.await.unwrap() > first);
+    let records = reader.read(0, 10).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"b".to_vec()]);
+}
+
+/// librdkafka's mock cluster stands in for a broker that goes away: the
+/// append must fail (not hang) within the configured timeout, and nothing
+/// of it may appear once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_fails_within_the_timeout_when_the_broker_is_down() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let topic = "lrs.log";
+    cluster.create_topic(topic, 1, 1).unwrap();
+    let mut config = KafkaConfig::new(cluster.bootstrap_servers(), topic);
+    config.timeout = Duration::from_secs(2);
+    let log = KafkaEventLog::connect(config).await.unwrap();
+    log.append(vec![b"before".to_vec()]).await.unwrap();
+    cluster.broker_down(1).unwrap();
+    let started = Instant::now();
+    let failed = log.append(vec![b"during-1".to_vec(), b"during-2".to_vec()]).await;
+    assert!(failed.is_err(), "an append without a broker must fail");
+    assert!(started.elapsed() < Duration::from_secs(10), "the failure must come within a bound");
+    cluster.broker_up(1).unwrap();
+    // The client reconnects with its own back-off: retry until a deadline.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        match log.append(vec![b"after".to_vec()]).await {
+            Ok(offset) => break offset,
+            Err(error) if Instant::now() > deadline => panic!("the log did not recover: {error}"),
+            Err(_) => continue,
+        }
+    };
+    let payloads: Vec<Vec<u8>> = log.read(0, 10).await.unwrap().into_iter().map(|r| r.payload).collect();
+    assert!(payloads.first() == Some(&b"before".to_vec()) && payloads.last() == Some(&b"after".to_vec()));
+    let during = payloads.iter().filter(|p| p.starts_with(b"during")).count();
+    assert!(during == 0 || during == 2, "a failed append is all or nothing, never half: {payloads:?}");
+    assert!(after > 0);
+}
