@@ -303,16 +303,7 @@ impl HubViews {
     /// A digest of every key and value: two hub views with the same digest
     /// hold the same state.
     pub fn state_digest(&self) -> Result<String, HubError> {
-        use sha2::Digest;
-        let mut hasher = sha2::Sha256::new();
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            hasher.update((key.len() as u64).to_be_bytes());
-            hasher.update(&key);
-            hasher.update((value.len() as u64).to_be_bytes());
-            hasher.update(&value);
-        }
-        Ok(hex::encode(hasher.finalize()))
+        Ok(lrs_projection::batch::tree_digest(&self.tree)?)
     }
 
     pub fn applied_offset(&self) -> Offset {

@@ -104,3 +104,18 @@ pub fn apply_records<'t, E: From<sled::Error>>(
     tree.apply_batch(sled_batch)?;
     Ok(Some(next))
 }
+
+/// A digest of every key and value of a tree: two trees with the same
+/// digest hold the same state (used to compare projections).
+pub fn tree_digest(tree: &sled::Tree) -> Result<String, sled::Error> {
+    use sha1::Digest;
+    let mut hasher = sha1::Sha1::new();
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(&key);
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(&value);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

@@ -258,16 +258,7 @@ impl Views {
     /// A digest of every key and value of the projected state: two views
     /// with the same digest hold the same state.
     pub fn state_digest(&self) -> Result<String, ViewsError> {
-        use sha1::Digest;
-        let mut hasher = sha1::Sha1::new();
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            hasher.update((key.len() as u64).to_be_bytes());
-            hasher.update(&key);
-            hasher.update((value.len() as u64).to_be_bytes());
-            hasher.update(&value);
-        }
-        Ok(hex::encode(hasher.finalize()))
+        Ok(crate::batch::tree_digest(&self.tree)?)
     }
 
     pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {

@@ -30,20 +30,18 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use lrs_eventlog::{EventLog, Offset};
 use lrs_hub::HubViews;
 use lrs_kafkalog::{KafkaConfig, KafkaEventLog};
-use lrs_projection::{Views, run_projector};
+use lrs_projection::Views;
 use lrs_xapi::StatementValidator;
 use lrs_xapi::events::{self, Event};
 use lrs_xapi::statement::format_time;
 
 use crate::app::{AppState, ServerConfig};
 use crate::credentials::CredentialStore;
-use crate::embedded::StartError;
+use crate::embedded::{Projectors, StartError};
 use crate::error::ApiError;
 use crate::more_links::MoreLinks;
 use crate::sequencer::{DocumentCommand, StatementBatch, VisibleAt};
@@ -249,8 +247,7 @@ async fn forward_reads(State(forwarder): State<Arc<Forwarder>>, request: Request
 /// `lrs project`.
 pub struct ProjectionService {
     pub state: AppState,
-    stop_projector: watch::Sender<bool>,
-    projectors: Vec<JoinHandle<()>>,
+    projectors: Projectors,
 }
 
 /// Settings of a projection.
@@ -274,15 +271,10 @@ impl ProjectionService {
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let views = Arc::new(Views::open(&options.data_dir.join("views"), options.cache_bytes)?);
         let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
-        hub.follow_decisions_of(views.clone());
         let credentials = CredentialStore::open(&options.data_dir)?;
         let more_links = MoreLinks::open(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let (stop_projector, stop) = watch::channel(false);
-        let projectors = vec![
-            tokio::spawn(run_projector(log.clone(), views.clone(), stop.clone())),
-            tokio::spawn(run_projector(log.clone(), hub.clone(), stop)),
-        ];
+        let projectors = Projectors::start(&log, &views, &hub);
         let state = AppState {
             log,
             views,
@@ -295,7 +287,7 @@ impl ProjectionService {
             hub,
             jwt: jwt.map(Arc::new),
         };
-        Ok(Self { state, stop_projector, projectors })
+        Ok(Self { state, projectors })
     }
 
     pub fn router(&self) -> Router {
@@ -308,13 +300,7 @@ impl ProjectionService {
     }
 
     pub async fn stop(self) -> Result<(), StartError> {
-        let _ = self.stop_projector.send(true);
-        for projector in self.projectors {
-            let _ = tokio::time::timeout(Duration::from_secs(10), projector).await;
-        }
-        self.state.views.flush()?;
-        self.state.hub.flush()?;
-        Ok(())
+        self.projectors.stop(&self.state).await
     }
 }
 

@@ -62,11 +62,40 @@ pub enum StartError {
     Hub(#[from] lrs_hub::HubError),
 }
 
-/// A running store: the state handlers share, and the projector task.
+/// The two projector tasks (xAPI views, then the Learning Hub views that
+/// follow their decisions) of a process that keeps views.
+pub(crate) struct Projectors {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Projectors {
+    pub(crate) fn start(log: &Arc<dyn EventLog>, views: &Arc<Views>, hub: &Arc<HubViews>) -> Self {
+        hub.follow_decisions_of(views.clone());
+        let (stop, stopped) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(run_projector(log.clone(), views.clone(), stopped.clone())),
+            tokio::spawn(run_projector(log.clone(), hub.clone(), stopped)),
+        ];
+        Self { stop, tasks }
+    }
+
+    /// Stops the projectors and flushes the views they write.
+    pub(crate) async fn stop(self, state: &AppState) -> Result<(), StartError> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        state.views.flush()?;
+        state.hub.flush()?;
+        Ok(())
+    }
+}
+
+/// A running store: the state handlers share, and the projector tasks.
 pub struct Embedded {
     pub state: AppState,
-    stop_projector: watch::Sender<bool>,
-    projectors: Vec<JoinHandle<()>>,
+    projectors: Projectors,
 }
 
 impl Embedded {
@@ -83,12 +112,7 @@ impl Embedded {
         let more_links = MoreLinks::open(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
-        hub.follow_decisions_of(views.clone());
-        let (stop_projector, stop) = watch::channel(false);
-        let projectors = vec![
-            tokio::spawn(run_projector(log.clone(), views.clone(), stop.clone())),
-            tokio::spawn(run_projector(log.clone(), hub.clone(), stop)),
-        ];
+        let projectors = Projectors::start(&log, &views, &hub);
         let sequencer = Sequencer::start(log.clone(), views.clone(), options.write_queue_depth);
         let state = AppState {
             log,
@@ -102,7 +126,7 @@ impl Embedded {
             hub,
             jwt: options.jwt.map(Arc::new),
         };
-        Ok(Self { state, stop_projector, projectors })
+        Ok(Self { state, projectors })
     }
 
     /// The HTTP application over this store.
@@ -110,14 +134,8 @@ impl Embedded {
         crate::app::app(self.state.clone())
     }
 
-    /// Stops the projector and flushes the views.
+    /// Stops the projectors and flushes the views.
     pub async fn stop(self) -> Result<(), StartError> {
-        let _ = self.stop_projector.send(true);
-        for projector in self.projectors {
-            let _ = tokio::time::timeout(Duration::from_secs(10), projector).await;
-        }
-        self.state.views.flush()?;
-        self.state.hub.flush()?;
-        Ok(())
+        self.projectors.stop(&self.state).await
     }
 }
