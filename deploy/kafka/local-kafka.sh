@@ -6,6 +6,8 @@
 #   local-kafka.sh start                       start (or reuse) the broker, wait until it
 #                                              answers, print 127.0.0.1:PORT last
 #   local-kafka.sh stop                        stop the broker and remove its state
+#   local-kafka.sh pause                       stop the broker, keep its state
+#   local-kafka.sh resume                      start a paused broker on its state
 #   local-kafka.sh status                      exit 0 when the broker runs
 #   local-kafka.sh bootstrap                   print 127.0.0.1:PORT
 #   local-kafka.sh create-topic NAME [PARTITIONS] [TOPIC-TOOL ARGS...]
@@ -249,8 +251,8 @@ remove_state() {
   fi
 }
 
-cmd_stop() {
-  take_lock
+# TERM the broker (KILL after STOP_TIMEOUT); its state stays.
+terminate_broker() {
   local pid
   if pid="$(broker_pid)"; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -265,7 +267,34 @@ cmd_stop() {
     fi
     log "stopped broker pid $pid"
   fi
+}
+
+cmd_stop() {
+  take_lock
+  terminate_broker
   remove_state
+}
+
+# Stop the broker but keep its data, to test clients while it is away.
+cmd_pause() {
+  take_lock
+  terminate_broker
+}
+
+# Start a paused broker again on its data.
+cmd_resume() {
+  take_lock
+  ensure_libs
+  local pid
+  if ! pid="$(broker_pid)"; then
+    [[ -f "$PROPS" ]] || die "no paused broker in $STATE; run '$0 start'"
+    launch_broker &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    log "broker pid $pid resumed on $STATE"
+  fi
+  wait_ready "$pid"
+  echo "$BOOTSTRAP"
 }
 
 cmd_status() {
@@ -305,6 +334,8 @@ usage() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  pause) cmd_pause ;;
+  resume) cmd_resume ;;
   status) cmd_status ;;
   bootstrap) echo "$BOOTSTRAP" ;;
   create-topic)

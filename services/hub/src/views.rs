@@ -105,7 +105,8 @@ fn transcript_entry(activity: &str, summaries: &[Summary]) -> Option<TranscriptE
         TranscriptStatus::InProgress
     };
     let best_scaled = summaries.iter().filter_map(|s| s.scaled).reduce(f64::max);
-    let total_duration_ms = summaries.iter().filter_map(|s| s.duration_ms).sum();
+    // Durations are the learner's claims: a huge one must not overflow.
+    let total_duration_ms = summaries.iter().filter_map(|s| s.duration_ms).fold(0u64, u64::saturating_add);
     let name = summaries.iter().filter(|s| s.name.is_some()).max_by_key(|s| s.sequence).and_then(|s| s.name.clone());
     let latest = summaries.iter().max_by(|a, b| a.time.cmp(&b.time).then(a.sequence.cmp(&b.sequence)))?;
     Some(TranscriptEntry {

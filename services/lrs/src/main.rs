@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Runs ingest, projection and query in one process over the embedded log.
     Serve(ServeArgs),
+    /// Checks a stopped store: replays its whole log into fresh projections
+    /// and compares them with the live ones (exit status 1 if they differ).
+    Verify(VerifyArgs),
     /// Kafka mode: the write service (stateless; any number of replicas).
     Ingest(IngestArgs),
     /// Kafka mode: consumes the log into local views and serves reads.
@@ -93,6 +96,21 @@ struct ServeArgs {
     /// a changed file rebuilds the competency views from the log.
     #[arg(long, env = "LRS_COMPETENCIES")]
     competencies: Option<PathBuf>,
+    /// Failed sign-ins one client (address, or key) may make per minute
+    /// before its requests get 429.
+    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    auth_failure_limit: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set
+    /// when a trusted front, such as `lrs query`, is the only way in).
+    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key) when there is
+    /// no proxy in front to terminate TLS.
+    #[arg(long, env = "LRS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LRS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     jwt: JwtArgs,
 }
@@ -176,6 +194,14 @@ struct IngestArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Failed sign-ins one client (address, or key) may make per minute
+    /// before its requests get 429.
+    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    auth_failure_limit: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set
+    /// when a trusted front, such as `lrs query`, is the only way in).
+    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
     #[command(flatten)]
     jwt: JwtArgs,
 }
@@ -204,6 +230,14 @@ struct ProjectArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Failed sign-ins one client (address, or key) may make per minute
+    /// before its requests get 429.
+    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    auth_failure_limit: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set
+    /// when a trusted front, such as `lrs query`, is the only way in).
+    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
     #[command(flatten)]
     jwt: JwtArgs,
 }
@@ -239,6 +273,16 @@ struct ReplayArgs {
     #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
     cache_mib: u64,
     /// Competency-framework file (JSON), as the projection uses.
+    #[arg(long, env = "LRS_COMPETENCIES")]
+    competencies: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Data directory of the (stopped) store.
+    #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Competency-framework file the store runs with.
     #[arg(long, env = "LRS_COMPETENCIES")]
     competencies: Option<PathBuf>,
 }
@@ -320,6 +364,18 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_logging(&args.log_format);
             runtime()?.block_on(serve(args))
+        }
+        Command::Verify(args) => {
+            let mut options = EmbeddedOptions::new(&args.data_dir);
+            options.frameworks = load_frameworks(args.competencies.as_deref())?;
+            let report = runtime()?.block_on(lrs_server::verify(options)).context("verifying the store")?;
+            if report.matches() {
+                println!("the projections match a replay of the log ({} events)", report.end);
+                Ok(())
+            } else {
+                println!("the projections DIFFER from a replay of the log: {report:?}");
+                std::process::exit(1);
+            }
         }
         Command::Ingest(args) => {
             init_logging(&args.log_format);
@@ -432,6 +488,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_page_size: args.max_page_size,
         authority_home_page: args.authority_home_page,
+        auth_failure_limit: args.auth_failure_limit,
+        trust_forwarded_for: args.trust_forwarded_for,
         ..ServerConfig::default()
     };
     options.frameworks = load_frameworks(args.competencies.as_deref())?;
@@ -440,9 +498,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
-    println!("xAPI endpoint: http://{address}/xapi/");
-    tracing::info!(%address, data_dir = %args.data_dir.display(), "lrs serving");
-    axum::serve(listener, store.router()).with_graceful_shutdown(shutdown).await?;
+    let service = store.router().into_make_service_with_connect_info::<SocketAddr>();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?;
+        println!("xAPI endpoint: https://{address}/xapi/");
+        tracing::info!(%address, data_dir = %args.data_dir.display(), "lrs serving over TLS");
+        let handle = axum_server::Handle::new();
+        let stopping = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopping.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+        axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle).serve(service).await?;
+    } else {
+        println!("xAPI endpoint: http://{address}/xapi/");
+        tracing::info!(%address, data_dir = %args.data_dir.display(), "lrs serving");
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+    }
     tracing::info!("shutting down");
     store.stop().await?;
     Ok(())
@@ -469,6 +544,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let server = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         authority_home_page: args.authority_home_page.clone(),
+        auth_failure_limit: args.auth_failure_limit,
+        trust_forwarded_for: args.trust_forwarded_for,
         ..ServerConfig::default()
     };
     let service = IngestService::open(
@@ -481,7 +558,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     .await
     .context("starting ingest")?;
     let listener = listen(args.listen, "ingest").await?;
-    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, service.router().into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -491,13 +570,20 @@ async fn project(args: ProjectArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         cache_bytes: args.cache_mib * 1024 * 1024,
         frameworks: load_frameworks(args.competencies.as_deref())?,
-        server: ServerConfig { max_page_size: args.max_page_size, ..ServerConfig::default() },
+        server: ServerConfig {
+            max_page_size: args.max_page_size,
+            auth_failure_limit: args.auth_failure_limit,
+            trust_forwarded_for: args.trust_forwarded_for,
+            ..ServerConfig::default()
+        },
     };
     let service = ProjectionService::open(args.kafka.options("projection"), options, args.jwt.verifier()?)
         .await
         .context("starting the projection")?;
     let listener = listen(args.listen, "projection").await?;
-    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, service.router().into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     tracing::info!("shutting down");
     service.stop().await?;
     Ok(())
@@ -507,7 +593,9 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let forwarder = std::sync::Arc::new(Forwarder::new(args.projection, args.ingest, args.max_body_bytes));
     let listener = listen(args.listen, "query").await?;
-    axum::serve(listener, forwarder.router()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, forwarder.router().into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 

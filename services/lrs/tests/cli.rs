@@ -944,7 +944,7 @@ fn splitmix(seed: u64) -> u64 {
 }
 
 const BASE_SEED: u64 = 0x1ea2_0b5e_ed00_2024;
-const ROUNDS: u32 = 5;
+const ROUNDS: u32 = 20;
 const WRITERS: u32 = 4;
 
 /// What one writer did in one round, as far as the client can know.
@@ -1279,7 +1279,7 @@ async fn sigkill_during_concurrent_writes_loses_no_acknowledged_write_and_tears_
             "base seed {base_seed:#x} (replay: LRS_CRASH_SEED={base_seed:x}), round {round}, round seed {round_seed:#x}"
         );
         let mut rng = XorShift::new(round_seed);
-        let target = 150 + rng.below(300) as usize;
+        let target = 60 + rng.below(120) as usize;
 
         let client = server.client(&key, &secret);
         let stop = Arc::new(AtomicBool::new(false));
@@ -1349,6 +1349,11 @@ async fn sigkill_during_concurrent_writes_loses_no_acknowledged_write_and_tears_
             history.batches.len()
         );
     }
+    // The projections after all those crashes equal a fresh replay of the log.
+    server.kill();
+    let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
+    assert!(verified.status.success(), "lrs verify after the crashes: {}", describe(&verified));
+    assert!(text(&verified.stdout).contains("match a replay"), "{}", describe(&verified));
 }
 
 // ---------------------------------------------------------------------------
@@ -1504,4 +1509,21 @@ fn serve_refuses_a_bad_competency_file_or_incomplete_sign_in_settings() {
     ]);
     let failure = Server::start(command).err().expect("sign-in without keys or audience stops start-up");
     assert!(failure.stderr.contains("learner sign-in"), "{failure:?}");
+}
+
+#[test]
+fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
+    let dir = TempDir::new().unwrap();
+    drop(Server::serve(dir.path()));
+    let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
+    assert!(verified.status.success(), "{}", describe(&verified));
+    {
+        // Tamper with the views behind the store's back.
+        let db = sled::open(dir.path().join("views")).unwrap();
+        db.open_tree("views").unwrap().insert(b"S-tampered", b"x".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
+    assert_eq!(verified.status.code(), Some(1), "{}", describe(&verified));
+    assert!(text(&verified.stdout).contains("DIFFER"), "{}", describe(&verified));
 }

@@ -28,6 +28,9 @@ pub struct StatementQuery {
     /// Never return statements positioned after this (the first page's
     /// horizon), so later pages do not shift as statements arrive.
     pub horizon: Option<StoredKey>,
+    /// Only statements whose actor has this IFI key (a learner reading
+    /// their own records).
+    pub actor: Option<String>,
     /// Only statements whose authority has this IFI key
     /// (`statements/read/mine`).
     pub authority: Option<String>,
@@ -126,4 +129,8 @@ fn matches(query: &StatementQuery, record: &StatementRecord) -> bool {
             .authority
             .as_ref()
             .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&record.statement["authority"]).as_ref() == Some(wanted))
+        && query
+            .actor
+            .as_ref()
+            .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&record.statement["actor"]).as_ref() == Some(wanted))
 }

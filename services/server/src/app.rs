@@ -34,6 +34,12 @@ pub struct ServerConfig {
     pub authority_home_page: String,
     /// How long a write waits for its projection before answering.
     pub read_your_writes_timeout: Duration,
+    /// Failed sign-ins one client may make per minute before it gets 429.
+    pub auth_failure_limit: u32,
+    /// Whether `X-Forwarded-For` names the client (behind a trusted front).
+    pub trust_forwarded_for: bool,
+    /// Request bodies being received at once, in bytes, before writes get 503.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +49,9 @@ impl Default for ServerConfig {
             max_page_size: 500,
             authority_home_page: "https://learninghub.nhs.uk/lrs/credentials".to_owned(),
             read_your_writes_timeout: statements::DEFAULT_READ_YOUR_WRITES_TIMEOUT,
+            auth_failure_limit: 20,
+            trust_forwarded_for: false,
+            max_inflight_body_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -66,6 +75,10 @@ pub struct AppState {
     pub hub: Arc<lrs_hub::HubViews>,
     /// Checks learners' bearer tokens, when learner sign-in is configured.
     pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
+    /// Slows down clients that keep failing to authenticate.
+    pub throttle: Arc<crate::throttle::AuthThrottle>,
+    /// Bounds the request bodies received at once.
+    pub body_budget: Arc<crate::backpressure::BodyBudget>,
 }
 
 impl AppState {
@@ -162,10 +175,12 @@ pub fn app(state: AppState) -> Router {
     let rewritten = tower::ServiceBuilder::new()
         .layer(from_fn_with_state(state.clone(), consistent_through_layer))
         .layer(from_fn_with_state(state.clone(), alternate_syntax_layer))
-        .layer(from_fn_with_state(state, version_layer))
+        .layer(from_fn_with_state(state.throttle.clone(), crate::throttle::throttle_auth_failures))
+        .layer(from_fn_with_state(state.clone(), version_layer))
         .service(xapi);
     Router::new()
         .fallback_service(rewritten)
+        .layer(from_fn_with_state(state.body_budget.clone(), crate::backpressure::limit_bodies_in_flight))
         .layer(cors())
         // Preflights are answered by the CORS layer; they carry the version too.
         .layer(axum::middleware::map_response(ensure_version_header))

@@ -200,7 +200,10 @@ impl IngestService {
         let validator = StatementValidator::new()?;
         let log: Arc<dyn EventLog> = Arc::new(KafkaEventLog::connect(kafka.config()).await?);
         let credentials = CredentialStore::open(&config_dir)?;
-        let ingest = KafkaIngest::new(log.clone(), projections.clone(), server.read_your_writes_timeout);
+        // A write's answer waits for its decision: long enough for a busy
+        // projection, bounded so a client is never left hanging.
+        let decision_wait = server.read_your_writes_timeout.max(Duration::from_secs(30));
+        let ingest = KafkaIngest::new(log.clone(), projections.clone(), decision_wait);
         let forwarder = Arc::new(Forwarder::new(projections, Vec::new(), server.max_body_bytes));
         let state = AppState {
             log,
@@ -208,6 +211,8 @@ impl IngestService {
             writer: Writer::Kafka(Arc::new(ingest)),
             validator: Arc::new(validator),
             credentials: Arc::new(credentials),
+            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&server)),
+            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&server)),
             config: server,
             spoken_versions: Default::default(),
             more_links: Arc::new(MoreLinks::ephemeral()),
@@ -281,6 +286,8 @@ impl ProjectionService {
             writer: Writer::ReadOnly,
             validator: Arc::new(validator),
             credentials: Arc::new(credentials),
+            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&options.server)),
+            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&options.server)),
             config: options.server,
             spoken_versions: Default::default(),
             more_links: Arc::new(more_links),
@@ -443,19 +450,29 @@ impl Forwarder {
             return own_error(error, version);
         }
         let (parts, body) = request.into_parts();
-        let body = match axum::body::to_bytes(body, self.max_body_bytes).await {
+        let body = match crate::http::read_body(body, self.max_body_bytes).await {
             Ok(body) => body,
-            Err(_) => {
-                let error = ApiError::PayloadTooLarge(format!("the body exceeds {} bytes", self.max_body_bytes));
-                return own_error(error, version);
-            }
+            Err(error) => return own_error(error, version),
         };
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut headers = HeaderMap::new();
         for (name, value) in &parts.headers {
-            if !HOP_BY_HOP.contains(name) {
+            if !HOP_BY_HOP.contains(name) && name != "x-forwarded-for" {
                 headers.append(name.clone(), value.clone());
             }
+        }
+        // Name the client for the services behind (their sign-in throttle),
+        // keeping what fronts before this one said.
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let earlier = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let forwarded = match (earlier, peer) {
+            (Some(earlier), Some(peer)) => Some(format!("{earlier}, {peer}")),
+            (None, Some(peer)) => Some(peer.to_string()),
+            (Some(earlier), None) => Some(earlier.to_owned()),
+            (None, None) => None,
+        };
+        if let Some(value) = forwarded.and_then(|f| axum::http::HeaderValue::from_str(&f).ok()) {
+            headers.insert("x-forwarded-for", value);
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for attempt in 0..upstreams.len() {

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -227,7 +226,8 @@ pub struct CredentialStore {
 
 #[derive(Default)]
 struct StoreState {
-    stamp: Option<(SystemTime, u64)>,
+    /// SHA-256 of the credentials file as last loaded.
+    stamp: Option<[u8; 32]>,
     by_key: HashMap<String, Credential>,
     /// key → SHA-256 of a secret already verified against the argon2 hash.
     verified: HashMap<String, [u8; 32]>,
@@ -242,7 +242,9 @@ impl CredentialStore {
 
     fn refresh(&self) -> Result<(), CredentialError> {
         let path = self.data_dir.join(CREDENTIALS_FILE);
-        let stamp = std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        // The content decides, not the file's time and size: two writes
+        // within the file system's time resolution can keep both.
+        let stamp: Option<[u8; 32]> = std::fs::read(&path).ok().map(|bytes| Sha256::digest(&bytes).into());
         let mut state = self.state.lock().map_err(|_| CredentialError::Invalid("lock poisoned".to_owned()))?;
         if state.stamp == stamp && !state.by_key.is_empty() {
             return Ok(());

@@ -103,6 +103,9 @@ pub fn agent_param(params: &Params, required: bool) -> Result<Option<String>, Ap
 }
 
 fn is_iri(text: &str) -> bool {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
     text.split_once(':').is_some_and(|(scheme, rest)| {
         !scheme.is_empty()
             && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())

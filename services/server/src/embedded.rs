@@ -26,6 +26,8 @@ pub struct EmbeddedOptions {
     pub cache_bytes: u64,
     /// Writes waiting for the single writer before clients get 503.
     pub write_queue_depth: usize,
+    /// Events the views may lag behind the log before writes get 503.
+    pub max_projection_lag: u64,
     pub server: ServerConfig,
     /// Competency frameworks for the Learning Hub views.
     pub frameworks: lrs_hub::frameworks::Frameworks,
@@ -39,6 +41,7 @@ impl EmbeddedOptions {
             data_dir: data_dir.into(),
             cache_bytes: 128 * 1024 * 1024,
             write_queue_depth: 4096,
+            max_projection_lag: 50_000,
             server: ServerConfig::default(),
             frameworks: lrs_hub::frameworks::Frameworks::empty(),
             jwt: None,
@@ -102,24 +105,33 @@ impl Embedded {
     /// Opens the data directory and starts the projector and the writer.
     /// Must be called inside a tokio runtime.
     pub fn open(options: EmbeddedOptions) -> Result<Self, StartError> {
-        let validator = StatementValidator::new()?;
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let log_config = SledEventLogConfig { cache_capacity_bytes: options.cache_bytes, ..Default::default() };
         let log: Arc<dyn EventLog> = Arc::new(SledEventLog::open(&options.data_dir.join("log"), log_config)?);
+        Self::open_with_log(options, log)
+    }
+
+    /// As [`Embedded::open`], over a log the caller opened (tests wrap the
+    /// embedded log to inject faults).
+    pub fn open_with_log(options: EmbeddedOptions, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
+        let validator = StatementValidator::new()?;
         let views = Arc::new(Views::open(&options.data_dir.join("views"), options.cache_bytes)?);
         let credentials = CredentialStore::open(&options.data_dir)?;
         let more_links = MoreLinks::open(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
         let projectors = Projectors::start(&log, &views, &hub);
-        let sequencer = Sequencer::start(log.clone(), views.clone(), options.write_queue_depth);
+        let sequencer =
+            Sequencer::start(log.clone(), views.clone(), options.write_queue_depth, options.max_projection_lag);
         let state = AppState {
             log,
             views,
             writer: crate::writer::Writer::Embedded(sequencer),
             validator: Arc::new(validator),
             credentials: Arc::new(credentials),
+            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&options.server)),
+            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&options.server)),
             config: options.server,
             spoken_versions: Default::default(),
             more_links: Arc::new(more_links),
@@ -138,4 +150,65 @@ impl Embedded {
     pub async fn stop(self) -> Result<(), StartError> {
         self.projectors.stop(&self.state).await
     }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The log's end: every event before it was compared.
+    pub end: lrs_eventlog::Offset,
+    pub live_views: String,
+    pub replayed_views: String,
+    pub live_hub: String,
+    pub replayed_hub: String,
+}
+
+impl VerifyReport {
+    pub fn matches(&self) -> bool {
+        self.live_views == self.replayed_views && self.live_hub == self.replayed_hub
+    }
+}
+
+/// Waits until both projections have applied everything before `end`.
+pub(crate) async fn caught_up(views: &Views, hub: &HubViews, end: lrs_eventlog::Offset) {
+    let mut watch = views.subscribe();
+    let _ = watch.wait_for(|applied| *applied >= end).await;
+    while hub.applied_offset() < end {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// With the store stopped: lets its projections catch up with the log, then
+/// replays the whole log into fresh projections (in a scratch directory
+/// inside the data directory, removed afterwards) and compares the two by
+/// digest.
+pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError> {
+    let log_config = SledEventLogConfig { cache_capacity_bytes: options.cache_bytes, ..Default::default() };
+    let log: Arc<dyn EventLog> = Arc::new(SledEventLog::open(&options.data_dir.join("log"), log_config)?);
+    let end = log.end_offset().await?;
+    let scratch = options.data_dir.join("verify-scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut digests = Vec::new();
+    for dir in [options.data_dir.clone(), scratch.clone()] {
+        let views = Arc::new(Views::open(&dir.join("views"), options.cache_bytes)?);
+        let hub = Arc::new(HubViews::open(&dir.join("hub"), options.cache_bytes, options.frameworks.clone())?);
+        let (stop, stopped) = watch::channel(false);
+        hub.follow_decisions_of(views.clone());
+        let tasks = [
+            tokio::spawn(run_projector(log.clone(), views.clone(), stopped.clone())),
+            tokio::spawn(run_projector(log.clone(), hub.clone(), stopped)),
+        ];
+        caught_up(&views, &hub, end).await;
+        let _ = stop.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        digests.push((views.state_digest()?, hub.state_digest()?));
+        views.flush()?;
+        hub.flush()?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let [(live_views, live_hub), (replayed_views, replayed_hub)] = <[(String, String); 2]>::try_from(digests)
+        .map_err(|_| StartError::DataDir { path: scratch, reason: "verification did not run".to_owned() })?;
+    Ok(VerifyReport { end, live_views, replayed_views, live_hub, replayed_hub })
 }

@@ -24,6 +24,9 @@ pub enum ApiError {
     PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The client must slow down (e.g. repeated failed sign-ins).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The store cannot take the write now (log unavailable or overloaded).
     #[error("{0}")]
     Unavailable(String),
@@ -54,6 +57,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,6 +119,7 @@ impl ApiError {
             409 => Self::Conflict(message),
             412 => Self::PreconditionFailed(message),
             413 => Self::PayloadTooLarge(message),
+            429 => Self::TooManyRequests(message),
             503 => Self::Unavailable(message),
             _ => Self::bad_request(message),
         }

@@ -84,17 +84,44 @@ impl Params {
 
 /// Reads a request body up to `limit` bytes; larger bodies are refused with 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let inner = error.into_inner();
-        let too_long = inner.downcast_ref::<http_body_util::LengthLimitError>().is_some()
-            || std::error::Error::source(inner.as_ref())
-                .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if too_long {
-            ApiError::PayloadTooLarge(format!("the request body exceeds the limit of {limit} bytes"))
-        } else {
-            ApiError::bad_request("the request body could not be read")
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut collected = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(collected.freeze()),
+            Some(Err(_)) => return Err(ApiError::bad_request("the request body could not be read")),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue };
+                if collected.len() + data.len() > limit {
+                    drain(body).await;
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "the request body exceeds the limit of {limit} bytes"
+                    )));
+                }
+                collected.extend_from_slice(&data);
+            }
+        }
+    }
+}
+
+/// Reads and drops the rest of a refused body (up to a bound in bytes and
+/// time) so the client, still sending, receives the answer instead of a
+/// connection reset.
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    const MOST_BYTES: usize = 256 * 1024 * 1024;
+    const MOST_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(MOST_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |d| d.len());
+            if drained > MOST_BYTES {
+                break;
+            }
         }
     })
+    .await;
 }
 
 /// The media type of a Content-Type header, lower-cased, without parameters.
@@ -305,6 +332,10 @@ async fn rewrite_alternate(request: Request, limit: usize) -> Result<Request, (A
     let mut builder = Request::builder().method(method).uri(uri);
     if let Some(map) = builder.headers_mut() {
         *map = headers;
+    }
+    if let Some(extensions) = builder.extensions_mut() {
+        // The connection's details (the client's address) stay with it.
+        *extensions = parts.extensions;
     }
     builder.body(Body::from(content.unwrap_or_default())).map_err(|e| (ApiError::internal(e), version))
 }

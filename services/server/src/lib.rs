@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod app;
+pub mod backpressure;
 pub mod cluster;
 pub mod credentials;
 mod documents;
@@ -14,7 +15,8 @@ pub mod more_links;
 mod resources;
 pub mod sequencer;
 mod statements;
+pub mod throttle;
 pub mod writer;
 
 pub use app::{AppState, ServerConfig, app};
-pub use embedded::{Embedded, EmbeddedOptions, StartError};
+pub use embedded::{Embedded, EmbeddedOptions, StartError, VerifyReport, verify};

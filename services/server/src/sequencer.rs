@@ -75,8 +75,10 @@ pub struct Sequencer {
 const MAX_STATEMENTS_PER_CYCLE: usize = 20_000;
 
 impl Sequencer {
-    /// Starts the writer task.
-    pub fn start(log: Arc<dyn EventLog>, views: Arc<Views>, queue_depth: usize) -> Self {
+    /// Starts the writer task. Writes are refused with 503 while the views
+    /// are more than `max_lag` events behind what was appended, so a stalled
+    /// projection slows clients down instead of growing memory.
+    pub fn start(log: Arc<dyn EventLog>, views: Arc<Views>, queue_depth: usize, max_lag: u64) -> Self {
         let (queue, receiver) = mpsc::channel(queue_depth.max(1));
         let progress = Arc::new(WriteProgress::default());
         let writer = Writer {
@@ -87,6 +89,7 @@ impl Sequencer {
             recent: HashMap::new(),
             last_stored: DateTime::<Utc>::MIN_UTC,
             carried: None,
+            max_lag: max_lag.max(1),
         };
         tokio::spawn(writer.run());
         Self { queue, progress }
@@ -129,6 +132,7 @@ struct Writer {
     recent: HashMap<Uuid, ([u8; 32], Offset)>,
     last_stored: DateTime<Utc>,
     carried: Option<Command>,
+    max_lag: u64,
 }
 
 impl Writer {
@@ -173,6 +177,15 @@ impl Writer {
                 },
             };
             self.progress.in_cycle.store(true, Ordering::SeqCst);
+            if let Some(refusal) = self.behind() {
+                match first {
+                    Command::Document(_, reply) | Command::Statements(_, reply) | Command::Append(_, reply) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+                self.progress.in_cycle.store(false, Ordering::SeqCst);
+                continue;
+            }
             match first {
                 Command::Document(command, reply) => {
                     let result = self.decide_document(command).await;
@@ -211,6 +224,16 @@ impl Writer {
             }
             self.progress.in_cycle.store(false, Ordering::SeqCst);
         }
+    }
+
+    /// A refusal when the views lag too far behind the log.
+    fn behind(&self) -> Option<ApiError> {
+        let appended = self.progress.appended_end.load(Ordering::SeqCst);
+        let lag = appended.saturating_sub(self.views.applied_offset());
+        (lag > self.max_lag).then(|| {
+            tracing::warn!(lag, "the views are behind the log; refusing writes until they catch up");
+            ApiError::Unavailable("the store is catching up with earlier writes; slow down and retry".to_owned())
+        })
     }
 
     fn next_stored(&mut self) -> DateTime<Utc> {

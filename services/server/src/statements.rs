@@ -27,6 +27,21 @@ use crate::error::ApiError;
 use crate::http::{Params, Principal, authenticate, header_text, http_date, media_type, read_body};
 use crate::sequencer::{StatementBatch, VisibleAt};
 
+/// A UUID in its hyphenated form only (as statement ids are written).
+fn parse_uuid(text: &str) -> Option<Uuid> {
+    if text.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(text).ok()
+}
+
+/// True when `learner` (an IFI key) made the statement: a learner signed in
+/// with a token reads their own records, not statements by others that
+/// mention them (those name other people).
+fn is_actor(statement: &Value, learner: &str) -> bool {
+    ifi_key(&statement["actor"]).as_deref() == Some(learner)
+}
+
 fn version_of(request: &Request) -> XapiVersion {
     request.extensions().get::<XapiVersion>().copied().unwrap_or(XapiVersion::V2_0_0)
 }
@@ -39,8 +54,7 @@ pub async fn put_statement(State(state): State<AppState>, request: Request) -> R
     let params = Params::parse(request.uri().query())?;
     params.only(&["statementId"])?;
     let id_text = params.required("statementId")?;
-    let id =
-        Uuid::parse_str(id_text).map_err(|_| ApiError::bad_property("?statementId", "statementId must be a UUID"))?;
+    let id = parse_uuid(id_text).ok_or_else(|| ApiError::bad_property("?statementId", "statementId must be a UUID"))?;
     let (headers, body) = split(request);
     let (json, attachments) = parse_statement_body(&state, &headers, body).await?;
     let mut statement = match json {
@@ -116,7 +130,12 @@ async fn parse_statement_body(
             }
             multipart::split_statement_request(parts).map_err(|e| ApiError::bad_request(e.to_string()))?
         }
-        Some("application/json") | None => (parse_json(&bytes)?, Vec::new()),
+        Some("application/json") => (parse_json(&bytes)?, Vec::new()),
+        None => {
+            return Err(ApiError::bad_request(
+                "statements must be sent with Content-Type application/json or multipart/mixed",
+            ));
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "statements must be sent as application/json or multipart/mixed, not {other}"
@@ -265,6 +284,14 @@ fn check_attachments(
             let sha2 = attachment.get("sha2").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
             let has_part = part_hashes.contains(sha2.as_str());
             if has_part {
+                let declared = attachment.get("length").and_then(Value::as_u64);
+                let sent = parts.iter().find(|p| p.sha2.eq_ignore_ascii_case(&sha2)).map(|p| p.body.len() as u64);
+                if declared.is_some() && declared != sent {
+                    return Err(ApiError::bad_property(
+                        format!("{prefix}{path}/attachments/{index}/length"),
+                        "the attachment's length differs from the size of its multipart part",
+                    ));
+                }
                 referenced.insert(sha2.clone());
             } else if attachment.get("fileUrl").is_none() {
                 return Err(ApiError::bad_property(
@@ -317,6 +344,8 @@ struct MoreToken {
     attachments: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
 }
 
 const QUERY_PARAMETERS: [&str; 14] = [
@@ -369,9 +398,7 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             .unseal(token)
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or_else(|| ApiError::bad_property("?more", "the more token is not one this LRS issued"))?;
-        if token.authority != authority_key
-            || learner.as_ref().is_some_and(|l| token.agent.as_ref() != Some(l) || token.related_agents)
-        {
+        if token.authority != authority_key || token.actor != learner {
             return Err(ApiError::Forbidden("this more link belongs to another credential's query".to_owned()));
         }
         let format = StatementFormat::parse(&token.format).unwrap_or(StatementFormat::Exact);
@@ -389,6 +416,7 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             after: Some(StoredKey { stored_micros: token.after.0, sequence: token.after.1 }),
             horizon: token.horizon.map(|h| StoredKey { stored_micros: h.0, sequence: h.1 }),
             authority: token.authority.clone(),
+            actor: token.actor.clone(),
         };
         return run_query(&state, query, format, token.attachments, &languages).await;
     }
@@ -410,26 +438,14 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
                     format!("{other} cannot be combined with {single}"),
                 ));
             }
-            let id = Uuid::parse_str(text)
-                .map_err(|_| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
+            let id = parse_uuid(text)
+                .ok_or_else(|| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
             let only = Only { authority: authority_key.as_deref(), learner: learner.as_deref() };
             return get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, only).await;
         }
     }
 
-    let mut agent = match params.get("agent") {
-        None => None,
-        Some(text) => {
-            let value: Value = serde_json::from_str(text)
-                .map_err(|_| ApiError::bad_property("?agent", "agent must be a JSON Agent or Group object"))?;
-            Some(ifi_key(&value).ok_or_else(|| {
-                ApiError::bad_property(
-                    "?agent",
-                    "agent must identify an Agent or Group by exactly one inverse functional identifier",
-                )
-            })?)
-        }
-    };
+    let mut agent = crate::documents::agent_param(&params, false)?;
     let mut related_agents = params.boolean("related_agents")?;
     if let Some(learner) = &learner {
         if agent.as_ref().is_some_and(|a| a != learner) {
@@ -450,8 +466,8 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
     let registration = match params.get("registration") {
         None => None,
         Some(text) => Some(
-            Uuid::parse_str(text)
-                .map_err(|_| ApiError::bad_property("?registration", "registration must be a UUID"))?
+            parse_uuid(text)
+                .ok_or_else(|| ApiError::bad_property("?registration", "registration must be a UUID"))?
                 .to_string(),
         ),
     };
@@ -477,6 +493,7 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
         after: None,
         horizon: None,
         authority: authority_key,
+        actor: learner,
     };
     run_query(&state, query, format, attachments, &languages).await
 }
@@ -531,7 +548,7 @@ async fn get_one(
         }
     }
     if let Some(learner) = only.learner {
-        if !record.facets.agents.iter().any(|a| a == learner) {
+        if !is_actor(&record.statement, learner) {
             return Err(not_found());
         }
     }
@@ -584,6 +601,7 @@ async fn run_query(
                 .to_owned(),
                 attachments,
                 authority: query.authority.clone(),
+                actor: query.actor.clone(),
             };
             let bytes = serde_json::to_vec(&token).map_err(ApiError::internal)?;
             format!("/xapi/statements?more={}", state.more_links.seal(&bytes))

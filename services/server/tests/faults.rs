@@ -1,0 +1,258 @@
+//! Faults under the store, injected into a real embedded log: a failing
+//! disk, a stalled projection, a flood of large uploads. Writes are refused
+//! with 503 and `Retry-After`; reads, health and what was stored before stay
+//! as they were; the store recovers by itself once the fault is gone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use lrs_eventlog::{EventLog, LogError, LogRecord, Offset, SledEventLog, SledEventLogConfig};
+use lrs_server::credentials::{self, Scope};
+use lrs_server::{Embedded, EmbeddedOptions};
+
+/// The embedded log, with switches: appends fail as a full or failing disk
+/// makes them fail; reads stall as a projection that cannot keep up.
+struct FaultyLog {
+    inner: SledEventLog,
+    fail_appends: AtomicBool,
+    stall_reads: AtomicBool,
+    resumed: Notify,
+}
+
+#[async_trait]
+impl EventLog for FaultyLog {
+    async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
+        if self.fail_appends.load(Ordering::SeqCst) {
+            return Err(LogError::Storage("No space left on device (os error 28)".to_owned()));
+        }
+        self.inner.append(events).await
+    }
+
+    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        while self.stall_reads.load(Ordering::SeqCst) {
+            let resumed = self.resumed.notified();
+            if !self.stall_reads.load(Ordering::SeqCst) {
+                break;
+            }
+            resumed.await;
+        }
+        self.inner.read(from, max).await
+    }
+
+    async fn end_offset(&self) -> Result<Offset, LogError> {
+        self.inner.end_offset().await
+    }
+
+    async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
+        self.inner.wait_beyond(offset, timeout).await
+    }
+}
+
+struct App {
+    log: Arc<FaultyLog>,
+    base: String,
+    client: Client,
+    key: String,
+    secret: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let (credential, secret) = credentials::add(dir.path(), "faults", None, None, vec![Scope::All]).unwrap();
+    let inner = SledEventLog::open(&dir.path().join("log"), SledEventLogConfig::default()).unwrap();
+    let log = Arc::new(FaultyLog {
+        inner,
+        fail_appends: AtomicBool::new(false),
+        stall_reads: AtomicBool::new(false),
+        resumed: Notify::new(),
+    });
+    let mut options = EmbeddedOptions::new(dir.path());
+    options.cache_bytes = 8 * 1024 * 1024;
+    adjust(&mut options);
+    let store = Embedded::open_with_log(options, log.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = store.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+        drop(store);
+    });
+    let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    App { log, base, client, key: credential.key, secret, _dir: dir }
+}
+
+impl App {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.key, Some(&self.secret))
+            .header("X-Experience-API-Version", "2.0.0")
+    }
+
+    async fn post(&self, statement: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/xapi/statements").json(statement).send().await.unwrap()
+    }
+
+    async fn get_statement(&self, id: &str) -> StatusCode {
+        self.request(reqwest::Method::GET, &format!("/xapi/statements?statementId={id}")).send().await.unwrap().status()
+    }
+}
+
+fn statement(n: u32) -> Value {
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "actor": {"mbox": format!("mailto:learner{n}@example.org")},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+        "object": {"id": format!("http://example.org/course/{n}")}
+    })
+}
+
+async fn assert_refused_with_retry_after(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+    assert!(response.headers().contains_key("retry-after"), "{what}: no Retry-After");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{what}: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_refuses_writes_with_503_keeps_reads_and_damages_nothing() {
+    let app = spawn(|_| {}).await;
+    let before = statement(1);
+    assert_eq!(app.post(&before).await.status(), 200);
+    let document = "/xapi/activities/state?activityId=http://example.org/a&stateId=s&agent=%7B%22mbox%22%3A%22mailto%3Aa%40example.org%22%7D";
+    let put = app.request(reqwest::Method::PUT, document).header("Content-Type", "text/plain").body("version 1");
+    assert_eq!(put.send().await.unwrap().status(), 204);
+
+    app.log.fail_appends.store(true, Ordering::SeqCst);
+    let during = statement(2);
+    assert_refused_with_retry_after(app.post(&during).await, "a statement on a failing disk").await;
+    let batch = json!([statement(3), statement(4)]);
+    let response = app.request(reqwest::Method::POST, "/xapi/statements").json(&batch).send().await.unwrap();
+    assert_refused_with_retry_after(response, "a batch on a failing disk").await;
+    let put = app
+        .request(reqwest::Method::PUT, document)
+        .header("Content-Type", "text/plain")
+        .header("If-Match", "*")
+        .body("version 2");
+    assert_refused_with_retry_after(put.send().await.unwrap(), "a document on a failing disk").await;
+    // Reads and health go on; what was stored is intact.
+    assert_eq!(app.client.get(format!("{}/health", app.base)).send().await.unwrap().status(), 200);
+    assert_eq!(app.get_statement(before["id"].as_str().unwrap()).await, 200);
+    assert_eq!(app.get_statement(during["id"].as_str().unwrap()).await, 404);
+    let stored = app.request(reqwest::Method::GET, document).send().await.unwrap();
+    assert_eq!(stored.text().await.unwrap(), "version 1");
+
+    app.log.fail_appends.store(false, Ordering::SeqCst);
+    assert_eq!(app.post(&during).await.status(), 200, "writes work again once the disk does");
+    assert_eq!(app.get_statement(during["id"].as_str().unwrap()).await, 200);
+    let all: Value = app.request(reqwest::Method::GET, "/xapi/statements").send().await.unwrap().json().await.unwrap();
+    assert_eq!(all["statements"].as_array().unwrap().len(), 2, "nothing of the refused writes was stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_projection_makes_writes_slow_down_instead_of_piling_up() {
+    let app = spawn(|options| {
+        options.max_projection_lag = 3;
+        options.server.read_your_writes_timeout = Duration::from_millis(50);
+    })
+    .await;
+    assert_eq!(app.post(&statement(0)).await.status(), 200);
+    app.log.stall_reads.store(true, Ordering::SeqCst);
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for n in 1..=10 {
+        let body = statement(n);
+        let response = app.post(&body).await;
+        if response.status() == 200 {
+            accepted.push(body["id"].as_str().unwrap().to_owned());
+        } else {
+            assert_refused_with_retry_after(response, "a write while the projection is stalled").await;
+            refused += 1;
+        }
+    }
+    assert!(accepted.len() <= 4, "at most the allowed lag is accepted: {}", accepted.len());
+    assert!(refused >= 6, "the rest is refused: {refused}");
+    assert_eq!(app.client.get(format!("{}/health", app.base)).send().await.unwrap().status(), 200);
+
+    app.log.stall_reads.store(false, Ordering::SeqCst);
+    app.log.resumed.notify_waiters();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = app.post(&statement(99)).await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "writes never resumed: {}", response.status());
+    }
+    for id in accepted {
+        assert_eq!(app.get_statement(&id).await, 200, "an acknowledged write is visible once caught up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
+    let app = spawn(|options| {
+        options.server.max_inflight_body_bytes = 64 * 1024;
+    })
+    .await;
+    // One upload that declares 60 KiB and sends it slowly (a raw
+    // connection) holds most of the budget while it is being received.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.key, app.secret))
+    };
+    let head = format!(
+        "PUT /xapi/activities/profile?activityId=http://example.org/a&profileId=big HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Basic {basic}\r\nX-Experience-API-Version: 2.0.0\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 61440\r\n\r\n"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&[b'x'; 1024]).await.unwrap();
+    // While it is in flight, another large write is refused at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = app
+            .request(reqwest::Method::PUT, "/xapi/activities/profile?activityId=http://example.org/a&profileId=other")
+            .header("Content-Type", "application/octet-stream")
+            .body(vec![b'y'; 16 * 1024])
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(response.headers().contains_key("retry-after"));
+            break;
+        }
+        // The slow upload may not have reached the server yet.
+        assert!(std::time::Instant::now() < deadline, "the second upload was never refused");
+    }
+    slow.write_all(&[b'x'; 60 * 1024]).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let read = slow.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the slow upload got no answer");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 204"), "{}", String::from_utf8_lossy(&answer));
+    drop(slow);
+    // The budget is back: the same write now goes through.
+    let response = app
+        .request(reqwest::Method::PUT, "/xapi/activities/profile?activityId=http://example.org/a&profileId=other")
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![b'y'; 16 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
