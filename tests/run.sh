@@ -34,8 +34,8 @@ broker_started=yes
 export LRS_TEST_KAFKA
 echo "Kafka broker ready at $LRS_TEST_KAFKA after $(( $(date +%s) - started )) s"
 
-cargo test --workspace --locked --all-targets
+cargo test --workspace --locked --all-targets --no-fail-fast
 
 started=$(date +%s)
-LRS_TEST_DEPLOYMENT=kafka cargo test --locked -p lrs-server --test api
+LRS_TEST_DEPLOYMENT=kafka cargo test --locked --no-fail-fast -p lrs-server --test api
 echo "xAPI suite on Kafka took $(( $(date +%s) - started )) s"

@@ -64,25 +64,33 @@ impl Answer {
 /// How long one request may take before the target reports a hang.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Scratch directories of earlier runs older than this are removed.
+/// Scratch directories of earlier runs are removed once this old (or at
+/// once, where `/proc` shows their process has ended).
 const STALE: Duration = Duration::from_secs(3600);
 
-fn work_root() -> PathBuf {
+/// `target/fuzz-work`: scratch data directories, each named
+/// `<pid>-<anything>` after the process that uses it.
+pub fn work_root() -> PathBuf {
     crate::engine::target_dir().join("fuzz-work")
 }
 
-fn remove_stale_work_dirs() {
+/// Removes the scratch directories of processes that have ended.
+pub fn remove_stale_work_dirs() {
     let Ok(entries) = std::fs::read_dir(work_root()) else {
         return;
     };
+    let proc_fs = std::path::Path::new("/proc/self").exists();
     for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().and_then(|pid| pid.parse::<u32>().ok());
+        let ended = proc_fs && pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|modified| SystemTime::now().duration_since(modified).ok())
             .is_some_and(|age| age > STALE);
-        if old {
+        if ended || old {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

@@ -374,10 +374,13 @@ struct Server {
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        // Under the target directory; lrs-fuzz removes stale ones.
-        let root = lrs_fuzz::engine::target_dir().join("fuzz-work");
+        // Static, so never dropped: under target/fuzz-work, named after this
+        // process, where later runs remove it once the process has ended.
+        lrs_fuzz::server::remove_stale_work_dirs();
+        let root = lrs_fuzz::server::work_root();
         std::fs::create_dir_all(&root).unwrap();
-        let data_dir = tempfile::Builder::new().prefix("roundtrip-").tempdir_in(&root).unwrap();
+        let prefix = format!("{}-roundtrip-", std::process::id());
+        let data_dir = tempfile::Builder::new().prefix(&prefix).tempdir_in(&root).unwrap();
         let (credential, secret) =
             credentials::add(data_dir.path(), "roundtrip", None, None, vec![Scope::All]).expect("credential");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -426,10 +426,19 @@ impl EventLog for KafkaEventLog {
         }
         let config = &self.shared.config;
         let record = FutureRecord::<(), [u8]>::to(&config.topic).partition(PARTITION).payload(&frame);
-        match self.shared.producer.send(record, Timeout::After(config.timeout)).await {
-            Ok(delivery) => Ok(join_offset(delivery.offset, index_in_frame(0, events.len()))),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(LogError::Overloaded),
-            Err((error, _)) => Err(storage("Kafka did not acknowledge the append", error)),
+        // librdkafka's own message timeout is not a hard bound (an idempotent
+        // producer keeps in-flight records until the connection is reset), so
+        // the caller's wait is bounded here. The record may still land later:
+        // the client, told 503, sends it again, and a repeat is a no-op.
+        let sent = self.shared.producer.send(record, Timeout::After(config.timeout));
+        match tokio::time::timeout(config.timeout + Duration::from_secs(1), sent).await {
+            Err(_) => Err(LogError::Storage(format!(
+                "Kafka did not acknowledge the append within {} ms",
+                config.timeout.as_millis()
+            ))),
+            Ok(Ok(delivery)) => Ok(join_offset(delivery.offset, index_in_frame(0, events.len()))),
+            Ok(Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))) => Err(LogError::Overloaded),
+            Ok(Err((error, _))) => Err(storage("Kafka did not acknowledge the append", error)),
         }
     }
 
