@@ -25,24 +25,8 @@ use crate::server::{Answer, Harness, harness};
 
 const VERSIONS: [XapiVersion; 2] = [XapiVersion::V1_0_3, XapiVersion::V2_0_0];
 
-/// The parameters GET /xapi/statements accepts (a copy of the server's
-/// private list, for [`Params::only`]).
-pub const QUERY_PARAMETERS: [&str; 14] = [
-    "statementId",
-    "voidedStatementId",
-    "agent",
-    "verb",
-    "activity",
-    "registration",
-    "related_activities",
-    "related_agents",
-    "since",
-    "until",
-    "limit",
-    "format",
-    "attachments",
-    "ascending",
-];
+/// The parameters GET /xapi/statements accepts, for [`Params::only`].
+pub use lrs_server::QUERY_PARAMETERS;
 
 /// The statement validator, compiled once.
 ///

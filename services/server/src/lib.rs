@@ -20,3 +20,4 @@ pub mod writer;
 
 pub use app::{AppState, ServerConfig, app};
 pub use embedded::{Embedded, EmbeddedOptions, StartError, VerifyReport, verify};
+pub use statements::QUERY_PARAMETERS;

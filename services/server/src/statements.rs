@@ -348,7 +348,8 @@ struct MoreToken {
     actor: Option<String>,
 }
 
-const QUERY_PARAMETERS: [&str; 14] = [
+/// The parameters GET /xapi/statements accepts.
+pub const QUERY_PARAMETERS: [&str; 14] = [
     "statementId",
     "voidedStatementId",
     "agent",
