@@ -37,5 +37,5 @@ echo "Kafka broker ready at $LRS_TEST_KAFKA after $(( $(date +%s) - started )) s
 cargo test --workspace --locked --all-targets --no-fail-fast
 
 started=$(date +%s)
-LRS_TEST_DEPLOYMENT=kafka cargo test --locked --no-fail-fast -p lrs-server --test api
+LRS_TEST_DEPLOYMENT=kafka cargo test --workspace --locked --no-fail-fast --test api
 echo "xAPI suite on Kafka took $(( $(date +%s) - started )) s"
