@@ -222,10 +222,11 @@ cmd_start() {
   write_server_props
   write_client_props
 
-  # Format the KRaft storage with a fresh cluster id (22 chars of base64url).
+  # Format the KRaft storage with a fresh cluster id (22 chars of base64url;
+  # passed with "=" because it may begin with "-").
   local cluster_id
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-  if ! run_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" \
+  if ! run_tool kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$PROPS" \
     >"$STATE/logs/format.log" 2>&1; then
     tail -n 20 "$STATE/logs/format.log" >&2 || true
     die "formatting the KRaft storage failed (log: $STATE/logs/format.log)"
