@@ -205,7 +205,7 @@ async fn serve_speaks_https_with_a_certificate() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (test_data("test-only-tls-cert.pem"), test_data("test-only-tls-key.pem"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lrs"))
+    let child = Command::new(env!("CARGO_BIN_EXE_lrs"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir.path().to_str().unwrap()])
         .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
         .env_remove("LRS_CHECK_ARGS")
@@ -213,7 +213,15 @@ async fn serve_speaks_https_with_a_certificate() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Killed when dropped, also when an assertion fails.
+    let mut server = Server {
+        child,
+        origin: String::new(),
+        key: String::new(),
+        secret: String::new(),
+        stderr: tempfile::NamedTempFile::new().unwrap(),
+    };
+    let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
     let endpoint = loop {
         let line = lines.next().expect("the server printed its endpoint").unwrap();
         if let Some(endpoint) = line.strip_prefix("xAPI endpoint: ") {
@@ -254,6 +262,5 @@ async fn serve_speaks_https_with_a_certificate() {
         .send()
         .await;
     assert!(plain.map(|r| r.status() != 200).unwrap_or(true), "plain HTTP must not be served on the TLS port");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
