@@ -96,14 +96,6 @@ struct ServeArgs {
     /// a changed file rebuilds the competency views from the log.
     #[arg(long, env = "LRS_COMPETENCIES")]
     competencies: Option<PathBuf>,
-    /// Failed sign-ins one client (address, or key) may make per minute
-    /// before its requests get 429.
-    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
-    auth_failure_limit: u32,
-    /// Take the client's address from the last `X-Forwarded-For` entry (set
-    /// when a trusted front, such as `lrs query`, is the only way in).
-    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
-    trust_forwarded_for: bool,
     /// PEM certificate chain: serve HTTPS (with --tls-key) when there is
     /// no proxy in front to terminate TLS.
     #[arg(long, env = "LRS_TLS_CERT", requires = "tls_key")]
@@ -112,7 +104,34 @@ struct ServeArgs {
     #[arg(long, env = "LRS_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// Who may come in: the sign-in throttle and learner sign-in, the same on
+/// every service that authenticates.
+#[derive(Args)]
+struct AccessArgs {
+    /// Failed sign-ins one client address may make per minute before its
+    /// requests get 429.
+    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    auth_failure_limit: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set
+    /// when a trusted front, such as `lrs query`, is the only way in).
+    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    #[command(flatten)]
     jwt: JwtArgs,
+}
+
+impl AccessArgs {
+    /// `config` with this throttle.
+    fn apply(&self, config: ServerConfig) -> ServerConfig {
+        ServerConfig {
+            auth_failure_limit: self.auth_failure_limit,
+            trust_forwarded_for: self.trust_forwarded_for,
+            ..config
+        }
+    }
 }
 
 /// Learner sign-in with bearer JWTs.
@@ -194,16 +213,8 @@ struct IngestArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
     log_format: String,
-    /// Failed sign-ins one client (address, or key) may make per minute
-    /// before its requests get 429.
-    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
-    auth_failure_limit: u32,
-    /// Take the client's address from the last `X-Forwarded-For` entry (set
-    /// when a trusted front, such as `lrs query`, is the only way in).
-    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
-    trust_forwarded_for: bool,
     #[command(flatten)]
-    jwt: JwtArgs,
+    access: AccessArgs,
 }
 
 #[derive(Args)]
@@ -230,16 +241,8 @@ struct ProjectArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
     log_format: String,
-    /// Failed sign-ins one client (address, or key) may make per minute
-    /// before its requests get 429.
-    #[arg(long, env = "LRS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
-    auth_failure_limit: u32,
-    /// Take the client's address from the last `X-Forwarded-For` entry (set
-    /// when a trusted front, such as `lrs query`, is the only way in).
-    #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
-    trust_forwarded_for: bool,
     #[command(flatten)]
-    jwt: JwtArgs,
+    access: AccessArgs,
 }
 
 #[derive(Args)]
@@ -484,16 +487,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut options = EmbeddedOptions::new(&args.data_dir);
     options.cache_bytes = args.cache_mib * 1024 * 1024;
-    options.server = ServerConfig {
+    options.server = args.access.apply(ServerConfig {
         max_body_bytes: args.max_body_bytes,
         max_page_size: args.max_page_size,
         authority_home_page: args.authority_home_page,
-        auth_failure_limit: args.auth_failure_limit,
-        trust_forwarded_for: args.trust_forwarded_for,
         ..ServerConfig::default()
-    };
+    });
     options.frameworks = load_frameworks(args.competencies.as_deref())?;
-    options.jwt = args.jwt.verifier()?;
+    options.jwt = args.access.jwt.verifier()?;
     let store = Embedded::open(options).context("starting the store")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
@@ -541,19 +542,17 @@ async fn listen(address: SocketAddr, role: &str) -> anyhow::Result<tokio::net::T
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    let server = ServerConfig {
+    let server = args.access.apply(ServerConfig {
         max_body_bytes: args.max_body_bytes,
         authority_home_page: args.authority_home_page.clone(),
-        auth_failure_limit: args.auth_failure_limit,
-        trust_forwarded_for: args.trust_forwarded_for,
         ..ServerConfig::default()
-    };
+    });
     let service = IngestService::open(
         args.kafka.options("ingest"),
         args.data_dir.clone(),
         args.projection.clone(),
         server,
-        args.jwt.verifier()?,
+        args.access.jwt.verifier()?,
     )
     .await
     .context("starting ingest")?;
@@ -570,14 +569,9 @@ async fn project(args: ProjectArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         cache_bytes: args.cache_mib * 1024 * 1024,
         frameworks: load_frameworks(args.competencies.as_deref())?,
-        server: ServerConfig {
-            max_page_size: args.max_page_size,
-            auth_failure_limit: args.auth_failure_limit,
-            trust_forwarded_for: args.trust_forwarded_for,
-            ..ServerConfig::default()
-        },
+        server: args.access.apply(ServerConfig { max_page_size: args.max_page_size, ..ServerConfig::default() }),
     };
-    let service = ProjectionService::open(args.kafka.options("projection"), options, args.jwt.verifier()?)
+    let service = ProjectionService::open(args.kafka.options("projection"), options, args.access.jwt.verifier()?)
         .await
         .context("starting the projection")?;
     let listener = listen(args.listen, "projection").await?;

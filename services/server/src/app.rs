@@ -82,6 +82,36 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state handlers share; the sign-in throttle and the body budget
+    /// follow from `config`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        views: Arc<Views>,
+        hub: Arc<lrs_hub::HubViews>,
+        writer: Writer,
+        validator: StatementValidator,
+        credentials: CredentialStore,
+        more_links: crate::more_links::MoreLinks,
+        config: ServerConfig,
+        jwt: Option<crate::jwt::JwtVerifier>,
+    ) -> Self {
+        Self {
+            log,
+            views,
+            writer,
+            validator: Arc::new(validator),
+            credentials: Arc::new(credentials),
+            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&config)),
+            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&config)),
+            config,
+            spoken_versions: Default::default(),
+            more_links: Arc::new(more_links),
+            hub,
+            jwt: jwt.map(Arc::new),
+        }
+    }
+
     /// Waits (bounded) until the views show a write, so the client can read
     /// it back at once. If the bound passes, the Consistent-Through header
     /// stays honest about what is visible.

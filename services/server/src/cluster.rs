@@ -41,7 +41,7 @@ use lrs_xapi::statement::format_time;
 
 use crate::app::{AppState, ServerConfig};
 use crate::credentials::CredentialStore;
-use crate::embedded::{Projectors, StartError};
+use crate::embedded::{Projectors, StartError, caught_up, open_local_state};
 use crate::error::ApiError;
 use crate::more_links::MoreLinks;
 use crate::sequencer::{DocumentCommand, StatementBatch, VisibleAt};
@@ -205,20 +205,17 @@ impl IngestService {
         let decision_wait = server.read_your_writes_timeout.max(Duration::from_secs(30));
         let ingest = KafkaIngest::new(log.clone(), projections.clone(), decision_wait);
         let forwarder = Arc::new(Forwarder::new(projections, Vec::new(), server.max_body_bytes));
-        let state = AppState {
+        let state = AppState::new(
             log,
-            views: Arc::new(Views::temporary()?),
-            writer: Writer::Kafka(Arc::new(ingest)),
-            validator: Arc::new(validator),
-            credentials: Arc::new(credentials),
-            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&server)),
-            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&server)),
-            config: server,
-            spoken_versions: Default::default(),
-            more_links: Arc::new(MoreLinks::ephemeral()),
-            hub: Arc::new(HubViews::temporary(lrs_hub::frameworks::Frameworks::empty())?),
-            jwt: jwt.map(Arc::new),
-        };
+            Arc::new(Views::temporary()?),
+            Arc::new(HubViews::temporary(lrs_hub::frameworks::Frameworks::empty())?),
+            Writer::Kafka(Arc::new(ingest)),
+            validator,
+            credentials,
+            MoreLinks::ephemeral(),
+            server,
+            jwt,
+        );
         Ok(Self { state, forwarder })
     }
 
@@ -270,30 +267,18 @@ impl ProjectionService {
         options: ProjectionOptions,
         jwt: Option<crate::jwt::JwtVerifier>,
     ) -> Result<Self, StartError> {
-        let validator = StatementValidator::new()?;
         let log: Arc<dyn EventLog> = Arc::new(KafkaEventLog::connect(kafka.config()).await?);
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let views = Arc::new(Views::open(&options.data_dir.join("views"), options.cache_bytes)?);
-        let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
-        let credentials = CredentialStore::open(&options.data_dir)?;
-        let more_links = MoreLinks::open(&options.data_dir)
-            .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let projectors = Projectors::start(&log, &views, &hub);
-        let state = AppState {
+        let (state, projectors) = open_local_state(
+            &options.data_dir,
+            options.cache_bytes,
+            options.frameworks,
+            options.server,
+            jwt,
             log,
-            views,
-            writer: Writer::ReadOnly,
-            validator: Arc::new(validator),
-            credentials: Arc::new(credentials),
-            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&options.server)),
-            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&options.server)),
-            config: options.server,
-            spoken_versions: Default::default(),
-            more_links: Arc::new(more_links),
-            hub,
-            jwt: jwt.map(Arc::new),
-        };
+            |_| Writer::ReadOnly,
+        )?;
         Ok(Self { state, projectors })
     }
 
@@ -307,26 +292,14 @@ impl ProjectionService {
     }
 
     pub async fn stop(self) -> Result<(), StartError> {
-        self.projectors.stop(&self.state).await
+        self.projectors.stop(&self.state.views, &self.state.hub).await
     }
 }
 
 /// Waits (bounded) until both projections have applied everything before
 /// `end`; false when the bound passed first.
 async fn wait_applied(state: &AppState, end: Offset, bound: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + bound;
-    let mut watch = state.views.subscribe();
-    if tokio::time::timeout_at(deadline, watch.wait_for(|applied| *applied >= end)).await.is_err() {
-        return false;
-    }
-    // The hub projection follows the xAPI views closely; poll it briefly.
-    while state.hub.applied_offset() < end {
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    true
+    caught_up(&state.views, &state.hub, end, bound).await
 }
 
 /// Before a read, catch up with the log's end as it is now, so a write any

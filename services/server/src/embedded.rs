@@ -84,15 +84,39 @@ impl Projectors {
     }
 
     /// Stops the projectors and flushes the views they write.
-    pub(crate) async fn stop(self, state: &AppState) -> Result<(), StartError> {
+    pub(crate) async fn stop(self, views: &Views, hub: &HubViews) -> Result<(), StartError> {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
-        state.views.flush()?;
-        state.hub.flush()?;
+        views.flush()?;
+        hub.flush()?;
         Ok(())
     }
+}
+
+/// Opens the views, credentials and `more`-link key in `data_dir`, starts
+/// the projectors, and builds the state handlers share, with the writer
+/// `writer` makes from the views: what `serve` and a Kafka projection share.
+pub(crate) fn open_local_state(
+    data_dir: &std::path::Path,
+    cache_bytes: u64,
+    frameworks: lrs_hub::frameworks::Frameworks,
+    config: ServerConfig,
+    jwt: Option<crate::jwt::JwtVerifier>,
+    log: Arc<dyn EventLog>,
+    writer: impl FnOnce(&Arc<Views>) -> crate::writer::Writer,
+) -> Result<(AppState, Projectors), StartError> {
+    let validator = StatementValidator::new()?;
+    let views = Arc::new(Views::open(&data_dir.join("views"), cache_bytes)?);
+    let credentials = CredentialStore::open(data_dir)?;
+    let more_links = MoreLinks::open(data_dir)
+        .map_err(|e| StartError::DataDir { path: data_dir.to_owned(), reason: e.to_string() })?;
+    let hub = Arc::new(HubViews::open(&data_dir.join("hub"), cache_bytes, frameworks)?);
+    let projectors = Projectors::start(&log, &views, &hub);
+    let writer = writer(&views);
+    let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt);
+    Ok((state, projectors))
 }
 
 /// A running store: the state handlers share, and the projector tasks.
@@ -115,29 +139,16 @@ impl Embedded {
     /// As [`Embedded::open`], over a log the caller opened (tests wrap the
     /// embedded log to inject faults).
     pub fn open_with_log(options: EmbeddedOptions, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
-        let validator = StatementValidator::new()?;
-        let views = Arc::new(Views::open(&options.data_dir.join("views"), options.cache_bytes)?);
-        let credentials = CredentialStore::open(&options.data_dir)?;
-        let more_links = MoreLinks::open(&options.data_dir)
-            .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let hub = Arc::new(HubViews::open(&options.data_dir.join("hub"), options.cache_bytes, options.frameworks)?);
-        let projectors = Projectors::start(&log, &views, &hub);
-        let sequencer =
-            Sequencer::start(log.clone(), views.clone(), options.write_queue_depth, options.max_projection_lag);
-        let state = AppState {
-            log,
-            views,
-            writer: crate::writer::Writer::Embedded(sequencer),
-            validator: Arc::new(validator),
-            credentials: Arc::new(credentials),
-            throttle: Arc::new(crate::throttle::AuthThrottle::for_config(&options.server)),
-            body_budget: Arc::new(crate::backpressure::BodyBudget::for_config(&options.server)),
-            config: options.server,
-            spoken_versions: Default::default(),
-            more_links: Arc::new(more_links),
-            hub,
-            jwt: options.jwt.map(Arc::new),
-        };
+        let (queue_depth, max_lag) = (options.write_queue_depth, options.max_projection_lag);
+        let (state, projectors) = open_local_state(
+            &options.data_dir,
+            options.cache_bytes,
+            options.frameworks,
+            options.server,
+            options.jwt,
+            log.clone(),
+            |views| crate::writer::Writer::Embedded(Sequencer::start(log, views.clone(), queue_depth, max_lag)),
+        )?;
         Ok(Self { state, projectors })
     }
 
@@ -148,7 +159,7 @@ impl Embedded {
 
     /// Stops the projectors and flushes the views.
     pub async fn stop(self) -> Result<(), StartError> {
-        self.projectors.stop(&self.state).await
+        self.projectors.stop(&self.state.views, &self.state.hub).await
     }
 }
 
@@ -169,13 +180,22 @@ impl VerifyReport {
     }
 }
 
-/// Waits until both projections have applied everything before `end`.
-pub(crate) async fn caught_up(views: &Views, hub: &HubViews, end: lrs_eventlog::Offset) {
+/// Waits (at most `bound`) until both projections have applied everything
+/// before `end`; false when the bound passed first.
+pub(crate) async fn caught_up(views: &Views, hub: &HubViews, end: lrs_eventlog::Offset, bound: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + bound;
     let mut watch = views.subscribe();
-    let _ = watch.wait_for(|applied| *applied >= end).await;
+    if tokio::time::timeout_at(deadline, watch.wait_for(|applied| *applied >= end)).await.is_err() {
+        return false;
+    }
+    // The hub projection follows the xAPI views closely; poll it briefly.
     while hub.applied_offset() < end {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    true
 }
 
 /// With the store stopped: lets its projections catch up with the log, then
@@ -192,20 +212,10 @@ pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError
     for dir in [options.data_dir.clone(), scratch.clone()] {
         let views = Arc::new(Views::open(&dir.join("views"), options.cache_bytes)?);
         let hub = Arc::new(HubViews::open(&dir.join("hub"), options.cache_bytes, options.frameworks.clone())?);
-        let (stop, stopped) = watch::channel(false);
-        hub.follow_decisions_of(views.clone());
-        let tasks = [
-            tokio::spawn(run_projector(log.clone(), views.clone(), stopped.clone())),
-            tokio::spawn(run_projector(log.clone(), hub.clone(), stopped)),
-        ];
-        caught_up(&views, &hub, end).await;
-        let _ = stop.send(true);
-        for task in tasks {
-            let _ = task.await;
-        }
+        let projectors = Projectors::start(&log, &views, &hub);
+        while !caught_up(&views, &hub, end, Duration::from_secs(3600)).await {}
+        projectors.stop(&views, &hub).await?;
         digests.push((views.state_digest()?, hub.state_digest()?));
-        views.flush()?;
-        hub.flush()?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
     let [(live_views, live_hub), (replayed_views, replayed_hub)] = <[(String, String); 2]>::try_from(digests)
