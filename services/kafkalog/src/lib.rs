@@ -15,7 +15,7 @@
 //! increase strictly in log order but are not consecutive; see the contract
 //! in `lrs_eventlog::contract`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -217,8 +217,51 @@ impl Cursor {
 
 struct Shared {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports a fatal error: an idempotent
+    /// producer that lost track of its sequence numbers (say, after the
+    /// broker stopped answering with records in flight) refuses every later
+    /// record, and only a new producer (a new producer id) recovers.
+    producer: RwLock<FutureProducer>,
     idle: Mutex<Vec<Cursor>>,
+}
+
+impl Shared {
+    fn producer(&self) -> FutureProducer {
+        match self.producer.read() {
+            Ok(producer) => producer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the producer if it has failed fatally; a producer that has
+    /// not is kept (another append may have replaced it already).
+    fn renew_producer_if_failed(&self) {
+        let mut producer = match self.producer.write() {
+            Ok(producer) => producer,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some((code, reason)) = producer.client().fatal_error() else { return };
+        match create_producer(&self.config) {
+            Ok(fresh) => {
+                tracing::warn!(%code, %reason, "the Kafka producer failed fatally; replaced it with a new one");
+                *producer = fresh;
+            }
+            Err(error) => tracing::warn!(%code, %error, "the Kafka producer failed fatally and cannot be replaced yet"),
+        }
+    }
+}
+
+fn create_producer(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
+    config
+        .client()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("compression.type", "lz4")
+        .set("message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
+        .set("message.timeout.ms", config.timeout.as_millis().max(1).to_string())
+        .create()
+        .map_err(|e| storage("cannot create a Kafka producer", e))
 }
 
 /// The event log on one partition of a Kafka topic.
@@ -231,16 +274,7 @@ impl KafkaEventLog {
     /// Connects to the cluster and checks that the topic exists with one
     /// partition (see [`create_topic`]).
     pub async fn connect(config: KafkaConfig) -> Result<Self, LogError> {
-        let producer: FutureProducer = config
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("compression.type", "lz4")
-            .set("message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
-            .set("message.timeout.ms", config.timeout.as_millis().max(1).to_string())
-            .create()
-            .map_err(|e| storage("cannot create a Kafka producer", e))?;
+        let producer = RwLock::new(create_producer(&config)?);
         let shared = Arc::new(Shared { config, producer, idle: Mutex::new(Vec::new()) });
         let log = Self { shared };
         let checked = log.clone();
@@ -258,7 +292,7 @@ impl KafkaEventLog {
         let config = &self.shared.config;
         let metadata = self
             .shared
-            .producer
+            .producer()
             .client()
             .fetch_metadata(Some(&config.topic), config.timeout)
             .map_err(|e| storage("cannot reach the Kafka cluster", e))?;
@@ -282,7 +316,7 @@ impl KafkaEventLog {
         let config = &self.shared.config;
         let (_, high) = self
             .shared
-            .producer
+            .producer()
             .client()
             .fetch_watermarks(&config.topic, PARTITION, config.timeout)
             .map_err(|e| storage("cannot read the end of the log", e))?;
@@ -430,8 +464,15 @@ impl EventLog for KafkaEventLog {
         // producer keeps in-flight records until the connection is reset), so
         // the caller's wait is bounded here. The record may still land later:
         // the client, told 503, sends it again, and a repeat is a no-op.
-        let sent = self.shared.producer.send(record, Timeout::After(config.timeout));
-        match tokio::time::timeout(config.timeout + Duration::from_secs(1), sent).await {
+        let producer = self.shared.producer();
+        let sent = producer.send(record, Timeout::After(config.timeout));
+        let outcome = tokio::time::timeout(config.timeout + Duration::from_secs(1), sent).await;
+        if !matches!(outcome, Ok(Ok(_))) && producer.client().fatal_error().is_some() {
+            let shared = self.shared.clone();
+            // Creating a producer resolves addresses: not on the runtime.
+            let _ = tokio::task::spawn_blocking(move || shared.renew_producer_if_failed()).await;
+        }
+        match outcome {
             Err(_) => Err(LogError::Storage(format!(
                 "Kafka did not acknowledge the append within {} ms",
                 config.timeout.as_millis()
@@ -457,7 +498,7 @@ impl EventLog for KafkaEventLog {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let _ = self.producer.flush(Duration::from_secs(1));
+        let _ = self.producer().flush(Duration::from_secs(1));
     }
 }
 

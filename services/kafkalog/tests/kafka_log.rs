@@ -79,3 +79,31 @@ async fn append_fails_within_the_timeout_when_the_broker_is_down() {
     assert!(during == 0 || during == 2, "a failed append is all or nothing, never half: {payloads:?}");
     assert!(after > 0);
 }
+
+/// An idempotent producer that loses track of its sequence numbers fails
+/// fatally and refuses every later record; the log replaces it, so appends
+/// work again once the cluster does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_recovers_from_a_fatal_producer_error() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let topic = "lrs.log";
+    cluster.create_topic(topic, 1, 1).unwrap();
+    let mut config = KafkaConfig::new(cluster.bootstrap_servers(), topic);
+    config.timeout = Duration::from_secs(2);
+    let log = KafkaEventLog::connect(config).await.unwrap();
+    log.append(vec![b"before".to_vec()]).await.unwrap();
+    cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER]);
+    assert!(log.append(vec![b"refused".to_vec()]).await.is_err(), "the broker refused the record");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match log.append(vec![b"after".to_vec()]).await {
+            Ok(_) => break,
+            Err(error) if Instant::now() > deadline => panic!("the log did not recover: {error}"),
+            Err(_) => continue,
+        }
+    }
+    let payloads: Vec<Vec<u8>> = log.read(0, 10).await.unwrap().into_iter().map(|r| r.payload).collect();
+    assert_eq!(payloads.first(), Some(&b"before".to_vec()));
+    assert_eq!(payloads.last(), Some(&b"after".to_vec()));
+}
