@@ -194,6 +194,7 @@ pub fn app(state: AppState) -> Router {
         .route("/analytics/learners/{learner}/competencies", get(analytics::competencies))
         .route("/analytics/uptake", get(analytics::uptake))
         .route("/analytics/competencies/coverage", get(analytics::coverage))
+        .merge(crate::ui::routes())
         .route("/admin/learners", axum::routing::post(analytics::import_learners))
         .route("/admin/organisations", axum::routing::post(analytics::import_organisations))
         .route("/health", get(health))

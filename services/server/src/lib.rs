@@ -16,6 +16,7 @@ mod resources;
 pub mod sequencer;
 mod statements;
 pub mod throttle;
+pub mod ui;
 pub mod writer;
 
 pub use app::{AppState, ServerConfig, app};
