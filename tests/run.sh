@@ -39,3 +39,4 @@ cargo test --workspace --locked --all-targets --no-fail-fast
 started=$(date +%s)
 LRS_TEST_DEPLOYMENT=kafka cargo test --workspace --locked --no-fail-fast --test api
 echo "xAPI suite on Kafka took $(( $(date +%s) - started )) s"
+tests/browser/run.sh
