@@ -50,8 +50,13 @@ pub struct SledEventLog {
     inner: Arc<Inner>,
 }
 
+/// Called with the duration of each flush of the embedded log.
+type FlushObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
 struct Inner {
+    db: sled::Db,
     tree: sled::Tree,
+    flush_observer: std::sync::OnceLock<FlushObserver>,
     durable_end: AtomicU64,
     end_watch: watch::Receiver<Offset>,
     queue: mpsc::Sender<AppendRequest>,
@@ -79,7 +84,9 @@ impl SledEventLog {
         let (end_sender, end_watch) = watch::channel(end);
         let (queue, receiver) = mpsc::channel(config.queue_depth.max(1));
         let inner = Arc::new(Inner {
+            db: db.clone(),
             tree: tree.clone(),
+            flush_observer: std::sync::OnceLock::new(),
             durable_end: AtomicU64::new(end),
             end_watch,
             queue,
@@ -96,6 +103,17 @@ impl SledEventLog {
         };
         tokio::spawn(writer.run());
         Ok(Self { inner })
+    }
+
+    /// Has `observer` called with the duration of every flush (group
+    /// commit) from now on; only the first observer set is kept.
+    pub fn observe_flushes(&self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.inner.flush_observer.set(Box::new(observer));
+    }
+
+    /// The log's size on disk in bytes, as sled reports it.
+    pub fn size_on_disk(&self) -> Option<u64> {
+        self.inner.db.size_on_disk().ok()
     }
 }
 
@@ -149,19 +167,23 @@ impl Writer {
         }
         let tree = self.tree.clone();
         let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<(), LogError> {
+        let result = tokio::task::spawn_blocking(move || -> Result<Duration, LogError> {
             tree.apply_batch(batch).map_err(storage)?;
+            let flush_started = std::time::Instant::now();
             db.flush().map_err(storage)?;
-            Ok(())
+            Ok(flush_started.elapsed())
         })
         .await
         .map_err(storage)
         .and_then(|inner| inner);
         match result {
-            Ok(()) => {
+            Ok(flushed_in) => {
                 self.next = next;
                 if let Some(inner) = self.inner.upgrade() {
                     inner.durable_end.store(next, Ordering::Release);
+                    if let Some(observe) = inner.flush_observer.get() {
+                        observe(flushed_in);
+                    }
                 }
                 self.end_sender.send_replace(next);
                 for (request, first) in group.into_iter().zip(firsts) {

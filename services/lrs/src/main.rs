@@ -119,6 +119,14 @@ struct AccessArgs {
     /// when a trusted front, such as `lrs query`, is the only way in).
     #[arg(long, env = "LRS_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
+    /// Events a projection may lag behind the log while `/ready` still
+    /// answers 200.
+    #[arg(long, env = "LRS_READY_MAX_LAG", default_value_t = 1_000)]
+    ready_max_lag: u64,
+    /// Require a credential (any valid one) to read `/metrics`, which is
+    /// otherwise open (it names no one; scrapers usually have none).
+    #[arg(long, env = "LRS_METRICS_REQUIRE_CREDENTIAL")]
+    metrics_require_credential: bool,
     #[command(flatten)]
     jwt: JwtArgs,
 }
@@ -129,6 +137,8 @@ impl AccessArgs {
         ServerConfig {
             auth_failure_limit: self.auth_failure_limit,
             trust_forwarded_for: self.trust_forwarded_for,
+            ready_max_lag_events: self.ready_max_lag,
+            metrics_require_credential: self.metrics_require_credential,
             ..config
         }
     }

@@ -886,7 +886,7 @@ async fn sigterm_on_an_idle_server_that_has_answered_health_exits_with_success()
     let mut server = Server::serve(dir.path());
     let health = reqwest::get(format!("{}/health", server.origin)).await.expect("GET /health");
     assert_eq!(health.status(), reqwest::StatusCode::OK);
-    assert_eq!(health.text().await.unwrap(), "ok");
+    assert_eq!(health.text().await.unwrap(), r#"{"status":"ok"}"#);
     server.terminate();
     let status = server.wait_exit(SHUTDOWN_DEADLINE).unwrap_or_else(|| panic!("no exit within {SHUTDOWN_DEADLINE:?}"));
     assert!(status.success(), "{status:?}; stderr:\n{}", server.stderr_text());

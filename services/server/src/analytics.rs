@@ -27,6 +27,15 @@ use crate::http::{Params, Principal, authenticate, media_type, read_body};
 /// The longest uptake range one request may ask for.
 const MAX_UPTAKE_DAYS: i64 = 3 * 366;
 
+/// Query parameters of the learner views (transcript, competencies); the
+/// OpenAPI document lists the same (a test compares them).
+pub const LEARNER_PARAMETERS: &[&str] = &["agent"];
+/// Query parameters of `GET /analytics/uptake`.
+pub const UPTAKE_PARAMETERS: &[&str] =
+    &["org", "from", "to", "granularity", "activity", "platform", "staff_group", "format"];
+/// Query parameters of `GET /analytics/competencies/coverage`.
+pub const COVERAGE_PARAMETERS: &[&str] = &["org"];
+
 fn sees_everything(principal: &Principal) -> bool {
     principal.organisations.iter().any(|o| o == "*")
 }
@@ -94,7 +103,7 @@ async fn learner_view<T: serde::Serialize + Send + 'static>(
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, request.headers())?;
     let params = Params::parse(request.uri().query())?;
-    params.only(&["agent"])?;
+    params.only(LEARNER_PARAMETERS)?;
     let key = learner_for(&state, &principal, &learner, &params)?;
     let hub = state.hub.clone();
     let lookup = key.clone();
@@ -143,7 +152,7 @@ fn date_param(params: &Params, name: &str) -> Result<Option<NaiveDate>, ApiError
 pub async fn uptake(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let principal = authenticate(&state, request.headers())?;
     let params = Params::parse(request.uri().query())?;
-    params.only(&["org", "from", "to", "granularity", "activity", "platform", "staff_group", "format"])?;
+    params.only(UPTAKE_PARAMETERS)?;
     let organisation = organisation_param(&params)?;
     require_organisation(&state, &principal, &organisation)?;
     let to = date_param(&params, "to")?.unwrap_or_else(|| Utc::now().date_naive());
@@ -206,7 +215,7 @@ pub async fn uptake(State(state): State<AppState>, request: Request) -> Result<R
 pub async fn coverage(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let principal = authenticate(&state, request.headers())?;
     let params = Params::parse(request.uri().query())?;
-    params.only(&["org"])?;
+    params.only(COVERAGE_PARAMETERS)?;
     let organisation = organisation_param(&params)?;
     require_organisation(&state, &principal, &organisation)?;
     let hub = state.hub.clone();

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, Method};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
@@ -40,6 +40,12 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// Request bodies being received at once, in bytes, before writes get 503.
     pub max_inflight_body_bytes: usize,
+    /// Events a projection may lag behind the log's end while `/ready`
+    /// still answers 200.
+    pub ready_max_lag_events: u64,
+    /// Whether `/metrics` requires a credential (any valid one); by default
+    /// it is open, as scrapers usually have none (it names no one).
+    pub metrics_require_credential: bool,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +58,8 @@ impl Default for ServerConfig {
             auth_failure_limit: 20,
             trust_forwarded_for: false,
             max_inflight_body_bytes: 512 * 1024 * 1024,
+            ready_max_lag_events: 1_000,
+            metrics_require_credential: false,
         }
     }
 }
@@ -79,6 +87,8 @@ pub struct AppState {
     pub throttle: Arc<crate::throttle::AuthThrottle>,
     /// Bounds the request bodies received at once.
     pub body_budget: Arc<crate::backpressure::BodyBudget>,
+    /// Counters and histograms `/metrics` exposes.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -109,6 +119,7 @@ impl AppState {
             more_links: Arc::new(more_links),
             hub,
             jwt: jwt.map(Arc::new),
+            metrics: Default::default(),
         }
     }
 
@@ -145,8 +156,9 @@ async fn not_found(request: Request) -> Response {
     ApiError::NotFound(format!("no resource at {}", request.uri().path())).into_response()
 }
 
-async fn health() -> &'static str {
-    "ok"
+/// Liveness: the process is up and answering.
+pub async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
 fn cors() -> CorsLayer {
@@ -162,9 +174,70 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
+/// The xAPI resources (the xAPI specification documents them, so the
+/// OpenAPI document does not).
+pub const XAPI_ROUTES: &[&str] = &[
+    "/xapi/statements",
+    "/xapi/activities/state",
+    "/xapi/activities/profile",
+    "/xapi/agents/profile",
+    "/xapi/activities",
+    "/xapi/agents",
+    "/xapi/about",
+];
+
+/// Every route outside the xAPI, as (method, path template): exactly what
+/// `openapi.json` documents (a test compares the two both ways and requests
+/// each route to check the application serves it). [`app`] registers these
+/// from this list, except the `/ui` pages, which `ui::routes` registers.
+pub const NON_XAPI_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/analytics/learners/{learner}/transcript"),
+    ("GET", "/analytics/learners/{learner}/competencies"),
+    ("GET", "/analytics/uptake"),
+    ("GET", "/analytics/competencies/coverage"),
+    ("POST", "/admin/learners"),
+    ("POST", "/admin/organisations"),
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/ui"),
+    ("GET", "/ui/"),
+    ("GET", "/ui/uptake"),
+    ("GET", "/ui/learning"),
+    ("GET", "/ui/statements"),
+    ("GET", "/ui/assets/{name}"),
+    ("GET", "/ui/api/organisations"),
+];
+
+/// Operational endpoints: answered by every service itself (never passed to
+/// another replica, never waiting for a projection to catch up).
+pub fn is_operational_path(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json")
+}
+
+/// The handler of a route of [`NON_XAPI_ROUTES`]; `None` for the ones
+/// registered elsewhere (the `/ui` pages).
+fn non_xapi_route(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
+    let route = match (method, path) {
+        ("GET", "/analytics/learners/{learner}/transcript") => get(analytics::transcript),
+        ("GET", "/analytics/learners/{learner}/competencies") => get(analytics::competencies),
+        ("GET", "/analytics/uptake") => get(analytics::uptake),
+        ("GET", "/analytics/competencies/coverage") => get(analytics::coverage),
+        ("POST", "/admin/learners") => post(analytics::import_learners),
+        ("POST", "/admin/organisations") => post(analytics::import_organisations),
+        ("GET", "/health") => get(health),
+        ("GET", "/ready") => get(crate::metrics::ready),
+        ("GET", "/metrics") => get(crate::metrics::metrics),
+        ("GET", "/openapi.json") => get(crate::openapi::document),
+        _ => return None,
+    };
+    Some(route)
+}
+
 /// The whole HTTP application, testable without a socket.
 pub fn app(state: AppState) -> Router {
-    let xapi = Router::new()
+    let mut xapi = Router::new()
         .route(
             "/xapi/statements",
             get(statements::get_statements).put(statements::put_statement).post(statements::post_statements),
@@ -190,16 +263,17 @@ pub fn app(state: AppState) -> Router {
         .route("/xapi/activities", get(resources::activities))
         .route("/xapi/agents", get(resources::agents))
         .route("/xapi/about", get(resources::about))
-        .route("/analytics/learners/{learner}/transcript", get(analytics::transcript))
-        .route("/analytics/learners/{learner}/competencies", get(analytics::competencies))
-        .route("/analytics/uptake", get(analytics::uptake))
-        .route("/analytics/competencies/coverage", get(analytics::coverage))
-        .merge(crate::ui::routes())
-        .route("/admin/learners", axum::routing::post(analytics::import_learners))
-        .route("/admin/organisations", axum::routing::post(analytics::import_organisations))
-        .route("/health", get(health))
+        .merge(crate::ui::routes());
+    for (method, path) in NON_XAPI_ROUTES {
+        if let Some(route) = non_xapi_route(method, path) {
+            xapi = xapi.route(path, route);
+        }
+    }
+    let xapi = xapi
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Tells the access log and the metrics which route template matched.
+        .layer(axum::middleware::from_fn(crate::http::remember_route))
         .with_state(state.clone());
     // Rewriting the alternate request syntax must happen before routing,
     // so the routed application is wrapped rather than layered.
@@ -215,7 +289,7 @@ pub fn app(state: AppState) -> Router {
         .layer(cors())
         // Preflights are answered by the CORS layer; they carry the version too.
         .layer(axum::middleware::map_response(ensure_version_header))
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(from_fn_with_state(state.metrics.clone(), access_log))
 }
 
 async fn ensure_version_header(mut response: Response) -> Response {

@@ -198,14 +198,17 @@ impl IngestService {
         jwt: Option<crate::jwt::JwtVerifier>,
     ) -> Result<Self, StartError> {
         let validator = StatementValidator::new()?;
-        let log: Arc<dyn EventLog> = Arc::new(KafkaEventLog::connect(kafka.config()).await?);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        metrics.use_kafka_offsets();
+        let log =
+            crate::metrics::TimedLog::wrap(Arc::new(KafkaEventLog::connect(kafka.config()).await?), metrics.clone());
         let credentials = CredentialStore::open(&config_dir)?;
         // A write's answer waits for its decision: long enough for a busy
         // projection, bounded so a client is never left hanging.
         let decision_wait = server.read_your_writes_timeout.max(Duration::from_secs(30));
         let ingest = KafkaIngest::new(log.clone(), projections.clone(), decision_wait);
         let forwarder = Arc::new(Forwarder::new(projections, Vec::new(), server.max_body_bytes));
-        let state = AppState::new(
+        let mut state = AppState::new(
             log,
             Arc::new(Views::temporary()?),
             Arc::new(HubViews::temporary(lrs_hub::frameworks::Frameworks::empty())?),
@@ -216,6 +219,7 @@ impl IngestService {
             server,
             jwt,
         );
+        state.metrics = metrics;
         Ok(Self { state, forwarder })
     }
 
@@ -240,7 +244,10 @@ fn is_read(request: &Request) -> bool {
 }
 
 async fn forward_reads(State(forwarder): State<Arc<Forwarder>>, request: Request, next: Next) -> Response {
-    if is_read(&request) && *request.method() != Method::OPTIONS && request.uri().path() != "/health" {
+    if is_read(&request)
+        && *request.method() != Method::OPTIONS
+        && !crate::app::is_operational_path(request.uri().path())
+    {
         return forwarder.forward(request).await;
     }
     next.run(request).await
@@ -279,6 +286,7 @@ impl ProjectionService {
             log,
             |_| Writer::ReadOnly,
         )?;
+        state.metrics.use_kafka_offsets();
         Ok(Self { state, projectors })
     }
 
@@ -306,7 +314,8 @@ async fn wait_applied(state: &AppState, end: Offset, bound: Duration) -> bool {
 /// ingest replica has acknowledged is visible. If the bound passes the read
 /// is served anyway, and Consistent-Through says what it includes.
 async fn catch_up(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) && request.uri().path() != "/health" {
+    if matches!(*request.method(), Method::GET | Method::HEAD) && !crate::app::is_operational_path(request.uri().path())
+    {
         match state.log.end_offset().await {
             Ok(end) => {
                 wait_applied(&state, end, state.config.read_your_writes_timeout).await;
@@ -387,6 +396,8 @@ pub struct Forwarder {
     writes: Vec<String>,
     next: AtomicUsize,
     max_body_bytes: usize,
+    /// This front's requests, for `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 const HOP_BY_HOP: [HeaderName; 5] =
@@ -401,18 +412,26 @@ impl Forwarder {
             writes: clean(writes),
             next: AtomicUsize::new(0),
             max_body_bytes,
+            metrics: Default::default(),
         }
     }
 
     /// The query service's router.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
-            .route("/health", get(|| async { "ok" }))
+            .route("/health", get(crate::app::health))
+            .route("/ready", get(crate::metrics::front_ready))
+            .route(
+                "/metrics",
+                get(|State(forwarder): State<Arc<Forwarder>>| async move {
+                    crate::metrics::render_front(&forwarder.metrics)
+                }),
+            )
             .fallback(|State(forwarder): State<Arc<Forwarder>>, request: Request| async move {
                 forwarder.forward(request).await
             })
-            .with_state(self)
-            .layer(axum::middleware::from_fn(crate::http::access_log))
+            .with_state(self.clone())
+            .layer(from_fn_with_state(self.metrics.clone(), crate::http::access_log))
     }
 
     pub async fn forward(&self, request: Request) -> Response {

@@ -132,15 +132,19 @@ impl Embedded {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let log_config = SledEventLogConfig { cache_capacity_bytes: options.cache_bytes, ..Default::default() };
-        let log: Arc<dyn EventLog> = Arc::new(SledEventLog::open(&options.data_dir.join("log"), log_config)?);
-        Self::open_with_log(options, log)
+        let sled = SledEventLog::open(&options.data_dir.join("log"), log_config)?;
+        let store = Self::open_with_log(options, Arc::new(sled.clone()))?;
+        store.state.metrics.watch_embedded_log(&sled);
+        Ok(store)
     }
 
     /// As [`Embedded::open`], over a log the caller opened (tests wrap the
     /// embedded log to inject faults).
     pub fn open_with_log(options: EmbeddedOptions, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
         let (queue_depth, max_lag) = (options.write_queue_depth, options.max_projection_lag);
-        let (state, projectors) = open_local_state(
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let log = crate::metrics::TimedLog::wrap(log, metrics.clone());
+        let (mut state, projectors) = open_local_state(
             &options.data_dir,
             options.cache_bytes,
             options.frameworks,
@@ -149,6 +153,7 @@ impl Embedded {
             log.clone(),
             |views| crate::writer::Writer::Embedded(Sequencer::start(log, views.clone(), queue_depth, max_lag)),
         )?;
+        state.metrics = metrics;
         Ok(Self { state, projectors })
     }
 

@@ -395,6 +395,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
         .credentials
         .authenticate(key, secret)
         .ok_or_else(|| ApiError::Unauthorized("unknown key, wrong secret or revoked credential".to_owned()))?;
+    note_credential(&credential.name);
     let authority = json!({
         "objectType": "Agent",
         "name": credential.name,
@@ -419,6 +420,7 @@ fn authenticate_learner(state: &AppState, token: &str) -> Result<Principal, ApiE
         .learner_account(token)
         .ok_or_else(|| ApiError::Unauthorized("the bearer token is invalid, expired or not for this LRS".to_owned()))?;
     let learner = lrs_hub::facts::learning_hub_learner(&account);
+    note_credential("jwt");
     Ok(Principal {
         name: format!("learner {account}"),
         key: String::new(),
@@ -429,20 +431,106 @@ fn authenticate_learner(state: &AppState, token: &str) -> Result<Principal, ApiE
     })
 }
 
-/// One log line per request: method, path (never the query string, which
-/// can name people), status and latency. Bodies and credentials are never
-/// logged.
-pub async fn access_log(request: Request, next: Next) -> Response {
+tokio::task_local! {
+    /// The name of the credential a request authenticated with, for the
+    /// access log (set by [`authenticate`] within [`access_log`]).
+    static CREDENTIAL: std::cell::RefCell<Option<String>>;
+}
+
+/// What the access log names the caller: the credential's name, or `jwt`
+/// for a learner's bearer token (never the learner or the token).
+fn note_credential(name: &str) {
+    let _ = CREDENTIAL.try_with(|credential| *credential.borrow_mut() = Some(name.to_owned()));
+}
+
+/// The route template a request matched (a response extension).
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(pub String);
+
+/// Inside the router: hands the matched route template to the access log.
+pub async fn remember_route(request: Request, next: Next) -> Response {
+    let template = request.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(template) = template {
+        response.extensions_mut().insert(RouteTemplate(template));
+    }
+    response
+}
+
+/// The route template a path falls under, for requests answered before
+/// routing (version header, throttle, body budget) or by a front that does
+/// not route: a template of the application, else `other`.
+pub fn route_of(path: &str) -> String {
+    let templates = crate::app::XAPI_ROUTES.iter().copied().chain(crate::app::NON_XAPI_ROUTES.iter().map(|(_, p)| *p));
+    for template in templates {
+        let (mut wanted, mut given) = (template.split('/'), path.split('/'));
+        let matches = loop {
+            match (wanted.next(), given.next()) {
+                (None, None) => break true,
+                (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {}
+                (Some(w), Some(g)) if w == g => {}
+                _ => break false,
+            }
+        };
+        if matches {
+            return template.to_owned();
+        }
+    }
+    "other".to_owned()
+}
+
+/// A write of statements: PUT or POST on `/xapi/statements`, except the
+/// alternate syntax's `POST ?method=GET|HEAD`.
+fn is_statement_write(route: &str, method: &Method, query: Option<&str>) -> bool {
+    if route != "/xapi/statements" {
+        return false;
+    }
+    match *method {
+        Method::PUT => true,
+        Method::POST => !query.is_some_and(|query| {
+            form_urlencoded::parse(query.as_bytes()).any(|(name, value)| {
+                name == "method" && !(value.eq_ignore_ascii_case("PUT") || value.eq_ignore_ascii_case("POST"))
+            })
+        }),
+        _ => false,
+    }
+}
+
+/// One log line per request: route template (never the path or the query
+/// string, which can name people), method, status, latency and the name of
+/// the credential (`-` when none was accepted; `jwt` for a learner's
+/// token). Bodies and secrets are never logged. Also counts the request in
+/// the metrics.
+pub async fn access_log(
+    State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let (response, credential) = CREDENTIAL
+        .scope(std::cell::RefCell::new(None), async move {
+            let response = next.run(request).await;
+            let credential = CREDENTIAL.with(|credential| credential.borrow_mut().take());
+            (response, credential)
+        })
+        .await;
+    let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let route = match response.extensions().get::<RouteTemplate>() {
+        Some(RouteTemplate(template)) => template.clone(),
+        None => route_of(&path),
+    };
+    let write = is_statement_write(&route, &method, query.as_deref());
+    metrics.observe_request(&route, &method, status, elapsed, write);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let credential = credential.as_deref().unwrap_or("-");
     if response.status().is_server_error() {
-        tracing::warn!(target: "lrs::access", %method, %path, status, latency_ms, "request failed");
+        tracing::warn!(target: "lrs::access", %method, %route, status, latency_ms, %credential, "request failed");
     } else {
-        tracing::info!(target: "lrs::access", %method, %path, status, latency_ms, "request");
+        tracing::info!(target: "lrs::access", %method, %route, status, latency_ms, %credential, "request");
     }
     response
 }

@@ -56,6 +56,8 @@ enum Command {
 pub struct WriteProgress {
     in_cycle: AtomicBool,
     appended_end: AtomicU64,
+    /// Statements newly stored (repeats not counted), for the metrics.
+    statements_stored: AtomicU64,
 }
 
 impl WriteProgress {
@@ -63,6 +65,12 @@ impl WriteProgress {
     /// appended has been projected into `views`.
     pub fn is_quiet(&self, views: &Views) -> bool {
         !self.in_cycle.load(Ordering::SeqCst) && self.appended_end.load(Ordering::SeqCst) <= views.applied_offset()
+    }
+
+    /// Statements this writer has stored since it started (repeats of
+    /// stored statements are not counted).
+    pub fn statements_stored(&self) -> u64 {
+        self.statements_stored.load(Ordering::Relaxed)
     }
 }
 
@@ -344,6 +352,8 @@ impl Writer {
                 }
                 if !new_ids_per_event.is_empty() {
                     self.progress.appended_end.store(first + new_ids_per_event.len() as u64, Ordering::SeqCst);
+                    let stored: usize = new_ids_per_event.iter().map(Vec::len).sum();
+                    self.progress.statements_stored.fetch_add(stored as u64, Ordering::Relaxed);
                 }
                 for (((_, reply), plan), visible) in group.into_iter().zip(plans).zip(repeat_visible) {
                     let answer = match plan {
