@@ -352,8 +352,14 @@ fn text(body: String) -> Response {
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.config.metrics_require_credential {
-        if let Err(error) = crate::http::authenticate(&state, &headers) {
-            return error.into_response();
+        match crate::http::authenticate(&state, &headers) {
+            Ok(principal) if principal.learner.is_none() => {}
+            Ok(_) => {
+                let error =
+                    crate::error::ApiError::Forbidden("a learner's token does not give access to metrics".into());
+                return error.into_response();
+            }
+            Err(error) => return error.into_response(),
         }
     }
     let mut out = String::new();
