@@ -200,24 +200,31 @@ export function download(filename, text, type = 'text/csv;charset=utf-8') {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-/** A table with a caption, header cells and rows of cells (strings or {text, class}). */
-export function table({caption, columns, rows, id, className}) {
+/**
+ * A table with a caption, header cells and rows of cells (strings or
+ * {text, class, content}). With `stack`, narrow screens show each row as a
+ * block of "header: value" lines instead of a table scrolling sideways.
+ */
+export function table({caption, columns, rows, id, stack = false}) {
   const cell = (tag, value, extra = {}) =>
     value !== null && typeof value === 'object' && !(value instanceof Node)
       ? h(tag, {...extra, class: value.class, 'data-value': value.value}, value.content ?? value.text)
       : h(tag, extra, value);
+  const label = (column) => (typeof column === 'object' ? column.text : column);
   return h(
     'div',
     {class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': caption},
     h(
       'table',
-      {id, class: className},
+      {id, class: stack ? 'stack' : undefined},
       h('caption', {}, caption),
       h('thead', {}, h('tr', {}, columns.map((c) => cell('th', c, {scope: 'col'})))),
       h(
         'tbody',
         {},
-        rows.map((row) => h('tr', {}, row.map((value, index) => cell(index === 0 ? 'th' : 'td', value, index === 0 ? {scope: 'row'} : {})))),
+        rows.map((row) =>
+          h('tr', {}, row.map((value, index) => cell(index === 0 ? 'th' : 'td', value, index === 0 ? {scope: 'row'} : {'data-label': label(columns[index])}))),
+        ),
       ),
     ),
   );

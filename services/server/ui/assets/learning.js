@@ -51,6 +51,7 @@ function renderTranscript(activities) {
     container,
     table({
       id: 'transcript-table',
+      stack: true,
       caption: `Your activities, most recent first (${activities.length})`,
       columns: ['Activity', 'Status', {text: 'Best score', class: 'num'}, 'First (UTC)', 'Last (UTC)', {text: 'Time spent', class: 'num'}, 'Platform'],
       rows: activities.map((a) => [

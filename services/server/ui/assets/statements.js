@@ -104,6 +104,7 @@ function render(result) {
     count
       ? table({
           id: 'statements-table',
+      stack: true,
           caption: `Statements, page ${pageNumber}`,
           columns: ['Stored (UTC)', 'Actor', 'Verb', 'Object', 'JSON'],
           rows: current.map((st, index) => [
