@@ -344,6 +344,10 @@ impl KafkaEventLog {
                     .set("enable.auto.commit", "false")
                     .set("enable.auto.offset.store", "false")
                     .set("enable.partition.eof", "false")
+                    // Never jump to another offset on its own: a broker that
+                    // restarts can briefly report a shorter log, and a reader
+                    // that skipped ahead would silently miss events.
+                    .set("auto.offset.reset", "error")
                     .set("fetch.wait.max.ms", "50")
                     .set("fetch.message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
                     .create()

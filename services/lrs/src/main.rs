@@ -32,6 +32,9 @@ enum Command {
     /// Checks a stopped store: replays its whole log into fresh projections
     /// and compares them with the live ones (exit status 1 if they differ).
     Verify(VerifyArgs),
+    /// Bulk-loads statements (NDJSON, or one JSON array) into a stopped
+    /// store, validated as the API does; resumes after an interruption.
+    Import(ImportArgs),
     /// Kafka mode: the write service (stateless; any number of replicas).
     Ingest(IngestArgs),
     /// Kafka mode: consumes the log into local views and serves reads.
@@ -67,6 +70,40 @@ enum DirectoryCommand {
         /// `code,name,parent`), or a JSON array when the name ends in .json.
         file: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// NDJSON (one statement per line) or a JSON array of statements.
+    file: PathBuf,
+    /// Data directory of the store (stop `lrs serve` first).
+    #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// xAPI version the statements are validated against: 1.0.3 or 2.0.0.
+    #[arg(long = "xapi-version", default_value = "2.0.0")]
+    xapi_version: String,
+    /// Statements per append to the log.
+    #[arg(long, default_value_t = 2000)]
+    batch_size: usize,
+    /// Account name recorded in the imported statements' authority.
+    #[arg(long, default_value = "import")]
+    authority_name: String,
+    /// The homePage of that authority account.
+    #[arg(long, env = "LRS_AUTHORITY_HOME_PAGE", default_value = "https://learninghub.nhs.uk/lrs/credentials")]
+    authority_home_page: String,
+    /// Start from the beginning of the file, ignoring an earlier checkpoint
+    /// (statements already stored are found again and not duplicated).
+    #[arg(long)]
+    restart: bool,
+    /// Page cache of the log and of the views, in MiB each.
+    #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
+    cache_mib: u64,
+    /// Competency-framework file, as for `serve`.
+    #[arg(long, env = "LRS_COMPETENCIES")]
+    competencies: Option<PathBuf>,
+    /// No progress bar (also off when standard error is not a terminal).
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -390,6 +427,10 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Import(args) => {
+            init_logging("text");
+            runtime()?.block_on(import_statements(args))
+        }
         Command::Ingest(args) => {
             init_logging(&args.log_format);
             runtime()?.block_on(ingest(args))
@@ -613,6 +654,88 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let applied = lrs_server::cluster::replay(args.kafka.options("replay"), options).await?;
     println!("replayed the log through offset {applied} in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `lrs import`: opens the stopped store, loads the file through its writer
+/// with a progress bar, and prints what was rejected and why.
+async fn import_statements(args: ImportArgs) -> anyhow::Result<()> {
+    use lrs_server::import::{ImportEvent, ImportOptions, import};
+    let version = lrs_xapi::XapiVersion::from_header(&args.xapi_version)
+        .ok_or_else(|| anyhow::anyhow!("--xapi-version must be 1.0.3 or 2.0.0, not {}", args.xapi_version))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let mut options = EmbeddedOptions::new(&args.data_dir);
+    options.cache_bytes = args.cache_mib * 1024 * 1024;
+    options.frameworks = load_frameworks(args.competencies.as_deref())?;
+    let store = Embedded::open(options)
+        .with_context(|| format!("opening the store in {} (is `lrs serve` running on it?)", args.data_dir.display()))?;
+    let import_options = ImportOptions {
+        file: args.file.clone(),
+        version,
+        batch_size: args.batch_size,
+        authority: serde_json::json!({
+            "objectType": "Agent",
+            "account": { "homePage": args.authority_home_page, "name": args.authority_name },
+        }),
+        restart: args.restart,
+    };
+    let visible = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        None,
+        if visible { indicatif::ProgressDrawTarget::stderr() } else { indicatif::ProgressDrawTarget::hidden() },
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} [{elapsed_precise}, ETA {eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut first = true;
+    let mut statements_at_start = 0;
+    let result = import(&store.state, &args.data_dir, &import_options, |event| match event {
+        ImportEvent::Stored(progress) => {
+            if first {
+                first = false;
+                statements_at_start = progress.accepted + progress.rejected;
+                if progress.resumed_at > 0 {
+                    bar.println(format!("resuming at byte {} of {}", progress.resumed_at, progress.file_bytes));
+                }
+                bar.set_length(progress.file_bytes);
+            }
+            bar.set_position(progress.offset);
+            let rate = (progress.accepted + progress.rejected - statements_at_start) as f64
+                / started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!("{} stored, {} rejected, {rate:.0}/s", progress.accepted, progress.rejected));
+        }
+        ImportEvent::Projecting { behind } => {
+            bar.set_message(format!("projecting: {behind} events to go"));
+        }
+    })
+    .await;
+    bar.finish_and_clear();
+    store.stop().await.context("stopping the store")?;
+    let progress = result?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let done = progress.accepted + progress.rejected;
+    println!(
+        "imported {}: {} statements stored (or already there), {} rejected, in {elapsed:.1} s ({:.0} statements/s{})",
+        args.file.display(),
+        progress.accepted,
+        progress.rejected,
+        done as f64 / elapsed.max(0.001),
+        if progress.resumed_at > 0 { ", counts include the earlier, interrupted run" } else { "" },
+    );
+    if progress.rejected > 0 {
+        println!("rejected, by reason:");
+        let mut reasons: Vec<_> = progress.reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1));
+        for (reason, count) in reasons.iter().take(20) {
+            println!("  {count:>8}  {reason}");
+        }
+        println!("first rejected lines (line or element number: reason):");
+        for (number, reason) in &progress.examples {
+            println!("  {number}: {reason}");
+        }
+    }
     Ok(())
 }
 

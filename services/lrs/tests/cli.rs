@@ -1527,3 +1527,136 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     assert_eq!(verified.status.code(), Some(1), "{}", describe(&verified));
     assert!(text(&verified.stdout).contains("DIFFER"), "{}", describe(&verified));
 }
+
+// ---------------------------------------------------------------------------
+// lrs import
+// ---------------------------------------------------------------------------
+
+fn import_statement(n: u64, with_id: bool) -> Value {
+    let mut statement = json!({
+        "actor": { "objectType": "Agent", "account": { "homePage": "https://learninghub.nhs.uk", "name": format!("learner-{}", n % 97) } },
+        "verb": { "id": "http://adlnet.gov/expapi/verbs/completed", "display": { "en-GB": "completed" } },
+        "object": { "objectType": "Activity", "id": format!("https://learninghub.nhs.uk/activities/import/{}", n % 13) },
+        "timestamp": "2026-11-01T09:00:00Z",
+        "result": { "completion": true, "extensions": { "https://example.org/ext/n": n } },
+    });
+    if with_id {
+        statement["id"] = json!(test_uuid(0x1e, 1, 2, n));
+    }
+    statement
+}
+
+fn checkpoint_offset(data_dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("imports")) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .filter_map(|checkpoint| checkpoint["offset"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_loads_ndjson_and_arrays_names_rejected_lines_and_stores_nothing_twice() {
+    let data = TempDir::new().unwrap();
+    let files = TempDir::new().unwrap();
+    let ndjson = files.path().join("statements.ndjson");
+    let mut conflicting = import_statement(1, true);
+    conflicting["verb"]["id"] = json!("http://adlnet.gov/expapi/verbs/passed");
+    let mut no_verb = import_statement(5, false);
+    no_verb.as_object_mut().unwrap().remove("verb");
+    let lines = [
+        import_statement(1, true).to_string(),
+        String::new(),
+        "{\"actor\": {".to_owned(),
+        import_statement(4, false).to_string(),
+        no_verb.to_string(),
+        conflicting.to_string(),
+        "[1]".to_owned(),
+        import_statement(8, false).to_string(),
+    ];
+    std::fs::write(&ndjson, lines.join("\n") + "\n").unwrap();
+    let output = run_ok(&["import", ndjson.to_str().unwrap(), "--data-dir", dir_arg(data.path()), "--quiet"]);
+    assert!(output.contains("3 statements stored (or already there), 4 rejected"), "{output}");
+    for line in ["  3: ", "  5: ", "  6: ", "  7: "] {
+        assert!(output.contains(line), "line {line:?} is named in the summary: {output}");
+    }
+    assert!(output.contains("5: \"verb\" is a required property"), "the reason names the property: {output}");
+    assert!(output.contains("6: a different statement with id"), "a conflict is named: {output}");
+    assert!(!output.contains("learner-"), "rejections never show statement content: {output}");
+
+    // The same file again from the start: statements without an id get the
+    // same derived id, so nothing is stored twice.
+    // One statement per append this time, so the conflict is decided by
+    // the store's writer rather than within one batch.
+    let again = run_ok(&[
+        "import",
+        ndjson.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(data.path()),
+        "--restart",
+        "--batch-size",
+        "1",
+        "--quiet",
+    ]);
+    assert!(again.contains("3 statements stored (or already there), 4 rejected"), "{again}");
+    assert!(again.contains("6: a different statement with id"), "a conflict is named: {again}");
+
+    let array = files.path().join("statements.json");
+    let elements: Vec<Value> = (20..23).map(|n| import_statement(n, n % 2 == 0)).collect();
+    std::fs::write(&array, serde_json::to_string_pretty(&elements).unwrap()).unwrap();
+    let output = run_ok(&["import", array.to_str().unwrap(), "--data-dir", dir_arg(data.path()), "--quiet"]);
+    assert!(output.contains("3 statements stored (or already there), 0 rejected"), "{output}");
+
+    let server = Server::serve(data.path());
+    let ids = server.admin().list_all_ids().await;
+    assert_eq!(ids.len(), 6, "three lines and three array elements, each once: {ids:?}");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 6);
+    let first = server.admin().get_statement(&test_uuid(0x1e, 1, 2, 1)).await.expect("the statement with an id");
+    assert_eq!(
+        first["verb"]["id"], "http://adlnet.gov/expapi/verbs/completed",
+        "the first of two conflicting ones stays"
+    );
+    assert_eq!(first["authority"]["account"]["name"], "import");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_midway_resumes_and_stores_every_statement_once() {
+    let data = TempDir::new().unwrap();
+    let files = TempDir::new().unwrap();
+    let path = files.path().join("big.ndjson");
+    let count = 8_000u64;
+    let mut text = String::new();
+    for n in 0..count {
+        text.push_str(&import_statement(n, n % 2 == 0).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, &text).unwrap();
+    let args = ["import", path.to_str().unwrap(), "--data-dir", dir_arg(data.path()), "--batch-size", "100", "--quiet"];
+    let mut child = lrs().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    while checkpoint_offset(data.path()) == 0 {
+        assert!(Instant::now() < deadline, "the import wrote no checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let interrupted_at = checkpoint_offset(data.path());
+    assert!(interrupted_at < text.len() as u64, "the import was interrupted before the end");
+
+    let output = run_ok(&args);
+    assert!(output.contains(&format!("{count} statements stored (or already there), 0 rejected")), "{output}");
+    assert!(output.contains("earlier, interrupted run"), "the second run resumed: {output}");
+
+    let server = Server::serve(data.path());
+    let ids = server.admin().list_all_ids().await;
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "no statement is stored twice");
+    assert_eq!(ids.len() as u64, count, "every statement is stored once");
+    for n in (0..count).step_by(2) {
+        assert!(distinct.contains(&test_uuid(0x1e, 1, 2, n)), "statement {n} is stored");
+    }
+}

@@ -224,29 +224,19 @@ async fn store(
     let stored = chrono::Utc::now();
     for (index, original) in statements.into_iter().enumerate() {
         let prefix = if single { String::new() } else { format!("/{index}") };
-        state
-            .validator
-            .validate(version, &original)
-            .map_err(|e| ApiError::bad_property(format!("{prefix}{}", e.path), e.message))?;
-        check_attachments(&original, &part_hashes, &mut referenced_hashes, &parts, &prefix)?;
-        let mut statement = original;
-        normalise_context_activities(&mut statement);
-        let id = match statement.get("id").and_then(Value::as_str) {
-            Some(text) => Uuid::parse_str(text)
-                .map_err(|_| ApiError::bad_property(format!("{prefix}/id"), "id must be a UUID"))?,
-            None => Uuid::new_v4(),
-        };
-        if !seen.insert(id) {
+        let context = Prepare { validator: &state.validator, version, authority: &principal.authority, stored };
+        let prepared = context.prepare(original, &prefix, Uuid::new_v4, |statement| {
+            check_attachments(statement, &part_hashes, &mut referenced_hashes, &parts, &prefix)
+        })?;
+        if !seen.insert(prepared.id) {
             return Err(ApiError::bad_property(
                 format!("{prefix}/id"),
-                format!("the id {id} appears twice in this request"),
+                format!("the id {} appears twice in this request", prepared.id),
             ));
         }
-        let fingerprint = content_fingerprint(&statement);
-        complete_for_storage(&mut statement, id, stored, &principal.authority, version);
-        ids.push(id);
-        fingerprints.push(fingerprint);
-        completed.push(statement);
+        ids.push(prepared.id);
+        fingerprints.push(prepared.fingerprint);
+        completed.push(prepared.statement);
     }
     for part in &parts {
         if !referenced_hashes.contains(&part.sha2) {
@@ -263,6 +253,56 @@ async fn store(
     let visible =
         state.writer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
     Ok((visible, ids))
+}
+
+/// How statements are validated and completed for storage: shared by the
+/// API and `lrs import`.
+pub struct Prepare<'a> {
+    pub validator: &'a lrs_xapi::StatementValidator,
+    pub version: XapiVersion,
+    pub authority: &'a Value,
+    pub stored: chrono::DateTime<chrono::Utc>,
+}
+
+/// A statement ready for the writer.
+pub struct Prepared {
+    pub id: Uuid,
+    pub fingerprint: [u8; 32],
+    pub statement: Value,
+}
+
+impl Prepare<'_> {
+    /// Validates `original` (errors name properties under `prefix`), runs
+    /// `attachments` on it, and completes it: `id` (from `new_id` when the
+    /// client gave none), `stored`, `authority`, `version`.
+    pub fn prepare(
+        &self,
+        original: Value,
+        prefix: &str,
+        new_id: impl FnOnce() -> Uuid,
+        attachments: impl FnOnce(&Value) -> Result<(), ApiError>,
+    ) -> Result<Prepared, ApiError> {
+        self.validator
+            .validate(self.version, &original)
+            .map_err(|e| ApiError::bad_property(format!("{prefix}{}", e.path), e.message))?;
+        attachments(&original)?;
+        let mut statement = original;
+        normalise_context_activities(&mut statement);
+        let id = match statement.get("id").and_then(Value::as_str) {
+            Some(text) => Uuid::parse_str(text)
+                .map_err(|_| ApiError::bad_property(format!("{prefix}/id"), "id must be a UUID"))?,
+            None => new_id(),
+        };
+        let fingerprint = content_fingerprint(&statement);
+        complete_for_storage(&mut statement, id, self.stored, self.authority, self.version);
+        Ok(Prepared { id, fingerprint, statement })
+    }
+}
+
+/// Checks a statement's attachments when no multipart parts were sent:
+/// each needs a `fileUrl`.
+pub fn check_attachments_without_parts(statement: &Value) -> Result<(), ApiError> {
+    check_attachments(statement, &HashSet::new(), &mut HashSet::new(), &[], "")
 }
 
 fn check_attachments(
