@@ -2,7 +2,7 @@
 //! compared for the immutability rule.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -40,49 +40,102 @@ pub fn duration_to_hundredths(duration: &str) -> String {
     if hundredths.is_empty() { format!("{head}{whole}S") } else { format!("{head}{whole}.{hundredths}S") }
 }
 
-fn normalise_durations(statement: &mut Value) {
-    if let Some(Value::String(duration)) = statement.pointer_mut("/result/duration") {
-        *duration = duration_to_hundredths(duration);
-    }
-    if let Some(object) = statement.get_mut("object") {
-        if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
-            normalise_durations(object);
-        }
-    }
-}
-
 /// A fingerprint of what the client said, for "same id, same statement"
 /// checks: the statement without the properties the LRS sets (`id`,
 /// `stored`, `authority`, `version`), with object keys sorted.
 pub fn content_fingerprint(statement: &Value) -> [u8; 32] {
-    let mut copy = statement.clone();
-    if let Some(object) = copy.as_object_mut() {
-        for property in ["id", "stored", "authority", "version"] {
-            object.remove(property);
-        }
-    }
-    normalise_durations(&mut copy);
-    let canonical = sorted(&copy);
-    let mut hasher = Sha256::new();
-    // Serialising a Value cannot fail.
-    hasher.update(serde_json::to_vec(&canonical).unwrap_or_default());
-    hasher.finalize().into()
+    let mut hasher = HashWriter(Sha256::new());
+    write_statement(&mut hasher, statement, true);
+    hasher.0.finalize().into()
 }
 
-fn sorted(value: &Value) -> Value {
+/// Feeds what is written into the digest (the canonical text is never
+/// held in memory).
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a JSON value with object keys in byte order: the text
+/// `serde_json` gives for a copy whose maps were rebuilt in sorted order.
+fn write_sorted(out: &mut HashWriter, value: &Value) {
+    use std::io::Write;
     match value {
         Value::Object(object) => {
             let mut keys: Vec<&String> = object.keys().collect();
             keys.sort();
-            let mut out = Map::new();
-            for key in keys {
-                out.insert(key.clone(), sorted(&object[key]));
-            }
-            Value::Object(out)
+            write_object(out, &keys, |out, key| write_sorted(out, &object[key]));
         }
-        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-        other => other.clone(),
+        Value::Array(items) => {
+            let _ = out.write_all(b"[");
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    let _ = out.write_all(b",");
+                }
+                write_sorted(out, item);
+            }
+            let _ = out.write_all(b"]");
+        }
+        // Writing to a digest cannot fail.
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
     }
+}
+
+fn write_object(out: &mut HashWriter, keys: &[&String], mut value: impl FnMut(&mut HashWriter, &str)) {
+    use std::io::Write;
+    let _ = out.write_all(b"{");
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            let _ = out.write_all(b",");
+        }
+        let _ = serde_json::to_writer(&mut *out, key);
+        let _ = out.write_all(b":");
+        value(out, key);
+    }
+    let _ = out.write_all(b"}");
+}
+
+/// A statement (or SubStatement) for the fingerprint: without what the LRS
+/// sets (top level only), durations in hundredths of a second.
+fn write_statement(out: &mut HashWriter, statement: &Value, top: bool) {
+    let Value::Object(object) = statement else {
+        write_sorted(out, statement);
+        return;
+    };
+    let mut keys: Vec<&String> = object
+        .keys()
+        .filter(|key| !(top && matches!(key.as_str(), "id" | "stored" | "authority" | "version")))
+        .collect();
+    keys.sort();
+    write_object(out, &keys, |out, key| {
+        let value = &object[key];
+        match (key, value) {
+            ("result", Value::Object(result)) => {
+                let mut keys: Vec<&String> = result.keys().collect();
+                keys.sort();
+                write_object(out, &keys, |out, key| match (key, &result[key]) {
+                    ("duration", Value::String(duration)) => {
+                        write_sorted(out, &Value::String(duration_to_hundredths(duration)));
+                    }
+                    (_, other) => write_sorted(out, other),
+                });
+            }
+            ("object", object) if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") => {
+                write_statement(out, object, false);
+            }
+            _ => write_sorted(out, value),
+        }
+    });
 }
 
 /// Sets what the LRS owns on an accepted statement: `id` when absent,
@@ -205,6 +258,64 @@ pub fn normalise_context_activities(statement: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Map;
+
+    /// The fingerprint as first defined: copy, strip, normalise, rebuild
+    /// every map in key order, serialise, hash. The streaming one must
+    /// give the same digests (they are stored in the views).
+    fn reference_fingerprint(statement: &Value) -> [u8; 32] {
+        fn normalise_durations(statement: &mut Value) {
+            if let Some(Value::String(duration)) = statement.pointer_mut("/result/duration") {
+                *duration = duration_to_hundredths(duration);
+            }
+            if let Some(object) = statement.get_mut("object") {
+                if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
+                    normalise_durations(object);
+                }
+            }
+        }
+        fn sorted(value: &Value) -> Value {
+            match value {
+                Value::Object(object) => {
+                    let mut keys: Vec<&String> = object.keys().collect();
+                    keys.sort();
+                    let mut out = Map::new();
+                    for key in keys {
+                        out.insert(key.clone(), sorted(&object[key]));
+                    }
+                    Value::Object(out)
+                }
+                Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+                other => other.clone(),
+            }
+        }
+        let mut copy = statement.clone();
+        if let Some(object) = copy.as_object_mut() {
+            for property in ["id", "stored", "authority", "version"] {
+                object.remove(property);
+            }
+        }
+        normalise_durations(&mut copy);
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(&sorted(&copy)).unwrap_or_default());
+        hasher.finalize().into()
+    }
+
+    #[test]
+    fn the_streaming_fingerprint_equals_the_reference() {
+        let cases = [
+            json!({"id": "x", "stored": "s", "authority": {"a": 1}, "version": "1.0.0", "verb": {"id": "v", "display": {"en-GB": "é\"\n", "de": "ä"}}}),
+            json!({"actor": {"mbox": "mailto:a@b"}, "result": {"duration": "PT1.2345S", "score": {"scaled": 0.5, "raw": 1e3}, "extensions": {"z": [1, {"b": null, "a": true}], "a": -0.0}}}),
+            json!({"object": {"objectType": "SubStatement", "id": "kept", "result": {"duration": "PT90M"}, "object": {"objectType": "Activity", "id": "x"}}, "result": "not an object"}),
+            json!({"result": {"duration": 5}, "object": {"objectType": "Activity", "version": "kept below the top"}}),
+            json!([1, 2, {"b": 1, "a": 2}]),
+            json!({"\u{1F600}": 1, "Z": 2, "a": 3, "": 4, "context": {"extensions": {"https://e/x": {"nested": [[], {}]}}}}),
+        ];
+        for case in &cases {
+            assert_eq!(content_fingerprint(case), reference_fingerprint(case), "{case}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 
