@@ -2,7 +2,10 @@
 # Runs every test of the project: unit, integration, the log contract suite
 # (embedded and Kafka), the crash-restart tests, and the xAPI HTTP suite
 # twice: against the embedded store and against a Kafka deployment (two
-# ingest replicas, one projection, two query replicas). Called by .ci/run.
+# ingest replicas, one projection, two query replicas), and the browser
+# tests of the pages (tests/browser/run.sh: installs Debian's chromium and
+# the npm packages it needs). Every step runs even when an earlier one
+# failed; the exit status is non-zero if any did. Called by .ci/run.
 #
 # The Kafka tests need a real broker: deploy/kafka/local-kafka.sh fetches
 # Apache Kafka with Maven (cached under ~/.cache/lrs-kafka) and starts a
@@ -34,9 +37,13 @@ broker_started=yes
 export LRS_TEST_KAFKA
 echo "Kafka broker ready at $LRS_TEST_KAFKA after $(( $(date +%s) - started )) s"
 
-cargo test --workspace --locked --all-targets --no-fail-fast
+status=0
+cargo test --workspace --locked --all-targets --no-fail-fast || status=1
 
 started=$(date +%s)
-LRS_TEST_DEPLOYMENT=kafka cargo test --workspace --locked --no-fail-fast --test api
+LRS_TEST_DEPLOYMENT=kafka cargo test --workspace --locked --no-fail-fast --test api || status=1
 echo "xAPI suite on Kafka took $(( $(date +%s) - started )) s"
-tests/browser/run.sh
+
+tests/browser/run.sh || status=1
+exit "$status"
+

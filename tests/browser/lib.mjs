@@ -104,12 +104,16 @@ export function learnerToken(account, lifetimeSeconds = 3600) {
   return `${header}.${claims}.${signature}`;
 }
 
-/** Saves a full-page screenshot under target/browser-artifacts (and optionally copies it). */
+/**
+ * Saves a full-page screenshot under target/browser-artifacts; with
+ * LRS_UPDATE_SCREENSHOTS=1 also copies it to `copyTo` (the README's
+ * pictures), so an ordinary test run leaves the checkout unchanged.
+ */
 export async function screenshot(page, name, {copyTo} = {}) {
   mkdirSync(env.artifacts, {recursive: true});
   const path = join(env.artifacts, `${name}.png`);
   await page.screenshot({path, fullPage: true});
-  if (copyTo) {
+  if (copyTo && process.env.LRS_UPDATE_SCREENSHOTS === '1') {
     mkdirSync(dirname(copyTo), {recursive: true});
     copyFileSync(path, copyTo);
   }

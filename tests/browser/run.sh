@@ -2,8 +2,9 @@
 # Browser tests of the Learning Hub pages (/ui/…): Playwright (playwright-core,
 # pinned in package-lock.json) drives Debian's Chromium, headless, against a
 # real `lrs serve` filled by the load tool's generator. Run by node's own
-# test runner. Screenshots go to target/browser-artifacts/ and two of them
-# to docs/screenshots/ (for the README).
+# test runner. Screenshots go to target/browser-artifacts/; with
+# LRS_UPDATE_SCREENSHOTS=1 two of them also replace docs/screenshots/ (the
+# README's pictures).
 #
 #   tests/browser/run.sh            # everything: install, build, fill, test
 #

@@ -42,8 +42,12 @@ impl Projection for Views {
     }
 }
 
-/// Events applied per atomic batch.
+/// Events applied per atomic batch, at most.
 const CHUNK: usize = 2_000;
+/// Bytes of events applied per atomic batch, at most (but at least one
+/// event): the batch's writes are held in memory until it commits, and one
+/// event can carry thousands of statements.
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// Tails `log` into `views` until `shutdown` turns true. Errors reading the
 /// log are retried with a back-off; an event the views cannot apply stops
@@ -73,6 +77,13 @@ pub async fn run_projector<P: Projection + ?Sized>(
             }
         };
         backoff = Duration::from_millis(50);
+        let mut bytes = 0;
+        if let Some(over) = records.iter().position(|record| {
+            bytes += record.payload.len();
+            bytes > CHUNK_BYTES
+        }) {
+            records.truncate(over.max(1));
+        }
         if let Some(mut leader) = views.depends_on() {
             let limit = *leader.borrow_and_update();
             records.retain(|record| record.offset < limit);

@@ -576,15 +576,15 @@ fn remember_activities(batch: &mut PendingBatch<'_>, statement: &Value) -> Resul
             continue;
         };
         let key = keys::activity(id);
-        let mut known: Value = match batch.get(&key)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?,
+        let existing = batch.get(&key)?;
+        let mut known: Value = match &existing {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?,
             None => serde_json::json!({ "objectType": "Activity", "id": id }),
         };
         let Some(definition) = activity.get("definition").and_then(Value::as_object) else {
-            if known.get("definition").is_none() && batch.get(&key)?.is_some() {
-                continue;
+            if existing.is_none() {
+                batch.put(key, serde_json::to_vec(&known).unwrap_or_default());
             }
-            batch.put(key, serde_json::to_vec(&known).unwrap_or_default());
             continue;
         };
         let merged = known
@@ -608,7 +608,12 @@ fn remember_activities(batch: &mut PendingBatch<'_>, statement: &Value) -> Resul
                 }
             }
         }
-        batch.put(key, serde_json::to_vec(&known).unwrap_or_default());
+        // Most statements repeat a definition already known: write only a
+        // change (each write costs a sled insert).
+        let merged = serde_json::to_vec(&known).unwrap_or_default();
+        if existing.as_deref() != Some(merged.as_slice()) {
+            batch.put(key, merged);
+        }
     }
     Ok(())
 }

@@ -41,7 +41,9 @@ fn sees_everything(principal: &Principal) -> bool {
 }
 
 /// Checks the caller may read an organisation's analytics.
-fn require_organisation(state: &AppState, principal: &Principal, code: &str) -> Result<(), ApiError> {
+/// `*` sees everything, no grant sees nothing, otherwise the organisation
+/// must be granted or below a grant (the pages apply the same rule).
+pub(crate) fn require_organisation(state: &AppState, principal: &Principal, code: &str) -> Result<(), ApiError> {
     if sees_everything(principal) {
         return Ok(());
     }

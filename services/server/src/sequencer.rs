@@ -81,6 +81,9 @@ pub struct Sequencer {
 }
 
 const MAX_STATEMENTS_PER_CYCLE: usize = 20_000;
+/// Statements appended but not yet in the views before writes get 503
+/// (about 100 bytes each in memory).
+const MAX_UNPROJECTED_STATEMENTS: usize = 200_000;
 
 impl Sequencer {
     /// Starts the writer task. Writes are refused with 503 while the views
@@ -234,12 +237,19 @@ impl Writer {
         }
     }
 
-    /// A refusal when the views lag too far behind the log.
-    fn behind(&self) -> Option<ApiError> {
+    /// A refusal when the views lag too far behind the log: by events, or
+    /// by statements appended but not yet projected (an event can carry
+    /// thousands, and each is remembered here until the views have it).
+    fn behind(&mut self) -> Option<ApiError> {
         let appended = self.progress.appended_end.load(Ordering::SeqCst);
-        let lag = appended.saturating_sub(self.views.applied_offset());
-        (lag > self.max_lag).then(|| {
-            tracing::warn!(lag, "the views are behind the log; refusing writes until they catch up");
+        let applied = self.views.applied_offset();
+        let lag = appended.saturating_sub(applied);
+        if self.recent.len() > MAX_UNPROJECTED_STATEMENTS {
+            self.recent.retain(|_, (_, offset)| *offset >= applied);
+        }
+        let unprojected = self.recent.len();
+        (lag > self.max_lag || unprojected > MAX_UNPROJECTED_STATEMENTS).then(|| {
+            tracing::warn!(lag, unprojected, "the views are behind the log; refusing writes until they catch up");
             ApiError::Unavailable("the store is catching up with earlier writes; slow down and retry".to_owned())
         })
     }

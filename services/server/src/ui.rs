@@ -27,7 +27,7 @@ use lrs_hub::facts::is_ods_code;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::http::{Params, Principal, authenticate};
+use crate::http::{Params, authenticate};
 
 /// What a page may load: only this server's own files.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -118,22 +118,6 @@ async fn asset(Path(name): Path<String>) -> Response {
     }
 }
 
-/// The same rule as the analytics API: `*` sees everything, no grant sees
-/// nothing, otherwise the organisation must be granted or below a grant.
-fn require_organisation(state: &AppState, principal: &Principal, code: &str) -> Result<(), ApiError> {
-    if principal.organisations.iter().any(|o| o == "*") {
-        return Ok(());
-    }
-    if principal.organisations.is_empty() {
-        return Err(ApiError::Forbidden("this caller has no analytics access".to_owned()));
-    }
-    if state.hub.is_within(code, &principal.organisations)? {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("this caller may not see that organisation".to_owned()))
-    }
-}
-
 /// GET /ui/api/organisations[?root=CODE]: the organisations the caller may
 /// see (each granted one and those below it; with `root`, that organisation
 /// and those below it), as `{code, name, parent}` in tree order. A caller
@@ -159,7 +143,7 @@ async fn organisations_answer(state: AppState, request: Request) -> Result<Value
             if !is_ods_code(code) {
                 return Err(ApiError::bad_property("?root", "root must be an ODS code (1 to 9 letters and digits)"));
             }
-            require_organisation(&state, &principal, code)?;
+            crate::analytics::require_organisation(&state, &principal, code)?;
             vec![code.to_owned()]
         }
         None => {

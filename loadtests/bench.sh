@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Runs every benchmark behind loadtests/RESULTS.md and writes the load
+# tool's JSON reports (and a summary) to $OUT.
+#
+#   loadtests/bench.sh [all|ceiling|embedded|scale|kafka]
+#
+# Environment:
+#   OUT                 where reports go (default target/bench)
+#   BENCH_STATEMENTS    statements imported for the scale runs (default 500000)
+#   BENCH_SECONDS       measured seconds of each write run (default 60)
+#
+# Everything listens on 127.0.0.1 only; every process started here is
+# stopped by its PID on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+WHAT="${1:-all}"
+OUT="${OUT:-$ROOT/target/bench}"
+N="${BENCH_STATEMENTS:-500000}"
+SECONDS_EACH="${BENCH_SECONDS:-60}"
+LRS="$ROOT/target/release/lrs"
+LOAD="$ROOT/target/release/lrs-load"
+KEY=bench
+SECRET=bench-secret-0123456789
+WORK="$(mktemp -d -t lrs-bench.XXXXXX)"
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ "${KAFKA_STARTED:-0}" == 1 ]]; then bash deploy/kafka/local-kafka.sh stop >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits (at most 120 s) until URL answers 200.
+wait_ready() {
+  local url="$1" deadline=$((SECONDS + 120))
+  until curl -fsS -o /dev/null "$url"; do
+    ((SECONDS < deadline)) || { echo "no answer from $url" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+# Starts a command in the background; its PID is remembered and printed.
+start() {
+  "$@" >>"$WORK/services.log" 2>&1 &
+  PIDS+=("$!")
+  echo "$!"
+}
+
+stop() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+run_load() {
+  local name="$1"
+  shift
+  log "$name"
+  "$LOAD" run --key "$KEY" --secret "$SECRET" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
+}
+
+# A fresh store with the bench credential and the generated directories.
+prepare_store() {
+  local dir="$1"
+  "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all >/dev/null
+  "$LRS" organisations import --data-dir "$dir" "$WORK/organisations.csv" >/dev/null
+  "$LRS" learners import --data-dir "$dir" "$WORK/learners.csv" >/dev/null
+}
+
+serve() {
+  local dir="$1" port
+  port="$(free_port)"
+  SERVER_PID="$(start "$LRS" serve --listen "127.0.0.1:$port" --data-dir "$dir")"
+  SERVER_URL="http://127.0.0.1:$port"
+  wait_ready "$SERVER_URL/health"
+}
+
+ceiling() {
+  local port pid url
+  port="$(free_port)"
+  pid="$(start "$LOAD" trivial-server --listen "127.0.0.1:$port")"
+  url="http://127.0.0.1:$port"
+  wait_ready "$url/"
+  run_load ceiling-batch100 --url "$url" --scenario batch --batch-size 100 --concurrency 4 --duration 20s
+  run_load ceiling-single64 --url "$url" --scenario single --concurrency 64 --duration 20s
+  run_load ceiling-open5000 --url "$url" --scenario single --concurrency 64 --rate 5000 --duration 20s
+  stop "$pid"
+}
+
+embedded() {
+  local dir="$WORK/embedded"
+  prepare_store "$dir"
+  serve "$dir"
+  run_load embedded-batch100 --url "$SERVER_URL" --scenario batch --batch-size 100 --concurrency 4 \
+    --duration "${SECONDS_EACH}s" --server-pid "$SERVER_PID" --seed 11
+  run_load embedded-batch500 --url "$SERVER_URL" --scenario batch --batch-size 500 --concurrency 2 \
+    --duration 30s --server-pid "$SERVER_PID" --seed 12
+  run_load embedded-single64 --url "$SERVER_URL" --scenario single --concurrency 64 \
+    --duration "${SECONDS_EACH}s" --server-pid "$SERVER_PID" --seed 13
+  run_load embedded-open5000 --url "$SERVER_URL" --scenario single --concurrency 256 --rate 5000 \
+    --duration 30s --server-pid "$SERVER_PID" --seed 14
+  # Half of what the closed-loop run above sustained.
+  local half
+  half="$(python3 -c "import json; print(max(1, int(json.load(open('$OUT/embedded-single64.json'))['statements_per_s'] / 2)))")"
+  run_load embedded-open-half --url "$SERVER_URL" --scenario single --concurrency 256 --rate "$half" \
+    --duration 30s --server-pid "$SERVER_PID" --seed 15
+  stop "$SERVER_PID"
+  du -sb "$dir" | tee "$OUT/embedded-disk.txt"
+}
+
+scale() {
+  local dir="$WORK/scale" file="$WORK/statements.ndjson"
+  log "generate $N statements"
+  "$LOAD" generate --seed 21 --statements "$N" --learners 200000 --organisations 300 --out "$file" \
+    --directories "$WORK/scale-directories"
+  cp "$WORK/scale-directories/"*.csv "$WORK/"
+  prepare_store "$dir"
+  log "import $N statements"
+  /usr/bin/time -v "$LRS" import "$file" --data-dir "$dir" --quiet 2>"$OUT/import-time.txt" | tee "$OUT/import.txt"
+  grep -E "Elapsed|Maximum resident" "$OUT/import-time.txt" | tee -a "$OUT/import.txt"
+  { echo "json_bytes $(stat -c %s "$file")"; du -sb "$dir"/log "$dir"/views "$dir"/hub "$dir"; } | tee "$OUT/disk.txt"
+  log "replay (lrs verify replays the whole log into fresh projections)"
+  /usr/bin/time -v "$LRS" verify --data-dir "$dir" 2>"$OUT/replay-time.txt" | tee "$OUT/replay.txt"
+  grep -E "Elapsed|Maximum resident" "$OUT/replay-time.txt" | tee -a "$OUT/replay.txt"
+  serve "$dir"
+  run_load scale-reads --url "$SERVER_URL" --scenario mixed --concurrency 8 --duration 60s \
+    --learners 200000 --organisations 300 --seed 21 --server-pid "$SERVER_PID"
+  stop "$SERVER_PID"
+}
+
+kafka() {
+  log "Kafka: local broker, one projection, two ingest, one query front"
+  KAFKA_STARTED=1
+  local bootstrap topic dir pp ip1 ip2 qp
+  bootstrap="$(bash deploy/kafka/local-kafka.sh start | tail -1)"
+  topic="lrs.bench.$$.$RANDOM"
+  "$LRS" topics create --kafka "$bootstrap" --topic "$topic" --replication-factor 1 >/dev/null
+  dir="$WORK/projection"
+  "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all >/dev/null
+  pp="$(free_port)"; ip1="$(free_port)"; ip2="$(free_port)"; qp="$(free_port)"
+  local projection ingest1 ingest2 query
+  projection="$(start "$LRS" project --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$pp")"
+  wait_ready "http://127.0.0.1:$pp/health"
+  ingest1="$(start "$LRS" ingest --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$ip1" \
+    --projection "http://127.0.0.1:$pp")"
+  ingest2="$(start "$LRS" ingest --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$ip2" \
+    --projection "http://127.0.0.1:$pp")"
+  query="$(start "$LRS" query --listen "127.0.0.1:$qp" --projection "http://127.0.0.1:$pp" \
+    --ingest "http://127.0.0.1:$ip1,http://127.0.0.1:$ip2")"
+  wait_ready "http://127.0.0.1:$ip1/health"
+  wait_ready "http://127.0.0.1:$ip2/health"
+  wait_ready "http://127.0.0.1:$qp/health"
+  local url="http://127.0.0.1:$qp"
+  run_load kafka-batch100 --url "$url" --scenario batch --batch-size 100 --concurrency 4 --duration "${SECONDS_EACH}s" \
+    --server-pid "$projection" --seed 31 --load-directories
+  run_load kafka-single64 --url "$url" --scenario single --concurrency 64 --duration 30s --server-pid "$projection" --seed 32
+  local half
+  half="$(python3 -c "import json; print(max(1, int(json.load(open('$OUT/kafka-single64.json'))['statements_per_s'] / 2)))")"
+  run_load kafka-open-half --url "$url" --scenario single --concurrency 256 --rate "$half" --duration 30s \
+    --server-pid "$projection" --seed 33
+  run_load kafka-mixed --url "$url" --scenario mixed --concurrency 8 --duration 30s --server-pid "$projection" --seed 34
+  stop "$query"; stop "$ingest1"; stop "$ingest2"; stop "$projection"
+}
+
+mkdir -p "$OUT"
+log "build (release)"
+cargo build --release --locked -p lrs -p lrs-load
+"$LOAD" generate --seed 1 --statements 0 --learners 200000 --organisations 300 --directories "$WORK" >/dev/null
+{
+  echo "commit $(git rev-parse --short HEAD)"
+  echo "machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  date -u +"date %Y-%m-%dT%H:%M:%SZ"
+} | tee "$OUT/machine.txt"
+case "$WHAT" in
+  ceiling) ceiling ;;
+  embedded) embedded ;;
+  scale) scale ;;
+  kafka) kafka ;;
+  all) ceiling; embedded; scale; kafka ;;
+  *) echo "usage: $0 [all|ceiling|embedded|scale|kafka]" >&2; exit 2 ;;
+esac
+log "reports in $OUT"
