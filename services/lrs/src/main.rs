@@ -422,6 +422,7 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(serve(args))
         }
         Command::Verify(args) => {
+            init_logging("text");
             let mut options = EmbeddedOptions::new(&args.data_dir);
             options.frameworks = load_frameworks(args.competencies.as_deref())?;
             let report = runtime()?.block_on(lrs_server::verify(options)).context("verifying the store")?;
