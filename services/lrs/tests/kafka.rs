@@ -270,11 +270,35 @@ async fn write_until(
 
 /// Waits until the writers have had 20 more acknowledgements: the
 /// deployment works again after the last fault, by itself.
-async fn progress(acks: &std::sync::atomic::AtomicUsize, note: &str) {
+async fn progress(acks: &std::sync::atomic::AtomicUsize, note: &str, services: &[&Service]) {
     let target = acks.load(std::sync::atomic::Ordering::SeqCst) + 20;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while acks.load(std::sync::atomic::Ordering::SeqCst) < target {
-        assert!(std::time::Instant::now() < deadline, "{note}: the deployment did not recover");
+        if std::time::Instant::now() >= deadline {
+            // Say what each service reports about itself (its checks and
+            // projection lags), so a failure in CI can be diagnosed.
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+            let mut states = Vec::new();
+            for service in services {
+                let ready = match client.get(format!("{}/ready", service.url)).send().await {
+                    Ok(response) => format!("{} {}", response.status(), response.text().await.unwrap_or_default()),
+                    Err(error) => format!("unreachable: {error}"),
+                };
+                let lag = match client.get(format!("{}/metrics", service.url)).send().await {
+                    Ok(response) => response
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .lines()
+                        .filter(|line| line.starts_with("lrs_projection_lag") || line.starts_with("lrs_log_end"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    Err(_) => String::new(),
+                };
+                states.push(format!("{}: {ready} {lag}", service.url));
+            }
+            panic!("{note}: the deployment did not recover; the services say:\n{}", states.join("\n"));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -339,7 +363,7 @@ async fn killing_services_and_stopping_the_broker_loses_and_duplicates_no_acknow
     let mut broker_outages = 0;
     for (round, fault) in faults.into_iter().enumerate() {
         let note = format!("seed {seed} (LRS_FAULT_SEED), round {round}, fault {fault}");
-        progress(&acks, &note).await;
+        progress(&acks, &note, &[&projection, &ingest_a, &ingest_b, &query]).await;
         eprintln!("{note}");
         match fault {
             0 => {
@@ -379,7 +403,7 @@ async fn killing_services_and_stopping_the_broker_loses_and_duplicates_no_acknow
             }
         }
     }
-    progress(&acks, "after the last fault").await;
+    progress(&acks, "after the last fault", &[&projection, &ingest_a, &ingest_b, &query]).await;
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
     let mut unavailable = 0;

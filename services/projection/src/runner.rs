@@ -50,8 +50,8 @@ const CHUNK: usize = 2_000;
 const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// Tails `log` into `views` until `shutdown` turns true. Errors reading the
-/// log are retried with a back-off; an event the views cannot apply stops
-/// the projector (it would otherwise diverge) and is logged.
+/// log, and events the views fail to apply, are retried with a back-off and
+/// logged; an event is never skipped (the views would diverge).
 pub async fn run_projector<P: Projection + ?Sized>(
     log: Arc<dyn EventLog>,
     views: Arc<P>,
@@ -59,6 +59,7 @@ pub async fn run_projector<P: Projection + ?Sized>(
 ) {
     let name = views.name();
     let mut backoff = Duration::from_millis(50);
+    let mut apply_backoff = Duration::from_millis(50);
     loop {
         if *shutdown.borrow() {
             break;
@@ -104,15 +105,25 @@ pub async fn run_projector<P: Projection + ?Sized>(
         }
         let views_for_apply = views.clone();
         let applied = tokio::task::spawn_blocking(move || views_for_apply.apply(&records)).await;
-        match applied {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, projection = name, offset = from, "projector cannot apply an event; stopping");
-                break;
-            }
-            Err(error) => {
-                tracing::error!(%error, projection = name, "projector task failed; stopping");
-                break;
+        // A failed apply changed nothing (the batch is atomic): retry the
+        // same events after a back-off, never skip them. A transient fault
+        // (a full disk, an I/O error) heals by itself; one that does not
+        // keeps this projection where it is, saying so, and readiness
+        // reports the lag.
+        let failure = match applied {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        match failure {
+            None => apply_backoff = Duration::from_millis(50),
+            Some(error) => {
+                tracing::error!(%error, projection = name, offset = from, "projector cannot apply an event; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(apply_backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                apply_backoff = (apply_backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
