@@ -69,7 +69,7 @@ run_load() {
 # A fresh store with the bench credential and the generated directories.
 prepare_store() {
   local dir="$1"
-  "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all >/dev/null
+  "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all --organisations "*" >/dev/null
   "$LRS" organisations import --data-dir "$dir" "$WORK/organisations.csv" >/dev/null
   "$LRS" learners import --data-dir "$dir" "$WORK/learners.csv" >/dev/null
 }
@@ -143,7 +143,7 @@ kafka() {
   topic="lrs.bench.$$.$RANDOM"
   "$LRS" topics create --kafka "$bootstrap" --topic "$topic" --replication-factor 1 >/dev/null
   dir="$WORK/projection"
-  "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all >/dev/null
+  "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all --organisations "*" >/dev/null
   pp="$(free_port)"; ip1="$(free_port)"; ip2="$(free_port)"; qp="$(free_port)"
   local projection ingest1 ingest2 query
   projection="$(start "$LRS" project --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$pp")"
