@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 use lrs_eventlog::{EventLog, LogError, contract};
 use lrs_kafkalog::{KafkaConfig, KafkaEventLog, create_topic, testing};
 
+/// librdkafka's mock cluster (one broker) with the log topic, and a log on
+/// it holding one event, "before".
+async fn mock_log_with_one_event()
+-> (rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>, KafkaEventLog) {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let topic = "lrs.log";
+    cluster.create_topic(topic, 1, 1).unwrap();
+    let mut config = KafkaConfig::new(cluster.bootstrap_servers(), topic);
+    config.timeout = Duration::from_secs(2);
+    let log = KafkaEventLog::connect(config).await.unwrap();
+    log.append(vec![b"before".to_vec()]).await.unwrap();
+    (cluster, log)
+}
+
 async fn fresh_log(timeout: Duration) -> KafkaEventLog {
     let mut config = KafkaConfig::new(testing::broker(), testing::unique_topic("contract"));
     config.timeout = timeout;
@@ -51,13 +65,7 @@ async fn a_second_process_reads_what_the_first_appended() {
 /// of it may appear once the broker is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_fails_within_the_timeout_when_the_broker_is_down() {
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    let topic = "lrs.log";
-    cluster.create_topic(topic, 1, 1).unwrap();
-    let mut config = KafkaConfig::new(cluster.bootstrap_servers(), topic);
-    config.timeout = Duration::from_secs(2);
-    let log = KafkaEventLog::connect(config).await.unwrap();
-    log.append(vec![b"before".to_vec()]).await.unwrap();
+    let (cluster, log) = mock_log_with_one_event().await;
     cluster.broker_down(1).unwrap();
     let started = Instant::now();
     let failed = log.append(vec![b"during-1".to_vec(), b"during-2".to_vec()]).await;
@@ -86,13 +94,7 @@ async fn append_fails_within_the_timeout_when_the_broker_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_recovers_from_a_fatal_producer_error() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    let topic = "lrs.log";
-    cluster.create_topic(topic, 1, 1).unwrap();
-    let mut config = KafkaConfig::new(cluster.bootstrap_servers(), topic);
-    config.timeout = Duration::from_secs(2);
-    let log = KafkaEventLog::connect(config).await.unwrap();
-    log.append(vec![b"before".to_vec()]).await.unwrap();
+    let (cluster, log) = mock_log_with_one_event().await;
     cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER]);
     assert!(log.append(vec![b"refused".to_vec()]).await.is_err(), "the broker refused the record");
     let deadline = Instant::now() + Duration::from_secs(30);
