@@ -2,7 +2,7 @@
 // from /analytics/learners/me/…, with the statements behind each achieved
 // competency from /xapi/statements (a learner may read their own).
 
-import {$, h, fill, api, say, explain, credential, signIn, signOut, table, formatDate, formatDateTime, formatDuration, formatPercent, ApiProblem} from './common.js';
+import {$, h, fill, api, say, explain, credential, signInForm, signOut, table, formatDate, formatDateTime, formatDuration, formatPercent, ApiProblem} from './common.js';
 
 const status = $('#status');
 const errorBox = $('#error');
@@ -174,13 +174,16 @@ async function start() {
   }
 }
 
-$('#signin').addEventListener('submit', (event) => {
-  event.preventDefault();
-  const token = $('#token').value.trim().replace(/^Bearer\s+/i, '');
-  if (!token) return;
-  signIn('bearer', {token});
-  $('#token').value = '';
-  start();
+signInForm({
+  form: $('#signin'),
+  kind: 'bearer',
+  read: () => {
+    const token = $('#token').value.trim().replace(/^Bearer\s+/i, '');
+    if (!token) return null;
+    $('#token').value = '';
+    return {token};
+  },
+  onSignedIn: start,
 });
 $('#signout').addEventListener('click', () => signedOut('You have signed out.'));
 $('#print').addEventListener('click', () => window.print());

@@ -1,7 +1,7 @@
 // The statement explorer: the xAPI statements query with its filters, paged
 // with the `more` links the LRS returns, and any statement's JSON.
 
-import {$, h, fill, api, say, explain, credential, signIn, signOut, table, formatDateTime, ApiProblem} from './common.js';
+import {$, h, fill, api, say, explain, credential, signInForm, signOut, table, formatDateTime, ApiProblem} from './common.js';
 
 const status = $('#status');
 const errorBox = $('#error');
@@ -181,11 +181,15 @@ function start() {
   search();
 }
 
-$('#signin').addEventListener('submit', (event) => {
-  event.preventDefault();
-  signIn('basic', {key: $('#key').value.trim(), secret: $('#secret').value});
-  $('#secret').value = '';
-  start();
+signInForm({
+  form: $('#signin'),
+  kind: 'basic',
+  read: () => {
+    const value = {key: $('#key').value.trim(), secret: $('#secret').value};
+    $('#secret').value = '';
+    return value;
+  },
+  onSignedIn: start,
 });
 $('#signout').addEventListener('click', () => signedOut('You have signed out.'));
 $('#query').addEventListener('submit', (event) => {

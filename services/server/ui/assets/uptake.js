@@ -2,7 +2,7 @@
 // for one organisation (and those below it), as charts and tables, with the
 // organisations directly below it ranked by completion rate.
 
-import {$, h, fill, api, say, explain, credential, signIn, signOut, toCsv, download, table, formatNumber, formatPercent, ApiProblem} from './common.js';
+import {$, h, fill, api, say, explain, credential, signInForm, signOut, toCsv, download, table, formatNumber, formatPercent, ApiProblem} from './common.js';
 import {barChart, horizontalBars, chartWidth} from './charts.js';
 
 const FILTERS = ['org', 'from', 'to', 'granularity', 'activity', 'platform', 'staff_group'];
@@ -323,11 +323,15 @@ async function start() {
   if (org) await show(readFilters());
 }
 
-$('#signin').addEventListener('submit', (event) => {
-  event.preventDefault();
-  signIn('basic', {key: $('#key').value.trim(), secret: $('#secret').value});
-  $('#secret').value = '';
-  start();
+signInForm({
+  form: $('#signin'),
+  kind: 'basic',
+  read: () => {
+    const value = {key: $('#key').value.trim(), secret: $('#secret').value};
+    $('#secret').value = '';
+    return value;
+  },
+  onSignedIn: start,
 });
 $('#signout').addEventListener('click', () => signedOut('You have signed out.'));
 $('#filters').addEventListener('submit', (event) => {
