@@ -373,21 +373,15 @@ fn prepare_batch(items: &mut Items, context: &Prepare<'_>, file: &str, size: usi
 /// Stores statements through the writer, waiting while it is busy; on a
 /// conflict, stores them one by one and returns the conflicting ones.
 async fn store_batch(state: &AppState, statements: Vec<(u64, Prepared)>) -> Result<Vec<(u64, String)>, ApiError> {
-    let attempt = |statements: &[(u64, Prepared)]| StatementBatch {
-        statements: statements.iter().map(|(_, p)| p.statement.clone()).collect(),
-        fingerprints: statements.iter().map(|(_, p)| p.fingerprint).collect(),
-        attachments: Vec::new(),
-    };
-    match store_waiting(state, attempt(&statements)).await {
+    match store_waiting(state, &statements).await {
         Ok(()) => Ok(Vec::new()),
         Err(ApiError::Conflict(_)) | Err(ApiError::BadRequest { .. }) if statements.len() > 1 => {
             let mut refused = Vec::new();
-            for one in statements {
-                let number = one.0;
-                match store_waiting(state, attempt(std::slice::from_ref(&one))).await {
+            for one in statements.chunks(1) {
+                match store_waiting(state, one).await {
                     Ok(()) => {}
                     Err(error @ (ApiError::Conflict(_) | ApiError::BadRequest { .. })) => {
-                        refused.push((number, reason_of(&error)));
+                        refused.push((one[0].0, reason_of(&error)));
                     }
                     Err(other) => return Err(other),
                 }
@@ -401,18 +395,19 @@ async fn store_batch(state: &AppState, statements: Vec<(u64, Prepared)>) -> Resu
     }
 }
 
-/// Retries while the writer says it is catching up (503), waiting for the
-/// projections to move rather than spinning.
-async fn store_waiting(state: &AppState, batch: StatementBatch) -> Result<(), ApiError> {
+/// Hands `statements` to the writer, retrying while it says it is catching
+/// up (503) and waiting for the projections to move rather than spinning.
+/// The writer takes its batch by value, so each attempt gets its own copy.
+async fn store_waiting(state: &AppState, statements: &[(u64, Prepared)]) -> Result<(), ApiError> {
     let mut applied = state.views.subscribe();
     let mut waited = Duration::ZERO;
     loop {
-        let copy = StatementBatch {
-            statements: batch.statements.clone(),
-            fingerprints: batch.fingerprints.clone(),
+        let batch = StatementBatch {
+            statements: statements.iter().map(|(_, p)| p.statement.clone()).collect(),
+            fingerprints: statements.iter().map(|(_, p)| p.fingerprint).collect(),
             attachments: Vec::new(),
         };
-        match state.writer.store_statements(copy).await {
+        match state.writer.store_statements(batch).await {
             Ok(_) => return Ok(()),
             Err(ApiError::Unavailable(reason)) if waited < Duration::from_secs(600) => {
                 let started = Instant::now();
