@@ -207,7 +207,6 @@ async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
     // One upload that declares 60 KiB and sends it slowly (a raw
     // connection) holds most of the budget while it is being received.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
     let basic = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.key, app.secret))
@@ -217,8 +216,13 @@ async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
          Authorization: Basic {basic}\r\nX-Experience-API-Version: 2.0.0\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: 61440\r\n\r\n"
     );
-    slow.write_all(head.as_bytes()).await.unwrap();
-    slow.write_all(&[b'x'; 1024]).await.unwrap();
+    let start_slow_upload = || async {
+        let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+        slow.write_all(head.as_bytes()).await.unwrap();
+        slow.write_all(&[b'x'; 1024]).await.unwrap();
+        slow
+    };
+    let mut slow = start_slow_upload().await;
     // While it is in flight, another large write is refused at once.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -233,7 +237,19 @@ async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
             assert!(response.headers().contains_key("retry-after"));
             break;
         }
-        // The slow upload may not have reached the server yet.
+        // The slow upload may not have reached the server yet, or reached
+        // it while this write held the budget and was refused itself (it
+        // has an answer already): then start it again.
+        let mut early = [0u8; 1024];
+        match slow.try_read(&mut early) {
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(read) => {
+                let answer = String::from_utf8_lossy(&early[..read]).into_owned();
+                assert!(answer.starts_with("HTTP/1.1 503"), "the slow upload was answered early: {answer}");
+                slow = start_slow_upload().await;
+            }
+            Err(error) => panic!("the slow upload's connection failed: {error}"),
+        }
         assert!(std::time::Instant::now() < deadline, "the second upload was never refused");
     }
     slow.write_all(&[b'x'; 60 * 1024]).await.unwrap();
