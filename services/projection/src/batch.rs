@@ -6,15 +6,35 @@ use std::collections::BTreeMap;
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// Posting-list entries added by a batch: list → (position ‖ id) entries,
+/// in the order they were added.
+pub type Postings = BTreeMap<Vec<u8>, Vec<[u8; crate::keys::POSTING_LEN]>>;
+
 /// Pending writes over a sled tree: reads see the pending writes first.
+/// Posting-list entries are collected apart, to be written as a few wide
+/// keys when the batch is finished.
 pub struct PendingBatch<'a> {
     tree: &'a sled::Tree,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    postings: Postings,
 }
 
 impl<'a> PendingBatch<'a> {
     pub fn new(tree: &'a sled::Tree) -> Self {
-        Self { tree, writes: BTreeMap::new() }
+        Self { tree, writes: BTreeMap::new(), postings: BTreeMap::new() }
+    }
+
+    /// Adds the statement at `stored` with `id` to the posting list `list`.
+    pub fn post(&mut self, list: Vec<u8>, stored: crate::keys::StoredKey, id: uuid::Uuid) {
+        let mut entry = [0u8; crate::keys::POSTING_LEN];
+        entry[..crate::keys::StoredKey::LEN].copy_from_slice(&stored.to_bytes());
+        entry[crate::keys::StoredKey::LEN..].copy_from_slice(id.as_bytes());
+        self.postings.entry(list).or_default().push(entry);
+    }
+
+    /// The posting-list entries added so far, leaving none.
+    pub fn take_postings(&mut self) -> Postings {
+        std::mem::take(&mut self.postings)
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
@@ -83,7 +103,21 @@ pub fn apply_records<'t, E: From<sled::Error>>(
     next: lrs_eventlog::Offset,
     records: &[lrs_eventlog::LogRecord],
     bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
+    apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
+) -> Result<Option<lrs_eventlog::Offset>, E> {
+    apply_records_then(tree, offset_key, next, records, bad_event, apply, |_| Ok(()))
+}
+
+/// [`apply_records`], with `finish` run on the batch after its last event
+/// and before it is written (to turn collected postings into keys).
+pub fn apply_records_then<'t, E: From<sled::Error>>(
+    tree: &'t sled::Tree,
+    offset_key: &[u8],
+    next: lrs_eventlog::Offset,
+    records: &[lrs_eventlog::LogRecord],
+    bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
     mut apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
+    finish: impl FnOnce(&mut PendingBatch<'t>) -> Result<(), E>,
 ) -> Result<Option<lrs_eventlog::Offset>, E> {
     let start = next;
     let mut next = next;
@@ -99,6 +133,7 @@ pub fn apply_records<'t, E: From<sled::Error>>(
     if next == start {
         return Ok(None);
     }
+    finish(&mut batch)?;
     let mut sled_batch = batch.into_sled_batch();
     sled_batch.insert(offset_key, &next.to_be_bytes());
     tree.apply_batch(sled_batch)?;

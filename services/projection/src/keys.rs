@@ -8,9 +8,16 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_LAST_STORED: &[u8] = b"M:last_stored";
 pub const META_SEQUENCE: &[u8] = b"M:sequence";
+/// The highest position written to a posting chunk (see [`index_chunk`]).
+pub const META_INDEX_HIGH: &[u8] = b"M:index_high";
+/// The layout of the views; views of another layout are rebuilt from the log.
+pub const META_LAYOUT: &[u8] = b"M:layout";
+/// The current layout: 2 = posting chunks (1 was one key per index entry).
+pub const LAYOUT: u64 = 2;
 
 pub const STATEMENT: u8 = b'S';
 pub const INDEX: u8 = b'I';
+pub const LATE_INDEX: u8 = b'J';
 pub const REFERENCES: u8 = b'R';
 pub const VOIDED: u8 = b'V';
 pub const DOCUMENT: u8 = b'D';
@@ -78,17 +85,40 @@ pub fn statement(id: Uuid) -> Vec<u8> {
     key
 }
 
-/// Prefix of one index value: tag, index kind, 16 bytes of the value's SHA-1.
-pub fn index_prefix(kind: IndexKind, value: &str) -> Vec<u8> {
-    let mut key = vec![INDEX, kind.tag()];
+/// What identifies one index value (one posting list): index kind and 16
+/// bytes of the value's SHA-1, without a table tag.
+pub fn posting_list(kind: IndexKind, value: &str) -> Vec<u8> {
+    let mut list = vec![kind.tag()];
     if kind != IndexKind::All {
-        key.extend_from_slice(&Sha1::digest(value.as_bytes())[..16]);
+        list.extend_from_slice(&Sha1::digest(value.as_bytes())[..16]);
     }
+    list
+}
+
+/// One entry of a posting list: the statement's position and id.
+pub const POSTING_LEN: usize = StoredKey::LEN + 16;
+
+/// Key of a posting chunk: `I ‖ list ‖ the highest position in the chunk`.
+/// The value is the chunk's entries (position ‖ id), ascending. A chunk
+/// holds what one projection batch added to one list above every position
+/// already chunked, so the chunks of a list never overlap and their keys
+/// sort them; one sled key serves many statements.
+pub fn index_chunk(list: &[u8], highest: StoredKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + list.len() + StoredKey::LEN);
+    key.push(INDEX);
+    key.extend_from_slice(list);
+    key.extend_from_slice(&highest.to_bytes());
     key
 }
 
-pub fn index_entry(kind: IndexKind, value: &str, stored: StoredKey) -> Vec<u8> {
-    let mut key = index_prefix(kind, value);
+/// Key of a late entry: `J ‖ list ‖ position`, value the statement id. An
+/// entry at or below the positions already chunked (a StatementRef target
+/// that arrived after its referrer adds facets to an older statement) goes
+/// here, one key each, so chunks never overlap.
+pub fn late_entry(list: &[u8], stored: StoredKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + list.len() + StoredKey::LEN);
+    key.push(LATE_INDEX);
+    key.extend_from_slice(list);
     key.extend_from_slice(&stored.to_bytes());
     key
 }

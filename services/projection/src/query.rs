@@ -1,9 +1,11 @@
 //! Statement queries: pick the narrowest index, walk it in stored order,
 //! check the remaining filters, skip voided statements.
 
+use std::ops::Bound;
+
 use uuid::Uuid;
 
-use crate::keys::{self, IndexKind, StoredKey};
+use crate::keys::{self, IndexKind, POSTING_LEN, StoredKey};
 use crate::views::{StatementRecord, Views, ViewsError, decode_record};
 
 /// A GET /statements query, already parsed and checked.
@@ -59,7 +61,7 @@ impl Views {
         } else {
             (IndexKind::All, "")
         };
-        let prefix = keys::index_prefix(kind, value);
+        let list = keys::posting_list(kind, value);
         let mut low = StoredKey { stored_micros: i64::MIN, sequence: 0 };
         let mut high = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
         if let Some(since) = query.since_micros {
@@ -87,18 +89,11 @@ impl Views {
         if low > high {
             return Ok(QueryPage { statements: Vec::new(), next: None });
         }
-        let mut start = prefix.clone();
-        start.extend_from_slice(&low.to_bytes());
-        let mut end = prefix;
-        end.extend_from_slice(&high.to_bytes());
-        let range = self.tree.range(start..=end);
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            if query.ascending { Box::new(range) } else { Box::new(range.rev()) };
+        let postings = list_postings(&self.tree, &list, low, high, query.ascending);
 
         let mut statements = Vec::new();
-        for entry in iter {
-            let (_, id_bytes) = entry?;
-            let id = Uuid::from_slice(&id_bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?;
+        for posting in postings {
+            let (_, id) = posting?;
             let Some(bytes) = self.tree.get(keys::statement(id))? else {
                 continue;
             };
@@ -113,6 +108,217 @@ impl Views {
             statements.push(record);
         }
         Ok(QueryPage { statements, next: None })
+    }
+}
+
+/// One posting: a statement's position and id.
+type Posting = (StoredKey, Uuid);
+
+type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+
+/// The entries of one posting list with positions in `low..=high`, in
+/// ascending or descending order: its chunks and late entries merged.
+fn list_postings(
+    tree: &sled::Tree,
+    list: &[u8],
+    low: StoredKey,
+    high: StoredKey,
+    ascending: bool,
+) -> impl Iterator<Item = Result<Posting, ViewsError>> {
+    let late_range = tree.range(keys::late_entry(list, low)..=keys::late_entry(list, high));
+    let late: Range = if ascending { Box::new(late_range) } else { Box::new(late_range.rev()) };
+    let late = late.map(|entry| {
+        let (key, id) = entry?;
+        Ok((position_at_end(&key)?, uuid_of(&id)?))
+    });
+    let top = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
+    let chunks = if ascending {
+        // Chunks are keyed by their highest entry: the first to read is the
+        // first whose highest is at or above `low`.
+        ChunkScan {
+            straddling: None,
+            chunks: Box::new(tree.range(keys::index_chunk(list, low)..=keys::index_chunk(list, top))),
+            pending: Vec::new().into_iter(),
+            low,
+            high,
+            done: false,
+            ascending,
+        }
+    } else {
+        // At most one chunk holds entries on both sides of `high`: the first
+        // keyed above it. Read it first, then the chunks keyed within range,
+        // backwards.
+        let straddling = if high == top {
+            None
+        } else {
+            tree.range((Bound::Excluded(keys::index_chunk(list, high)), Bound::Included(keys::index_chunk(list, top))))
+                .next()
+        };
+        ChunkScan {
+            straddling,
+            chunks: Box::new(tree.range(keys::index_chunk(list, low)..=keys::index_chunk(list, high)).rev()),
+            pending: Vec::new().into_iter(),
+            low,
+            high,
+            done: false,
+            ascending,
+        }
+    };
+    MergeSorted::new(chunks, late, ascending)
+}
+
+/// Every index entry of the tree, chunked or late, as `list ‖ position` and
+/// the statement id, in that key order (for the state digest).
+pub(crate) fn all_index_entries(
+    tree: &sled::Tree,
+) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), ViewsError>> + '_ {
+    let chunked = tree.scan_prefix([keys::INDEX]).flat_map(|entry| {
+        let expanded: Vec<Result<(Vec<u8>, sled::IVec), ViewsError>> = match entry {
+            Err(error) => vec![Err(error.into())],
+            Ok((key, value)) if key.len() < 1 + StoredKey::LEN || value.len() % POSTING_LEN != 0 => {
+                vec![Err(ViewsError::Corrupt("posting chunk".to_owned()))]
+            }
+            Ok((key, value)) => {
+                let list = &key[1..key.len() - StoredKey::LEN];
+                value
+                    .chunks_exact(POSTING_LEN)
+                    .map(|entry| {
+                        let mut logical = list.to_vec();
+                        logical.extend_from_slice(&entry[..StoredKey::LEN]);
+                        Ok((logical, sled::IVec::from(&entry[StoredKey::LEN..])))
+                    })
+                    .collect()
+            }
+        };
+        expanded
+    });
+    let late = tree.scan_prefix([keys::LATE_INDEX]).map(|entry| {
+        let (key, id) = entry?;
+        Ok((key[1..].to_vec(), id))
+    });
+    MergeSorted::new(chunked, late, true)
+}
+
+fn position_at_end(key: &[u8]) -> Result<StoredKey, ViewsError> {
+    key.len()
+        .checked_sub(StoredKey::LEN)
+        .and_then(|start| StoredKey::from_bytes(&key[start..]))
+        .ok_or_else(|| ViewsError::Corrupt("index key".to_owned()))
+}
+
+fn uuid_of(bytes: &[u8]) -> Result<Uuid, ViewsError> {
+    Uuid::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))
+}
+
+/// Reads the chunks of one list in order, yielding the entries within
+/// `low..=high` in the scan's direction.
+struct ChunkScan {
+    straddling: Option<sled::Result<(sled::IVec, sled::IVec)>>,
+    chunks: Range,
+    pending: std::vec::IntoIter<Posting>,
+    low: StoredKey,
+    high: StoredKey,
+    done: bool,
+    ascending: bool,
+}
+
+impl Iterator for ChunkScan {
+    type Item = Result<Posting, ViewsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(posting) = self.pending.next() {
+                return Some(Ok(posting));
+            }
+            if self.done {
+                return None;
+            }
+            let chunk = match self.straddling.take().or_else(|| self.chunks.next()) {
+                None => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Err(error)) => return Some(Err(error.into())),
+                Some(Ok((_, chunk))) => chunk,
+            };
+            if chunk.len() % POSTING_LEN != 0 {
+                return Some(Err(ViewsError::Corrupt("posting chunk".to_owned())));
+            }
+            let mut entries = Vec::with_capacity(chunk.len() / POSTING_LEN);
+            for entry in chunk.chunks_exact(POSTING_LEN) {
+                let Some(stored) = StoredKey::from_bytes(&entry[..StoredKey::LEN]) else {
+                    return Some(Err(ViewsError::Corrupt("posting".to_owned())));
+                };
+                if stored > self.high && self.ascending {
+                    self.done = true;
+                }
+                if stored >= self.low && stored <= self.high {
+                    match uuid_of(&entry[StoredKey::LEN..]) {
+                        Ok(id) => entries.push((stored, id)),
+                        Err(error) => return Some(Err(error)),
+                    }
+                }
+            }
+            if !self.ascending {
+                entries.reverse();
+            }
+            self.pending = entries.into_iter();
+        }
+    }
+}
+
+/// Merges two streams each sorted by key (ascending or descending) into one,
+/// yielding an item present in both once.
+struct MergeSorted<K, V, A, B> {
+    a: A,
+    b: B,
+    head_a: Option<(K, V)>,
+    head_b: Option<(K, V)>,
+    ascending: bool,
+}
+
+impl<K, V, A, B> MergeSorted<K, V, A, B> {
+    fn new(a: A, b: B, ascending: bool) -> Self {
+        Self { a, b, head_a: None, head_b: None, ascending }
+    }
+}
+
+impl<K: Ord, V, A, B> Iterator for MergeSorted<K, V, A, B>
+where
+    A: Iterator<Item = Result<(K, V), ViewsError>>,
+    B: Iterator<Item = Result<(K, V), ViewsError>>,
+{
+    type Item = Result<(K, V), ViewsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.head_a.is_none() {
+            match self.a.next() {
+                Some(Ok(item)) => self.head_a = Some(item),
+                Some(Err(error)) => return Some(Err(error)),
+                None => {}
+            }
+        }
+        if self.head_b.is_none() {
+            match self.b.next() {
+                Some(Ok(item)) => self.head_b = Some(item),
+                Some(Err(error)) => return Some(Err(error)),
+                None => {}
+            }
+        }
+        let take_a = match (&self.head_a, &self.head_b) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((a, _)), Some((b, _))) => {
+                if a == b {
+                    self.head_b = None;
+                    true
+                } else {
+                    (a < b) == self.ascending
+                }
+            }
+        };
+        if take_a { self.head_a.take().map(Ok) } else { self.head_b.take().map(Ok) }
     }
 }
 

@@ -14,7 +14,7 @@ use lrs_xapi::document;
 use lrs_xapi::events::{DocumentKey, DocumentKind, Event};
 use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
 
-use crate::batch::{PendingBatch, apply_records};
+use crate::batch::{PendingBatch, apply_records_then};
 use crate::keys::{self, IndexKind, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +205,21 @@ impl Views {
 
     fn from_db(db: sled::Db) -> Result<Self, ViewsError> {
         let tree = db.open_tree("views")?;
+        let layout = match tree.get(keys::META_LAYOUT)? {
+            Some(bytes) => Some(decode_u64(&bytes)?),
+            None => None,
+        };
+        if layout != Some(keys::LAYOUT) {
+            if !tree.is_empty() {
+                tracing::warn!(
+                    found = layout.unwrap_or(1),
+                    current = keys::LAYOUT,
+                    "the views were built with another layout; rebuilding them from the log"
+                );
+                tree.clear()?;
+            }
+            tree.insert(keys::META_LAYOUT, &keys::LAYOUT.to_be_bytes())?;
+        }
         let applied = match tree.get(keys::META_OFFSET)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,
@@ -241,13 +256,14 @@ impl Views {
     /// Applies consecutive log records atomically. Records below the applied
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
-        let applied = apply_records(
+        let applied = apply_records_then(
             &self.tree,
             keys::META_OFFSET,
             self.applied_offset(),
             records,
             |offset, reason| ViewsError::BadEvent { offset, reason },
             apply_event,
+            write_postings,
         )?;
         if let Some(next) = applied {
             self.applied.send_replace(next);
@@ -255,10 +271,30 @@ impl Views {
         Ok(())
     }
 
-    /// A digest of every key and value of the projected state: two views
-    /// with the same digest hold the same state.
+    /// A digest of the projected state: two views with the same digest
+    /// hold the same state. Index entries count by what they say (list,
+    /// position, id), not by how batches happened to group them into
+    /// chunks, so a replay in other batches digests the same.
     pub fn state_digest(&self) -> Result<String, ViewsError> {
-        Ok(crate::batch::tree_digest(&self.tree)?)
+        use sha1::Digest;
+        let mut hasher = sha1::Sha1::new();
+        let mut hash = |key: &[u8], value: &[u8]| {
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(key);
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(value);
+        };
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            if key.first() != Some(&keys::INDEX) && key.first() != Some(&keys::LATE_INDEX) {
+                hash(&key, &value);
+            }
+        }
+        for entry in crate::query::all_index_entries(&self.tree) {
+            let (key, id) = entry?;
+            hash(&key, &id);
+        }
+        Ok(hex::encode(hasher.finalize()))
     }
 
     pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {
@@ -487,6 +523,46 @@ fn apply_statements(
     Ok(())
 }
 
+/// Writes the postings a batch collected: per list, the entries above every
+/// position already chunked become one chunk (one sled key), and any at or
+/// below it (older statements that gained facets) a late entry each.
+fn write_postings(batch: &mut PendingBatch<'_>) -> Result<(), ViewsError> {
+    let postings = batch.take_postings();
+    if postings.is_empty() {
+        return Ok(());
+    }
+    let high = match batch.get(keys::META_INDEX_HIGH)? {
+        Some(bytes) => Some(
+            <[u8; StoredKey::LEN]>::try_from(bytes.as_slice())
+                .map_err(|_| ViewsError::Corrupt("index high-water mark".to_owned()))?,
+        ),
+        None => None,
+    };
+    let mut new_high = high;
+    for (list, mut entries) in postings {
+        entries.sort_unstable();
+        entries.dedup_by(|a, b| a[..StoredKey::LEN] == b[..StoredKey::LEN]);
+        let late = high.map_or(0, |high| entries.partition_point(|e| e[..StoredKey::LEN] <= high[..]));
+        for entry in &entries[..late] {
+            let stored = StoredKey::from_bytes(&entry[..StoredKey::LEN])
+                .ok_or_else(|| ViewsError::Corrupt("posting".to_owned()))?;
+            batch.put(keys::late_entry(&list, stored), entry[StoredKey::LEN..].to_vec());
+        }
+        let chunk = &entries[late..];
+        if let Some(last) = chunk.last() {
+            let highest: [u8; StoredKey::LEN] = last[..StoredKey::LEN].try_into().unwrap_or_default();
+            let highest_key =
+                StoredKey::from_bytes(&highest).ok_or_else(|| ViewsError::Corrupt("posting".to_owned()))?;
+            batch.put(keys::index_chunk(&list, highest_key), chunk.concat());
+            new_high = new_high.max(Some(highest));
+        }
+    }
+    if let Some(new_high) = new_high.filter(|_| new_high != high) {
+        batch.put(keys::META_INDEX_HIGH.to_vec(), new_high.to_vec());
+    }
+    Ok(())
+}
+
 fn stored_micros(statement: &Value) -> i64 {
     statement
         .get("stored")
@@ -514,10 +590,9 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     if let Some(target) = voided_target(&statement) {
         batch.put(keys::voided(target), id.as_bytes().to_vec());
     }
-    let id_bytes = id.as_bytes().to_vec();
-    batch.put(keys::index_entry(IndexKind::All, "", stored_key), id_bytes.clone());
+    batch.post(keys::posting_list(IndexKind::All, ""), stored_key, id);
     for (kind, value) in facets.entries() {
-        batch.put(keys::index_entry(kind, value, stored_key), id_bytes.clone());
+        batch.post(keys::posting_list(kind, value), stored_key, id);
     }
     let previous_last = match batch.get(keys::META_LAST_STORED)? {
         Some(bytes) => decode_u64(&bytes)? as i64,
@@ -559,9 +634,11 @@ fn propagate_to_referrers(
             continue;
         }
         let stored_key = record.stored_key();
-        let id_bytes = referrer.as_bytes().to_vec();
+        let already = before.entries();
         for (kind, value) in record.facets.entries() {
-            batch.put(keys::index_entry(kind, value, stored_key), id_bytes.clone());
+            if !already.contains(&(kind, value)) {
+                batch.post(keys::posting_list(kind, value), stored_key, referrer);
+            }
         }
         let merged = record.facets.clone();
         batch.put(keys::statement(referrer), encode_record(&record));
