@@ -3,6 +3,11 @@
 
 pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
+/// The layout of the tree; a tree of another layout is rebuilt from the log.
+pub const META_LAYOUT: &[u8] = b"M:layout";
+/// The current layout: 2 = one summary list per learner and activity (1 was
+/// one summary key per statement).
+pub const LAYOUT: u64 = 2;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -14,7 +19,7 @@ pub const CHILD: u8 = b'K';
 pub const CONTRIBUTION: u8 = b'X';
 /// Statements voided (possibly before they arrived).
 pub const VOIDED: u8 = b'Y';
-/// Transcript evidence: learner, activity, statement.
+/// Transcript evidence: learner, activity → each statement's summary, by id.
 pub const SUMMARY: u8 = b'R';
 /// Transcript entries: learner, activity.
 pub const TRANSCRIPT: u8 = b'T';

@@ -272,9 +272,13 @@ impl HubViews {
     fn from_db(db: sled::Db, frameworks: Frameworks) -> Result<Self, HubError> {
         let tree = db.open_tree("hub")?;
         let built_with = tree.get(keys::META_FRAMEWORKS)?;
-        if built_with.as_deref() != Some(frameworks.digest().as_bytes()) {
+        let layout = tree.get(keys::META_LAYOUT)?;
+        if built_with.as_deref() != Some(frameworks.digest().as_bytes())
+            || layout.as_deref() != Some(&keys::LAYOUT.to_be_bytes()[..])
+        {
             tree.clear()?;
             tree.insert(keys::META_FRAMEWORKS, frameworks.digest().as_bytes())?;
+            tree.insert(keys::META_LAYOUT, &keys::LAYOUT.to_be_bytes())?;
         }
         let applied = match tree.get(keys::META_OFFSET)? {
             Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
@@ -433,8 +437,9 @@ impl HubViews {
                 platform: facts.platform.clone(),
                 name: facts.activity_name.clone(),
             };
-            batch.put(key(keys::SUMMARY, &[&facts.learner, activity, &facts.id]), to_json(&summary));
-            refresh_transcript(batch, &facts.learner, activity)?;
+            update_summaries(batch, &facts.learner, activity, |summaries| {
+                summaries.insert(facts.id.clone(), summary);
+            })?;
         }
         for evidence in &c.evidence {
             let record =
@@ -448,8 +453,9 @@ impl HubViews {
     fn retract(&self, batch: &mut PendingBatch<'_>, c: &Contribution) -> Result<(), HubError> {
         let facts = &c.facts;
         if let Some(activity) = &facts.activity {
-            batch.delete(key(keys::SUMMARY, &[&facts.learner, activity, &facts.id]));
-            refresh_transcript(batch, &facts.learner, activity)?;
+            update_summaries(batch, &facts.learner, activity, |summaries| {
+                summaries.remove(&facts.id);
+            })?;
         }
         for evidence in &c.evidence {
             batch.delete(key(keys::EVIDENCE, &[&facts.learner, &evidence.competency, &facts.id]));
@@ -682,15 +688,31 @@ impl HubViews {
     }
 }
 
-fn refresh_transcript(batch: &mut PendingBatch<'_>, learner: &str, activity: &str) -> Result<(), HubError> {
-    let mut summaries = Vec::new();
-    for (_, bytes) in batch.scan_prefix(&key(keys::SUMMARY, &[learner, activity]))? {
-        summaries.push(from_json::<Summary>(&bytes)?);
-    }
+/// Changes the summaries of a learner's statements on one activity (one key
+/// for them all, so a session's statements in one batch are one write) and
+/// refreshes the transcript entry they make.
+fn update_summaries(
+    batch: &mut PendingBatch<'_>,
+    learner: &str,
+    activity: &str,
+    change: impl FnOnce(&mut BTreeMap<String, Summary>),
+) -> Result<(), HubError> {
+    let summaries_key = key(keys::SUMMARY, &[learner, activity]);
+    let mut summaries: BTreeMap<String, Summary> = match batch.get(&summaries_key)? {
+        Some(bytes) => from_json(&bytes)?,
+        None => BTreeMap::new(),
+    };
+    change(&mut summaries);
     let entry_key = key(keys::TRANSCRIPT, &[learner, activity]);
-    match transcript_entry(activity, &summaries) {
+    let list: Vec<Summary> = summaries.values().cloned().collect();
+    match transcript_entry(activity, &list) {
         Some(entry) => batch.put(entry_key, to_json(&entry)),
         None => batch.delete(entry_key),
+    }
+    if summaries.is_empty() {
+        batch.delete(summaries_key);
+    } else {
+        batch.put(summaries_key, to_json(&summaries));
     }
     Ok(())
 }

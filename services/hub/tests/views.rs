@@ -778,6 +778,28 @@ fn given_views_built_with_one_frameworks_file_when_reopened_with_another_then_th
 }
 
 #[test]
+fn given_views_of_an_older_layout_when_reopened_then_they_are_cleared_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_for_rebuild();
+    {
+        let views = open(dir.path(), frameworks_a());
+        apply_all(&views, &log);
+    }
+    {
+        // The first layout had no layout mark (and one summary per statement).
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("hub").unwrap().remove(b"M:layout").unwrap();
+        db.flush().unwrap();
+    }
+    let views = open(dir.path(), frameworks_a());
+    assert_eq!(views.applied_offset(), 0, "an older layout means a rebuild from the start of the log");
+    assert!(views.transcript(&learner("1")).unwrap().is_empty(), "the views were cleared");
+    apply_all(&views, &log);
+    assert_eq!(views.transcript(&learner("1")).unwrap().len(), 1);
+    assert_eq!(views.uptake(&march("RJ1")).unwrap(), [row("2026-03-02", 1, 1, 1, 0, 1)]);
+}
+
+#[test]
 fn given_views_built_with_a_frameworks_file_when_reopened_with_the_same_file_then_the_offset_and_views_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_for_rebuild();
