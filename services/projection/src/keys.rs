@@ -12,8 +12,10 @@ pub const META_SEQUENCE: &[u8] = b"M:sequence";
 pub const META_INDEX_HIGH: &[u8] = b"M:index_high";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 2 = posting chunks (1 was one key per index entry).
-pub const LAYOUT: u64 = 2;
+/// The current layout: 3 = posting chunks, related lists without the
+/// primary entries (2 = posting chunks with them; 1 = one key per index
+/// entry).
+pub const LAYOUT: u64 = 3;
 
 pub const STATEMENT: u8 = b'S';
 pub const INDEX: u8 = b'I';
@@ -31,9 +33,13 @@ pub const OUTCOME: u8 = b'O';
 pub enum IndexKind {
     All,
     Agent,
+    /// Related agents that are not also primary agents of the statement:
+    /// a `related_agents` query reads this list and the `Agent` list.
     RelatedAgent,
     Verb,
     Activity,
+    /// Related activities that are not also the statement's object: a
+    /// `related_activities` query reads this list and the `Activity` list.
     RelatedActivity,
     Registration,
 }

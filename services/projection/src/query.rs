@@ -50,18 +50,27 @@ impl Views {
     /// Runs a statement query. `max_limit` caps the page size.
     pub fn query(&self, query: &StatementQuery, max_limit: usize) -> Result<QueryPage, ViewsError> {
         let limit = if query.limit == 0 { max_limit } else { query.limit.min(max_limit) };
-        let (kind, value) = if let Some(agent) = &query.agent {
-            (if query.related_agents { IndexKind::RelatedAgent } else { IndexKind::Agent }, agent.as_str())
+        // The narrowest index; a "related" query reads the primary list and
+        // the list of related-only entries.
+        let lists: Vec<Vec<u8>> = if let Some(agent) = &query.agent {
+            let mut lists = vec![keys::posting_list(IndexKind::Agent, agent)];
+            if query.related_agents {
+                lists.push(keys::posting_list(IndexKind::RelatedAgent, agent));
+            }
+            lists
         } else if let Some(activity) = &query.activity {
-            (if query.related_activities { IndexKind::RelatedActivity } else { IndexKind::Activity }, activity.as_str())
+            let mut lists = vec![keys::posting_list(IndexKind::Activity, activity)];
+            if query.related_activities {
+                lists.push(keys::posting_list(IndexKind::RelatedActivity, activity));
+            }
+            lists
         } else if let Some(registration) = &query.registration {
-            (IndexKind::Registration, registration.as_str())
+            vec![keys::posting_list(IndexKind::Registration, registration)]
         } else if let Some(verb) = &query.verb {
-            (IndexKind::Verb, verb.as_str())
+            vec![keys::posting_list(IndexKind::Verb, verb)]
         } else {
-            (IndexKind::All, "")
+            vec![keys::posting_list(IndexKind::All, "")]
         };
-        let list = keys::posting_list(kind, value);
         let mut low = StoredKey { stored_micros: i64::MIN, sequence: 0 };
         let mut high = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
         if let Some(since) = query.since_micros {
@@ -89,7 +98,11 @@ impl Views {
         if low > high {
             return Ok(QueryPage { statements: Vec::new(), next: None });
         }
-        let postings = list_postings(&self.tree, &list, low, high, query.ascending);
+        let mut postings: Box<dyn Iterator<Item = Result<Posting, ViewsError>>> = Box::new(std::iter::empty());
+        for list in &lists {
+            let more = list_postings(&self.tree, list, low, high, query.ascending);
+            postings = Box::new(MergeSorted::new(postings, more, query.ascending));
+        }
 
         let mut statements = Vec::new();
         for posting in postings {
@@ -124,7 +137,7 @@ fn list_postings(
     low: StoredKey,
     high: StoredKey,
     ascending: bool,
-) -> impl Iterator<Item = Result<Posting, ViewsError>> {
+) -> impl Iterator<Item = Result<Posting, ViewsError>> + use<> {
     let late_range = tree.range(keys::late_entry(list, low)..=keys::late_entry(list, high));
     let late: Range = if ascending { Box::new(late_range) } else { Box::new(late_range.rev()) };
     let late = late.map(|entry| {

@@ -89,10 +89,22 @@ impl Facets {
     fn entries(&self) -> Vec<(IndexKind, &String)> {
         let mut out = Vec::new();
         out.extend(self.agents.iter().map(|v| (IndexKind::Agent, v)));
-        out.extend(self.related_agents.iter().map(|v| (IndexKind::RelatedAgent, v)));
+        // Related lists hold only what the primary lists do not (the
+        // lists are sorted).
+        out.extend(
+            self.related_agents
+                .iter()
+                .filter(|v| self.agents.binary_search(v).is_err())
+                .map(|v| (IndexKind::RelatedAgent, v)),
+        );
         out.extend(self.verbs.iter().map(|v| (IndexKind::Verb, v)));
         out.extend(self.activities.iter().map(|v| (IndexKind::Activity, v)));
-        out.extend(self.related_activities.iter().map(|v| (IndexKind::RelatedActivity, v)));
+        out.extend(
+            self.related_activities
+                .iter()
+                .filter(|v| self.activities.binary_search(v).is_err())
+                .map(|v| (IndexKind::RelatedActivity, v)),
+        );
         out.extend(self.registrations.iter().map(|v| (IndexKind::Registration, v)));
         out
     }
