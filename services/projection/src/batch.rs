@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// Posting-list entries added by a batch: list → (position ‖ id) entries,
+/// Posting-list entries added by a batch: list → (position, statement id),
 /// in the order they were added.
-pub type Postings = BTreeMap<Vec<u8>, Vec<[u8; crate::keys::POSTING_LEN]>>;
+pub type Postings = BTreeMap<Vec<u8>, Vec<(crate::keys::StoredKey, uuid::Uuid)>>;
 
 /// Pending writes over a sled tree: reads see the pending writes first.
 /// Posting-list entries are collected apart, to be written as a few wide
@@ -26,10 +26,7 @@ impl<'a> PendingBatch<'a> {
 
     /// Adds the statement at `stored` with `id` to the posting list `list`.
     pub fn post(&mut self, list: Vec<u8>, stored: crate::keys::StoredKey, id: uuid::Uuid) {
-        let mut entry = [0u8; crate::keys::POSTING_LEN];
-        entry[..crate::keys::StoredKey::LEN].copy_from_slice(&stored.to_bytes());
-        entry[crate::keys::StoredKey::LEN..].copy_from_slice(id.as_bytes());
-        self.postings.entry(list).or_default().push(entry);
+        self.postings.entry(list).or_default().push((stored, id));
     }
 
     /// The posting-list entries added so far, leaving none.

@@ -544,33 +544,32 @@ fn write_postings(batch: &mut PendingBatch<'_>) -> Result<(), ViewsError> {
         return Ok(());
     }
     let high = match batch.get(keys::META_INDEX_HIGH)? {
-        Some(bytes) => Some(
-            <[u8; StoredKey::LEN]>::try_from(bytes.as_slice())
-                .map_err(|_| ViewsError::Corrupt("index high-water mark".to_owned()))?,
-        ),
+        Some(bytes) => {
+            Some(StoredKey::from_bytes(&bytes).ok_or_else(|| ViewsError::Corrupt("index high-water mark".to_owned()))?)
+        }
         None => None,
     };
     let mut new_high = high;
     for (list, mut entries) in postings {
-        entries.sort_unstable();
-        entries.dedup_by(|a, b| a[..StoredKey::LEN] == b[..StoredKey::LEN]);
-        let late = high.map_or(0, |high| entries.partition_point(|e| e[..StoredKey::LEN] <= high[..]));
-        for entry in &entries[..late] {
-            let stored = StoredKey::from_bytes(&entry[..StoredKey::LEN])
-                .ok_or_else(|| ViewsError::Corrupt("posting".to_owned()))?;
-            batch.put(keys::late_entry(&list, stored), entry[StoredKey::LEN..].to_vec());
+        entries.sort_unstable_by_key(|(stored, _)| *stored);
+        entries.dedup_by_key(|(stored, _)| *stored);
+        let late = high.map_or(0, |high| entries.partition_point(|(stored, _)| *stored <= high));
+        for (stored, id) in &entries[..late] {
+            batch.put(keys::late_entry(&list, *stored), id.as_bytes().to_vec());
         }
         let chunk = &entries[late..];
-        if let Some(last) = chunk.last() {
-            let highest: [u8; StoredKey::LEN] = last[..StoredKey::LEN].try_into().unwrap_or_default();
-            let highest_key =
-                StoredKey::from_bytes(&highest).ok_or_else(|| ViewsError::Corrupt("posting".to_owned()))?;
-            batch.put(keys::index_chunk(&list, highest_key), chunk.concat());
-            new_high = new_high.max(Some(highest));
+        if let Some((highest, _)) = chunk.last() {
+            let mut value = Vec::with_capacity(chunk.len() * keys::POSTING_LEN);
+            for (stored, id) in chunk {
+                value.extend_from_slice(&stored.to_bytes());
+                value.extend_from_slice(id.as_bytes());
+            }
+            batch.put(keys::index_chunk(&list, *highest), value);
+            new_high = new_high.max(Some(*highest));
         }
     }
     if let Some(new_high) = new_high.filter(|_| new_high != high) {
-        batch.put(keys::META_INDEX_HIGH.to_vec(), new_high.to_vec());
+        batch.put(keys::META_INDEX_HIGH.to_vec(), new_high.to_bytes().to_vec());
     }
     Ok(())
 }
