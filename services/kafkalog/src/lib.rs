@@ -170,27 +170,10 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn position(&self) -> i64 {
-        self.buffered.as_ref().map_or(self.next, |(kafka, _)| *kafka)
-    }
-
-    fn seek(&mut self, topic: &str, kafka: i64) -> Result<(), LogError> {
-        if let Some((buffered, _)) = &self.buffered {
-            if *buffered == kafka {
-                return Ok(());
-            }
-        }
-        self.buffered = None;
-        if self.next == kafka {
-            return Ok(());
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, PARTITION, KafkaOffset::Offset(kafka))
-            .map_err(|e| storage("cannot position a log reader", e))?;
-        self.consumer.assign(&assignment).map_err(|e| storage("cannot position a log reader", e))?;
-        self.next = kafka;
-        Ok(())
+    /// True when this reader delivers the frame at `kafka` next without
+    /// being moved.
+    fn is_at(&self, kafka: i64) -> bool {
+        self.next == kafka || self.buffered.as_ref().is_some_and(|(buffered, _)| *buffered == kafka)
     }
 
     /// The next frame, or `None` when `deadline` passes first.
@@ -323,48 +306,61 @@ impl KafkaEventLog {
         Ok(high.max(0))
     }
 
+    /// A reader that delivers the frame at `kafka` next: an idle one already
+    /// there, or a new consumer assigned there.
+    ///
+    /// A consumer is assigned once and never moved. librdkafka aborts the
+    /// whole process (`rd_kafka_assignment_partition_stopped: Assertion
+    /// rktp->rktp_started failed`) when a consumer is re-assigned while the
+    /// stop of its previous assignment is still under way, which a broker
+    /// that comes and goes makes likely; a fresh consumer has no previous
+    /// assignment.
     fn take_cursor(&self, kafka: i64) -> Result<Cursor, LogError> {
         let reused = {
             let mut idle = self.shared.idle.lock().map_err(|_| LogError::Closed)?;
-            let best = idle
-                .iter()
-                .position(|c| c.position() == kafka)
-                .or_else(|| idle.iter().position(|c| c.next == kafka))
-                .or(if idle.is_empty() { None } else { Some(0) });
-            best.map(|index| idle.swap_remove(index))
+            idle.iter().position(|c| c.is_at(kafka)).map(|index| idle.swap_remove(index))
         };
-        let mut cursor = match reused {
-            Some(cursor) => cursor,
-            None => {
-                let consumer: BaseConsumer = self
-                    .shared
-                    .config
-                    .client()
-                    .set("group.id", "lrs-log-reader")
-                    .set("enable.auto.commit", "false")
-                    .set("enable.auto.offset.store", "false")
-                    .set("enable.partition.eof", "false")
-                    // Never jump to another offset on its own: a broker that
-                    // restarts can briefly report a shorter log, and a reader
-                    // that skipped ahead would silently miss events.
-                    .set("auto.offset.reset", "error")
-                    .set("fetch.wait.max.ms", "50")
-                    .set("fetch.message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
-                    .create()
-                    .map_err(|e| storage("cannot create a Kafka consumer", e))?;
-                Cursor { consumer, next: -1, buffered: None }
+        if let Some(mut cursor) = reused {
+            if cursor.buffered.as_ref().is_some_and(|(buffered, _)| *buffered != kafka) {
+                cursor.buffered = None;
             }
-        };
-        cursor.seek(&self.shared.config.topic, kafka)?;
-        Ok(cursor)
+            return Ok(cursor);
+        }
+        let consumer: BaseConsumer = self
+            .shared
+            .config
+            .client()
+            .set("group.id", "lrs-log-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            // Never jump to another offset on its own: a broker that
+            // restarts can briefly report a shorter log, and a reader
+            // that skipped ahead would silently miss events.
+            .set("auto.offset.reset", "error")
+            .set("fetch.wait.max.ms", "50")
+            .set("fetch.message.max.bytes", (MAX_FRAME_BYTES + 1024).to_string())
+            .create()
+            .map_err(|e| storage("cannot create a Kafka consumer", e))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&self.shared.config.topic, PARTITION, KafkaOffset::Offset(kafka))
+            .map_err(|e| storage("cannot position a log reader", e))?;
+        consumer.assign(&assignment).map_err(|e| storage("cannot position a log reader", e))?;
+        Ok(Cursor { consumer, next: kafka, buffered: None })
     }
 
     fn put_cursor(&self, cursor: Cursor) {
-        if let Ok(mut idle) = self.shared.idle.lock() {
-            if idle.len() < MAX_IDLE_CURSORS {
+        // The newest readers are the likeliest to be wanted again; the
+        // oldest is closed outside the lock (closing a consumer can wait).
+        let _evicted = match self.shared.idle.lock() {
+            Ok(mut idle) => {
+                let evicted = if idle.len() >= MAX_IDLE_CURSORS { Some(idle.remove(0)) } else { None };
                 idle.push(cursor);
+                evicted
             }
-        }
+            Err(_) => None,
+        };
     }
 
     fn read_blocking(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {

@@ -109,3 +109,53 @@ async fn the_log_recovers_from_a_fatal_producer_error() {
     assert_eq!(payloads.first(), Some(&b"before".to_vec()));
     assert_eq!(payloads.last(), Some(&b"after".to_vec()));
 }
+
+/// Readers are positioned at many offsets while the broker comes and goes.
+/// librdkafka aborts the whole process (an assertion in its assignment
+/// code) when a consumer is re-assigned while an earlier assignment is
+/// still being stopped, so a reader must never be re-assigned: this test
+/// dies with the process if one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_survive_reads_at_scattered_offsets_while_the_broker_flaps() {
+    let (cluster, log) = mock_log_with_one_event().await;
+    let mut offsets = vec![0];
+    for n in 0..20u8 {
+        offsets.push(log.append(vec![vec![n], vec![n, n]]).await.unwrap());
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|reader| {
+            let (log, offsets, stop) = (log.clone(), offsets.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = reader;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    n = (n * 7 + 3) % offsets.len();
+                    let _ = log.read(offsets[n], 1).await;
+                }
+            })
+        })
+        .collect();
+    // The broker goes down and up 200 times, at uneven intervals (pacing
+    // the fault, not waiting for anything).
+    for flap in 0..200u64 {
+        cluster.broker_down(1).unwrap();
+        tokio::time::sleep(Duration::from_millis(5 + flap % 40)).await;
+        cluster.broker_up(1).unwrap();
+        tokio::time::sleep(Duration::from_millis(5 + (flap * 7) % 40)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    // The log still reads, in order, once the broker stays up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let payloads = loop {
+        match log.read(0, 100).await {
+            Ok(records) => break records.into_iter().map(|r| r.payload).collect::<Vec<_>>(),
+            Err(error) if Instant::now() > deadline => panic!("the log did not recover: {error}"),
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(payloads.len(), 41);
+    assert_eq!(payloads.first(), Some(&b"before".to_vec()));
+}
