@@ -52,6 +52,12 @@ const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// Tails `log` into `views` until `shutdown` turns true. Errors reading the
 /// log, and events the views fail to apply, are retried with a back-off and
 /// logged; an event is never skipped (the views would diverge).
+///
+/// Records read but not applied yet (past the byte bound of a batch, past
+/// the leader's offset, or of a batch whose apply failed) are kept for the
+/// next round rather than read again: every record is read from the log
+/// once, so a log reader only ever moves forward (a Kafka reader asked for
+/// an earlier offset would need a new consumer).
 pub async fn run_projector<P: Projection + ?Sized>(
     log: Arc<dyn EventLog>,
     views: Arc<P>,
@@ -60,35 +66,46 @@ pub async fn run_projector<P: Projection + ?Sized>(
     let name = views.name();
     let mut backoff = Duration::from_millis(50);
     let mut apply_backoff = Duration::from_millis(50);
+    // Records that follow on directly from the offset in the pair.
+    let mut carried: Option<(Offset, Vec<LogRecord>)> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let from = views.applied_offset();
-        let mut records = match log.read(from, CHUNK).await {
-            Ok(records) => records,
-            Err(error) => {
-                tracing::warn!(%error, projection = name, "projector cannot read the log; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
+        let mut records = match carried.take() {
+            Some((after, records)) if after == from && !records.is_empty() => records,
+            _ => match log.read(from, CHUNK).await {
+                Ok(records) => {
+                    backoff = Duration::from_millis(50);
+                    records
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
+                Err(error) => {
+                    tracing::warn!(%error, projection = name, "projector cannot read the log; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
         };
-        backoff = Duration::from_millis(50);
         let mut bytes = 0;
-        if let Some(over) = records.iter().position(|record| {
+        let mut rest = match records.iter().position(|record| {
             bytes += record.payload.len();
             bytes > CHUNK_BYTES
         }) {
-            records.truncate(over.max(1));
-        }
+            Some(over) => records.split_off(over.max(1)),
+            None => Vec::new(),
+        };
         if let Some(mut leader) = views.depends_on() {
             let limit = *leader.borrow_and_update();
-            records.retain(|record| record.offset < limit);
+            let mut beyond = records.split_off(records.partition_point(|record| record.offset < limit));
+            beyond.append(&mut rest);
+            rest = beyond;
             if records.is_empty() {
+                carried = Some((from, rest));
                 tokio::select! {
                     _ = leader.changed() => {}
                     _ = shutdown.changed() => {}
@@ -104,15 +121,27 @@ pub async fn run_projector<P: Projection + ?Sized>(
             continue;
         }
         let views_for_apply = views.clone();
-        let applied = tokio::task::spawn_blocking(move || views_for_apply.apply(&records)).await;
+        let applied = tokio::task::spawn_blocking(move || {
+            let applied = views_for_apply.apply(&records);
+            (applied, records)
+        })
+        .await;
         // A failed apply changed nothing (the batch is atomic): retry the
         // same events after a back-off, never skip them. A transient fault
         // (a full disk, an I/O error) heals by itself; one that does not
         // keeps this projection where it is, saying so, and readiness
         // reports the lag.
         let failure = match applied {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error.to_string()),
+            Ok((Ok(()), records)) => {
+                let after = records.last().map_or(from, |record| record.offset + 1);
+                carried = Some((after, rest));
+                None
+            }
+            Ok((Err(error), mut records)) => {
+                records.append(&mut rest);
+                carried = Some((from, records));
+                Some(error.to_string())
+            }
             Err(error) => Some(error.to_string()),
         };
         match failure {

@@ -1,0 +1,132 @@
+//! The projector loop: every record is read from the log once, even when a
+//! projection must wait for the one it follows or a batch is cut short.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use lrs_eventlog::{EventLog, LogError, LogRecord, Offset, SledEventLog, SledEventLogConfig};
+use lrs_projection::{Projection, run_projector};
+
+/// A log that counts how often it hands out each record.
+struct CountingLog {
+    inner: SledEventLog,
+    delivered: Mutex<BTreeMap<Offset, usize>>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for CountingLog {
+    async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
+        self.inner.append(events).await
+    }
+
+    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        let records = self.inner.read(from, max).await?;
+        let mut delivered = self.delivered.lock().unwrap();
+        for record in &records {
+            *delivered.entry(record.offset).or_default() += 1;
+        }
+        Ok(records)
+    }
+
+    async fn end_offset(&self) -> Result<Offset, LogError> {
+        self.inner.end_offset().await
+    }
+
+    async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
+        self.inner.wait_beyond(offset, timeout).await
+    }
+}
+
+/// A projection that follows a leader the test moves by hand, and whose
+/// applies fail while `failing` is set.
+struct Follower {
+    applied: Mutex<Vec<Offset>>,
+    next: Mutex<Offset>,
+    leader: watch::Receiver<Offset>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Projection for Follower {
+    fn name(&self) -> &'static str {
+        "follower"
+    }
+
+    fn applied_offset(&self) -> Offset {
+        *self.next.lock().unwrap()
+    }
+
+    fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("refused for the test".into());
+        }
+        let mut next = self.next.lock().unwrap();
+        let mut applied = self.applied.lock().unwrap();
+        let start = *next;
+        for record in records.iter().filter(|record| record.offset >= start) {
+            applied.push(record.offset);
+            *next = record.offset + 1;
+        }
+        Ok(())
+    }
+
+    fn depends_on(&self) -> Option<watch::Receiver<Offset>> {
+        Some(self.leader.clone())
+    }
+}
+
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_reads_each_record_once_however_its_leader_and_its_applies_hold_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = SledEventLog::open(dir.path(), SledEventLogConfig::default()).unwrap();
+    let log = Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) });
+    for n in 0..40u8 {
+        log.append(vec![vec![n]]).await.unwrap();
+    }
+    // Three events of 3 MiB: a batch holds at most 8 MiB, so they are
+    // applied over two batches from one read.
+    for n in 0..3u8 {
+        log.append(vec![vec![n; 3 * 1024 * 1024]]).await.unwrap();
+    }
+    let (leader, following) = watch::channel(0);
+    let follower = Arc::new(Follower {
+        applied: Mutex::new(Vec::new()),
+        next: Mutex::new(0),
+        leader: following,
+        failing: std::sync::atomic::AtomicBool::new(true),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, follower.clone(), stopped));
+
+    // The leader is at 10 and applies fail: nothing is applied, and the
+    // failed batch is retried from what was read, not read again.
+    leader.send_replace(10);
+    wait_until("the log was read", || !log.delivered.lock().unwrap().is_empty()).await;
+    assert!(follower.applied.lock().unwrap().is_empty());
+    follower.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_until("the follower reached its leader", || follower.applied_offset() == 10).await;
+    for limit in [25, 41, 43] {
+        leader.send_replace(limit);
+        wait_until("the follower reached its leader", || follower.applied_offset() == limit).await;
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
+
+    assert_eq!(*follower.applied.lock().unwrap(), (0..43).collect::<Vec<_>>(), "every event once, in order");
+    let delivered = log.delivered.lock().unwrap();
+    let twice: Vec<_> = delivered.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "records read from the log more than once (offset, times): {twice:?}");
+    assert_eq!(delivered.len(), 43);
+}
