@@ -4,7 +4,13 @@
 //! is a projection of this log. The [`EventLog`] trait is what ingest appends to
 //! and what projections read from. [`SledEventLog`] is the embedded backend used
 //! by `lrs serve`; [`contract`] is the test suite every backend must pass.
+//!
+//! [`EmbeddedLog`] is the log `lrs serve` opens: segment files
+//! ([`FileEventLog`]) for a new store, and the sled log ([`SledEventLog`])
+//! for a store that was created with it.
 
+mod embedded;
+mod file_log;
 mod sled_log;
 
 pub mod contract;
@@ -13,6 +19,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use embedded::EmbeddedLog;
+pub use file_log::{FileEventLog, FileEventLogConfig};
 pub use sled_log::{SledEventLog, SledEventLogConfig};
 
 /// Position of an event in the log; the first event is at offset 0.

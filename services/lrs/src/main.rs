@@ -748,7 +748,7 @@ async fn import_statements(args: ImportArgs) -> anyhow::Result<()> {
 
 /// Appends a directory file to the log of a stopped store.
 fn import_directory(data_dir: &std::path::Path, file: &std::path::Path, learners: bool) -> anyhow::Result<()> {
-    use lrs_eventlog::{EventLog, SledEventLog, SledEventLogConfig};
+    use lrs_eventlog::{EmbeddedLog, EventLog};
     use lrs_xapi::events::{Event, encode};
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let content_type = if file.extension().is_some_and(|e| e == "json") { "application/json" } else { "text/csv" };
@@ -766,7 +766,7 @@ fn import_directory(data_dir: &std::path::Path, file: &std::path::Path, learners
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let log = SledEventLog::open(&data_dir.join("log"), SledEventLogConfig::default()).with_context(|| {
+        let log = EmbeddedLog::open(&data_dir.join("log"), 16 * 1024 * 1024).with_context(|| {
             format!(
                 "opening the log in {} (is `lrs serve` running? then POST the file to /admin/{} instead)",
                 data_dir.display(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use lrs_eventlog::{EventLog, SledEventLog, SledEventLogConfig};
+use lrs_eventlog::{EmbeddedLog, EventLog};
 use lrs_hub::HubViews;
 use lrs_projection::{Views, run_projector};
 use lrs_xapi::StatementValidator;
@@ -131,10 +131,9 @@ impl Embedded {
     pub fn open(options: EmbeddedOptions) -> Result<Self, StartError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let log_config = SledEventLogConfig { cache_capacity_bytes: options.cache_bytes, ..Default::default() };
-        let sled = SledEventLog::open(&options.data_dir.join("log"), log_config)?;
-        let store = Self::open_with_log(options, Arc::new(sled.clone()))?;
-        store.state.metrics.watch_embedded_log(&sled);
+        let log = EmbeddedLog::open(&options.data_dir.join("log"), options.cache_bytes)?;
+        let store = Self::open_with_log(options, Arc::new(log.clone()))?;
+        store.state.metrics.watch_embedded_log(&log);
         Ok(store)
     }
 
@@ -208,8 +207,7 @@ pub(crate) async fn caught_up(views: &Views, hub: &HubViews, end: lrs_eventlog::
 /// inside the data directory, removed afterwards) and compares the two by
 /// digest.
 pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError> {
-    let log_config = SledEventLogConfig { cache_capacity_bytes: options.cache_bytes, ..Default::default() };
-    let log: Arc<dyn EventLog> = Arc::new(SledEventLog::open(&options.data_dir.join("log"), log_config)?);
+    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(&options.data_dir.join("log"), options.cache_bytes)?);
     let end = log.end_offset().await?;
     let scratch = options.data_dir.join("verify-scratch");
     let _ = std::fs::remove_dir_all(&scratch);

@@ -1,0 +1,656 @@
+//! The embedded event log as append-only segment files, with group commit.
+//!
+//! Events live in segment files named by the offset of their first event
+//! (`00000000000000000000.seg`, …). A segment starts with an 8-byte magic
+//! and then holds frames back to back:
+//!
+//! ```text
+//! length u32 LE | crc32 u32 LE | flags u8 | raw length u32 LE | body
+//! ```
+//!
+//! `length` counts the bytes after the first eight (flags, raw length,
+//! body) and the CRC covers the same bytes. Flag bit 0 says the body is a
+//! zstd frame of the event (events of a few hundred bytes and more are
+//! compressed when that makes them smaller); `raw length` is the event's own
+//! length. An event's offset is its segment's first offset plus its position
+//! in the segment, so offsets are dense, as with the sled log.
+//!
+//! Appends go through one writer task, as in the sled log: it takes every
+//! request waiting in its queue, writes their frames in one write, calls
+//! `fdatasync` once, and only then answers them. Readers see only offsets
+//! below the durable end. On open, the last segment is read whole and a torn
+//! or corrupt tail (a crash in the middle of a write that was never
+//! acknowledged) is cut off; earlier segments are sealed, and a frame that
+//! does not check out there is reported as corruption, never skipped. After
+//! a failed sync the log refuses further appends until it is reopened,
+//! since the kernel may have dropped the unsynced pages.
+//!
+//! The directory is locked while open, so two processes never write one log.
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{EventLog, LogError, LogRecord, Offset};
+
+const MAGIC: &[u8; 8] = b"LRSLOG\x00\x01";
+const HEADER: u64 = MAGIC.len() as u64;
+/// length, crc, flags, raw length.
+const FRAME_HEADER: usize = 4 + 4 + 1 + 4;
+const FLAG_ZSTD: u8 = 1;
+/// Every how many frames the in-memory index remembers a position.
+const STRIDE: u64 = 32;
+const LOCK_FILE: &str = "LOCK";
+const SEGMENT_SUFFIX: &str = ".seg";
+
+/// Tuning of the segment-file log.
+#[derive(Debug, Clone)]
+pub struct FileEventLogConfig {
+    /// A segment is closed and a new one started once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// Appends waiting for the writer before callers are told to slow down.
+    pub queue_depth: usize,
+    /// Upper bound of events written in one group commit.
+    pub max_group_events: usize,
+    /// Largest single event accepted.
+    pub max_event_bytes: usize,
+    /// Events at least this long are stored compressed (when that is smaller).
+    pub compress_from_bytes: usize,
+    /// zstd level for compressed events.
+    pub compression_level: i32,
+}
+
+impl Default for FileEventLogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 128 * 1024 * 1024,
+            queue_depth: 4096,
+            max_group_events: 20_000,
+            max_event_bytes: 64 * 1024 * 1024,
+            compress_from_bytes: 256,
+            compression_level: 1,
+        }
+    }
+}
+
+fn storage(error: impl std::fmt::Display) -> LogError {
+    LogError::Storage(error.to_string())
+}
+
+fn segment_name(first: Offset) -> String {
+    format!("{first:020}{SEGMENT_SUFFIX}")
+}
+
+/// What readers need of one segment: where it starts, how many durable
+/// frames it holds, and where every `STRIDE`th of them begins.
+struct Segment {
+    first: Offset,
+    file: Arc<File>,
+    count: u64,
+    /// File position of frame `k * STRIDE`.
+    sparse: Vec<u64>,
+    /// File length up to the end of the last durable frame.
+    len: u64,
+}
+
+impl Segment {
+    fn note_frame(&mut self, position: u64, frame_len: u64) {
+        if self.count.is_multiple_of(STRIDE) {
+            self.sparse.push(position);
+        }
+        self.count += 1;
+        self.len = position + frame_len;
+    }
+}
+
+/// Called with the duration of each sync of the embedded log.
+type FlushObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
+struct Inner {
+    segments: RwLock<Vec<Segment>>,
+    flush_observer: std::sync::OnceLock<FlushObserver>,
+    durable_end: AtomicU64,
+    bytes_on_disk: AtomicU64,
+    end_watch: watch::Receiver<Offset>,
+    queue: mpsc::Sender<AppendRequest>,
+    max_event_bytes: usize,
+}
+
+struct AppendRequest {
+    events: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Result<Offset, LogError>>,
+}
+
+/// The embedded [`EventLog`] on append-only segment files.
+#[derive(Clone)]
+pub struct FileEventLog {
+    inner: Arc<Inner>,
+}
+
+impl FileEventLog {
+    /// Opens (or creates) the log in `dir`, cutting off a torn tail left by
+    /// a crash. Must be called inside a tokio runtime.
+    pub fn open(dir: &Path, config: FileEventLogConfig) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(storage)?;
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(storage)?;
+        lock.try_lock()
+            .map_err(|_| LogError::Storage(format!("the log in {} is open in another process", dir.display())))?;
+        let mut segments = recover(dir)?;
+        if segments.is_empty() {
+            segments.push(create_segment(dir, 0)?);
+        }
+        let end = segments.last().map_or(0, |s| s.first + s.count);
+        let bytes: u64 = segments.iter().map(|s| s.len).sum();
+        let (end_sender, end_watch) = watch::channel(end);
+        let (queue, receiver) = mpsc::channel(config.queue_depth.max(1));
+        let inner = Arc::new(Inner {
+            segments: RwLock::new(segments),
+            flush_observer: std::sync::OnceLock::new(),
+            durable_end: AtomicU64::new(end),
+            bytes_on_disk: AtomicU64::new(bytes),
+            end_watch,
+            queue,
+            max_event_bytes: config.max_event_bytes,
+        });
+        let writer = Writer {
+            dir: dir.to_owned(),
+            config,
+            next: end,
+            receiver,
+            end_sender,
+            inner: Arc::downgrade(&inner),
+            poisoned: None,
+            _lock: lock,
+        };
+        tokio::spawn(writer.run());
+        Ok(Self { inner })
+    }
+
+    /// Has `observer` called with the duration of every sync (group
+    /// commit) from now on; only the first observer set is kept.
+    pub fn observe_flushes(&self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.inner.flush_observer.set(Box::new(observer));
+    }
+
+    /// The bytes of durable frames in all segments.
+    pub fn size_on_disk(&self) -> Option<u64> {
+        Some(self.inner.bytes_on_disk.load(Ordering::Acquire))
+    }
+}
+
+/// Whether `dir` holds a log of this kind (any segment file).
+pub(crate) fn holds_segments(dir: &Path) -> bool {
+    segment_files(dir).is_ok_and(|files| !files.is_empty())
+}
+
+fn segment_files(dir: &Path) -> std::io::Result<Vec<(Offset, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) else { continue };
+        if let Ok(first) = stem.parse::<Offset>() {
+            files.push((first, path));
+        }
+    }
+    files.sort_unstable_by_key(|(first, _)| *first);
+    Ok(files)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(storage)
+}
+
+fn create_segment(dir: &Path, first: Offset) -> Result<Segment, LogError> {
+    let path = dir.join(segment_name(first));
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(storage)?;
+    file.write_all_at(MAGIC, 0).map_err(storage)?;
+    file.sync_all().map_err(storage)?;
+    sync_dir(dir)?;
+    Ok(Segment { first, file: Arc::new(file), count: 0, sparse: Vec::new(), len: HEADER })
+}
+
+/// Scans the segments in `dir`, builds their indexes and cuts a torn tail
+/// off the last one.
+fn recover(dir: &Path) -> Result<Vec<Segment>, LogError> {
+    let files = segment_files(dir).map_err(storage)?;
+    let mut segments: Vec<Segment> = Vec::with_capacity(files.len());
+    let last_index = files.len().saturating_sub(1);
+    for (index, (first, path)) in files.into_iter().enumerate() {
+        let is_last = index == last_index;
+        if let Some(previous) = segments.last()
+            && previous.first + previous.count != first
+        {
+            return Err(LogError::Storage(format!(
+                "the log is corrupt: {} follows a segment that ends at offset {}",
+                path.display(),
+                previous.first + previous.count
+            )));
+        }
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(storage)?;
+        let file_len = file.metadata().map_err(storage)?.len();
+        let mut segment = Segment { first, file: Arc::new(file), count: 0, sparse: Vec::new(), len: HEADER };
+        let mut magic = [0u8; 8];
+        let header_ok = file_len >= HEADER && segment.file.read_exact_at(&mut magic, 0).is_ok() && &magic == MAGIC;
+        if !header_ok {
+            if is_last && file_len <= HEADER {
+                // Created but never written: start it again.
+                segment.file.set_len(0).map_err(storage)?;
+                segment.file.write_all_at(MAGIC, 0).map_err(storage)?;
+                segment.file.sync_all().map_err(storage)?;
+                segments.push(segment);
+                continue;
+            }
+            return Err(LogError::Storage(format!("the log is corrupt: {} has no segment header", path.display())));
+        }
+        let mut reader = FrameReader::new(segment.file.clone(), HEADER);
+        loop {
+            let position = reader.position();
+            if position == file_len {
+                break;
+            }
+            match reader.next_frame(is_last, file_len) {
+                Ok(frame_len) => segment.note_frame(position, frame_len),
+                Err(problem) if is_last => {
+                    tracing::warn!(
+                        segment = %path.display(),
+                        position,
+                        dropped_bytes = file_len - position,
+                        %problem,
+                        "cutting off the log's unacknowledged tail"
+                    );
+                    segment.file.set_len(position).map_err(storage)?;
+                    segment.file.sync_all().map_err(storage)?;
+                    break;
+                }
+                Err(problem) => {
+                    return Err(LogError::Storage(format!(
+                        "the log is corrupt: {} at byte {position}: {problem}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        segments.push(segment);
+    }
+    Ok(segments)
+}
+
+/// Reads frames forward from a position, through a buffer.
+struct FrameReader {
+    file: Arc<File>,
+    position: u64,
+    buffer: Vec<u8>,
+    /// File position of `buffer[0]`.
+    buffer_at: u64,
+}
+
+const READ_AHEAD: usize = 256 * 1024;
+
+impl FrameReader {
+    fn new(file: Arc<File>, position: u64) -> Self {
+        Self { file, position, buffer: Vec::new(), buffer_at: 0 }
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The `n` bytes at `at`, reading ahead when they are not buffered.
+    fn bytes(&mut self, at: u64, n: usize) -> std::io::Result<&[u8]> {
+        let buffered_end = self.buffer_at + self.buffer.len() as u64;
+        if at < self.buffer_at || at + n as u64 > buffered_end {
+            let want = n.max(READ_AHEAD);
+            self.buffer.resize(want, 0);
+            let mut filled = 0;
+            while filled < want {
+                match self.file.read_at(&mut self.buffer[filled..], at + filled as u64) {
+                    Ok(0) => break,
+                    Ok(read) => filled += read,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.buffer.truncate(filled);
+            self.buffer_at = at;
+            if filled < n {
+                return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "the frame is cut short"));
+            }
+        }
+        let start = usize::try_from(at - self.buffer_at).map_err(std::io::Error::other)?;
+        Ok(&self.buffer[start..start + n])
+    }
+
+    /// Steps over the next frame, which must end by `limit`, checking its
+    /// CRC when `check` says so, and returns its length.
+    fn next_frame(&mut self, check: bool, limit: u64) -> Result<u64, String> {
+        let at = self.position;
+        let header = self.bytes(at, 8).map_err(|e| e.to_string())?;
+        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if length < FRAME_HEADER - 8 || at + 8 + length as u64 > limit {
+            return Err(format!("a frame of {length} bytes cannot be here"));
+        }
+        if check {
+            let body = self.bytes(at + 8, length).map_err(|e| e.to_string())?;
+            if crc32fast::hash(body) != crc {
+                return Err("a frame's checksum does not match".to_owned());
+            }
+        }
+        self.position = at + 8 + length as u64;
+        Ok(8 + length as u64)
+    }
+
+    /// Reads, checks and decodes the next frame.
+    fn read_event(&mut self) -> Result<Vec<u8>, LogError> {
+        let at = self.position;
+        let corrupt = |what: &str| LogError::Storage(format!("the log is corrupt at byte {at} of a segment: {what}"));
+        let header = self.bytes(at, 8).map_err(|e| corrupt(&e.to_string()))?;
+        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if !(FRAME_HEADER - 8..=1 << 30).contains(&length) {
+            return Err(corrupt("a frame has an impossible length"));
+        }
+        let body = self.bytes(at + 8, length).map_err(|e| corrupt(&e.to_string()))?;
+        if crc32fast::hash(body) != crc {
+            return Err(corrupt("a frame's checksum does not match"));
+        }
+        let flags = body[0];
+        let raw_length = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        let data = &body[5..];
+        let event = if flags & FLAG_ZSTD != 0 {
+            let event = zstd::bulk::decompress(data, raw_length).map_err(|e| corrupt(&e.to_string()))?;
+            if event.len() != raw_length {
+                return Err(corrupt("a compressed event has the wrong length"));
+            }
+            event
+        } else {
+            data.to_vec()
+        };
+        self.position = at + 8 + length as u64;
+        Ok(event)
+    }
+}
+
+/// Appends the frame of `event` to `out`.
+fn encode_frame(event: &[u8], config: &FileEventLogConfig, out: &mut Vec<u8>) -> Result<(), LogError> {
+    let raw_length = u32::try_from(event.len()).map_err(storage)?;
+    let compressed = if event.len() >= config.compress_from_bytes {
+        zstd::bulk::compress(event, config.compression_level).ok().filter(|c| c.len() < event.len())
+    } else {
+        None
+    };
+    let (flags, data) = match &compressed {
+        Some(c) => (FLAG_ZSTD, c.as_slice()),
+        None => (0, event),
+    };
+    let length = u32::try_from(1 + 4 + data.len()).map_err(storage)?;
+    let start = out.len();
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.push(flags);
+    out.extend_from_slice(&raw_length.to_le_bytes());
+    out.extend_from_slice(data);
+    let crc = crc32fast::hash(&out[start + 8..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+struct Writer {
+    dir: PathBuf,
+    config: FileEventLogConfig,
+    next: Offset,
+    receiver: mpsc::Receiver<AppendRequest>,
+    end_sender: watch::Sender<Offset>,
+    inner: std::sync::Weak<Inner>,
+    /// Why appends are refused: a sync failed, so what the kernel holds of
+    /// the file can no longer be trusted until the log is reopened.
+    poisoned: Option<String>,
+    /// Held for as long as the writer runs.
+    _lock: File,
+}
+
+/// A group's frames, ready to write.
+struct Encoded {
+    bytes: Vec<u8>,
+    /// Start and length of each frame within `bytes`.
+    frames: Vec<(u64, u64)>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        while let Some(first) = self.receiver.recv().await {
+            let mut group = vec![first];
+            let mut events_in_group = group[0].events.len();
+            while events_in_group < self.config.max_group_events {
+                match self.receiver.try_recv() {
+                    Ok(request) => {
+                        events_in_group += request.events.len();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group).await;
+        }
+    }
+
+    async fn commit(&mut self, group: Vec<AppendRequest>) {
+        if let Some(reason) = &self.poisoned {
+            for request in group {
+                let _ = request.reply.send(Err(LogError::Storage(reason.clone())));
+            }
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else { return };
+        let mut firsts = Vec::with_capacity(group.len());
+        let mut next = self.next;
+        for request in &group {
+            firsts.push(next);
+            next += request.events.len() as u64;
+        }
+        let (group, result) = {
+            let config = self.config.clone();
+            let dir = self.dir.clone();
+            let inner = inner.clone();
+            let first = self.next;
+            tokio::task::spawn_blocking(move || {
+                let result = write_group(&dir, &config, &inner, first, &group);
+                (group, result)
+            })
+            .await
+            .unwrap_or_else(|error| (Vec::new(), Err(WriteFailure::Poisoned(storage(error)))))
+        };
+        match result {
+            Ok(synced_in) => {
+                self.next = next;
+                inner.durable_end.store(next, Ordering::Release);
+                if let Some(observe) = inner.flush_observer.get() {
+                    observe(synced_in);
+                }
+                self.end_sender.send_replace(next);
+                for (request, first) in group.into_iter().zip(firsts) {
+                    let _ = request.reply.send(Ok(first));
+                }
+            }
+            Err(failure) => {
+                let error = match failure {
+                    WriteFailure::Unsynced(error) => error,
+                    WriteFailure::Poisoned(error) => {
+                        self.poisoned = Some(format!("{error}; the log refuses appends until it is reopened"));
+                        error
+                    }
+                };
+                tracing::error!(%error, "event log append failed");
+                for request in group {
+                    let _ = request.reply.send(Err(LogError::Storage(error.to_string())));
+                }
+            }
+        }
+    }
+}
+
+enum WriteFailure {
+    /// Nothing of the group is in the file any more; later appends may go on.
+    Unsynced(LogError),
+    /// A sync failed or a partial write could not be cut off.
+    Poisoned(LogError),
+}
+
+/// Writes one group's frames (rolling to a new segment first when the
+/// active one is full), syncs, and publishes the frames to readers.
+fn write_group(
+    dir: &Path,
+    config: &FileEventLogConfig,
+    inner: &Inner,
+    first: Offset,
+    group: &[AppendRequest],
+) -> Result<Duration, WriteFailure> {
+    let mut encoded = Encoded { bytes: Vec::new(), frames: Vec::new() };
+    for event in group.iter().flat_map(|r| &r.events) {
+        let start = encoded.bytes.len();
+        encode_frame(event, config, &mut encoded.bytes).map_err(WriteFailure::Unsynced)?;
+        encoded.frames.push((start as u64, (encoded.bytes.len() - start) as u64));
+    }
+    let needs_roll = {
+        let segments = inner.segments.read().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?;
+        segments.last().is_none_or(|s| s.len >= config.segment_bytes && s.count > 0)
+    };
+    if needs_roll {
+        let segment = create_segment(dir, first).map_err(WriteFailure::Unsynced)?;
+        inner.bytes_on_disk.fetch_add(segment.len, Ordering::AcqRel);
+        inner.segments.write().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?.push(segment);
+    }
+    let (file, at) = {
+        let segments = inner.segments.read().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?;
+        let active = segments.last().ok_or_else(|| WriteFailure::Unsynced(storage("no active segment")))?;
+        (active.file.clone(), active.len)
+    };
+    if let Err(error) = file.write_all_at(&encoded.bytes, at) {
+        // Cut off whatever part of the group reached the file.
+        return Err(match file.set_len(at) {
+            Ok(()) => WriteFailure::Unsynced(storage(error)),
+            Err(_) => WriteFailure::Poisoned(storage(error)),
+        });
+    }
+    let started = std::time::Instant::now();
+    if let Err(error) = file.sync_data() {
+        let _ = file.set_len(at);
+        return Err(WriteFailure::Poisoned(storage(error)));
+    }
+    let synced_in = started.elapsed();
+    let mut segments = inner.segments.write().map_err(|_| WriteFailure::Poisoned(storage("lock poisoned")))?;
+    let active = segments.last_mut().ok_or_else(|| WriteFailure::Poisoned(storage("no active segment")))?;
+    for (start, length) in encoded.frames {
+        active.note_frame(at + start, length);
+    }
+    inner.bytes_on_disk.fetch_add(encoded.bytes.len() as u64, Ordering::AcqRel);
+    Ok(synced_in)
+}
+
+/// Where a read starts in one segment and how many events it takes there.
+struct Span {
+    file: Arc<File>,
+    position: u64,
+    skip: u64,
+    first: Offset,
+    take: u64,
+}
+
+#[async_trait]
+impl EventLog for FileEventLog {
+    async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
+        if let Some(big) = events.iter().find(|e| e.len() > self.inner.max_event_bytes) {
+            return Err(LogError::EventTooLarge { size: big.len(), limit: self.inner.max_event_bytes });
+        }
+        if events.is_empty() {
+            return Ok(self.inner.durable_end.load(Ordering::Acquire));
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest { events, reply };
+        match self.inner.queue.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                match tokio::time::timeout(Duration::from_secs(5), self.inner.queue.send(request)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(LogError::Closed),
+                    Err(_) => return Err(LogError::Overloaded),
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LogError::Closed),
+        }
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        let end = self.inner.durable_end.load(Ordering::Acquire);
+        if from >= end || max == 0 {
+            return Ok(Vec::new());
+        }
+        let want = (max as u64).min(end - from);
+        let spans = {
+            let segments = self.inner.segments.read().map_err(|_| storage("lock poisoned"))?;
+            let mut spans = Vec::new();
+            let mut at = from;
+            let mut index = segments.partition_point(|s| s.first <= at).saturating_sub(1);
+            while at < from + want {
+                let Some(segment) = segments.get(index) else { break };
+                let within = at - segment.first;
+                if within < segment.count {
+                    let take = (segment.count - within).min(from + want - at);
+                    let mark = within / STRIDE;
+                    let position = segment.sparse.get(mark as usize).copied().unwrap_or(HEADER);
+                    spans.push(Span {
+                        file: segment.file.clone(),
+                        position,
+                        skip: within - mark * STRIDE,
+                        first: at,
+                        take,
+                    });
+                    at += take;
+                }
+                index += 1;
+            }
+            spans
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut records = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+            for span in spans {
+                let mut reader = FrameReader::new(span.file, span.position);
+                for _ in 0..span.skip {
+                    reader
+                        .next_frame(false, u64::MAX)
+                        .map_err(|problem| LogError::Storage(format!("the log is corrupt in a segment: {problem}")))?;
+                }
+                for k in 0..span.take {
+                    records.push(LogRecord { offset: span.first + k, payload: reader.read_event()? });
+                }
+            }
+            Ok(records)
+        })
+        .await
+        .map_err(storage)?
+    }
+
+    async fn end_offset(&self) -> Result<Offset, LogError> {
+        Ok(self.inner.durable_end.load(Ordering::Acquire))
+    }
+
+    async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
+        let mut watch = self.inner.end_watch.clone();
+        let wait = watch.wait_for(|end| *end > offset);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(end)) => Ok(*end),
+            Ok(Err(_)) => Err(LogError::Closed),
+            Err(_) => Ok(self.inner.durable_end.load(Ordering::Acquire)),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The segment-file log: the contract suite, and what it promises on disk:
+//! events survive reopening, a torn tail is cut off, corruption in a sealed
+//! segment is reported rather than skipped, segments roll and compress, and
+//! one process at a time holds a log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lrs_eventlog::{
+    EmbeddedLog, EventLog, FileEventLog, FileEventLogConfig, SledEventLog, SledEventLogConfig, contract,
+};
+
+/// Opens the log in `dir`, waiting (bounded) for an earlier handle's writer
+/// to notice it was dropped and let go of the lock.
+async fn reopen(dir: &Path, config: FileEventLogConfig) -> FileEventLog {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match FileEventLog::open(dir, config.clone()) {
+            Ok(log) => return log,
+            Err(error) if Instant::now() > deadline => panic!("log did not reopen: {error}"),
+            Err(_) => tokio::task::yield_now().await,
+        }
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn payloads(log: &dyn EventLog, from: u64, max: usize) -> Vec<Vec<u8>> {
+    log.read(from, max).await.unwrap().into_iter().map(|r| r.payload).collect()
+}
+
+fn event(n: usize) -> Vec<u8> {
+    // Varying lengths, some long enough to be compressed.
+    format!("{{\"n\":{n},\"pad\":\"{}\"}}", "learning hub ".repeat(n % 70)).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_log_passes_the_contract_suite() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    contract::run_all(|| {
+        n += 1;
+        let dir = root.path().join(format!("log-{n}"));
+        async move { Arc::new(FileEventLog::open(&dir, FileEventLogConfig::default()).unwrap()) as Arc<dyn EventLog> }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_reopening_and_offsets_stay_dense() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    {
+        let log = FileEventLog::open(&dir, FileEventLogConfig::default()).unwrap();
+        assert_eq!(log.append(vec![b"a".to_vec(), b"b".to_vec()]).await.unwrap(), 0);
+        assert_eq!(log.append(vec![b"c".to_vec()]).await.unwrap(), 2);
+    }
+    let log = reopen(&dir, FileEventLogConfig::default()).await;
+    assert_eq!(log.end_offset().await.unwrap(), 3);
+    assert_eq!(payloads(&log, 0, 10).await, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(log.append(vec![b"d".to_vec()]).await.unwrap(), 3);
+    assert_eq!(payloads(&log, 3, 10).await, vec![b"d".to_vec()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_every_offset_across_rolled_segments_before_and_after_reopening() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = FileEventLogConfig { segment_bytes: 2_000, ..Default::default() };
+    let all: Vec<Vec<u8>> = (0..300).map(event).collect();
+    {
+        let log = FileEventLog::open(&dir, config.clone()).unwrap();
+        // Appends of 1 to 7 events, so segment boundaries fall inside and
+        // between appends.
+        let mut next = 0;
+        while next < all.len() {
+            let n = (next % 7 + 1).min(all.len() - next);
+            assert_eq!(log.append(all[next..next + n].to_vec()).await.unwrap(), next as u64);
+            next += n;
+        }
+        check_every_read(&log, &all).await;
+    }
+    assert!(segments(&dir).len() > 10, "small segments roll: {} files", segments(&dir).len());
+    let log = reopen(&dir, config).await;
+    assert_eq!(log.end_offset().await.unwrap(), all.len() as u64);
+    check_every_read(&log, &all).await;
+}
+
+async fn check_every_read(log: &FileEventLog, all: &[Vec<u8>]) {
+    for from in 0..all.len() {
+        for max in [1, 5, 33, 1_000] {
+            let records = log.read(from as u64, max).await.unwrap();
+            let expected = &all[from..(from + max).min(all.len())];
+            assert_eq!(records.len(), expected.len(), "read({from}, {max})");
+            for (k, record) in records.iter().enumerate() {
+                assert_eq!(record.offset, (from + k) as u64);
+                assert_eq!(&record.payload, &expected[k], "offset {}", from + k);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_tail_is_cut_off_and_appends_go_on_after_it() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    {
+        let log = FileEventLog::open(&dir, FileEventLogConfig::default()).unwrap();
+        log.append((0..5).map(event).collect()).await.unwrap();
+    }
+    let segment = segments(&dir).pop().unwrap();
+    let acknowledged = std::fs::metadata(&segment).unwrap().len();
+    // A crash in the middle of a write: half a frame header, then a frame
+    // whose body never arrived.
+    for torn in [vec![0x20, 0x00], vec![0x40, 0, 0, 0, 1, 2, 3, 4, 0, 9]] {
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes.truncate(acknowledged as usize);
+        bytes.extend_from_slice(&torn);
+        std::fs::write(&segment, &bytes).unwrap();
+        let log = reopen(&dir, FileEventLogConfig::default()).await;
+        assert_eq!(log.end_offset().await.unwrap(), 5);
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), acknowledged, "the torn bytes are gone");
+        assert_eq!(payloads(&log, 0, 10).await, (0..5).map(event).collect::<Vec<_>>());
+    }
+    let log = reopen(&dir, FileEventLogConfig::default()).await;
+    assert_eq!(log.append(vec![b"after".to_vec()]).await.unwrap(), 5);
+    drop(log);
+    let log = reopen(&dir, FileEventLogConfig::default()).await;
+    assert_eq!(payloads(&log, 5, 10).await, vec![b"after".to_vec()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_frame_in_a_sealed_segment_stops_the_open_instead_of_being_skipped() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = FileEventLogConfig { segment_bytes: 500, ..Default::default() };
+    {
+        let log = FileEventLog::open(&dir, config.clone()).unwrap();
+        for n in 0..20 {
+            log.append(vec![event(n)]).await.unwrap();
+        }
+    }
+    let files = segments(&dir);
+    assert!(files.len() >= 3);
+    // Reading a damaged frame fails loudly.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&files[0], &bytes).unwrap();
+    let log = reopen(&dir, config.clone()).await;
+    let error = log.read(0, 100).await.unwrap_err().to_string();
+    assert!(error.contains("corrupt"), "{error}");
+    drop(log);
+    // A sealed segment cut short is corruption, not a tail to drop.
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&files[0], &bytes).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        match FileEventLog::open(&dir, config.clone()) {
+            Err(error) if error.to_string().contains("corrupt") => break error.to_string(),
+            Err(_) | Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(error) => panic!("unexpected error: {error}"),
+            Ok(_) => panic!("a log with a damaged sealed segment opened"),
+        }
+    };
+    assert!(error.contains(&files[0].file_name().unwrap().to_string_lossy().to_string()), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_are_stored_compressed_and_incompressible_ones_as_they_are() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let log = FileEventLog::open(&dir, FileEventLogConfig::default()).unwrap();
+    let statements: Vec<u8> = (0..2_000)
+        .flat_map(|n| {
+            format!("{{\"id\":\"{n:08}\",\"verb\":{{\"id\":\"http://adlnet.gov/expapi/verbs/completed\"}}}},")
+                .into_bytes()
+        })
+        .collect();
+    let mut noise = Vec::with_capacity(100_000);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.push((x >> 24) as u8);
+    }
+    log.append(vec![statements.clone()]).await.unwrap();
+    let after_statements = log.size_on_disk().unwrap();
+    assert!(after_statements < statements.len() as u64 / 5, "{after_statements} bytes for {}", statements.len());
+    log.append(vec![noise.clone()]).await.unwrap();
+    let grown = log.size_on_disk().unwrap() - after_statements;
+    assert!(grown >= noise.len() as u64 && grown < noise.len() as u64 + 64, "noise took {grown} bytes");
+    assert_eq!(payloads(&log, 0, 10).await, vec![statements, noise]);
+    assert_eq!(log.size_on_disk().unwrap(), std::fs::metadata(&segments(&dir)[0]).unwrap().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_is_held_by_one_handle_at_a_time_and_oversized_events_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = FileEventLogConfig { max_event_bytes: 10, ..Default::default() };
+    let log = FileEventLog::open(&dir, config.clone()).unwrap();
+    let error = FileEventLog::open(&dir, config).err().unwrap().to_string();
+    assert!(error.contains("another process"), "{error}");
+    assert!(log.append(vec![b"ok".to_vec(), vec![0; 11]]).await.is_err());
+    assert_eq!(log.end_offset().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_log_is_segments_for_a_new_store_and_sled_for_a_sled_store() {
+    let root = tempfile::tempdir().unwrap();
+    let new = root.path().join("new");
+    let log = EmbeddedLog::open(&new, 1 << 20).unwrap();
+    assert!(matches!(log, EmbeddedLog::Files(_)));
+    log.append(vec![b"x".to_vec()]).await.unwrap();
+    assert_eq!(segments(&new).len(), 1);
+
+    let old = root.path().join("old");
+    {
+        let sled = SledEventLog::open(&old, SledEventLogConfig::default()).unwrap();
+        sled.append(vec![b"kept".to_vec()]).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        match EmbeddedLog::open(&old, 1 << 20) {
+            Ok(log) => break log,
+            Err(error) if Instant::now() > deadline => panic!("sled log did not reopen: {error}"),
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    assert!(matches!(log, EmbeddedLog::Sled(_)));
+    assert_eq!(payloads(&log, 0, 10).await, vec![b"kept".to_vec()]);
+    assert!(segments(&old).is_empty());
+}
