@@ -95,7 +95,7 @@ struct ImportArgs {
     /// (statements already stored are found again and not duplicated).
     #[arg(long)]
     restart: bool,
-    /// Page cache of the log and of the views, in MiB each.
+    /// Page cache of each projection's store (and of a sled log from before the segment files), in MiB each.
     #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
     cache_mib: u64,
     /// Competency-framework file, as for `serve`.
@@ -123,7 +123,7 @@ struct ServeArgs {
     /// The homePage of the account recorded as each statement's authority.
     #[arg(long, env = "LRS_AUTHORITY_HOME_PAGE", default_value = "https://learninghub.nhs.uk/lrs/credentials")]
     authority_home_page: String,
-    /// Page cache of the embedded log and of the views, in MiB each.
+    /// Page cache of each projection's store (and of a sled log from before the segment files), in MiB each.
     #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
     cache_mib: u64,
     /// Log format: "text" or "json".
