@@ -10,9 +10,11 @@ pub mod batch;
 mod keys;
 mod query;
 mod runner;
+mod store;
 mod views;
 
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Projection, run_projector};
+pub use store::sled_config;
 pub use views::{Document, Outcome, StatementRecord, Views, ViewsError};

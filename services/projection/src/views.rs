@@ -206,7 +206,7 @@ pub struct Views {
 impl Views {
     /// Opens (or creates) the views in `dir`.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, ViewsError> {
-        Self::from_db(sled::Config::new().path(dir).cache_capacity(cache_capacity_bytes).open()?)
+        Self::from_db(crate::sled_config(dir, cache_capacity_bytes).open()?)
     }
 
     /// Empty views in memory, gone when dropped (for a process that serves
