@@ -36,8 +36,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::group::{self, AppendRequest};
 use crate::{EventLog, LogError, LogRecord, Offset};
 
 const MAGIC: &[u8; 8] = b"LRSLOG\x00\x01";
@@ -121,11 +122,6 @@ struct Inner {
     end_watch: watch::Receiver<Offset>,
     queue: mpsc::Sender<AppendRequest>,
     max_event_bytes: usize,
-}
-
-struct AppendRequest {
-    events: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Result<Offset, LogError>>,
 }
 
 /// The embedded [`EventLog`] on append-only segment files.
@@ -251,13 +247,13 @@ fn recover(dir: &Path) -> Result<Vec<Segment>, LogError> {
             }
             return Err(LogError::Storage(format!("the log is corrupt: {} has no segment header", path.display())));
         }
-        let mut reader = FrameReader::new(segment.file.clone(), HEADER);
+        let mut reader = FrameReader::new(segment.file.clone(), HEADER, file_len);
         loop {
             let position = reader.position();
             if position == file_len {
                 break;
             }
-            match reader.next_frame(is_last, file_len) {
+            match reader.next_frame(is_last) {
                 Ok(frame_len) => segment.note_frame(position, frame_len),
                 Err(problem) if is_last => {
                     tracing::warn!(
@@ -284,10 +280,12 @@ fn recover(dir: &Path) -> Result<Vec<Segment>, LogError> {
     Ok(segments)
 }
 
-/// Reads frames forward from a position, through a buffer.
+/// Reads frames forward from a position, through a buffer that never reads
+/// past `limit`.
 struct FrameReader {
     file: Arc<File>,
     position: u64,
+    limit: u64,
     buffer: Vec<u8>,
     /// File position of `buffer[0]`.
     buffer_at: u64,
@@ -296,8 +294,8 @@ struct FrameReader {
 const READ_AHEAD: usize = 256 * 1024;
 
 impl FrameReader {
-    fn new(file: Arc<File>, position: u64) -> Self {
-        Self { file, position, buffer: Vec::new(), buffer_at: 0 }
+    fn new(file: Arc<File>, position: u64, limit: u64) -> Self {
+        Self { file, position, limit, buffer: Vec::new(), buffer_at: 0 }
     }
 
     fn position(&self) -> u64 {
@@ -308,7 +306,8 @@ impl FrameReader {
     fn bytes(&mut self, at: u64, n: usize) -> std::io::Result<&[u8]> {
         let buffered_end = self.buffer_at + self.buffer.len() as u64;
         if at < self.buffer_at || at + n as u64 > buffered_end {
-            let want = n.max(READ_AHEAD);
+            let ahead = usize::try_from(self.limit.saturating_sub(at)).unwrap_or(READ_AHEAD).min(READ_AHEAD);
+            let want = n.max(ahead);
             self.buffer.resize(want, 0);
             let mut filled = 0;
             while filled < want {
@@ -329,14 +328,14 @@ impl FrameReader {
         Ok(&self.buffer[start..start + n])
     }
 
-    /// Steps over the next frame, which must end by `limit`, checking its
-    /// CRC when `check` says so, and returns its length.
-    fn next_frame(&mut self, check: bool, limit: u64) -> Result<u64, String> {
+    /// Steps over the next frame, which must end by the reader's limit,
+    /// checking its CRC when `check` says so, and returns its length.
+    fn next_frame(&mut self, check: bool) -> Result<u64, String> {
         let at = self.position;
         let header = self.bytes(at, 8).map_err(|e| e.to_string())?;
         let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if length < FRAME_HEADER - 8 || at + 8 + length as u64 > limit {
+        if length < FRAME_HEADER - 8 || at + 8 + length as u64 > self.limit {
             return Err(format!("a frame of {length} bytes cannot be here"));
         }
         if check {
@@ -427,18 +426,7 @@ struct Encoded {
 
 impl Writer {
     async fn run(mut self) {
-        while let Some(first) = self.receiver.recv().await {
-            let mut group = vec![first];
-            let mut events_in_group = group[0].events.len();
-            while events_in_group < self.config.max_group_events {
-                match self.receiver.try_recv() {
-                    Ok(request) => {
-                        events_in_group += request.events.len();
-                        group.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
+        while let Some(group) = group::next_group(&mut self.receiver, self.config.max_group_events).await {
             self.commit(group).await;
         }
     }
@@ -560,6 +548,8 @@ fn write_group(
 struct Span {
     file: Arc<File>,
     position: u64,
+    /// The end of the segment's durable frames.
+    limit: u64,
     skip: u64,
     first: Offset,
     take: u64,
@@ -568,26 +558,7 @@ struct Span {
 #[async_trait]
 impl EventLog for FileEventLog {
     async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
-        if let Some(big) = events.iter().find(|e| e.len() > self.inner.max_event_bytes) {
-            return Err(LogError::EventTooLarge { size: big.len(), limit: self.inner.max_event_bytes });
-        }
-        if events.is_empty() {
-            return Ok(self.inner.durable_end.load(Ordering::Acquire));
-        }
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest { events, reply };
-        match self.inner.queue.try_send(request) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(request)) => {
-                match tokio::time::timeout(Duration::from_secs(5), self.inner.queue.send(request)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Err(LogError::Closed),
-                    Err(_) => return Err(LogError::Overloaded),
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LogError::Closed),
-        }
-        answer.await.map_err(|_| LogError::Closed)?
+        group::submit(&self.inner.queue, &self.inner.durable_end, self.inner.max_event_bytes, events).await
     }
 
     async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
@@ -611,6 +582,7 @@ impl EventLog for FileEventLog {
                     spans.push(Span {
                         file: segment.file.clone(),
                         position,
+                        limit: segment.len,
                         skip: within - mark * STRIDE,
                         first: at,
                         take,
@@ -624,10 +596,10 @@ impl EventLog for FileEventLog {
         tokio::task::spawn_blocking(move || {
             let mut records = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
             for span in spans {
-                let mut reader = FrameReader::new(span.file, span.position);
+                let mut reader = FrameReader::new(span.file, span.position, span.limit);
                 for _ in 0..span.skip {
                     reader
-                        .next_frame(false, u64::MAX)
+                        .next_frame(false)
                         .map_err(|problem| LogError::Storage(format!("the log is corrupt in a segment: {problem}")))?;
                 }
                 for k in 0..span.take {
@@ -645,12 +617,6 @@ impl EventLog for FileEventLog {
     }
 
     async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
-        let mut watch = self.inner.end_watch.clone();
-        let wait = watch.wait_for(|end| *end > offset);
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(end)) => Ok(*end),
-            Ok(Err(_)) => Err(LogError::Closed),
-            Err(_) => Ok(self.inner.durable_end.load(Ordering::Acquire)),
-        }
+        group::wait_beyond(&self.inner.end_watch, &self.inner.durable_end, offset, timeout).await
     }
 }

@@ -11,6 +11,7 @@
 
 mod embedded;
 mod file_log;
+mod group;
 mod sled_log;
 
 pub mod contract;

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::group::{self, AppendRequest};
 use crate::{EventLog, LogError, LogRecord, Offset};
 
 /// Tuning of the embedded log.
@@ -37,11 +38,6 @@ impl Default for SledEventLogConfig {
             max_event_bytes: 64 * 1024 * 1024,
         }
     }
-}
-
-struct AppendRequest {
-    events: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Result<Offset, LogError>>,
 }
 
 /// The embedded, sled-backed [`EventLog`].
@@ -138,18 +134,7 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
-        while let Some(first) = self.receiver.recv().await {
-            let mut group = vec![first];
-            let mut events_in_group = group[0].events.len();
-            while events_in_group < self.max_group_events {
-                match self.receiver.try_recv() {
-                    Ok(request) => {
-                        events_in_group += request.events.len();
-                        group.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
+        while let Some(group) = group::next_group(&mut self.receiver, self.max_group_events).await {
             self.commit(group).await;
         }
     }
@@ -208,27 +193,7 @@ impl Writer {
 #[async_trait]
 impl EventLog for SledEventLog {
     async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
-        if let Some(big) = events.iter().find(|e| e.len() > self.inner.max_event_bytes) {
-            return Err(LogError::EventTooLarge { size: big.len(), limit: self.inner.max_event_bytes });
-        }
-        if events.is_empty() {
-            return Ok(self.inner.durable_end.load(Ordering::Acquire));
-        }
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest { events, reply };
-        match self.inner.queue.try_send(request) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(request)) => {
-                // Wait a bounded time for room, then tell the caller to back off.
-                match tokio::time::timeout(Duration::from_secs(5), self.inner.queue.send(request)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Err(LogError::Closed),
-                    Err(_) => return Err(LogError::Overloaded),
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LogError::Closed),
-        }
-        answer.await.map_err(|_| LogError::Closed)?
+        group::submit(&self.inner.queue, &self.inner.durable_end, self.inner.max_event_bytes, events).await
     }
 
     async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
@@ -254,12 +219,6 @@ impl EventLog for SledEventLog {
     }
 
     async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
-        let mut watch = self.inner.end_watch.clone();
-        let wait = watch.wait_for(|end| *end > offset);
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(end)) => Ok(*end),
-            Ok(Err(_)) => Err(LogError::Closed),
-            Err(_) => Ok(self.inner.durable_end.load(Ordering::Acquire)),
-        }
+        group::wait_beyond(&self.inner.end_watch, &self.inner.durable_end, offset, timeout).await
     }
 }

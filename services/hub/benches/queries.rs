@@ -130,7 +130,7 @@ fn bench(c: &mut Criterion) {
     let statements: u64 = std::env::var("HUB_BENCH_STATEMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let dir = tempfile::tempdir().unwrap();
     let frameworks = Frameworks::parse(include_str!("../../../schemas/examples/competency-frameworks.json")).unwrap();
-    let views = HubViews::open(dir.path(), 256 * 1024 * 1024, frameworks).unwrap();
+    let views = HubViews::open(dir.path(), lrs_projection::StoreOptions::cache(256 * 1024 * 1024), frameworks).unwrap();
     load(&views, statements);
     let mut random = XorShift(7);
     c.bench_function("transcript of one learner", |b| {

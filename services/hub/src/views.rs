@@ -259,8 +259,8 @@ fn day_key(time: DateTime<Utc>) -> String {
 impl HubViews {
     /// Opens the views in `dir`. When `frameworks` differ from those the
     /// views were built with, the views are cleared and rebuilt from the log.
-    pub fn open(dir: &Path, cache_bytes: u64, frameworks: Frameworks) -> Result<Self, HubError> {
-        Self::from_db(lrs_projection::sled_config(dir, cache_bytes).open()?, frameworks)
+    pub fn open(dir: &Path, store: lrs_projection::StoreOptions, frameworks: Frameworks) -> Result<Self, HubError> {
+        Self::from_db(lrs_projection::sled_config(dir, store).open()?, frameworks)
     }
 
     /// Empty views in memory, gone when dropped (for a process that serves

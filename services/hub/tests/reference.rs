@@ -676,7 +676,7 @@ fn frameworks() -> Frameworks {
 
 /// Applies the events in chunks of the given sizes (cycled).
 fn project(dir: &std::path::Path, events: &[Event], chunks: &[usize]) -> HubViews {
-    let views = HubViews::open(dir, 8 << 20, frameworks()).unwrap();
+    let views = HubViews::open(dir, lrs_projection::StoreOptions::cache(8 << 20), frameworks()).unwrap();
     let records: Vec<LogRecord> = events
         .iter()
         .enumerate()

@@ -184,7 +184,7 @@ fn date(text: &str) -> NaiveDate {
 // ---------------------------------------------------------------- harness --
 
 fn open(dir: &Path, frameworks: Frameworks) -> HubViews {
-    HubViews::open(dir, 4 << 20, frameworks).unwrap()
+    HubViews::open(dir, lrs_projection::StoreOptions::cache(4 << 20), frameworks).unwrap()
 }
 
 fn record(offset: u64, event: &Event) -> LogRecord {

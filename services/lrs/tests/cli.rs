@@ -44,6 +44,7 @@ fn lrs() -> Command {
         "LRS_MAX_PAGE_SIZE",
         "LRS_AUTHORITY_HOME_PAGE",
         "LRS_CACHE_MIB",
+        "LRS_COMPRESS_VIEWS",
         "LRS_LOG_FORMAT",
         "RUST_LOG",
     ] {
@@ -398,6 +399,7 @@ fn serve_help_mentions_every_serve_flag() {
             "--max-page-size",
             "--authority-home-page",
             "--cache-mib",
+            "--compress-views",
             "--log-format",
             "LRS_LISTEN",
             "LRS_DATA_DIR",
@@ -1658,5 +1660,39 @@ async fn an_import_killed_midway_resumes_and_stores_every_statement_once() {
     assert_eq!(ids.len() as u64, count, "every statement is stored once");
     for n in (0..count).step_by(2) {
         assert!(distinct.contains(&test_uuid(0x1e, 1, 2, n)), "statement {n} is stored");
+    }
+}
+
+fn sled_conf_compressed(store: &Path) -> bool {
+    std::fs::read(store.join("conf")).unwrap().split(|b| *b == b'\n').any(|line| line == b"use_compression: true")
+}
+
+/// `lrs import` into a new store writes the log as segment files, and the
+/// projections' stores compressed only when asked (flag or environment).
+#[test]
+fn a_new_store_has_a_segment_log_and_compressed_projections_only_when_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("statements.ndjson");
+    let line = serde_json::to_string(&statement("7c2b0e5e-5a61-4ac5-9a8d-1f0d7b0e2a11")).unwrap();
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let f = file.to_str().unwrap();
+    for (name, flag, env, compressed) in
+        [("plain", false, None, false), ("flag", true, None, true), ("env", false, Some("true"), true)]
+    {
+        let dir = root.path().join(name);
+        let mut command = lrs();
+        command.args(["import", f, "--data-dir", dir.to_str().unwrap(), "--quiet"]);
+        if flag {
+            command.arg("--compress-views");
+        }
+        if let Some(value) = env {
+            command.env("LRS_COMPRESS_VIEWS", value);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{name}: {}", describe(&output));
+        assert!(dir.join("log").join(format!("{:020}.seg", 0)).is_file(), "{name}: the log is segment files");
+        assert!(!dir.join("log").join("db").exists(), "{name}: no sled log");
+        assert_eq!(sled_conf_compressed(&dir.join("views")), compressed, "{name}: views");
+        assert_eq!(sled_conf_compressed(&dir.join("hub")), compressed, "{name}: hub");
     }
 }

@@ -205,8 +205,8 @@ pub struct Views {
 
 impl Views {
     /// Opens (or creates) the views in `dir`.
-    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, ViewsError> {
-        Self::from_db(crate::sled_config(dir, cache_capacity_bytes).open()?)
+    pub fn open(dir: &Path, store: crate::StoreOptions) -> Result<Self, ViewsError> {
+        Self::from_db(crate::sled_config(dir, store).open()?)
     }
 
     /// Empty views in memory, gone when dropped (for a process that serves

@@ -264,6 +264,8 @@ pub struct ProjectionService {
 pub struct ProjectionOptions {
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
+    /// Whether projection stores created now compress their pages.
+    pub compress_views: bool,
     pub frameworks: lrs_hub::frameworks::Frameworks,
     pub server: ServerConfig,
 }
@@ -279,7 +281,7 @@ impl ProjectionService {
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let (state, projectors) = open_local_state(
             &options.data_dir,
-            options.cache_bytes,
+            lrs_projection::StoreOptions { cache_bytes: options.cache_bytes, compress_new: options.compress_views },
             options.frameworks,
             options.server,
             jwt,

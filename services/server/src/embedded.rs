@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use lrs_eventlog::{EmbeddedLog, EventLog};
 use lrs_hub::HubViews;
-use lrs_projection::{Views, run_projector};
+use lrs_projection::{StoreOptions, Views, run_projector};
 use lrs_xapi::StatementValidator;
 
 use crate::app::{AppState, ServerConfig};
@@ -22,8 +22,10 @@ use crate::sequencer::Sequencer;
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     pub data_dir: PathBuf,
-    /// Page cache of the log and of the views, in bytes each.
+    /// Page cache of each projection's store (and of a sled log), in bytes each.
     pub cache_bytes: u64,
+    /// Whether projection stores created now compress their pages.
+    pub compress_views: bool,
     /// Writes waiting for the single writer before clients get 503.
     pub write_queue_depth: usize,
     /// Events the views may lag behind the log before writes get 503.
@@ -40,12 +42,17 @@ impl EmbeddedOptions {
         Self {
             data_dir: data_dir.into(),
             cache_bytes: 128 * 1024 * 1024,
+            compress_views: false,
             write_queue_depth: 4096,
             max_projection_lag: 50_000,
             server: ServerConfig::default(),
             frameworks: lrs_hub::frameworks::Frameworks::empty(),
             jwt: None,
         }
+    }
+
+    fn store(&self) -> StoreOptions {
+        StoreOptions { cache_bytes: self.cache_bytes, compress_new: self.compress_views }
     }
 }
 
@@ -100,7 +107,7 @@ impl Projectors {
 /// `writer` makes from the views: what `serve` and a Kafka projection share.
 pub(crate) fn open_local_state(
     data_dir: &std::path::Path,
-    cache_bytes: u64,
+    store: StoreOptions,
     frameworks: lrs_hub::frameworks::Frameworks,
     config: ServerConfig,
     jwt: Option<crate::jwt::JwtVerifier>,
@@ -108,11 +115,11 @@ pub(crate) fn open_local_state(
     writer: impl FnOnce(&Arc<Views>) -> crate::writer::Writer,
 ) -> Result<(AppState, Projectors), StartError> {
     let validator = StatementValidator::new()?;
-    let views = Arc::new(Views::open(&data_dir.join("views"), cache_bytes)?);
+    let views = Arc::new(Views::open(&data_dir.join("views"), store)?);
     let credentials = CredentialStore::open(data_dir)?;
     let more_links = MoreLinks::open(data_dir)
         .map_err(|e| StartError::DataDir { path: data_dir.to_owned(), reason: e.to_string() })?;
-    let hub = Arc::new(HubViews::open(&data_dir.join("hub"), cache_bytes, frameworks)?);
+    let hub = Arc::new(HubViews::open(&data_dir.join("hub"), store, frameworks)?);
     let projectors = Projectors::start(&log, &views, &hub);
     let writer = writer(&views);
     let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt);
@@ -145,7 +152,7 @@ impl Embedded {
         let log = crate::metrics::TimedLog::wrap(log, metrics.clone());
         let (mut state, projectors) = open_local_state(
             &options.data_dir,
-            options.cache_bytes,
+            options.store(),
             options.frameworks,
             options.server,
             options.jwt,
@@ -213,8 +220,8 @@ pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError
     let _ = std::fs::remove_dir_all(&scratch);
     let mut digests = Vec::new();
     for dir in [options.data_dir.clone(), scratch.clone()] {
-        let views = Arc::new(Views::open(&dir.join("views"), options.cache_bytes)?);
-        let hub = Arc::new(HubViews::open(&dir.join("hub"), options.cache_bytes, options.frameworks.clone())?);
+        let views = Arc::new(Views::open(&dir.join("views"), options.store())?);
+        let hub = Arc::new(HubViews::open(&dir.join("hub"), options.store(), options.frameworks.clone())?);
         let projectors = Projectors::start(&log, &views, &hub);
         // Projectors never stop on their own (they retry and log), so this
         // waits as long as the replay takes.

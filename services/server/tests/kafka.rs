@@ -232,6 +232,7 @@ async fn with_the_broker_down_ingest_answers_503_with_retry_after_within_a_bound
     let options = ProjectionOptions {
         data_dir: data_dir.path().to_owned(),
         cache_bytes: 16 * 1024 * 1024,
+        compress_views: false,
         frameworks: lrs_hub::frameworks::Frameworks::empty(),
         server: Default::default(),
     };
