@@ -134,11 +134,7 @@ impl FileEventLog {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail left by
     /// a crash. Must be called inside a tokio runtime.
     pub fn open(dir: &Path, config: FileEventLogConfig) -> Result<Self, LogError> {
-        std::fs::create_dir_all(dir).map_err(storage)?;
-        let lock =
-            OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(storage)?;
-        lock.try_lock()
-            .map_err(|_| LogError::Storage(format!("the log in {} is open in another process", dir.display())))?;
+        let lock = lock_dir(dir)?;
         let mut segments = recover(dir)?;
         if segments.is_empty() {
             segments.push(create_segment(dir, 0)?);
@@ -182,9 +178,27 @@ impl FileEventLog {
     }
 }
 
-/// Whether `dir` holds a log of this kind (any segment file).
-pub(crate) fn holds_segments(dir: &Path) -> bool {
-    segment_files(dir).is_ok_and(|files| !files.is_empty())
+/// Creates `dir` if need be and takes its lock, which is held for as long
+/// as the returned file is open.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    std::fs::create_dir_all(dir).map_err(storage)?;
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(storage)?;
+    lock.try_lock()
+        .map_err(|_| LogError::Storage(format!("the log in {} is open in another process", dir.display())))?;
+    Ok(lock)
+}
+
+/// Removes every segment file in `dir` (what an interrupted copy from the
+/// sled log left).
+pub(crate) fn remove_segments(dir: &Path) -> Result<(), LogError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for (_, path) in segment_files(dir).map_err(storage)? {
+        std::fs::remove_file(path).map_err(storage)?;
+    }
+    Ok(())
 }
 
 fn segment_files(dir: &Path) -> std::io::Result<Vec<(Offset, PathBuf)>> {
@@ -201,7 +215,7 @@ fn segment_files(dir: &Path) -> std::io::Result<Vec<(Offset, PathBuf)>> {
     Ok(files)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(storage)
 }
 
@@ -212,6 +226,40 @@ fn create_segment(dir: &Path, first: Offset) -> Result<Segment, LogError> {
     file.sync_all().map_err(storage)?;
     sync_dir(dir)?;
     Ok(Segment { first, file: Arc::new(file), count: 0, sparse: Vec::new(), len: HEADER })
+}
+
+/// Writes `events` into new segment files in `dir` (which holds none),
+/// from offset 0, syncing each segment; returns how many were written. For
+/// filling a log from another store, before it is opened.
+pub(crate) fn write_segments(
+    dir: &Path,
+    config: &FileEventLogConfig,
+    events: impl Iterator<Item = Result<Vec<u8>, LogError>>,
+) -> Result<Offset, LogError> {
+    const FLUSH_BYTES: usize = 8 * 1024 * 1024;
+    let mut next: Offset = 0;
+    let mut segment = create_segment(dir, 0)?;
+    let mut pending = Vec::new();
+    for event in events {
+        let event = event?;
+        if event.len() > config.max_event_bytes {
+            return Err(LogError::EventTooLarge { size: event.len(), limit: config.max_event_bytes });
+        }
+        encode_frame(&event, config, &mut pending)?;
+        next += 1;
+        if pending.len() >= FLUSH_BYTES || segment.len + pending.len() as u64 >= config.segment_bytes {
+            segment.file.write_all_at(&pending, segment.len).map_err(storage)?;
+            segment.len += pending.len() as u64;
+            pending.clear();
+        }
+        if segment.len >= config.segment_bytes {
+            segment.file.sync_data().map_err(storage)?;
+            segment = create_segment(dir, next)?;
+        }
+    }
+    segment.file.write_all_at(&pending, segment.len).map_err(storage)?;
+    segment.file.sync_data().map_err(storage)?;
+    Ok(next)
 }
 
 /// Scans the segments in `dir`, builds their indexes and cuts a torn tail

@@ -2,17 +2,14 @@
 //!
 //! Everything the LRS knows is an event appended here; every view a reader sees
 //! is a projection of this log. The [`EventLog`] trait is what ingest appends to
-//! and what projections read from. [`SledEventLog`] is the embedded backend used
-//! by `lrs serve`; [`contract`] is the test suite every backend must pass.
-//!
-//! [`EmbeddedLog`] is the log `lrs serve` opens: segment files
-//! ([`FileEventLog`]) for a new store, and the sled log ([`SledEventLog`])
-//! for a store that was created with it.
+//! and what projections read from. [`FileEventLog`] (segment files) is the
+//! embedded backend used by `lrs serve`, opened with [`open_embedded`], which
+//! first moves the log of a store made before the segment files out of sled;
+//! [`contract`] is the test suite every backend must pass.
 
 mod embedded;
 mod file_log;
 mod group;
-mod sled_log;
 
 pub mod contract;
 
@@ -20,9 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use embedded::EmbeddedLog;
+pub use embedded::{open_embedded, open_embedded_with};
 pub use file_log::{FileEventLog, FileEventLogConfig};
-pub use sled_log::{SledEventLog, SledEventLogConfig};
 
 /// Position of an event in the log; the first event is at offset 0.
 pub type Offset = u64;

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lrs_eventlog::{
-    EmbeddedLog, EventLog, FileEventLog, FileEventLogConfig, SledEventLog, SledEventLogConfig, contract,
-};
+use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, contract, open_embedded, open_embedded_with};
 
 /// Opens the log in `dir`, waiting (bounded) for an earlier handle's writer
 /// to notice it was dropped and let go of the lock.
@@ -218,29 +216,77 @@ async fn a_log_is_held_by_one_handle_at_a_time_and_oversized_events_are_refused(
     assert_eq!(log.end_offset().await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_embedded_log_is_segments_for_a_new_store_and_sled_for_a_sled_store() {
-    let root = tempfile::tempdir().unwrap();
-    let new = root.path().join("new");
-    let log = EmbeddedLog::open(&new, 1 << 20).unwrap();
-    assert!(matches!(log, EmbeddedLog::Files(_)));
-    log.append(vec![b"x".to_vec()]).await.unwrap();
-    assert_eq!(segments(&new).len(), 1);
-
-    let old = root.path().join("old");
-    {
-        let sled = SledEventLog::open(&old, SledEventLogConfig::default()).unwrap();
-        sled.append(vec![b"kept".to_vec()]).await.unwrap();
+/// A log as the sled backend of earlier versions wrote it: tree `events`,
+/// key = offset as big-endian u64.
+fn write_sled_log(dir: &Path, events: &[Vec<u8>]) {
+    let db = sled::Config::new().path(dir).open().unwrap();
+    let tree = db.open_tree("events").unwrap();
+    for (offset, event) in events.iter().enumerate() {
+        tree.insert((offset as u64).to_be_bytes(), event.as_slice()).unwrap();
     }
+    db.flush().unwrap();
+}
+
+fn sled_files_left(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name == "conf" || name == "db" || name == "blobs" || name.starts_with("snap."))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_log_is_moved_into_segments_at_the_same_offsets_and_its_files_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    // Large events too, so the copy rolls segments and compresses.
+    let events: Vec<Vec<u8>> = (0..400).map(|n| if n % 50 == 0 { event(n).repeat(2_000) } else { event(n) }).collect();
+    write_sled_log(&dir, &events);
+    let config = FileEventLogConfig { segment_bytes: 2_000, ..Default::default() };
+    let log = open_embedded_with(&dir, config.clone()).unwrap();
+    assert!(sled_files_left(&dir).is_empty(), "left: {:?}", sled_files_left(&dir));
+    assert!(segments(&dir).len() > 3, "{} segments", segments(&dir).len());
+    assert_eq!(log.end_offset().await.unwrap(), events.len() as u64);
+    assert_eq!(payloads(&log, 0, 1_000).await, events);
+    assert_eq!(log.append(vec![b"next".to_vec()]).await.unwrap(), events.len() as u64);
+    drop(log);
+    let log = reopen(&dir, config).await;
+    assert_eq!(log.end_offset().await.unwrap(), events.len() as u64 + 1);
+    assert_eq!(payloads(&log, 0, 1_000).await[..events.len()], events[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_move_from_sled_is_done_again_or_finished_never_half_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let events: Vec<Vec<u8>> = (0..50).map(event).collect();
+
+    // Stopped while copying: segments are there but no marker says they
+    // are complete; the sled files are still the log, and it is copied again.
+    let copying = root.path().join("copying");
+    write_sled_log(&copying, &events);
+    std::fs::write(copying.join(format!("{:020}.seg", 0)), b"LRSLOG\x00\x01partial").unwrap();
+    std::fs::write(copying.join(format!("{:020}.seg", 7)), b"LRSLOG\x00\x01").unwrap();
+    let log = open_embedded(&copying).unwrap();
+    assert_eq!(payloads(&log, 0, 100).await, events);
+    assert!(sled_files_left(&copying).is_empty());
+
+    // Stopped while removing the sled files after the copy was marked
+    // complete: the segments are the log, and what is left of sled goes.
+    let removing = root.path().join("removing");
+    write_sled_log(&removing, &events);
+    drop(open_embedded(&removing).unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Put back part of sled and the marker, as a crash would leave them.
+    std::fs::write(removing.join("conf"), b"segment_size: 524288\n").unwrap();
+    std::fs::write(removing.join("COPIED-FROM-SLED"), b"").unwrap();
     let log = loop {
-        match EmbeddedLog::open(&old, 1 << 20) {
+        match open_embedded(&removing) {
             Ok(log) => break log,
-            Err(error) if Instant::now() > deadline => panic!("sled log did not reopen: {error}"),
+            Err(error) if Instant::now() > deadline => panic!("log did not reopen: {error}"),
             Err(_) => tokio::task::yield_now().await,
         }
     };
-    assert!(matches!(log, EmbeddedLog::Sled(_)));
-    assert_eq!(payloads(&log, 0, 10).await, vec![b"kept".to_vec()]);
-    assert!(segments(&old).is_empty());
+    assert_eq!(payloads(&log, 0, 100).await, events);
+    assert!(sled_files_left(&removing).is_empty());
+    assert!(!removing.join("COPIED-FROM-SLED").exists());
 }

@@ -95,7 +95,7 @@ struct ImportArgs {
     /// (statements already stored are found again and not duplicated).
     #[arg(long)]
     restart: bool,
-    /// Page cache of each projection's store (and of a sled log from before the segment files), in MiB each.
+    /// Page cache of each projection's store, in MiB each.
     #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
     cache_mib: u64,
     /// Compress the pages of projection stores created now (zstd): about a
@@ -128,7 +128,7 @@ struct ServeArgs {
     /// The homePage of the account recorded as each statement's authority.
     #[arg(long, env = "LRS_AUTHORITY_HOME_PAGE", default_value = "https://learninghub.nhs.uk/lrs/credentials")]
     authority_home_page: String,
-    /// Page cache of each projection's store (and of a sled log from before the segment files), in MiB each.
+    /// Page cache of each projection's store, in MiB each.
     #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
     cache_mib: u64,
     /// Compress the pages of projection stores created now (zstd): about a
@@ -772,7 +772,7 @@ async fn import_statements(args: ImportArgs) -> anyhow::Result<()> {
 
 /// Appends a directory file to the log of a stopped store.
 fn import_directory(data_dir: &std::path::Path, file: &std::path::Path, learners: bool) -> anyhow::Result<()> {
-    use lrs_eventlog::{EmbeddedLog, EventLog};
+    use lrs_eventlog::{EventLog, open_embedded};
     use lrs_xapi::events::{Event, encode};
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let content_type = if file.extension().is_some_and(|e| e == "json") { "application/json" } else { "text/csv" };
@@ -790,7 +790,7 @@ fn import_directory(data_dir: &std::path::Path, file: &std::path::Path, learners
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let log = EmbeddedLog::open(&data_dir.join("log"), 16 * 1024 * 1024).with_context(|| {
+        let log = open_embedded(&data_dir.join("log")).with_context(|| {
             format!(
                 "opening the log in {} (is `lrs serve` running? then POST the file to /admin/{} instead)",
                 data_dir.display(),

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use lrs_eventlog::{EventLog, LogError, LogRecord, Offset, SledEventLog, SledEventLogConfig};
+use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, LogError, LogRecord, Offset};
 use lrs_projection::{Projection, run_projector};
 
 /// A log that counts how often it hands out each record.
 struct CountingLog {
-    inner: SledEventLog,
+    inner: FileEventLog,
     delivered: Mutex<BTreeMap<Offset, usize>>,
 }
 
@@ -90,7 +90,7 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_reads_each_record_once_however_its_leader_and_its_applies_hold_it_back() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = SledEventLog::open(dir.path(), SledEventLogConfig::default()).unwrap();
+    let inner = FileEventLog::open(dir.path(), FileEventLogConfig::default()).unwrap();
     let log = Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) });
     for n in 0..40u8 {
         log.append(vec![vec![n]]).await.unwrap();

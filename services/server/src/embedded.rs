@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use lrs_eventlog::{EmbeddedLog, EventLog};
+use lrs_eventlog::{EventLog, open_embedded};
 use lrs_hub::HubViews;
 use lrs_projection::{StoreOptions, Views, run_projector};
 use lrs_xapi::StatementValidator;
@@ -22,7 +22,7 @@ use crate::sequencer::Sequencer;
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     pub data_dir: PathBuf,
-    /// Page cache of each projection's store (and of a sled log), in bytes each.
+    /// Page cache of each projection's store, in bytes each.
     pub cache_bytes: u64,
     /// Whether projection stores created now compress their pages.
     pub compress_views: bool,
@@ -138,7 +138,7 @@ impl Embedded {
     pub fn open(options: EmbeddedOptions) -> Result<Self, StartError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let log = EmbeddedLog::open(&options.data_dir.join("log"), options.cache_bytes)?;
+        let log = open_embedded(&options.data_dir.join("log"))?;
         let store = Self::open_with_log(options, Arc::new(log.clone()))?;
         store.state.metrics.watch_embedded_log(&log);
         Ok(store)
@@ -214,7 +214,7 @@ pub(crate) async fn caught_up(views: &Views, hub: &HubViews, end: lrs_eventlog::
 /// inside the data directory, removed afterwards) and compares the two by
 /// digest.
 pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError> {
-    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(&options.data_dir.join("log"), options.cache_bytes)?);
+    let log: Arc<dyn EventLog> = Arc::new(open_embedded(&options.data_dir.join("log"))?);
     let end = log.end_offset().await?;
     let scratch = options.data_dir.join("verify-scratch");
     let _ = std::fs::remove_dir_all(&scratch);

@@ -176,7 +176,7 @@ impl Metrics {
 
     /// Watches the flushes and the size of the embedded log (a weak link
     /// back, so the two do not keep each other alive).
-    pub fn watch_embedded_log(self: &Arc<Self>, log: &lrs_eventlog::EmbeddedLog) {
+    pub fn watch_embedded_log(self: &Arc<Self>, log: &lrs_eventlog::FileEventLog) {
         self.flushes_observed.store(true, Ordering::Relaxed);
         let metrics = Arc::downgrade(self);
         log.observe_flushes(move |elapsed| {

@@ -14,14 +14,14 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use lrs_eventlog::{EventLog, LogError, LogRecord, Offset, SledEventLog, SledEventLogConfig};
+use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, LogError, LogRecord, Offset};
 use lrs_server::credentials::{self, Scope};
 use lrs_server::{Embedded, EmbeddedOptions};
 
 /// The embedded log, with switches: appends fail as a full or failing disk
 /// makes them fail; reads stall as a projection that cannot keep up.
 struct FaultyLog {
-    inner: SledEventLog,
+    inner: FileEventLog,
     fail_appends: AtomicBool,
     stall_reads: AtomicBool,
     resumed: Notify,
@@ -68,7 +68,7 @@ struct App {
 async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let (credential, secret) = credentials::add(dir.path(), "faults", None, None, vec![Scope::All]).unwrap();
-    let inner = SledEventLog::open(&dir.path().join("log"), SledEventLogConfig::default()).unwrap();
+    let inner = FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap();
     let log = Arc::new(FaultyLog {
         inner,
         fail_appends: AtomicBool::new(false),

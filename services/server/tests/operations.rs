@@ -16,7 +16,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use lrs_eventlog::{EventLog, LogError, LogRecord, Offset, SledEventLog, SledEventLogConfig};
+use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, LogError, LogRecord, Offset};
 use lrs_server::app::NON_XAPI_ROUTES;
 use lrs_server::credentials::{self, Scope};
 use lrs_server::{Embedded, EmbeddedOptions};
@@ -203,7 +203,7 @@ async fn health_says_ok_and_ready_reports_its_checks() {
 /// The embedded log, with the projectors' reads (chunks of many events)
 /// held back on demand and the log's end made unreadable on demand.
 struct ControlledLog {
-    inner: SledEventLog,
+    inner: FileEventLog,
     hold_projectors: watch::Sender<bool>,
     broken: AtomicBool,
 }
@@ -240,8 +240,8 @@ async fn ready_is_503_naming_the_failed_check_while_projections_lag_or_the_log_f
     let mut options = options(data_dir.path());
     options.server.ready_max_lag_events = 0;
     options.server.read_your_writes_timeout = Duration::from_millis(20);
-    let sled = SledEventLog::open(&data_dir.path().join("log"), SledEventLogConfig::default()).expect("log");
-    let log = Arc::new(ControlledLog { inner: sled, hold_projectors: watch::channel(false).0, broken: false.into() });
+    let inner = FileEventLog::open(&data_dir.path().join("log"), FileEventLogConfig::default()).expect("log");
+    let log = Arc::new(ControlledLog { inner, hold_projectors: watch::channel(false).0, broken: false.into() });
     let store = Embedded::open_with_log(options, log.clone()).expect("store starts");
     let app = serve(store, data_dir).await;
     app.wait_ready(200).await;

@@ -93,6 +93,7 @@ pub async fn spawn_kafka_deployment(options: EmbeddedOptions) -> KafkaDeployment
     let projection_options = ProjectionOptions {
         data_dir: options.data_dir.clone(),
         cache_bytes: options.cache_bytes,
+        compress_views: options.compress_views,
         frameworks: options.frameworks.clone(),
         server: options.server.clone(),
     };
