@@ -13,10 +13,10 @@
 //! zstd frame of the event (events of a few hundred bytes and more are
 //! compressed when that makes them smaller); `raw length` is the event's own
 //! length. An event's offset is its segment's first offset plus its position
-//! in the segment, so offsets are dense, as with the sled log.
+//! in the segment, so offsets are dense.
 //!
-//! Appends go through one writer task, as in the sled log: it takes every
-//! request waiting in its queue, writes their frames in one write, calls
+//! Appends go through one writer task (`group.rs`): it takes every request
+//! waiting in its queue, writes their frames in one write, calls
 //! `fdatasync` once, and only then answers them. Readers see only offsets
 //! below the durable end. On open, the last segment is read whole and a torn
 //! or corrupt tail (a crash in the middle of a write that was never
@@ -118,7 +118,6 @@ struct Inner {
     segments: RwLock<Vec<Segment>>,
     flush_observer: std::sync::OnceLock<FlushObserver>,
     durable_end: AtomicU64,
-    bytes_on_disk: AtomicU64,
     end_watch: watch::Receiver<Offset>,
     queue: mpsc::Sender<AppendRequest>,
     max_event_bytes: usize,
@@ -140,14 +139,12 @@ impl FileEventLog {
             segments.push(create_segment(dir, 0)?);
         }
         let end = segments.last().map_or(0, |s| s.first + s.count);
-        let bytes: u64 = segments.iter().map(|s| s.len).sum();
         let (end_sender, end_watch) = watch::channel(end);
         let (queue, receiver) = mpsc::channel(config.queue_depth.max(1));
         let inner = Arc::new(Inner {
             segments: RwLock::new(segments),
             flush_observer: std::sync::OnceLock::new(),
             durable_end: AtomicU64::new(end),
-            bytes_on_disk: AtomicU64::new(bytes),
             end_watch,
             queue,
             max_event_bytes: config.max_event_bytes,
@@ -172,9 +169,10 @@ impl FileEventLog {
         let _ = self.inner.flush_observer.set(Box::new(observer));
     }
 
-    /// The bytes of durable frames in all segments.
+    /// The bytes of all segments, up to the end of their durable frames.
     pub fn size_on_disk(&self) -> Option<u64> {
-        Some(self.inner.bytes_on_disk.load(Ordering::Acquire))
+        let segments = self.inner.segments.read().ok()?;
+        Some(segments.iter().map(|s| s.len).sum())
     }
 }
 
@@ -219,11 +217,17 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(storage)
 }
 
+/// Makes `file` an empty segment: its header and nothing after, synced.
+fn start_segment(file: &File) -> Result<(), LogError> {
+    file.set_len(0).map_err(storage)?;
+    file.write_all_at(MAGIC, 0).map_err(storage)?;
+    file.sync_all().map_err(storage)
+}
+
 fn create_segment(dir: &Path, first: Offset) -> Result<Segment, LogError> {
     let path = dir.join(segment_name(first));
     let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(storage)?;
-    file.write_all_at(MAGIC, 0).map_err(storage)?;
-    file.sync_all().map_err(storage)?;
+    start_segment(&file)?;
     sync_dir(dir)?;
     Ok(Segment { first, file: Arc::new(file), count: 0, sparse: Vec::new(), len: HEADER })
 }
@@ -287,9 +291,7 @@ fn recover(dir: &Path) -> Result<Vec<Segment>, LogError> {
         if !header_ok {
             if is_last && file_len <= HEADER {
                 // Created but never written: start it again.
-                segment.file.set_len(0).map_err(storage)?;
-                segment.file.write_all_at(MAGIC, 0).map_err(storage)?;
-                segment.file.sync_all().map_err(storage)?;
+                start_segment(&segment.file)?;
                 segments.push(segment);
                 continue;
             }
@@ -376,9 +378,9 @@ impl FrameReader {
         Ok(&self.buffer[start..start + n])
     }
 
-    /// Steps over the next frame, which must end by the reader's limit,
-    /// checking its CRC when `check` says so, and returns its length.
-    fn next_frame(&mut self, check: bool) -> Result<u64, String> {
+    /// The body length and checksum of the frame at the reader's position,
+    /// once its length says it fits before the reader's limit.
+    fn frame_header(&mut self) -> Result<(usize, u32), String> {
         let at = self.position;
         let header = self.bytes(at, 8).map_err(|e| e.to_string())?;
         let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -386,13 +388,26 @@ impl FrameReader {
         if length < FRAME_HEADER - 8 || at + 8 + length as u64 > self.limit {
             return Err(format!("a frame of {length} bytes cannot be here"));
         }
-        if check {
-            let body = self.bytes(at + 8, length).map_err(|e| e.to_string())?;
-            if crc32fast::hash(body) != crc {
-                return Err("a frame's checksum does not match".to_owned());
-            }
+        Ok((length, crc))
+    }
+
+    /// The body of the frame at the reader's position, if it matches `crc`.
+    fn checked_body(&mut self, length: usize, crc: u32) -> Result<&[u8], String> {
+        let body = self.bytes(self.position + 8, length).map_err(|e| e.to_string())?;
+        if crc32fast::hash(body) != crc {
+            return Err("a frame's checksum does not match".to_owned());
         }
-        self.position = at + 8 + length as u64;
+        Ok(body)
+    }
+
+    /// Steps over the next frame, checking its checksum when `check` says
+    /// so, and returns its length.
+    fn next_frame(&mut self, check: bool) -> Result<u64, String> {
+        let (length, crc) = self.frame_header()?;
+        if check {
+            self.checked_body(length, crc)?;
+        }
+        self.position += 8 + length as u64;
         Ok(8 + length as u64)
     }
 
@@ -400,16 +415,8 @@ impl FrameReader {
     fn read_event(&mut self) -> Result<Vec<u8>, LogError> {
         let at = self.position;
         let corrupt = |what: &str| LogError::Storage(format!("the log is corrupt at byte {at} of a segment: {what}"));
-        let header = self.bytes(at, 8).map_err(|e| corrupt(&e.to_string()))?;
-        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if !(FRAME_HEADER - 8..=1 << 30).contains(&length) {
-            return Err(corrupt("a frame has an impossible length"));
-        }
-        let body = self.bytes(at + 8, length).map_err(|e| corrupt(&e.to_string()))?;
-        if crc32fast::hash(body) != crc {
-            return Err(corrupt("a frame's checksum does not match"));
-        }
+        let (length, crc) = self.frame_header().map_err(|e| corrupt(&e))?;
+        let body = self.checked_body(length, crc).map_err(|e| corrupt(&e))?;
         let flags = body[0];
         let raw_length = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
         let data = &body[5..];
@@ -463,13 +470,6 @@ struct Writer {
     poisoned: Option<String>,
     /// Held for as long as the writer runs.
     _lock: File,
-}
-
-/// A group's frames, ready to write.
-struct Encoded {
-    bytes: Vec<u8>,
-    /// Start and length of each frame within `bytes`.
-    frames: Vec<(u64, u64)>,
 }
 
 impl Writer {
@@ -550,27 +550,28 @@ fn write_group(
     first: Offset,
     group: &[AppendRequest],
 ) -> Result<Duration, WriteFailure> {
-    let mut encoded = Encoded { bytes: Vec::new(), frames: Vec::new() };
+    let mut bytes = Vec::new();
+    // Start and length of each frame within `bytes`.
+    let mut frames = Vec::new();
     for event in group.iter().flat_map(|r| &r.events) {
-        let start = encoded.bytes.len();
-        encode_frame(event, config, &mut encoded.bytes).map_err(WriteFailure::Unsynced)?;
-        encoded.frames.push((start as u64, (encoded.bytes.len() - start) as u64));
+        let start = bytes.len();
+        encode_frame(event, config, &mut bytes).map_err(WriteFailure::Unsynced)?;
+        frames.push((start as u64, (bytes.len() - start) as u64));
     }
-    let needs_roll = {
+    let active = {
         let segments = inner.segments.read().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?;
-        segments.last().is_none_or(|s| s.len >= config.segment_bytes && s.count > 0)
+        segments.last().filter(|s| s.len < config.segment_bytes || s.count == 0).map(|s| (s.file.clone(), s.len))
     };
-    if needs_roll {
-        let segment = create_segment(dir, first).map_err(WriteFailure::Unsynced)?;
-        inner.bytes_on_disk.fetch_add(segment.len, Ordering::AcqRel);
-        inner.segments.write().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?.push(segment);
-    }
-    let (file, at) = {
-        let segments = inner.segments.read().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?;
-        let active = segments.last().ok_or_else(|| WriteFailure::Unsynced(storage("no active segment")))?;
-        (active.file.clone(), active.len)
+    let (file, at) = match active {
+        Some(active) => active,
+        None => {
+            let segment = create_segment(dir, first).map_err(WriteFailure::Unsynced)?;
+            let active = (segment.file.clone(), segment.len);
+            inner.segments.write().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?.push(segment);
+            active
+        }
     };
-    if let Err(error) = file.write_all_at(&encoded.bytes, at) {
+    if let Err(error) = file.write_all_at(&bytes, at) {
         // Cut off whatever part of the group reached the file.
         return Err(match file.set_len(at) {
             Ok(()) => WriteFailure::Unsynced(storage(error)),
@@ -585,10 +586,9 @@ fn write_group(
     let synced_in = started.elapsed();
     let mut segments = inner.segments.write().map_err(|_| WriteFailure::Poisoned(storage("lock poisoned")))?;
     let active = segments.last_mut().ok_or_else(|| WriteFailure::Poisoned(storage("no active segment")))?;
-    for (start, length) in encoded.frames {
+    for (start, length) in frames {
         active.note_frame(at + start, length);
     }
-    inner.bytes_on_disk.fetch_add(encoded.bytes.len() as u64, Ordering::AcqRel);
     Ok(synced_in)
 }
 
