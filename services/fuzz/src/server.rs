@@ -109,7 +109,7 @@ fn open() -> Result<Harness, String> {
         .build()
         .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
     let mut options = EmbeddedOptions::new(&data_dir);
-    options.cache_bytes = 8 * 1024 * 1024;
+    options.store.cache_bytes = 8 * 1024 * 1024;
     let store = {
         let _entered = runtime.enter();
         Embedded::open(options).map_err(|e| format!("cannot open the embedded LRS: {e}"))?

@@ -385,7 +385,7 @@ fn server() -> &'static Server {
             credentials::add(data_dir.path(), "roundtrip", None, None, vec![Scope::All]).expect("credential");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let mut options = EmbeddedOptions::new(data_dir.path());
-        options.cache_bytes = 16 * 1024 * 1024;
+        options.store.cache_bytes = 16 * 1024 * 1024;
         let address = runtime.block_on(async move {
             let store = Embedded::open(options).expect("the LRS starts");
             let router = store.router();

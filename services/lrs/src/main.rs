@@ -14,7 +14,7 @@ use lrs_hub::frameworks::Frameworks;
 use lrs_server::cluster::{Forwarder, IngestService, KafkaOptions, ProjectionOptions, ProjectionService};
 use lrs_server::credentials::{self, Scope};
 use lrs_server::jwt::JwtVerifier;
-use lrs_server::{Embedded, EmbeddedOptions, ServerConfig};
+use lrs_server::{Embedded, EmbeddedOptions, ServerConfig, StoreOptions};
 
 /// The Learning Hub learning-record store: an event-sourced xAPI 1.0.3 and
 /// 2.0 LRS.
@@ -95,6 +95,20 @@ struct ImportArgs {
     /// (statements already stored are found again and not duplicated).
     #[arg(long)]
     restart: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Competency-framework file, as for `serve`.
+    #[arg(long, env = "LRS_COMPETENCIES")]
+    competencies: Option<PathBuf>,
+    /// No progress bar (also off when standard error is not a terminal).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// How the projections' stores are opened (`serve`, `import`, `project`,
+/// `replay`).
+#[derive(Args)]
+struct StoreArgs {
     /// Page cache of each projection's store, in MiB each.
     #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
     cache_mib: u64,
@@ -103,12 +117,12 @@ struct ImportArgs {
     /// that exists keeps the setting it was created with.
     #[arg(long, env = "LRS_COMPRESS_VIEWS")]
     compress_views: bool,
-    /// Competency-framework file, as for `serve`.
-    #[arg(long, env = "LRS_COMPETENCIES")]
-    competencies: Option<PathBuf>,
-    /// No progress bar (also off when standard error is not a terminal).
-    #[arg(long)]
-    quiet: bool,
+}
+
+impl StoreArgs {
+    fn options(&self) -> StoreOptions {
+        StoreOptions { cache_bytes: self.cache_mib * 1024 * 1024, compress_new: self.compress_views }
+    }
 }
 
 #[derive(Args)]
@@ -128,14 +142,8 @@ struct ServeArgs {
     /// The homePage of the account recorded as each statement's authority.
     #[arg(long, env = "LRS_AUTHORITY_HOME_PAGE", default_value = "https://learninghub.nhs.uk/lrs/credentials")]
     authority_home_page: String,
-    /// Page cache of each projection's store, in MiB each.
-    #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
-    cache_mib: u64,
-    /// Compress the pages of projection stores created now (zstd): about a
-    /// third of the disk, for about a third less write throughput. A store
-    /// that exists keeps the setting it was created with.
-    #[arg(long, env = "LRS_COMPRESS_VIEWS")]
-    compress_views: bool,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Log format: "text" or "json".
     #[arg(long, env = "LRS_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -288,14 +296,8 @@ struct ProjectArgs {
     /// Largest number of statements returned by one GET.
     #[arg(long, env = "LRS_MAX_PAGE_SIZE", default_value_t = 500)]
     max_page_size: usize,
-    /// Page cache of the views, in MiB.
-    #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
-    cache_mib: u64,
-    /// Compress the pages of projection stores created now (zstd): about a
-    /// third of the disk, for about a third less write throughput. A store
-    /// that exists keeps the setting it was created with.
-    #[arg(long, env = "LRS_COMPRESS_VIEWS")]
-    compress_views: bool,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Competency-framework file (JSON); a changed file rebuilds the
     /// competency views from the log.
     #[arg(long, env = "LRS_COMPETENCIES")]
@@ -334,14 +336,8 @@ struct ReplayArgs {
     /// The projection's data directory (its views are replaced).
     #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// Page cache of the views, in MiB.
-    #[arg(long, env = "LRS_CACHE_MIB", default_value_t = 128)]
-    cache_mib: u64,
-    /// Compress the pages of projection stores created now (zstd): about a
-    /// third of the disk, for about a third less write throughput. A store
-    /// that exists keeps the setting it was created with.
-    #[arg(long, env = "LRS_COMPRESS_VIEWS")]
-    compress_views: bool,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Competency-framework file (JSON), as the projection uses.
     #[arg(long, env = "LRS_COMPETENCIES")]
     competencies: Option<PathBuf>,
@@ -564,8 +560,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  secret: {secret}");
     }
     let mut options = EmbeddedOptions::new(&args.data_dir);
-    options.cache_bytes = args.cache_mib * 1024 * 1024;
-    options.compress_views = args.compress_views;
+    options.store = args.store.options();
     options.server = args.access.apply(ServerConfig {
         max_body_bytes: args.max_body_bytes,
         max_page_size: args.max_page_size,
@@ -646,8 +641,7 @@ async fn project(args: ProjectArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let options = ProjectionOptions {
         data_dir: args.data_dir.clone(),
-        cache_bytes: args.cache_mib * 1024 * 1024,
-        compress_views: args.compress_views,
+        store: args.store.options(),
         frameworks: load_frameworks(args.competencies.as_deref())?,
         server: args.access.apply(ServerConfig { max_page_size: args.max_page_size, ..ServerConfig::default() }),
     };
@@ -676,8 +670,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
 async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let options = ProjectionOptions {
         data_dir: args.data_dir.clone(),
-        cache_bytes: args.cache_mib * 1024 * 1024,
-        compress_views: args.compress_views,
+        store: args.store.options(),
         frameworks: load_frameworks(args.competencies.as_deref())?,
         server: ServerConfig::default(),
     };
@@ -695,8 +688,7 @@ async fn import_statements(args: ImportArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--xapi-version must be 1.0.3 or 2.0.0, not {}", args.xapi_version))?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let mut options = EmbeddedOptions::new(&args.data_dir);
-    options.cache_bytes = args.cache_mib * 1024 * 1024;
-    options.compress_views = args.compress_views;
+    options.store = args.store.options();
     options.frameworks = load_frameworks(args.competencies.as_deref())?;
     let store = Embedded::open(options)
         .with_context(|| format!("opening the store in {} (is `lrs serve` running on it?)", args.data_dir.display()))?;

@@ -263,9 +263,8 @@ pub struct ProjectionService {
 #[derive(Debug, Clone)]
 pub struct ProjectionOptions {
     pub data_dir: PathBuf,
-    pub cache_bytes: u64,
-    /// Whether projection stores created now compress their pages.
-    pub compress_views: bool,
+    /// How each projection's store is opened (page cache, compression).
+    pub store: lrs_projection::StoreOptions,
     pub frameworks: lrs_hub::frameworks::Frameworks,
     pub server: ServerConfig,
 }
@@ -279,15 +278,10 @@ impl ProjectionService {
         let log: Arc<dyn EventLog> = Arc::new(KafkaEventLog::connect(kafka.config()).await?);
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let (state, projectors) = open_local_state(
-            &options.data_dir,
-            lrs_projection::StoreOptions { cache_bytes: options.cache_bytes, compress_new: options.compress_views },
-            options.frameworks,
-            options.server,
-            jwt,
-            log,
-            |_| Writer::ReadOnly,
-        )?;
+        let (state, projectors) =
+            open_local_state(&options.data_dir, options.store, options.frameworks, options.server, jwt, log, |_| {
+                Writer::ReadOnly
+            })?;
         state.metrics.use_kafka_offsets();
         Ok(Self { state, projectors })
     }

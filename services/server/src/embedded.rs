@@ -22,10 +22,8 @@ use crate::sequencer::Sequencer;
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     pub data_dir: PathBuf,
-    /// Page cache of each projection's store, in bytes each.
-    pub cache_bytes: u64,
-    /// Whether projection stores created now compress their pages.
-    pub compress_views: bool,
+    /// How each projection's store is opened (page cache, compression).
+    pub store: StoreOptions,
     /// Writes waiting for the single writer before clients get 503.
     pub write_queue_depth: usize,
     /// Events the views may lag behind the log before writes get 503.
@@ -41,18 +39,13 @@ impl EmbeddedOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            cache_bytes: 128 * 1024 * 1024,
-            compress_views: false,
+            store: StoreOptions::cache(128 * 1024 * 1024),
             write_queue_depth: 4096,
             max_projection_lag: 50_000,
             server: ServerConfig::default(),
             frameworks: lrs_hub::frameworks::Frameworks::empty(),
             jwt: None,
         }
-    }
-
-    fn store(&self) -> StoreOptions {
-        StoreOptions { cache_bytes: self.cache_bytes, compress_new: self.compress_views }
     }
 }
 
@@ -152,7 +145,7 @@ impl Embedded {
         let log = crate::metrics::TimedLog::wrap(log, metrics.clone());
         let (mut state, projectors) = open_local_state(
             &options.data_dir,
-            options.store(),
+            options.store,
             options.frameworks,
             options.server,
             options.jwt,
@@ -220,8 +213,8 @@ pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError
     let _ = std::fs::remove_dir_all(&scratch);
     let mut digests = Vec::new();
     for dir in [options.data_dir.clone(), scratch.clone()] {
-        let views = Arc::new(Views::open(&dir.join("views"), options.store())?);
-        let hub = Arc::new(HubViews::open(&dir.join("hub"), options.store(), options.frameworks.clone())?);
+        let views = Arc::new(Views::open(&dir.join("views"), options.store)?);
+        let hub = Arc::new(HubViews::open(&dir.join("hub"), options.store, options.frameworks.clone())?);
         let projectors = Projectors::start(&log, &views, &hub);
         // Projectors never stop on their own (they retry and log), so this
         // waits as long as the replay takes.

@@ -24,4 +24,5 @@ pub mod writer;
 
 pub use app::{AppState, ServerConfig, app};
 pub use embedded::{Embedded, EmbeddedOptions, StartError, VerifyReport, verify};
+pub use lrs_projection::StoreOptions;
 pub use statements::QUERY_PARAMETERS;

@@ -1577,7 +1577,7 @@ async fn the_alternate_request_syntax_does_not_bypass_the_sign_in_throttle() {
     let (credential, secret) =
         credentials::add(data_dir.path(), "platform", None, None, vec![Scope::All]).expect("credential");
     let mut options = lrs_server::EmbeddedOptions::new(data_dir.path());
-    options.cache_bytes = 16 * 1024 * 1024;
+    options.store.cache_bytes = 16 * 1024 * 1024;
     let store = lrs_server::Embedded::open(options).expect("store starts");
     let router = store.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

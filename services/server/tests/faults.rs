@@ -76,7 +76,7 @@ async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
         resumed: Notify::new(),
     });
     let mut options = EmbeddedOptions::new(dir.path());
-    options.cache_bytes = 8 * 1024 * 1024;
+    options.store.cache_bytes = 8 * 1024 * 1024;
     adjust(&mut options);
     let store = Embedded::open_with_log(options, log.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

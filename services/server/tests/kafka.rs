@@ -32,7 +32,7 @@ async fn cluster() -> Cluster {
     let data_dir = tempfile::tempdir().unwrap();
     let (credential, secret) = credentials::add(data_dir.path(), "kafka-test", None, None, vec![Scope::All]).unwrap();
     let mut options = EmbeddedOptions::new(data_dir.path());
-    options.cache_bytes = 16 * 1024 * 1024;
+    options.store.cache_bytes = 16 * 1024 * 1024;
     let deployment = spawn_kafka_deployment(options).await;
     let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     Cluster { deployment, client, key: credential.key, secret, _data_dir: data_dir }
@@ -231,8 +231,7 @@ async fn with_the_broker_down_ingest_answers_503_with_retry_after_within_a_bound
     };
     let options = ProjectionOptions {
         data_dir: data_dir.path().to_owned(),
-        cache_bytes: 16 * 1024 * 1024,
-        compress_views: false,
+        store: lrs_projection::StoreOptions::cache(16 * 1024 * 1024),
         frameworks: lrs_hub::frameworks::Frameworks::empty(),
         server: Default::default(),
     };

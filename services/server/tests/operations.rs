@@ -82,7 +82,7 @@ impl App {
 
 fn options(dir: &std::path::Path) -> EmbeddedOptions {
     let mut options = EmbeddedOptions::new(dir);
-    options.cache_bytes = 16 * 1024 * 1024;
+    options.store.cache_bytes = 16 * 1024 * 1024;
     options
 }
 

@@ -42,7 +42,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut EmbeddedOptions)) -> TestAp
     let (credential, secret) =
         credentials::add(data_dir.path(), "test-client", None, None, vec![Scope::All]).expect("credential");
     let mut options = EmbeddedOptions::new(data_dir.path());
-    options.cache_bytes = 16 * 1024 * 1024;
+    options.store.cache_bytes = 16 * 1024 * 1024;
     adjust(&mut options);
     let address = if on_kafka() { spawn_kafka_deployment(options).await.front } else { spawn_embedded(options).await };
     let client = Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
@@ -92,8 +92,7 @@ pub async fn spawn_kafka_deployment(options: EmbeddedOptions) -> KafkaDeployment
     lrs_kafkalog::create_topic(&config, 1).await.expect("topic");
     let projection_options = ProjectionOptions {
         data_dir: options.data_dir.clone(),
-        cache_bytes: options.cache_bytes,
-        compress_views: options.compress_views,
+        store: options.store,
         frameworks: options.frameworks.clone(),
         server: options.server.clone(),
     };
