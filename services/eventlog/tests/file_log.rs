@@ -9,14 +9,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, contract, open_embedded, open_embedded_with};
+use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, LogError, contract, open_embedded, open_embedded_with};
 
 /// Opens the log in `dir`, waiting (bounded) for an earlier handle's writer
 /// to notice it was dropped and let go of the lock.
 async fn reopen(dir: &Path, config: FileEventLogConfig) -> FileEventLog {
+    retry_open(|| FileEventLog::open(dir, config.clone())).await
+}
+
+/// Calls `open` until it succeeds, for at most ten seconds.
+async fn retry_open(open: impl Fn() -> Result<FileEventLog, LogError>) -> FileEventLog {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match FileEventLog::open(dir, config.clone()) {
+        match open() {
             Ok(log) => return log,
             Err(error) if Instant::now() > deadline => panic!("log did not reopen: {error}"),
             Err(_) => tokio::task::yield_now().await,
@@ -275,17 +280,10 @@ async fn an_interrupted_move_from_sled_is_done_again_or_finished_never_half_kept
     let removing = root.path().join("removing");
     write_sled_log(&removing, &events);
     drop(open_embedded(&removing).unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
     // Put back part of sled and the marker, as a crash would leave them.
     std::fs::write(removing.join("conf"), b"segment_size: 524288\n").unwrap();
     std::fs::write(removing.join("COPIED-FROM-SLED"), b"").unwrap();
-    let log = loop {
-        match open_embedded(&removing) {
-            Ok(log) => break log,
-            Err(error) if Instant::now() > deadline => panic!("log did not reopen: {error}"),
-            Err(_) => tokio::task::yield_now().await,
-        }
-    };
+    let log = retry_open(|| open_embedded(&removing)).await;
     assert_eq!(payloads(&log, 0, 100).await, events);
     assert!(sled_files_left(&removing).is_empty());
     assert!(!removing.join("COPIED-FROM-SLED").exists());
