@@ -12,12 +12,16 @@ pub const META_SEQUENCE: &[u8] = b"M:sequence";
 pub const META_INDEX_HIGH: &[u8] = b"M:index_high";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 3 = posting chunks, related lists without the
-/// primary entries (2 = posting chunks with them; 1 = one key per index
-/// entry).
-pub const LAYOUT: u64 = 3;
+/// The current layout: 4 = statement records keyed by position, found by
+/// id through a small id table (3 = records keyed by id; 2 = posting chunks
+/// with related lists holding the primary entries too; 1 = one key per
+/// index entry).
+pub const LAYOUT: u64 = 4;
 
+/// Statement records, by position ([`StoredKey`]): appended in order.
 pub const STATEMENT: u8 = b'S';
+/// Statement id → position and content fingerprint ([`ID_ENTRY_LEN`] bytes).
+pub const STATEMENT_ID: u8 = b'U';
 pub const INDEX: u8 = b'I';
 pub const LATE_INDEX: u8 = b'J';
 pub const REFERENCES: u8 = b'R';
@@ -85,10 +89,49 @@ impl StoredKey {
     }
 }
 
-pub fn statement(id: Uuid) -> Vec<u8> {
-    let mut key = vec![STATEMENT];
+/// The key of the statement record at `stored`.
+pub fn statement(stored: StoredKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + StoredKey::LEN);
+    key.push(STATEMENT);
+    key.extend_from_slice(&stored.to_bytes());
+    key
+}
+
+/// The key of a statement's id entry.
+pub fn statement_id(id: Uuid) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(STATEMENT_ID);
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// Length of an id entry: the position, then the SHA-256 content
+/// fingerprint.
+pub const ID_ENTRY_LEN: usize = StoredKey::LEN + 32;
+
+/// Where a stored statement is and what it holds, as its id entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdEntry {
+    pub stored: StoredKey,
+    pub fingerprint: [u8; 32],
+}
+
+impl IdEntry {
+    pub fn to_bytes(self) -> [u8; ID_ENTRY_LEN] {
+        let mut out = [0u8; ID_ENTRY_LEN];
+        out[..StoredKey::LEN].copy_from_slice(&self.stored.to_bytes());
+        out[StoredKey::LEN..].copy_from_slice(&self.fingerprint);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != ID_ENTRY_LEN {
+            return None;
+        }
+        let stored = StoredKey::from_bytes(&bytes[..StoredKey::LEN])?;
+        let fingerprint = bytes[StoredKey::LEN..].try_into().ok()?;
+        Some(Self { stored, fingerprint })
+    }
 }
 
 /// What identifies one index value (one posting list): index kind and 16
@@ -230,5 +273,19 @@ mod tests {
         let c = StoredKey { stored_micros: 3, sequence: 2 }.to_bytes();
         assert!(a < b && b < c);
         assert_eq!(StoredKey::from_bytes(&c), Some(StoredKey { stored_micros: 3, sequence: 2 }));
+    }
+
+    #[test]
+    fn id_entries_round_trip_and_refuse_other_lengths() {
+        let entry = IdEntry { stored: StoredKey { stored_micros: 7, sequence: 3 }, fingerprint: [9; 32] };
+        assert_eq!(IdEntry::from_bytes(&entry.to_bytes()), Some(entry));
+        assert_eq!(IdEntry::from_bytes(&entry.to_bytes()[1..]), None);
+    }
+
+    #[test]
+    fn statement_records_sort_by_position() {
+        let early = statement(StoredKey { stored_micros: 1, sequence: 9 });
+        let late = statement(StoredKey { stored_micros: 2, sequence: 0 });
+        assert!(early < late);
     }
 }

@@ -106,8 +106,8 @@ impl Views {
 
         let mut statements = Vec::new();
         for posting in postings {
-            let (_, id) = posting?;
-            let Some(bytes) = self.tree.get(keys::statement(id))? else {
+            let (stored, _) = posting?;
+            let Some(bytes) = self.tree.get(keys::statement(stored))? else {
                 continue;
             };
             let record = decode_record(&bytes)?;

@@ -15,7 +15,7 @@ use lrs_xapi::events::{DocumentKey, DocumentKind, Event};
 use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
 
 use crate::batch::{PendingBatch, apply_records_then};
-use crate::keys::{self, IndexKind, StoredKey};
+use crate::keys::{self, IdEntry, IndexKind, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewsError {
@@ -117,8 +117,6 @@ pub struct StatementRecord {
     pub sequence: u64,
     /// The statement with the LRS's properties, as returned by `format=exact`.
     pub statement: Value,
-    /// Hex SHA-256 of what the client sent (see `content_fingerprint`).
-    pub fingerprint: String,
     /// Facets of the statement, including those inherited from the
     /// statements it targets by StatementRef.
     pub facets: Facets,
@@ -310,8 +308,24 @@ impl Views {
     }
 
     pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {
-        match self.tree.get(keys::statement(id))? {
+        let Some(entry) = self.id_entry(id)? else {
+            return Ok(None);
+        };
+        match self.tree.get(keys::statement(entry.stored))? {
             Some(bytes) => Ok(Some(decode_record(&bytes)?)),
+            None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
+        }
+    }
+
+    /// The SHA-256 content fingerprint (see `content_fingerprint`) of the
+    /// statement stored with `id`, read without the statement itself.
+    pub fn fingerprint(&self, id: Uuid) -> Result<Option<[u8; 32]>, ViewsError> {
+        Ok(self.id_entry(id)?.map(|entry| entry.fingerprint))
+    }
+
+    fn id_entry(&self, id: Uuid) -> Result<Option<IdEntry>, ViewsError> {
+        match self.tree.get(keys::statement_id(id))? {
+            Some(bytes) => Ok(Some(decode_id_entry(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -391,6 +405,29 @@ impl Views {
 fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| ViewsError::Corrupt("offset".to_owned()))?;
     Ok(u64::from_be_bytes(array))
+}
+
+fn decode_id_entry(bytes: &[u8]) -> Result<IdEntry, ViewsError> {
+    IdEntry::from_bytes(bytes).ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned()))
+}
+
+/// The id entry of the statement `id`, pending or stored.
+fn locate(batch: &PendingBatch<'_>, id: Uuid) -> Result<Option<IdEntry>, ViewsError> {
+    match batch.get(&keys::statement_id(id))? {
+        Some(bytes) => Ok(Some(decode_id_entry(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// The record of the statement `id` and where it is, pending or stored.
+fn record_of(batch: &PendingBatch<'_>, id: Uuid) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
+    let Some(entry) = locate(batch, id)? else {
+        return Ok(None);
+    };
+    match batch.get(&keys::statement(entry.stored))? {
+        Some(bytes) => Ok(Some((entry.stored, decode_record(&bytes)?))),
+        None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
+    }
 }
 
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<StatementRecord, ViewsError> {
@@ -490,9 +527,8 @@ fn apply_statements(
         let Some(id) = lrs_xapi::statement::statement_id(statement) else {
             return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
         };
-        if let Some(bytes) = batch.get(&keys::statement(id))? {
-            let existing = decode_record(&bytes)?;
-            if existing.fingerprint != hex::encode(lrs_xapi::statement::content_fingerprint(statement)) {
+        if let Some(existing) = locate(batch, id)? {
+            if existing.fingerprint != lrs_xapi::statement::content_fingerprint(statement) {
                 let message = format!("a different statement with id {id} is already stored; statements are immutable");
                 record_outcome(batch, offset, &Outcome { status: 409, message, repeats: Vec::new() });
                 return Ok(());
@@ -588,14 +624,14 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
         return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
     };
     let micros = stored_micros(&statement);
-    let fingerprint = hex::encode(lrs_xapi::statement::content_fingerprint(&statement));
+    let fingerprint = lrs_xapi::statement::content_fingerprint(&statement);
     let mut facets = Facets::of(&statement);
     let stored_key = StoredKey { stored_micros: micros, sequence };
 
     if let Some(target) = statement_ref_target(&statement) {
         batch.put(keys::reference(target, id), Vec::new());
-        if let Some(bytes) = batch.get(&keys::statement(target))? {
-            facets.merge(&decode_record(&bytes)?.facets);
+        if let Some((_, target)) = record_of(batch, target)? {
+            facets.merge(&target.facets);
         }
     }
     if let Some(target) = voided_target(&statement) {
@@ -614,8 +650,9 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     }
     remember_activities(batch, &statement)?;
     remember_agent_names(batch, &statement)?;
-    let record = StatementRecord { stored_micros: micros, sequence, statement, fingerprint, facets: facets.clone() };
-    batch.put(keys::statement(id), encode_record(&record));
+    let record = StatementRecord { stored_micros: micros, sequence, statement, facets: facets.clone() };
+    batch.put(keys::statement(stored_key), encode_record(&record));
+    batch.put(keys::statement_id(id), IdEntry { stored: stored_key, fingerprint }.to_bytes().to_vec());
     propagate_to_referrers(batch, id, &facets, 0)
 }
 
@@ -635,16 +672,14 @@ fn propagate_to_referrers(
         let Ok(referrer) = Uuid::from_slice(&key[prefix.len()..]) else {
             continue;
         };
-        let Some(bytes) = batch.get(&keys::statement(referrer))? else {
+        let Some((stored_key, mut record)) = record_of(batch, referrer)? else {
             continue;
         };
-        let mut record = decode_record(&bytes)?;
         let before = record.facets.clone();
         record.facets.merge(facets);
         if record.facets == before {
             continue;
         }
-        let stored_key = record.stored_key();
         let already = before.entries();
         for (kind, value) in record.facets.entries() {
             if !already.contains(&(kind, value)) {
@@ -652,7 +687,7 @@ fn propagate_to_referrers(
             }
         }
         let merged = record.facets.clone();
-        batch.put(keys::statement(referrer), encode_record(&record));
+        batch.put(keys::statement(stored_key), encode_record(&record));
         propagate_to_referrers(batch, referrer, &merged, depth + 1)?;
     }
     Ok(())

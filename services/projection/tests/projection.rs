@@ -540,22 +540,30 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
 /// cleared when opened, so the projector rebuilds them from the log.
 #[test]
 fn views_of_an_older_layout_are_rebuilt_from_the_log() {
-    let root = tempfile::tempdir().unwrap();
+    // Layout 1 had no layout mark; layout 3 kept statement records by id.
+    for (mark, old_key) in
+        [(None, b"Itold-style-entry".to_vec()), (Some(3_u64), [&b"S"[..], Uuid::new_v4().as_bytes()].concat())]
     {
-        let db = sled::open(root.path()).unwrap();
-        let tree = db.open_tree("views").unwrap();
-        tree.insert(b"M:offset", &7_u64.to_be_bytes()).unwrap();
-        tree.insert(b"Itold-style-entry", Uuid::new_v4().as_bytes()).unwrap();
-        db.flush().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(root.path()).unwrap();
+            let tree = db.open_tree("views").unwrap();
+            tree.insert(b"M:offset", &7_u64.to_be_bytes()).unwrap();
+            if let Some(mark) = mark {
+                tree.insert(b"M:layout", &mark.to_be_bytes()).unwrap();
+            }
+            tree.insert(old_key, &b"{}"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let views = open(root.path());
+        assert_eq!(views.applied_offset(), 0, "an old layout ({mark:?}) must be replayed from the start");
+        assert!(views.query(&StatementQuery::default(), 10).unwrap().statements.is_empty());
+        let log = events(11, 30);
+        views.apply(&records(&log, 0, log.len())).unwrap();
+        drop(views);
+        let reopened = open(root.path());
+        assert_eq!(reopened.applied_offset(), 30, "views of the current layout are kept");
     }
-    let views = open(root.path());
-    assert_eq!(views.applied_offset(), 0, "an old layout must be replayed from the start");
-    assert!(views.query(&StatementQuery::default(), 10).unwrap().statements.is_empty());
-    let log = events(11, 30);
-    views.apply(&records(&log, 0, log.len())).unwrap();
-    drop(views);
-    let reopened = open(root.path());
-    assert_eq!(reopened.applied_offset(), 30, "views of the current layout are kept");
 }
 
 fn conf_says_compressed(dir: &Path) -> bool {

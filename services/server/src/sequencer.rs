@@ -267,14 +267,7 @@ impl Writer {
         if let Some(known) = self.recent.get(&id) {
             return Ok(Some(*known));
         }
-        match self.views.statement(id)? {
-            Some(record) => {
-                let mut fingerprint = [0u8; 32];
-                hex::decode_to_slice(&record.fingerprint, &mut fingerprint).map_err(ApiError::internal)?;
-                Ok(Some((fingerprint, 0)))
-            }
-            None => Ok(None),
-        }
+        Ok(self.views.fingerprint(id)?.map(|fingerprint| (fingerprint, 0)))
     }
 
     async fn store_group(&mut self, group: Vec<(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>)>) {
