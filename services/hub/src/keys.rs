@@ -5,11 +5,9 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 3 = contributions by sequence, found by statement id
-/// through a small id table (2 = contributions by statement id; 1 = one
-/// summary key per statement rather than one list per learner and
-/// activity).
-pub const LAYOUT: u64 = 3;
+/// The current layout: 2 = one summary list per learner and activity (1 was
+/// one summary key per statement).
+pub const LAYOUT: u64 = 2;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -17,11 +15,8 @@ pub const LEARNER: u8 = b'L';
 pub const ORGANISATION: u8 = b'O';
 /// Children of an organisation: parent, child.
 pub const CHILD: u8 = b'K';
-/// What a statement contributed, to retract it when voided: by the
-/// statement's sequence (see [`contribution`]), so they are appended in order.
+/// What a statement contributed, to retract it when voided.
 pub const CONTRIBUTION: u8 = b'X';
-/// Statement id → the sequence of its contribution (16 bytes).
-pub const CONTRIBUTION_ID: u8 = b'x';
 /// Statements voided (possibly before they arrived).
 pub const VOIDED: u8 = b'Y';
 /// Transcript evidence: learner, activity → each statement's summary, by id.
@@ -36,15 +31,6 @@ pub const COMPETENCY: u8 = b'Q';
 pub const COVERAGE: u8 = b'G';
 /// Uptake facts: organisation, day, learner, activity, platform, staff group.
 pub const FACT: u8 = b'F';
-
-/// The key of the contribution of the statement with `sequence` (its log
-/// offset and place in its event).
-pub fn contribution(sequence: u128) -> Vec<u8> {
-    let mut out = Vec::with_capacity(17);
-    out.push(CONTRIBUTION);
-    out.extend_from_slice(&sequence.to_be_bytes());
-    out
-}
 
 pub fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
     let mut out = vec![tag];

@@ -388,23 +388,17 @@ impl HubViews {
             Reading::Ignored => Ok(()),
             Reading::Voids(target) => {
                 batch.put(key(keys::VOIDED, &[&target]), Vec::new());
-                let id_key = key(keys::CONTRIBUTION_ID, &[&target]);
-                if let Some(bytes) = batch.get(&id_key)? {
-                    let sequence = u128::from_be_bytes(bytes.as_slice().try_into().map_err(corrupt)?);
-                    let contribution_key = keys::contribution(sequence);
-                    let bytes = batch.get(&contribution_key)?.ok_or_else(|| {
-                        corrupt(format!("statement {target} has a contribution id but no contribution"))
-                    })?;
+                let contribution_key = key(keys::CONTRIBUTION, &[&target]);
+                if let Some(bytes) = batch.get(&contribution_key)? {
                     let contribution: Contribution = from_json(&bytes)?;
                     self.retract(batch, &contribution)?;
                     batch.delete(contribution_key);
-                    batch.delete(id_key);
                 }
                 Ok(())
             }
             Reading::Counts(facts) => {
                 if batch.contains(&key(keys::VOIDED, &[&facts.id]))?
-                    || batch.contains(&key(keys::CONTRIBUTION_ID, &[&facts.id]))?
+                    || batch.contains(&key(keys::CONTRIBUTION, &[&facts.id]))?
                 {
                     return Ok(());
                 }
@@ -425,8 +419,7 @@ impl HubViews {
                 });
                 let contribution = Contribution { facts: *facts, sequence, organisation, staff_group, evidence };
                 self.contribute(batch, &contribution)?;
-                batch.put(key(keys::CONTRIBUTION_ID, &[&contribution.facts.id]), sequence.to_be_bytes().to_vec());
-                batch.put(keys::contribution(sequence), to_json(&contribution));
+                batch.put(key(keys::CONTRIBUTION, &[&contribution.facts.id]), to_json(&contribution));
                 Ok(())
             }
         }
