@@ -309,6 +309,34 @@ fn a_later_event_reusing_an_id_with_other_content_is_refused_whole_and_repeats_a
     assert_eq!(all.len(), 2, "the refused event stored nothing, the repeat nothing twice: {all:?}");
 }
 
+/// The writer checks a new statement's id against the fingerprint alone
+/// (the id table), which must agree with the record it points to, also
+/// after the views are reopened.
+#[test]
+fn a_stored_statement_is_found_by_id_with_its_fingerprint_after_reopening() {
+    let root = tempfile::tempdir().unwrap();
+    let log = events(5, 40);
+    let ids = statement_ids(&log);
+    {
+        let views = open(root.path());
+        views.apply(&records(&log, 0, log.len())).unwrap();
+    }
+    let views = open(root.path());
+    assert!(!ids.is_empty());
+    for id in &ids {
+        let record = views.statement(*id).unwrap().unwrap_or_else(|| panic!("statement {id} not found by id"));
+        assert_eq!(record.statement["id"], json!(id.to_string()));
+        assert_eq!(
+            views.fingerprint(*id).unwrap(),
+            Some(lrs_xapi::statement::content_fingerprint(&record.statement)),
+            "the id table's fingerprint of {id} is not its record's"
+        );
+    }
+    let unknown = Uuid::new_v4();
+    assert!(views.statement(unknown).unwrap().is_none());
+    assert_eq!(views.fingerprint(unknown).unwrap(), None);
+}
+
 /// `stored` only moves forward in log order, whatever the clocks of the
 /// replicas that appended.
 #[test]
