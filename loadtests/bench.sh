@@ -59,11 +59,16 @@ wait_caught_up() {
   done
 }
 
-# Starts a command in the background; its PID is remembered and printed.
+# Starts a command in the background: `start VAR command...` puts its PID in
+# VAR and in PIDS, for `cleanup`. (Not `$(start ...)`: a command
+# substitution is a subshell, so the process would not be this shell's child
+# to wait for, and PIDS would not hold it.)
 start() {
+  local -n started_pid="$1"
+  shift
   "$@" >>"$WORK/services.log" 2>&1 &
+  started_pid=$!
   PIDS+=("$!")
-  echo "$!"
 }
 
 stop() {
@@ -89,7 +94,7 @@ prepare_store() {
 serve() {
   local dir="$1" port
   port="$(free_port)"
-  SERVER_PID="$(start "$LRS" serve --listen "127.0.0.1:$port" --data-dir "$dir")"
+  start SERVER_PID "$LRS" serve --listen "127.0.0.1:$port" --data-dir "$dir"
   SERVER_URL="http://127.0.0.1:$port"
   wait_ready "$SERVER_URL/health"
   wait_caught_up "$SERVER_URL"
@@ -98,7 +103,7 @@ serve() {
 ceiling() {
   local port pid url
   port="$(free_port)"
-  pid="$(start "$LOAD" trivial-server --listen "127.0.0.1:$port")"
+  start pid "$LOAD" trivial-server --listen "127.0.0.1:$port"
   url="http://127.0.0.1:$port"
   wait_ready "$url/"
   run_load ceiling-batch100 --url "$url" --scenario batch --batch-size 100 --concurrency 4 --duration 20s
@@ -165,14 +170,14 @@ kafka() {
   "$LRS" credentials add --data-dir "$dir" --name bench --key "$KEY" --secret "$SECRET" --scopes all --organisations "*" >/dev/null
   pp="$(free_port)"; ip1="$(free_port)"; ip2="$(free_port)"; qp="$(free_port)"
   local projection ingest1 ingest2 query
-  projection="$(start "$LRS" project --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$pp")"
+  start projection "$LRS" project --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$pp"
   wait_ready "http://127.0.0.1:$pp/health"
-  ingest1="$(start "$LRS" ingest --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$ip1" \
-    --projection "http://127.0.0.1:$pp")"
-  ingest2="$(start "$LRS" ingest --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$ip2" \
-    --projection "http://127.0.0.1:$pp")"
-  query="$(start "$LRS" query --listen "127.0.0.1:$qp" --projection "http://127.0.0.1:$pp" \
-    --ingest "http://127.0.0.1:$ip1,http://127.0.0.1:$ip2")"
+  start ingest1 "$LRS" ingest --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$ip1" \
+    --projection "http://127.0.0.1:$pp"
+  start ingest2 "$LRS" ingest --kafka "$bootstrap" --topic "$topic" --data-dir "$dir" --listen "127.0.0.1:$ip2" \
+    --projection "http://127.0.0.1:$pp"
+  start query "$LRS" query --listen "127.0.0.1:$qp" --projection "http://127.0.0.1:$pp" \
+    --ingest "http://127.0.0.1:$ip1,http://127.0.0.1:$ip2"
   wait_ready "http://127.0.0.1:$ip1/health"
   wait_ready "http://127.0.0.1:$ip2/health"
   wait_ready "http://127.0.0.1:$qp/health"
