@@ -308,26 +308,13 @@ impl Views {
     }
 
     pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {
-        let Some(entry) = self.id_entry(id)? else {
-            return Ok(None);
-        };
-        match self.tree.get(keys::statement(entry.stored))? {
-            Some(bytes) => Ok(Some(decode_record(&bytes)?)),
-            None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
-        }
+        Ok(find_record(id, |key| self.tree.get(key))?.map(|(_, record)| record))
     }
 
     /// The SHA-256 content fingerprint (see `content_fingerprint`) of the
     /// statement stored with `id`, read without the statement itself.
     pub fn fingerprint(&self, id: Uuid) -> Result<Option<[u8; 32]>, ViewsError> {
-        Ok(self.id_entry(id)?.map(|entry| entry.fingerprint))
-    }
-
-    fn id_entry(&self, id: Uuid) -> Result<Option<IdEntry>, ViewsError> {
-        match self.tree.get(keys::statement_id(id))? {
-            Some(bytes) => Ok(Some(decode_id_entry(&bytes)?)),
-            None => Ok(None),
-        }
+        Ok(find_id_entry(id, |key| self.tree.get(key))?.map(|entry| entry.fingerprint))
     }
 
     /// Whether the statement has been voided by a voiding statement.
@@ -407,25 +394,30 @@ fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
     Ok(u64::from_be_bytes(array))
 }
 
-fn decode_id_entry(bytes: &[u8]) -> Result<IdEntry, ViewsError> {
-    IdEntry::from_bytes(bytes).ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned()))
-}
-
-/// The id entry of the statement `id`, pending or stored.
-fn locate(batch: &PendingBatch<'_>, id: Uuid) -> Result<Option<IdEntry>, ViewsError> {
-    match batch.get(&keys::statement_id(id))? {
-        Some(bytes) => Ok(Some(decode_id_entry(&bytes)?)),
+/// The id entry of the statement `id`, read with `get` (from the tree, or
+/// through a batch's pending writes).
+fn find_id_entry<B: AsRef<[u8]>>(
+    id: Uuid,
+    get: impl Fn(&[u8]) -> Result<Option<B>, sled::Error>,
+) -> Result<Option<IdEntry>, ViewsError> {
+    match get(&keys::statement_id(id))? {
+        Some(bytes) => IdEntry::from_bytes(bytes.as_ref())
+            .map(Some)
+            .ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned())),
         None => Ok(None),
     }
 }
 
-/// The record of the statement `id` and where it is, pending or stored.
-fn record_of(batch: &PendingBatch<'_>, id: Uuid) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
-    let Some(entry) = locate(batch, id)? else {
+/// The record of the statement `id` and where it is, read with `get`.
+fn find_record<B: AsRef<[u8]>>(
+    id: Uuid,
+    get: impl Fn(&[u8]) -> Result<Option<B>, sled::Error>,
+) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
+    let Some(entry) = find_id_entry(id, &get)? else {
         return Ok(None);
     };
-    match batch.get(&keys::statement(entry.stored))? {
-        Some(bytes) => Ok(Some((entry.stored, decode_record(&bytes)?))),
+    match get(&keys::statement(entry.stored))? {
+        Some(bytes) => Ok(Some((entry.stored, decode_record(bytes.as_ref())?))),
         None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
     }
 }
@@ -527,7 +519,7 @@ fn apply_statements(
         let Some(id) = lrs_xapi::statement::statement_id(statement) else {
             return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
         };
-        if let Some(existing) = locate(batch, id)? {
+        if let Some(existing) = find_id_entry(id, |key| batch.get(key))? {
             if existing.fingerprint != lrs_xapi::statement::content_fingerprint(statement) {
                 let message = format!("a different statement with id {id} is already stored; statements are immutable");
                 record_outcome(batch, offset, &Outcome { status: 409, message, repeats: Vec::new() });
@@ -630,7 +622,7 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
 
     if let Some(target) = statement_ref_target(&statement) {
         batch.put(keys::reference(target, id), Vec::new());
-        if let Some((_, target)) = record_of(batch, target)? {
+        if let Some((_, target)) = find_record(target, |key| batch.get(key))? {
             facets.merge(&target.facets);
         }
     }
@@ -672,7 +664,7 @@ fn propagate_to_referrers(
         let Ok(referrer) = Uuid::from_slice(&key[prefix.len()..]) else {
             continue;
         };
-        let Some((stored_key, mut record)) = record_of(batch, referrer)? else {
+        let Some((stored_key, mut record)) = find_record(referrer, |key| batch.get(key))? else {
             continue;
         };
         let before = record.facets.clone();
