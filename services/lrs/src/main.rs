@@ -142,6 +142,11 @@ struct ServeArgs {
     /// The homePage of the account recorded as each statement's authority.
     #[arg(long, env = "LRS_AUTHORITY_HOME_PAGE", default_value = "https://learninghub.nhs.uk/lrs/credentials")]
     authority_home_page: String,
+    /// Statements a write may be acknowledged ahead of the views, once
+    /// durable in the log (reads then wait until the views show every
+    /// acknowledged write); 0 makes every acknowledgement wait for the views.
+    #[arg(long, env = "LRS_ACK_AHEAD", default_value_t = 0)]
+    ack_ahead: u64,
     #[command(flatten)]
     store: StoreArgs,
     /// Log format: "text" or "json".
@@ -565,6 +570,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_page_size: args.max_page_size,
         authority_home_page: args.authority_home_page,
+        acknowledge_ahead: args.ack_ahead,
         ..ServerConfig::default()
     });
     options.frameworks = load_frameworks(args.competencies.as_deref())?;

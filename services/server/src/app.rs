@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
@@ -32,8 +32,13 @@ pub struct ServerConfig {
     pub max_page_size: usize,
     /// `homePage` of the account in the `authority` the LRS records.
     pub authority_home_page: String,
-    /// How long a write waits for its projection before answering.
+    /// How long a write waits for its projection before answering, and a
+    /// read for the acknowledged writes the views do not show yet.
     pub read_your_writes_timeout: Duration,
+    /// Statements a write may be acknowledged ahead of the views, once it
+    /// is durable in the log; reads then wait until the views show every
+    /// acknowledged write. 0: every acknowledgement waits for the views.
+    pub acknowledge_ahead: u64,
     /// Failed sign-ins one client may make per minute before it gets 429.
     pub auth_failure_limit: u32,
     /// Whether `X-Forwarded-For` names the client (behind a trusted front).
@@ -55,6 +60,7 @@ impl Default for ServerConfig {
             max_page_size: 500,
             authority_home_page: "https://learninghub.nhs.uk/lrs/credentials".to_owned(),
             read_your_writes_timeout: statements::DEFAULT_READ_YOUR_WRITES_TIMEOUT,
+            acknowledge_ahead: 0,
             auth_failure_limit: 20,
             trust_forwarded_for: false,
             max_inflight_body_bytes: 512 * 1024 * 1024,
@@ -89,6 +95,9 @@ pub struct AppState {
     pub body_budget: Arc<crate::backpressure::BodyBudget>,
     /// Counters and histograms `/metrics` exposes.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The log offset every acknowledged write is below: what a read waits
+    /// for the views to reach.
+    pub acknowledged: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AppState {
@@ -120,21 +129,26 @@ impl AppState {
             hub,
             jwt: jwt.map(Arc::new),
             metrics: Default::default(),
+            acknowledged: Default::default(),
         }
     }
 
-    /// Waits (bounded) until the views show a write, so the client can read
-    /// it back at once. If the bound passes, the Consistent-Through header
-    /// stays honest about what is visible.
+    /// Before acknowledging a write: waits (bounded) until the views show
+    /// it, or with `acknowledge_ahead` only until they are close enough
+    /// behind it; either way a read from then on waits for them to show it
+    /// (see [`read_acknowledged_writes`]). If a bound passes, the
+    /// Consistent-Through header stays honest about what is visible.
     pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt) {
         if !self.writer.projects_locally() {
             // Kafka ingest answered once a projection had applied the write.
             return;
         }
+        let after = self.writer.acknowledge_after(visible, &self.views, self.config.acknowledge_ahead);
         let mut watch = self.views.subscribe();
         let _ =
-            tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= visible))
+            tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= after))
                 .await;
+        self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The value of `X-Experience-API-Consistent-Through`: every statement
@@ -150,6 +164,20 @@ impl AppState {
         let last = self.views.last_stored_micros().ok().flatten().and_then(DateTime::from_timestamp_micros);
         format_time(last.unwrap_or(DateTime::UNIX_EPOCH))
     }
+}
+
+/// Before a read: waits (bounded) until both projections show every write
+/// acknowledged so far, so whoever reads after an acknowledgement sees the
+/// write. Nothing to wait for unless writes are acknowledged ahead of the
+/// views or an acknowledgement's own wait ran out.
+async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) && !is_operational_path(request.uri().path()) {
+        let end = state.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+        if state.views.applied_offset() < end || state.hub.applied_offset() < end {
+            crate::embedded::caught_up(&state.views, &state.hub, end, state.config.read_your_writes_timeout).await;
+        }
+    }
+    next.run(request).await
 }
 
 async fn not_found(request: Request) -> Response {
@@ -272,6 +300,7 @@ pub fn app(state: AppState) -> Router {
     let xapi = xapi
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), read_acknowledged_writes))
         // Tells the access log and the metrics which route template matched.
         .layer(axum::middleware::from_fn(crate::http::remember_route))
         .with_state(state.clone());

@@ -6,8 +6,8 @@
 //! being flushed are decided and appended together in the next cycle, so
 //! the log's flush is shared (group commit) and decisions never race.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -58,9 +58,71 @@ pub struct WriteProgress {
     appended_end: AtomicU64,
     /// Statements newly stored (repeats not counted), for the metrics.
     statements_stored: AtomicU64,
+    /// Appends the views may not have applied yet, oldest first.
+    unprojected: Mutex<Unprojected>,
+}
+
+/// Each append's end offset with the running count of statements appended
+/// up to it (an event without statements counts as one), from which an
+/// acknowledgement learns how far the views must have come first.
+#[derive(Default)]
+struct Unprojected {
+    appends: VecDeque<(Offset, u64)>,
+    total: u64,
+    /// The running count at the last append known to be projected.
+    projected: u64,
+}
+
+impl Unprojected {
+    fn forget_projected(&mut self, applied: Offset) {
+        while let Some(&(_, total)) = self.appends.front().filter(|(end, _)| *end <= applied) {
+            self.projected = total;
+            self.appends.pop_front();
+        }
+    }
 }
 
 impl WriteProgress {
+    /// Notes an append that ends at `end` and holds `statements`, while
+    /// the views have applied everything before `applied`.
+    fn appended(&self, end: Offset, statements: u64, applied: Offset) {
+        self.appended_end.store(end, Ordering::SeqCst);
+        let mut unprojected = self.unprojected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        unprojected.forget_projected(applied);
+        unprojected.total += statements.max(1);
+        let total = unprojected.total;
+        unprojected.appends.push_back((end, total));
+    }
+
+    /// The offset the views must have applied before a write visible at
+    /// `visible` is acknowledged, when at most `ahead` statements may be
+    /// acknowledged ahead of the views (`applied` is where they are now).
+    /// With `ahead` 0 that is `visible` itself; otherwise the write need not
+    /// wait for the views unless more than `ahead` statements appended up
+    /// to it are still unprojected, and then only until they are not.
+    pub fn acknowledge_after(&self, visible: Offset, applied: Offset, ahead: u64) -> Offset {
+        if ahead == 0 {
+            return visible;
+        }
+        if visible <= applied {
+            return applied;
+        }
+        let mut unprojected = self.unprojected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        unprojected.forget_projected(applied);
+        let appends = &unprojected.appends;
+        // The running count up to the write; a projected write waits for nothing.
+        let Some(&(_, upto)) = appends.get(appends.partition_point(|(end, _)| *end < visible)) else {
+            return applied;
+        };
+        // The views must have applied every append up to the first one after
+        // which no more than `ahead` statements up to the write remain.
+        let needed = upto.saturating_sub(ahead);
+        if unprojected.projected >= needed {
+            return applied;
+        }
+        appends[appends.partition_point(|(_, total)| *total < needed)].0
+    }
+
     /// True when no write is being decided or appended and everything
     /// appended has been projected into `views`.
     pub fn is_quiet(&self, views: &Views) -> bool {
@@ -207,7 +269,7 @@ impl Writer {
                     let count = encoded.len() as u64;
                     let result = match self.log.append(encoded).await {
                         Ok(first) => {
-                            self.progress.appended_end.store(first + count, Ordering::SeqCst);
+                            self.progress.appended(first + count, count, self.views.applied_offset());
                             Ok(first + count)
                         }
                         Err(error) => Err(ApiError::from(error)),
@@ -354,8 +416,8 @@ impl Writer {
                     }
                 }
                 if !new_ids_per_event.is_empty() {
-                    self.progress.appended_end.store(first + new_ids_per_event.len() as u64, Ordering::SeqCst);
                     let stored: usize = new_ids_per_event.iter().map(Vec::len).sum();
+                    self.progress.appended(first + new_ids_per_event.len() as u64, stored as u64, applied);
                     self.progress.statements_stored.fetch_add(stored as u64, Ordering::Relaxed);
                 }
                 for (((_, reply), plan), visible) in group.into_iter().zip(plans).zip(repeat_visible) {
@@ -419,7 +481,64 @@ impl Writer {
             document::Decision::Unchanged => return Ok(self.progress.appended_end.load(Ordering::SeqCst)),
         };
         let offset = self.log.append(vec![events::encode(&event)]).await?;
-        self.progress.appended_end.store(offset + 1, Ordering::SeqCst);
+        self.progress.appended(offset + 1, 1, self.views.applied_offset());
         Ok(offset + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteProgress;
+
+    /// Three appends of 100 statements each, ending at offsets 1, 2 and 3.
+    fn three_appends() -> WriteProgress {
+        let progress = WriteProgress::default();
+        for end in 1..=3 {
+            progress.appended(end, 100, 0);
+        }
+        progress
+    }
+
+    #[test]
+    fn without_acknowledging_ahead_a_write_waits_for_the_views_to_show_it() {
+        assert_eq!(three_appends().acknowledge_after(3, 0, 0), 3);
+        assert_eq!(three_appends().acknowledge_after(1, 0, 0), 1);
+    }
+
+    #[test]
+    fn a_write_waits_only_until_at_most_ahead_statements_up_to_it_are_unprojected() {
+        let progress = three_appends();
+        // 300 statements up to the last write, 150 allowed ahead: the views
+        // must have applied the first two appends (200), not one (100).
+        assert_eq!(progress.acknowledge_after(3, 0, 150), 2);
+        assert_eq!(progress.acknowledge_after(3, 0, 200), 1);
+        // The first write has no more than 150 unprojected: no wait.
+        assert_eq!(progress.acknowledge_after(1, 0, 150), 0);
+        assert_eq!(progress.acknowledge_after(2, 0, 100), 1);
+        assert_eq!(progress.acknowledge_after(3, 0, 300), 0);
+    }
+
+    #[test]
+    fn what_the_views_applied_counts_and_is_forgotten() {
+        let progress = three_appends();
+        // The views are at offset 2: only the last 100 are unprojected.
+        assert_eq!(progress.acknowledge_after(3, 2, 150), 2);
+        assert_eq!(progress.acknowledge_after(3, 2, 50), 3);
+        // A projected write waits for nothing.
+        assert_eq!(progress.acknowledge_after(1, 2, 50), 2);
+        progress.appended(4, 100, 3);
+        let remembered = progress.unprojected.lock().unwrap().appends.len();
+        assert_eq!(remembered, 1, "appends the views applied are forgotten");
+        assert_eq!(progress.acknowledge_after(4, 3, 150), 3);
+        assert_eq!(progress.acknowledge_after(4, 3, 99), 4);
+    }
+
+    #[test]
+    fn an_append_without_statements_counts_as_one() {
+        let progress = WriteProgress::default();
+        progress.appended(1, 0, 0);
+        progress.appended(2, 0, 0);
+        assert_eq!(progress.acknowledge_after(2, 0, 1), 1);
+        assert_eq!(progress.acknowledge_after(2, 0, 2), 0);
     }
 }

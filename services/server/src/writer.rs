@@ -50,6 +50,16 @@ impl Writer {
         !matches!(self, Self::Kafka(_))
     }
 
+    /// The offset the views must have applied before a write visible at
+    /// `visible` is acknowledged, when `ahead` statements may be
+    /// acknowledged ahead of them (see [`crate::sequencer::WriteProgress::acknowledge_after`]).
+    pub fn acknowledge_after(&self, visible: VisibleAt, views: &Views, ahead: u64) -> VisibleAt {
+        match self {
+            Self::Embedded(sequencer) => sequencer.progress.acknowledge_after(visible, views.applied_offset(), ahead),
+            Self::Kafka(_) | Self::ReadOnly => visible,
+        }
+    }
+
     /// True when nothing is being written that the views do not show yet
     /// (known only to the embedded writer).
     pub fn is_quiet(&self, views: &Views) -> bool {

@@ -25,6 +25,15 @@ struct FaultyLog {
     fail_appends: AtomicBool,
     stall_reads: AtomicBool,
     resumed: Notify,
+    /// Ends the stall when a read request reaches the server.
+    release_on_read: AtomicBool,
+}
+
+impl FaultyLog {
+    fn release(&self) {
+        self.stall_reads.store(false, Ordering::SeqCst);
+        self.resumed.notify_waiters();
+    }
 }
 
 #[async_trait]
@@ -74,6 +83,7 @@ async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
         fail_appends: AtomicBool::new(false),
         stall_reads: AtomicBool::new(false),
         resumed: Notify::new(),
+        release_on_read: AtomicBool::new(false),
     });
     let mut options = EmbeddedOptions::new(dir.path());
     options.store.cache_bytes = 8 * 1024 * 1024;
@@ -81,7 +91,15 @@ async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
     let store = Embedded::open_with_log(options, log.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = store.router();
+    let faults = log.clone();
+    let router = store.router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            if request.method() == axum::http::Method::GET && faults.release_on_read.swap(false, Ordering::SeqCst) {
+                faults.release();
+            }
+            next.run(request)
+        },
+    ));
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
         drop(store);
@@ -183,8 +201,7 @@ async fn a_stalled_projection_makes_writes_slow_down_instead_of_piling_up() {
     assert!(refused >= 6, "the rest is refused: {refused}");
     assert_eq!(app.client.get(format!("{}/health", app.base)).send().await.unwrap().status(), 200);
 
-    app.log.stall_reads.store(false, Ordering::SeqCst);
-    app.log.resumed.notify_waiters();
+    app.log.release();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let response = app.post(&statement(99)).await;
@@ -195,6 +212,37 @@ async fn a_stalled_projection_makes_writes_slow_down_instead_of_piling_up() {
     }
     for id in accepted {
         assert_eq!(app.get_statement(&id).await, 200, "an acknowledged write is visible once caught up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_for_them() {
+    let app = spawn(|options| {
+        options.server.acknowledge_ahead = 5;
+        // A write that waited for the stalled views would outlast the
+        // client's 30-second timeout.
+        options.server.read_your_writes_timeout = Duration::from_secs(600);
+    })
+    .await;
+    assert_eq!(app.post(&statement(0)).await.status(), 200);
+    app.log.stall_reads.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for n in 1..=3 {
+        let body = statement(n);
+        assert_eq!(app.post(&body).await.status(), 200, "acknowledged while the views are stalled");
+        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"]["projection:xapi"]["lag_events"], 3, "acknowledged before projected: {ready}");
+
+    // The stall ends as the read arrives: the read waits for the views to
+    // show every acknowledged write instead of answering without them.
+    app.log.release_on_read.store(true, Ordering::SeqCst);
+    let all: Value = app.request(reqwest::Method::GET, "/xapi/statements").send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = all["statements"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4, "every acknowledged statement is read back: {ids:?}");
+    for id in &acknowledged {
+        assert!(ids.contains(&id.as_str()), "{id} is missing from {ids:?}");
     }
 }
 
