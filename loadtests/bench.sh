@@ -48,8 +48,9 @@ wait_ready() {
 }
 
 # Waits until the server's projections have applied the whole log (a fresh
-# store starts by projecting the 200,000-learner directory), so no
-# measurement includes that start-up work.
+# store starts by projecting the 200,000-learner directory, and a scenario
+# that outruns the projections leaves a backlog), so no measurement includes
+# work left over from before it.
 wait_caught_up() {
   local url="$1" deadline=$((SECONDS + 600))
   until curl -fsS "$url/metrics" | awk '/^lrs_projection_lag_events/ { if ($NF != 0) behind = 1; seen = 1 }
@@ -118,15 +119,19 @@ embedded() {
   serve "$dir"
   run_load embedded-batch100 --url "$SERVER_URL" --scenario batch --batch-size 100 --concurrency 4 \
     --duration "${SECONDS_EACH}s" --server-pid "$SERVER_PID" --seed 11
+  wait_caught_up "$SERVER_URL"
   run_load embedded-batch500 --url "$SERVER_URL" --scenario batch --batch-size 500 --concurrency 2 \
     --duration 30s --server-pid "$SERVER_PID" --seed 12
+  wait_caught_up "$SERVER_URL"
   run_load embedded-single64 --url "$SERVER_URL" --scenario single --concurrency 64 \
     --duration "${SECONDS_EACH}s" --server-pid "$SERVER_PID" --seed 13
+  wait_caught_up "$SERVER_URL"
   run_load embedded-open5000 --url "$SERVER_URL" --scenario single --concurrency 256 --rate 5000 \
     --duration 30s --server-pid "$SERVER_PID" --seed 14
   # Half of what the closed-loop run above sustained.
   local half
   half="$(python3 -c "import json; print(max(1, int(json.load(open('$OUT/embedded-single64.json'))['statements_per_s'] / 2)))")"
+  wait_caught_up "$SERVER_URL"
   run_load embedded-open-half --url "$SERVER_URL" --scenario single --concurrency 256 --rate "$half" \
     --duration 30s --server-pid "$SERVER_PID" --seed 15
   stop "$SERVER_PID"
@@ -184,11 +189,14 @@ kafka() {
   local url="http://127.0.0.1:$qp"
   run_load kafka-batch100 --url "$url" --scenario batch --batch-size 100 --concurrency 4 --duration "${SECONDS_EACH}s" \
     --server-pid "$projection" --seed 31 --load-directories
+  wait_caught_up "http://127.0.0.1:$pp"
   run_load kafka-single64 --url "$url" --scenario single --concurrency 64 --duration 30s --server-pid "$projection" --seed 32
   local half
   half="$(python3 -c "import json; print(max(1, int(json.load(open('$OUT/kafka-single64.json'))['statements_per_s'] / 2)))")"
+  wait_caught_up "http://127.0.0.1:$pp"
   run_load kafka-open-half --url "$url" --scenario single --concurrency 256 --rate "$half" --duration 30s \
     --server-pid "$projection" --seed 33
+  wait_caught_up "http://127.0.0.1:$pp"
   run_load kafka-mixed --url "$url" --scenario mixed --concurrency 8 --duration 30s --server-pid "$projection" --seed 34
   stop "$query"; stop "$ingest1"; stop "$ingest2"; stop "$projection"
 }
