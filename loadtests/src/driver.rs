@@ -513,10 +513,10 @@ fn start_planner(config: &RunConfig) -> (mpsc::Receiver<Planned>, oneshot::Recei
                 break;
             }
             queued += 1;
-            if queued >= prefill {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(());
-                }
+            if queued >= prefill
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
             }
         }
     });

@@ -558,14 +558,14 @@ pub fn query_params(data: &[u8]) {
     // A JSON object is also tried as the cursor of a `more` link, sealed
     // with the LRS's own key: this reaches the cursor decoding and the
     // query it resumes, which a client cannot forge.
-    if data.first() == Some(&b'{') {
-        if let Ok(Value::Object(cursor)) = serde_json::from_slice::<Value>(data) {
-            feature("sealed cursor");
-            let limit = cursor.get("limit").and_then(Value::as_u64).and_then(|l| usize::try_from(l).ok());
-            let path = format!("/xapi/statements?more={}", lrs.seal(data));
-            if let Some(answer) = lrs.request(Method::GET, &path, version, None, Vec::new()) {
-                check_query_answer(lrs, version, &path, limit, &answer);
-            }
+    if data.first() == Some(&b'{')
+        && let Ok(Value::Object(cursor)) = serde_json::from_slice::<Value>(data)
+    {
+        feature("sealed cursor");
+        let limit = cursor.get("limit").and_then(Value::as_u64).and_then(|l| usize::try_from(l).ok());
+        let path = format!("/xapi/statements?more={}", lrs.seal(data));
+        if let Some(answer) = lrs.request(Method::GET, &path, version, None, Vec::new()) {
+            check_query_answer(lrs, version, &path, limit, &answer);
         }
     }
 }

@@ -528,10 +528,10 @@ impl HubViews {
             for entry in self.tree.scan_prefix(&prefix) {
                 let (child_key, _) = entry?;
                 let parts = keys::parts(&child_key).ok_or_else(|| corrupt("child key"))?;
-                if let Some(child) = parts.get(1) {
-                    if seen.insert(child.clone()) {
-                        out.push(child.clone());
-                    }
+                if let Some(child) = parts.get(1)
+                    && seen.insert(child.clone())
+                {
+                    out.push(child.clone());
                 }
             }
             index += 1;

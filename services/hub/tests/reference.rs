@@ -439,10 +439,11 @@ impl Reference {
     fn transcript(&self, learner: &str) -> Vec<TranscriptEntry> {
         let mut activities: Vec<String> = Vec::new();
         for s in &self.counting {
-            if let Some(activity) = &s.activity {
-                if s.learner == learner && !activities.contains(activity) {
-                    activities.push(activity.clone());
-                }
+            if let Some(activity) = &s.activity
+                && s.learner == learner
+                && !activities.contains(activity)
+            {
+                activities.push(activity.clone());
             }
         }
         let mut out = Vec::new();
@@ -465,10 +466,10 @@ impl Reference {
                 if s.time > last {
                     last = s.time;
                 }
-                if let Some(scaled) = s.scaled {
-                    if best.is_none_or(|b| scaled > b) {
-                        best = Some(scaled);
-                    }
+                if let Some(scaled) = s.scaled
+                    && best.is_none_or(|b| scaled > b)
+                {
+                    best = Some(scaled);
                 }
                 total += s.duration_ms.unwrap_or(0);
                 // Log order: a later statement's definition wins.
@@ -580,10 +581,10 @@ impl Reference {
             let mut count = 0;
             for learner in self.learners() {
                 let (achieving, _) = self.achieving(&learner, competency);
-                if let Some(first) = achieving.first() {
-                    if first.organisation.as_deref().is_some_and(|o| self.within(o, organisation)) {
-                        count += 1;
-                    }
+                if let Some(first) = achieving.first()
+                    && first.organisation.as_deref().is_some_and(|o| self.within(o, organisation))
+                {
+                    count += 1;
                 }
             }
             out.push(Coverage {
@@ -1011,11 +1012,9 @@ fn void_json(index: usize, target: &str, stored_ms: u64) -> Value {
 fn build_events(items: &[Item]) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
     let push_statement = |events: &mut Vec<Event>, statement: Value, join: bool| {
-        if join {
-            if let Some(Event::StatementsStored { statements, .. }) = events.last_mut() {
-                statements.push(statement);
-                return;
-            }
+        if join && let Some(Event::StatementsStored { statements, .. }) = events.last_mut() {
+            statements.push(statement);
+            return;
         }
         events.push(Event::StatementsStored { statements: vec![statement], attachments: Vec::new() });
     };

@@ -26,10 +26,10 @@ pub fn broker() -> String {
     static BROKER: OnceLock<String> = OnceLock::new();
     BROKER
         .get_or_init(|| {
-            if let Ok(address) = std::env::var("LRS_TEST_KAFKA") {
-                if !address.is_empty() {
-                    return address;
-                }
+            if let Ok(address) = std::env::var("LRS_TEST_KAFKA")
+                && !address.is_empty()
+            {
+                return address;
             }
             let script = repository_root().join("deploy/kafka/local-kafka.sh");
             let output = Command::new("bash").arg(&script).arg("start").output();

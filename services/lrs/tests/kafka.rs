@@ -78,7 +78,7 @@ fn statement(n: usize, round: usize) -> Value {
     json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "actor": {"mbox": format!("mailto:learner{}@example.org", n % 7), "name": "Learner"},
-        "verb": {"id": if n % 3 == 0 { "http://adlnet.gov/expapi/verbs/passed" } else { "http://adlnet.gov/expapi/verbs/completed" },
+        "verb": {"id": if n.is_multiple_of(3) { "http://adlnet.gov/expapi/verbs/passed" } else { "http://adlnet.gov/expapi/verbs/completed" },
                  "display": {"en-GB": "did"}},
         "object": {"id": format!("http://example.org/course/{}", n % 5)},
         "result": {"score": {"scaled": 0.5 + (n % 5) as f64 / 10.0}},

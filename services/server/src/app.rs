@@ -145,9 +145,8 @@ impl AppState {
         }
         let after = self.writer.acknowledge_after(visible, &self.views, self.config.acknowledge_ahead);
         let mut watch = self.views.subscribe();
-        let _ =
-            tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= after))
-                .await;
+        let _ = tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= after))
+            .await;
         self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
     }
 

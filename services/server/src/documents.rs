@@ -92,10 +92,10 @@ pub fn agent_param(params: &Params, required: bool) -> Result<Option<String>, Ap
     if value.get("objectType").and_then(Value::as_str).is_some_and(|t| t != "Agent" && t != "Group") {
         return Err(ApiError::bad_property("?agent/objectType", "agent must be an Agent"));
     }
-    if let Some(mbox) = value.get("mbox") {
-        if !mbox.as_str().is_some_and(|m| m.starts_with("mailto:")) {
-            return Err(ApiError::bad_property("?agent/mbox", "mbox must be a mailto: IRI"));
-        }
+    if let Some(mbox) = value.get("mbox")
+        && !mbox.as_str().is_some_and(|m| m.starts_with("mailto:"))
+    {
+        return Err(ApiError::bad_property("?agent/mbox", "mbox must be a mailto: IRI"));
     }
     ifi_key(&value)
         .map(Some)

@@ -154,12 +154,11 @@ impl Metrics {
             durations.entry(route.to_owned()).or_default().clone()
         };
         histogram.observe(elapsed);
-        if statement_write {
-            if let Some(reason) = rejection_reason(status) {
-                if let Some(index) = REJECTION_REASONS.iter().position(|r| *r == reason) {
-                    self.rejected[index].fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        if statement_write
+            && let Some(reason) = rejection_reason(status)
+            && let Some(index) = REJECTION_REASONS.iter().position(|r| *r == reason)
+        {
+            self.rejected[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 

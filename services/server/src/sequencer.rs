@@ -7,8 +7,8 @@
 //! the log's flush is shared (group commit) and decisions never race.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -226,10 +226,10 @@ impl Writer {
         if watch.wait_for(|applied| *applied >= end).await.is_err() {
             return false;
         }
-        if let Ok(Some(micros)) = self.views.last_stored_micros() {
-            if let Some(last) = DateTime::from_timestamp_micros(micros) {
-                self.last_stored = last;
-            }
+        if let Ok(Some(micros)) = self.views.last_stored_micros()
+            && let Some(last) = DateTime::from_timestamp_micros(micros)
+        {
+            self.last_stored = last;
         }
         true
     }

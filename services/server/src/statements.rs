@@ -190,10 +190,10 @@ fn check_no_duplicate_keys(bytes: &[u8]) -> Result<(), ApiError> {
                 if expect_key {
                     let raw = &bytes[start..index.min(bytes.len())];
                     let key: String = serde_json::from_slice(&[b"\"", raw, b"\""].concat()).unwrap_or_default();
-                    if let Some(Some(keys)) = stack.last_mut() {
-                        if !keys.insert(key.clone()) {
-                            return Err(ApiError::bad_request(format!("the JSON object has the key {key:?} twice")));
-                        }
+                    if let Some(Some(keys)) = stack.last_mut()
+                        && !keys.insert(key.clone())
+                    {
+                        return Err(ApiError::bad_request(format!("the JSON object has the key {key:?} twice")));
                     }
                     expect_key = false;
                 }
@@ -498,10 +498,10 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
     let verb = params.get("verb").map(str::to_owned);
     let activity = params.get("activity").map(str::to_owned);
     for (name, value) in [("verb", &verb), ("activity", &activity)] {
-        if let Some(iri) = value {
-            if !iri.contains(':') {
-                return Err(ApiError::bad_property(format!("?{name}"), format!("{name} must be an IRI")));
-            }
+        if let Some(iri) = value
+            && !iri.contains(':')
+        {
+            return Err(ApiError::bad_property(format!("?{name}"), format!("{name} must be an IRI")));
         }
     }
     let registration = match params.get("registration") {
@@ -583,15 +583,15 @@ async fn get_one(
     if voided != want_voided {
         return Err(not_found());
     }
-    if let Some(authority) = only.authority {
-        if ifi_key(&record.statement["authority"]).as_deref() != Some(authority) {
-            return Err(not_found());
-        }
+    if let Some(authority) = only.authority
+        && ifi_key(&record.statement["authority"]).as_deref() != Some(authority)
+    {
+        return Err(not_found());
     }
-    if let Some(learner) = only.learner {
-        if !is_actor(&record.statement, learner) {
-            return Err(not_found());
-        }
+    if let Some(learner) = only.learner
+        && !is_actor(&record.statement, learner)
+    {
+        return Err(not_found());
     }
     let statement = present(&record.statement, format, languages);
     let last_modified = record.stored_micros;
@@ -703,10 +703,10 @@ fn collect_hashes(statement: &Value, out: &mut Vec<String>) {
             }
         }
     }
-    if let Some(object) = statement.get("object") {
-        if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
-            collect_hashes(object, out);
-        }
+    if let Some(object) = statement.get("object")
+        && object.get("objectType").and_then(Value::as_str) == Some("SubStatement")
+    {
+        collect_hashes(object, out);
     }
 }
 

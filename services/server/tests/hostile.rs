@@ -223,10 +223,10 @@ async fn run_case(app: &TestApp, case: Case) -> Result<(), String> {
         return Err(format!("error.reason is missing: {body}"));
     }
     println!("  answered {expect}: {}", body["error"]["message"]);
-    if let Some(path) = case.error_path {
-        if body["error"]["path"] != json!(path) {
-            return Err(format!("error.path is not {path:?}: {body}"));
-        }
+    if let Some(path) = case.error_path
+        && body["error"]["path"] != json!(path)
+    {
+        return Err(format!("error.path is not {path:?}: {body}"));
     }
     Ok(())
 }

@@ -44,10 +44,11 @@ pub fn ids_only(agent: &Value) -> Value {
         }
     }
     let is_group = object.get("objectType").and_then(Value::as_str) == Some("Group");
-    if is_group && !IFI_PROPERTIES.iter().any(|p| object.contains_key(*p)) {
-        if let Some(Value::Array(members)) = object.get("member") {
-            out.insert("member".to_owned(), Value::Array(members.iter().map(ids_only).collect()));
-        }
+    if is_group
+        && !IFI_PROPERTIES.iter().any(|p| object.contains_key(*p))
+        && let Some(Value::Array(members)) = object.get("member")
+    {
+        out.insert("member".to_owned(), Value::Array(members.iter().map(ids_only).collect()));
     }
     Value::Object(out)
 }

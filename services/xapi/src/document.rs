@@ -32,12 +32,11 @@ pub fn check_preconditions(if_match: Option<&str>, if_none_match: Option<&str>, 
             return Precondition::Failed;
         }
     }
-    if let Some(header) = if_none_match {
-        if let Some(current) = current {
-            if header_matches(header, current) {
-                return Precondition::Failed;
-            }
-        }
+    if let Some(header) = if_none_match
+        && let Some(current) = current
+        && header_matches(header, current)
+    {
+        return Precondition::Failed;
     }
     Precondition::Holds
 }

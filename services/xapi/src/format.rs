@@ -134,16 +134,16 @@ pub fn filter_languages(value: &mut Value, languages: &[String]) {
                 if key == "extensions" {
                     continue;
                 }
-                if LANGUAGE_MAP_KEYS.contains(&key.as_str()) {
-                    if let Value::Object(map) = child {
-                        if let Some(chosen) = choose_language(map, languages) {
-                            let text = map.get(&chosen).cloned().unwrap_or(Value::Null);
-                            let mut single = Map::new();
-                            single.insert(chosen, text);
-                            *map = single;
-                        }
-                        continue;
+                if LANGUAGE_MAP_KEYS.contains(&key.as_str())
+                    && let Value::Object(map) = child
+                {
+                    if let Some(chosen) = choose_language(map, languages) {
+                        let text = map.get(&chosen).cloned().unwrap_or(Value::Null);
+                        let mut single = Map::new();
+                        single.insert(chosen, text);
+                        *map = single;
                     }
+                    continue;
                 }
                 filter_languages(child, languages);
             }

@@ -322,10 +322,10 @@ fn normalize_statement(map: &mut Map<String, Value>) {
     if let Some(actor) = map.get_mut("actor") {
         normalize_agent(actor);
     }
-    if let Some(Value::Object(result)) = map.get_mut("result") {
-        if let Some(Value::String(duration)) = result.get_mut("duration") {
-            *duration = crate::statement::duration_to_hundredths(duration);
-        }
+    if let Some(Value::Object(result)) = map.get_mut("result")
+        && let Some(Value::String(duration)) = result.get_mut("duration")
+    {
+        *duration = crate::statement::duration_to_hundredths(duration);
     }
     if let Some(Value::Object(object)) = map.get_mut("object") {
         let object_type = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity").to_string();

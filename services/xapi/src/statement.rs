@@ -166,10 +166,10 @@ pub fn fill_timestamp(statement: &mut Value) {
     let Some(object) = statement.as_object_mut() else {
         return;
     };
-    if !object.contains_key("timestamp") {
-        if let Some(stored) = object.get("stored").cloned() {
-            object.insert("timestamp".to_owned(), stored);
-        }
+    if !object.contains_key("timestamp")
+        && let Some(stored) = object.get("stored").cloned()
+    {
+        object.insert("timestamp".to_owned(), stored);
     }
 }
 
@@ -196,10 +196,10 @@ pub fn statement_ref_target(statement: &Value) -> Option<Uuid> {
 pub fn activity_ids(statement: &Value, related: bool, out: &mut Vec<String>) {
     let object = &statement["object"];
     let kind = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity");
-    if kind == "Activity" {
-        if let Some(id) = object.get("id").and_then(Value::as_str) {
-            out.push(id.to_owned());
-        }
+    if kind == "Activity"
+        && let Some(id) = object.get("id").and_then(Value::as_str)
+    {
+        out.push(id.to_owned());
     }
     if !related {
         return;
@@ -249,10 +249,10 @@ pub fn normalise_context_activities(statement: &mut Value) {
             }
         }
     }
-    if let Some(object) = statement.get_mut("object") {
-        if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
-            normalise_context_activities(object);
-        }
+    if let Some(object) = statement.get_mut("object")
+        && object.get("objectType").and_then(Value::as_str) == Some("SubStatement")
+    {
+        normalise_context_activities(object);
     }
 }
 
@@ -268,10 +268,10 @@ mod tests {
             if let Some(Value::String(duration)) = statement.pointer_mut("/result/duration") {
                 *duration = duration_to_hundredths(duration);
             }
-            if let Some(object) = statement.get_mut("object") {
-                if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
-                    normalise_durations(object);
-                }
+            if let Some(object) = statement.get_mut("object")
+                && object.get("objectType").and_then(Value::as_str) == Some("SubStatement")
+            {
+                normalise_durations(object);
             }
         }
         fn sorted(value: &Value) -> Value {

@@ -102,19 +102,19 @@ fn check_rules(version: XapiVersion, statement: &Value, base: &str) -> Result<()
         check_score(result, &format!("{base}/result"))?;
     }
     check_language_maps(statement, base)?;
-    if let Some(Value::String(tag)) = statement.pointer("/context/language") {
-        if !is_language_tag(tag) {
-            return Err(ValidationError::new(
-                format!("{base}/context/language"),
-                format!("{tag:?} is not a valid RFC 5646 language tag"),
-            ));
-        }
+    if let Some(Value::String(tag)) = statement.pointer("/context/language")
+        && !is_language_tag(tag)
+    {
+        return Err(ValidationError::new(
+            format!("{base}/context/language"),
+            format!("{tag:?} is not a valid RFC 5646 language tag"),
+        ));
     }
     check_interaction_components(statement, base)?;
-    if let Some(object) = statement.get("object") {
-        if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") {
-            check_rules(version, object, &format!("{base}/object"))?;
-        }
+    if let Some(object) = statement.get("object")
+        && object.get("objectType").and_then(Value::as_str) == Some("SubStatement")
+    {
+        check_rules(version, object, &format!("{base}/object"))?;
     }
     Ok(())
 }
@@ -159,20 +159,20 @@ fn check_score(result: &Value, base: &str) -> Result<(), ValidationError> {
     };
     let number = |name: &str| score.get(name).and_then(Value::as_f64);
     let (raw, min, max) = (number("raw"), number("min"), number("max"));
-    if let (Some(min), Some(max)) = (min, max) {
-        if min >= max {
-            return Err(ValidationError::new(format!("{base}/score/min"), "score min must be less than max"));
-        }
+    if let (Some(min), Some(max)) = (min, max)
+        && min >= max
+    {
+        return Err(ValidationError::new(format!("{base}/score/min"), "score min must be less than max"));
     }
-    if let (Some(raw), Some(min)) = (raw, min) {
-        if raw < min {
-            return Err(ValidationError::new(format!("{base}/score/raw"), "score raw must not be below min"));
-        }
+    if let (Some(raw), Some(min)) = (raw, min)
+        && raw < min
+    {
+        return Err(ValidationError::new(format!("{base}/score/raw"), "score raw must not be below min"));
     }
-    if let (Some(raw), Some(max)) = (raw, max) {
-        if raw > max {
-            return Err(ValidationError::new(format!("{base}/score/raw"), "score raw must not exceed max"));
-        }
+    if let (Some(raw), Some(max)) = (raw, max)
+        && raw > max
+    {
+        return Err(ValidationError::new(format!("{base}/score/raw"), "score raw must not exceed max"));
     }
     Ok(())
 }
@@ -184,10 +184,8 @@ fn check_interaction_components(statement: &Value, base: &str) -> Result<(), Val
     let object = statement.get("object");
     let object_is_activity =
         object.and_then(|o| o.get("objectType")).is_none_or(|kind| kind.as_str() == Some("Activity"));
-    if object_is_activity {
-        if let Some(definition) = object.and_then(|o| o.get("definition")) {
-            check_component_lists(definition, &format!("{base}/object/definition"))?;
-        }
+    if object_is_activity && let Some(definition) = object.and_then(|o| o.get("definition")) {
+        check_component_lists(definition, &format!("{base}/object/definition"))?;
     }
     let Some(Value::Object(context_activities)) = statement.pointer("/context/contextActivities") else {
         return Ok(());
@@ -469,18 +467,18 @@ fn check_language_maps(value: &Value, path: &str) -> Result<(), ValidationError>
                 if key == "extensions" {
                     continue;
                 }
-                if LANGUAGE_MAP_KEYS.contains(&key.as_str()) {
-                    if let Value::Object(map) = child {
-                        for tag in map.keys() {
-                            if !is_language_tag(tag) {
-                                return Err(ValidationError::new(
-                                    format!("{child_path}/{}", pointer_token(tag)),
-                                    format!("{tag:?} is not a valid RFC 5646 language tag"),
-                                ));
-                            }
+                if LANGUAGE_MAP_KEYS.contains(&key.as_str())
+                    && let Value::Object(map) = child
+                {
+                    for tag in map.keys() {
+                        if !is_language_tag(tag) {
+                            return Err(ValidationError::new(
+                                format!("{child_path}/{}", pointer_token(tag)),
+                                format!("{tag:?} is not a valid RFC 5646 language tag"),
+                            ));
                         }
-                        continue;
                     }
+                    continue;
                 }
                 check_language_maps(child, &child_path)?;
             }

@@ -173,12 +173,11 @@ async fn poll(app: &TestApp, caller: &Caller, path: &str, what: &str, done: impl
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, body) = get(app, caller, path).await;
-        if status == 200 {
-            if let Ok(value) = serde_json::from_str::<Value>(&body) {
-                if done(&value) {
-                    return value;
-                }
-            }
+        if status == 200
+            && let Ok(value) = serde_json::from_str::<Value>(&body)
+            && done(&value)
+        {
+            return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}; last answer to GET {path}: {status} {body}");
         tokio::task::yield_now().await;
