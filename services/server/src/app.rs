@@ -170,7 +170,7 @@ impl AppState {
 /// write. Nothing to wait for unless writes are acknowledged ahead of the
 /// views or an acknowledgement's own wait ran out.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) && !is_operational_path(request.uri().path()) {
+    if waits_for_writes(&request) {
         let end = state.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
         if state.views.applied_offset() < end || state.hub.applied_offset() < end {
             crate::embedded::caught_up(&state.views, &state.hub, end, state.config.read_your_writes_timeout).await;
@@ -236,6 +236,12 @@ pub const NON_XAPI_ROUTES: &[(&str, &str)] = &[
     ("GET", "/ui/assets/{name}"),
     ("GET", "/ui/api/organisations"),
 ];
+
+/// A read that must see the writes acknowledged before it: GET or HEAD of
+/// anything but an operational endpoint.
+pub(crate) fn waits_for_writes(request: &Request) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD) && !is_operational_path(request.uri().path())
+}
 
 /// Operational endpoints: answered by every service itself (never passed to
 /// another replica, never waiting for a projection to catch up).

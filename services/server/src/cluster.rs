@@ -310,8 +310,7 @@ async fn wait_applied(state: &AppState, end: Offset, bound: Duration) -> bool {
 /// ingest replica has acknowledged is visible. If the bound passes the read
 /// is served anyway, and Consistent-Through says what it includes.
 async fn catch_up(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) && !crate::app::is_operational_path(request.uri().path())
-    {
+    if crate::app::waits_for_writes(&request) {
         match state.log.end_offset().await {
             Ok(end) => {
                 wait_applied(&state, end, state.config.read_your_writes_timeout).await;
