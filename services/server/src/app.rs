@@ -150,6 +150,25 @@ impl AppState {
         self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// The log offset every write acknowledged so far is below, as far as
+    /// this process can tell: its own acknowledgements, or on a projection
+    /// replica (which acknowledges nothing itself) the log's end as it is
+    /// now, which covers whatever any ingest replica acknowledged. `None`
+    /// when the log cannot say; the read is then served with what is
+    /// visible, and Consistent-Through says what that is.
+    pub async fn acknowledged_end(&self) -> Option<lrs_eventlog::Offset> {
+        if !matches!(self.writer, Writer::ReadOnly) {
+            return Some(self.acknowledged.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        match self.log.end_offset().await {
+            Ok(end) => Some(end),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the log's end before a read");
+                None
+            }
+        }
+    }
+
     /// The value of `X-Experience-API-Consistent-Through`: every statement
     /// stored at or before it is visible to queries.
     pub fn consistent_through(&self) -> String {
@@ -167,14 +186,14 @@ impl AppState {
 
 /// Before a read: waits (bounded) until both projections show every write
 /// acknowledged so far, so whoever reads after an acknowledgement sees the
-/// write. Nothing to wait for unless writes are acknowledged ahead of the
-/// views or an acknowledgement's own wait ran out.
+/// write. It sits inside the alternate-syntax rewrite, so a read sent as
+/// `POST ?method=GET` waits too.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if waits_for_writes(&request) {
-        let end = state.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
-        if state.views.applied_offset() < end || state.hub.applied_offset() < end {
-            crate::embedded::caught_up(&state.views, &state.hub, end, state.config.read_your_writes_timeout).await;
-        }
+    if waits_for_writes(&request)
+        && let Some(end) = state.acknowledged_end().await
+        && (state.views.applied_offset() < end || state.hub.applied_offset() < end)
+    {
+        crate::embedded::caught_up(&state.views, &state.hub, end, state.config.read_your_writes_timeout).await;
     }
     next.run(request).await
 }

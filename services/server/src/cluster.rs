@@ -276,13 +276,24 @@ impl ProjectionService {
         jwt: Option<crate::jwt::JwtVerifier>,
     ) -> Result<Self, StartError> {
         let log: Arc<dyn EventLog> = Arc::new(KafkaEventLog::connect(kafka.config()).await?);
+        let service = Self::open_with_log(log, options, jwt)?;
+        service.state.metrics.use_kafka_offsets();
+        Ok(service)
+    }
+
+    /// As [`ProjectionService::open`], over a log the caller opened (tests
+    /// wrap a log to inject faults). Must be called inside a tokio runtime.
+    pub fn open_with_log(
+        log: Arc<dyn EventLog>,
+        options: ProjectionOptions,
+        jwt: Option<crate::jwt::JwtVerifier>,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
         let (state, projectors) =
             open_local_state(&options.data_dir, options.store, options.frameworks, options.server, jwt, log, |_| {
                 Writer::ReadOnly
             })?;
-        state.metrics.use_kafka_offsets();
         Ok(Self { state, projectors })
     }
 
@@ -291,7 +302,7 @@ impl ProjectionService {
             .route("/internal/outcome/{offset}", get(outcome))
             .route("/internal/digest", get(digest))
             .with_state(self.state.clone());
-        let public = crate::app::app(self.state.clone()).layer(from_fn_with_state(self.state.clone(), catch_up));
+        let public = crate::app::app(self.state.clone());
         Router::new().merge(internal).fallback_service(public)
     }
 
@@ -304,21 +315,6 @@ impl ProjectionService {
 /// `end`; false when the bound passed first.
 async fn wait_applied(state: &AppState, end: Offset, bound: Duration) -> bool {
     caught_up(&state.views, &state.hub, end, bound).await
-}
-
-/// Before a read, catch up with the log's end as it is now, so a write any
-/// ingest replica has acknowledged is visible. If the bound passes the read
-/// is served anyway, and Consistent-Through says what it includes.
-async fn catch_up(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if crate::app::waits_for_writes(&request) {
-        match state.log.end_offset().await {
-            Ok(end) => {
-                wait_applied(&state, end, state.config.read_your_writes_timeout).await;
-            }
-            Err(error) => tracing::warn!(%error, "cannot read the log's end before a read"),
-        }
-    }
-    next.run(request).await
 }
 
 #[derive(Deserialize)]

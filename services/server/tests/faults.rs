@@ -91,21 +91,26 @@ async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
     let store = Embedded::open_with_log(options, log.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let faults = log.clone();
-    let router = store.router().layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            if request.method() == axum::http::Method::GET && faults.release_on_read.swap(false, Ordering::SeqCst) {
-                faults.release();
-            }
-            next.run(request)
-        },
-    ));
+    let router = releasing_on_read(store.router(), &log);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
         drop(store);
     });
     let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     App { log, base, client, key: credential.key, secret, _dir: dir }
+}
+
+/// `router`, ending the log's stall (when `release_on_read` is set) as a
+/// read arrives, in either syntax.
+fn releasing_on_read(router: axum::Router, log: &Arc<FaultyLog>) -> axum::Router {
+    let faults = log.clone();
+    router.layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+        let read = request.method() == axum::http::Method::GET || request.uri().query() == Some("method=GET");
+        if read && faults.release_on_read.swap(false, Ordering::SeqCst) {
+            faults.release();
+        }
+        next.run(request)
+    }))
 }
 
 impl App {
@@ -243,6 +248,96 @@ async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_
     assert_eq!(ids.len(), 4, "every acknowledged statement is read back: {ids:?}");
     for id in &acknowledged {
         assert!(ids.contains(&id.as_str()), "{id} is missing from {ids:?}");
+    }
+}
+
+/// A projection replica (`lrs project`) over the same log, served on
+/// loopback: it acknowledges nothing itself, so before a read it waits for
+/// the log's end.
+async fn spawn_replica(app: &App, dir: &std::path::Path) -> (String, String, String) {
+    let (credential, secret) = credentials::add(dir, "replica", None, None, vec![Scope::All]).unwrap();
+    let mut options = lrs_server::cluster::ProjectionOptions {
+        data_dir: dir.to_owned(),
+        store: lrs_server::StoreOptions::cache(8 * 1024 * 1024),
+        frameworks: lrs_hub::frameworks::Frameworks::empty(),
+        server: Default::default(),
+    };
+    options.server.read_your_writes_timeout = Duration::from_secs(600);
+    let replica = lrs_server::cluster::ProjectionService::open_with_log(app.log.clone(), options, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = releasing_on_read(replica.router(), &app.log);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+        drop(replica);
+    });
+    (base, credential.key, secret)
+}
+
+/// A read in the 1.0.3 alternate syntax (`POST ?method=GET`, headers and
+/// parameters as form fields) of every statement, as (status, ids).
+async fn read_all_in_alternate_syntax(
+    client: &Client,
+    base: &str,
+    key: &str,
+    secret: &str,
+) -> (StatusCode, Vec<String>) {
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+    };
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Authorization", &format!("Basic {basic}"))
+        .append_pair("X-Experience-API-Version", "1.0.3")
+        .append_pair("limit", "100")
+        .finish();
+    let response = client
+        .post(format!("{base}/xapi/statements?method=GET"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    let ids = body["statements"]
+        .as_array()
+        .map_or_else(Vec::new, |all| all.iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect());
+    (status, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_in_the_alternate_syntax_wait_for_acknowledged_writes_on_the_writer_and_on_a_projection_replica() {
+    let app = spawn(|options| {
+        options.server.acknowledge_ahead = 5;
+        options.server.read_your_writes_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let replica_dir = tempfile::tempdir().unwrap();
+    let (replica, replica_key, replica_secret) = spawn_replica(&app, replica_dir.path()).await;
+    let mut acknowledged = vec![];
+    let body = statement(0);
+    assert_eq!(app.post(&body).await.status(), 200);
+    acknowledged.push(body["id"].as_str().unwrap().to_owned());
+
+    for (base, key, secret) in [(&app.base, &app.key, &app.secret), (&replica, &replica_key, &replica_secret)] {
+        // A first read signs the credential in (checking a secret takes a
+        // while, long enough for a released projection to catch up).
+        assert_eq!(read_all_in_alternate_syntax(&app.client, base, key, secret).await.0, 200);
+        app.log.stall_reads.store(true, Ordering::SeqCst);
+        for n in 0..2 {
+            let body = statement(acknowledged.len() as u32 * 10 + n);
+            assert_eq!(app.post(&body).await.status(), 200, "acknowledged while the views are stalled");
+            acknowledged.push(body["id"].as_str().unwrap().to_owned());
+        }
+        // The stall ends as the read arrives: the read waits for every
+        // acknowledged write instead of answering without them.
+        app.log.release_on_read.store(true, Ordering::SeqCst);
+        let (status, ids) = read_all_in_alternate_syntax(&app.client, base, key, secret).await;
+        assert_eq!(status, 200, "read at {base}");
+        for id in &acknowledged {
+            assert!(ids.contains(id), "read at {base}: {id} is missing from {ids:?}");
+        }
     }
 }
 

@@ -154,6 +154,34 @@ async fn a_write_on_any_ingest_replica_is_read_at_once_on_any_query_replica() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "round {round}: the statement is visible once the POST returned");
+        // And in the 1.0.3 alternate syntax, which the query front passes on
+        // as a read and the projection catches up for as for a GET.
+        let id = uuid::Uuid::new_v4().to_string();
+        let response = cluster
+            .request(reqwest::Method::POST, ingest, "/xapi/statements")
+            .json(&statement(&id, "http://example.org/ryw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let basic = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", cluster.key, cluster.secret))
+        };
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Authorization", &format!("Basic {basic}"))
+            .append_pair("X-Experience-API-Version", "1.0.3")
+            .append_pair("statementId", &id)
+            .finish();
+        let response = cluster
+            .client
+            .post(format!("{query}/xapi/statements?method=GET"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "round {round}: visible to a read in the alternate syntax");
         // Documents too: PUT on one replica, GET on the other side.
         let document = format!(
             "/xapi/activities/state?activityId=http://example.org/ryw&stateId=s{round}&agent=%7B%22mbox%22%3A%22mailto%3Aracer%40example.org%22%7D"
