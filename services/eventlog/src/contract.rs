@@ -36,6 +36,7 @@ where
     concurrent_appends_get_distinct_offsets(new_log().await).await;
     batches_stay_contiguous_under_concurrency(new_log().await).await;
     wait_beyond_wakes_on_append_and_times_out_otherwise(new_log().await).await;
+    a_reader_at_the_end_waits_for_and_then_reads_what_comes_next(new_log().await).await;
     payloads_are_returned_byte_for_byte(new_log().await).await;
 }
 
@@ -146,6 +147,41 @@ pub async fn wait_beyond_wakes_on_append_and_times_out_otherwise(log: Arc<dyn Ev
     log.append(vec![event(0)]).await.unwrap();
     let end = log.end_offset().await.unwrap();
     assert_eq!(waiter.await.unwrap(), end, "a waiter wakes once the log grows");
+}
+
+/// How a projection tails the log: read to the end, wait there, read on.
+pub async fn a_reader_at_the_end_waits_for_and_then_reads_what_comes_next(log: Arc<dyn EventLog>) {
+    log.append(vec![event(0)]).await.unwrap();
+    let mut end = log.end_offset().await.unwrap();
+    assert_eq!(log.read(0, 10).await.unwrap().len(), 1);
+    assert!(log.read(end, 10).await.unwrap().is_empty(), "nothing past the end");
+    assert_eq!(log.wait_beyond(end, Duration::from_millis(50)).await.unwrap(), end, "nothing new: times out");
+    for round in 0..3 {
+        let waiter = {
+            let log = log.clone();
+            tokio::spawn(async move { log.wait_beyond(end, Duration::from_secs(30)).await.unwrap() })
+        };
+        let first = log.append(vec![event(10 * round + 1), event(10 * round + 2)]).await.unwrap();
+        log.append(vec![event(10 * round + 3)]).await.unwrap();
+        assert!(waiter.await.unwrap() > end, "round {round}: the waiter wakes past where it waited");
+        assert_eq!(first, end, "round {round}: the next append starts at the end");
+        // Read on from the end until the new end, as a projection does.
+        let new_end = log.end_offset().await.unwrap();
+        let mut got = Vec::new();
+        let mut from = end;
+        while from < new_end {
+            let records = log.read(from, 10).await.unwrap();
+            assert!(!records.is_empty(), "round {round}: a read before the end returns something");
+            // Offsets need not be dense (the Kafka log's are not).
+            assert!(records[0].offset >= from, "round {round}: a read starts where it was asked to");
+            from = records.last().unwrap().offset + 1;
+            got.extend(records.into_iter().map(|r| r.payload));
+        }
+        let expected: Vec<Vec<u8>> = [1, 2, 3].map(|i| event(10 * round + i)).to_vec();
+        assert_eq!(got, expected, "round {round}: every event after the wait, once, in order");
+        assert!(log.read(new_end, 10).await.unwrap().is_empty());
+        end = new_end;
+    }
 }
 
 pub async fn payloads_are_returned_byte_for_byte(log: Arc<dyn EventLog>) {

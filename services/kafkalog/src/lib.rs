@@ -316,16 +316,27 @@ impl KafkaEventLog {
     /// that comes and goes makes likely; a fresh consumer has no previous
     /// assignment.
     fn take_cursor(&self, kafka: i64) -> Result<Cursor, LogError> {
+        match self.take_idle_cursor(kafka)? {
+            Some(cursor) => Ok(cursor),
+            None => self.new_cursor(kafka),
+        }
+    }
+
+    /// An idle reader that delivers the frame at `kafka` next, if any.
+    fn take_idle_cursor(&self, kafka: i64) -> Result<Option<Cursor>, LogError> {
         let reused = {
             let mut idle = self.shared.idle.lock().map_err(|_| LogError::Closed)?;
             idle.iter().position(|c| c.is_at(kafka)).map(|index| idle.swap_remove(index))
         };
-        if let Some(mut cursor) = reused {
+        Ok(reused.map(|mut cursor| {
             if cursor.buffered.as_ref().is_some_and(|(buffered, _)| *buffered != kafka) {
                 cursor.buffered = None;
             }
-            return Ok(cursor);
-        }
+            cursor
+        }))
+    }
+
+    fn new_cursor(&self, kafka: i64) -> Result<Cursor, LogError> {
         let consumer: BaseConsumer = self
             .shared
             .config
@@ -368,16 +379,42 @@ impl KafkaEventLog {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let high = self.high_watermark()?;
-        if start >= high {
-            return Ok(Vec::new());
-        }
-        let mut cursor = self.take_cursor(start)?;
+        // A reader holding the frame at `start` (a wait found it) proves the
+        // log reaches past it: no round trip to the broker for its end.
+        // Otherwise ask the broker, and read on (waiting) up to that end.
+        let idle = self.take_idle_cursor(start)?;
+        let (mut cursor, high) = match idle {
+            Some(cursor) if cursor.buffered.is_some() => (cursor, start + 1),
+            idle => {
+                let high = self.high_watermark()?;
+                if start >= high {
+                    if let Some(cursor) = idle {
+                        self.put_cursor(cursor);
+                    }
+                    return Ok(Vec::new());
+                }
+                let cursor = match idle {
+                    Some(cursor) => cursor,
+                    None => self.new_cursor(start)?,
+                };
+                (cursor, high)
+            }
+        };
         let deadline = Instant::now() + self.shared.config.timeout;
         let mut out = Vec::new();
         let mut wanted = start;
-        while out.len() < max && wanted < high {
-            let Some((kafka, events)) = cursor.next_frame(deadline)? else {
+        while out.len() < max {
+            // Up to the known end the frames exist, so wait for them; past
+            // it take only frames the reader has fetched already.
+            let known = wanted < high;
+            let next = match cursor.next_frame(if known { deadline } else { Instant::now() }) {
+                Ok(next) => next,
+                // What was read stands; the reader is dropped, so the next
+                // read starts a fresh one where this one stops.
+                Err(_) if !known => return Ok(out),
+                Err(error) => return Err(error),
+            };
+            let Some((kafka, events)) = next else {
                 if out.is_empty() {
                     return Err(LogError::Storage("timed out reading the log".to_owned()));
                 }
@@ -415,6 +452,22 @@ impl KafkaEventLog {
 
     fn wait_blocking(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
         let (kafka, _) = split_offset(offset);
+        // A reader already at `kafka` (the one the last read used) receives
+        // the next frame as soon as it is fetched; no need to ask the
+        // broker for the log's end first.
+        if let Some(mut cursor) = self.take_idle_cursor(kafka)? {
+            let next = cursor.next_frame(Instant::now() + timeout);
+            let end = match next {
+                Ok(Some((arrived, events))) => {
+                    cursor.buffered = Some((arrived, events));
+                    Ok(join_offset(arrived + 1, 0))
+                }
+                Ok(None) => Ok(offset),
+                Err(error) => Err(error),
+            };
+            self.put_cursor(cursor);
+            return end;
+        }
         let high = self.high_watermark()?;
         if high > kafka {
             return Ok(join_offset(high, 0));
