@@ -301,7 +301,11 @@ impl ProjectionService {
         let internal = Router::new()
             .route("/internal/outcome/{offset}", get(outcome))
             .route("/internal/digest", get(digest))
-            .with_state(self.state.clone());
+            .with_state(self.state.clone())
+            // Timed and counted like every other route, so the wait ingest
+            // spends on a write's outcome shows in this projection's metrics.
+            .layer(axum::middleware::from_fn(crate::http::remember_route))
+            .layer(from_fn_with_state(self.state.metrics.clone(), crate::http::access_log));
         let public = crate::app::app(self.state.clone());
         Router::new().merge(internal).fallback_service(public)
     }
