@@ -18,6 +18,10 @@ use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, LogError, LogReco
 use lrs_server::credentials::{self, Scope};
 use lrs_server::{Embedded, EmbeddedOptions};
 
+#[path = "api/support.rs"]
+#[allow(unused_imports)]
+mod support;
+
 /// The embedded log, with switches: appends fail as a full or failing disk
 /// makes them fail; reads stall as a projection that cannot keep up.
 struct FaultyLog {
@@ -282,19 +286,7 @@ async fn read_all_in_alternate_syntax(
     key: &str,
     secret: &str,
 ) -> (StatusCode, Vec<String>) {
-    let basic = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
-    };
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("Authorization", &format!("Basic {basic}"))
-        .append_pair("X-Experience-API-Version", "1.0.3")
-        .append_pair("limit", "100")
-        .finish();
-    let response = client
-        .post(format!("{base}/xapi/statements?method=GET"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form)
+    let response = support::alternate_syntax_get(client, base, "/xapi/statements", (key, secret), &[("limit", "100")])
         .send()
         .await
         .unwrap();

@@ -18,7 +18,7 @@ use lrs_server::credentials::{self, Scope};
 #[allow(unused_imports)]
 mod support;
 
-use support::{KafkaDeployment, spawn_kafka_deployment};
+use support::{KafkaDeployment, alternate_syntax_get, spawn_kafka_deployment};
 
 struct Cluster {
     deployment: KafkaDeployment,
@@ -44,6 +44,21 @@ impl Cluster {
             .request(method, format!("{base}{path}"))
             .basic_auth(&self.key, Some(&self.secret))
             .header("X-Experience-API-Version", "2.0.0")
+    }
+}
+
+impl Cluster {
+    /// POSTs a new statement to `ingest`, expecting 200; its id.
+    async fn post_new_statement(&self, ingest: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let response = self
+            .request(reqwest::Method::POST, ingest, "/xapi/statements")
+            .json(&statement(&id, "http://example.org/ryw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        id
     }
 }
 
@@ -140,14 +155,7 @@ async fn a_write_on_any_ingest_replica_is_read_at_once_on_any_query_replica() {
     for round in 0..8 {
         let ingest = &cluster.deployment.ingest[round % 2];
         let query = &cluster.deployment.query[(round / 2) % 2];
-        let id = uuid::Uuid::new_v4().to_string();
-        let response = cluster
-            .request(reqwest::Method::POST, ingest, "/xapi/statements")
-            .json(&statement(&id, "http://example.org/ryw"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let id = cluster.post_new_statement(ingest).await;
         let response = cluster
             .request(reqwest::Method::GET, query, &format!("/xapi/statements?statementId={id}"))
             .send()
@@ -156,31 +164,13 @@ async fn a_write_on_any_ingest_replica_is_read_at_once_on_any_query_replica() {
         assert_eq!(response.status(), 200, "round {round}: the statement is visible once the POST returned");
         // And in the 1.0.3 alternate syntax, which the query front passes on
         // as a read and the projection catches up for as for a GET.
-        let id = uuid::Uuid::new_v4().to_string();
-        let response = cluster
-            .request(reqwest::Method::POST, ingest, "/xapi/statements")
-            .json(&statement(&id, "http://example.org/ryw"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let basic = {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", cluster.key, cluster.secret))
-        };
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("Authorization", &format!("Basic {basic}"))
-            .append_pair("X-Experience-API-Version", "1.0.3")
-            .append_pair("statementId", &id)
-            .finish();
-        let response = cluster
-            .client
-            .post(format!("{query}/xapi/statements?method=GET"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap();
+        let id = cluster.post_new_statement(ingest).await;
+        let credential = (cluster.key.as_str(), cluster.secret.as_str());
+        let response =
+            alternate_syntax_get(&cluster.client, query, "/xapi/statements", credential, &[("statementId", &id)])
+                .send()
+                .await
+                .unwrap();
         assert_eq!(response.status(), 200, "round {round}: visible to a read in the alternate syntax");
         let metrics = cluster.client.get(format!("{}/metrics", cluster.deployment.projection)).send().await.unwrap();
         let metrics = metrics.text().await.unwrap();

@@ -310,12 +310,6 @@ async fn head_answers_every_get_resource_without_a_body() {
     }
 }
 
-/// The HTTP Basic `Authorization` value for a key and secret.
-fn basic(key: &str, secret: &str) -> String {
-    use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")))
-}
-
 /// A 1.0.3 alternate-syntax request: a form POST to `path?<query>` (query
 /// normally `method=…`) carrying headers, parameters and content as fields.
 /// It carries no real Authorization or version header of its own.

@@ -200,3 +200,29 @@ pub async fn expect_error(response: reqwest::Response, status: u16) -> Value {
     assert!(body["error"]["message"].is_string(), "error body has no message: {text}");
     body
 }
+
+/// The HTTP Basic `Authorization` value for a key and secret.
+pub fn basic(key: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")))
+}
+
+/// A 1.0.3 alternate-syntax read of `{base}{path}`: `POST ?method=GET`
+/// with the credential, the version and `parameters` as form fields.
+pub fn alternate_syntax_get(
+    client: &Client,
+    base: &str,
+    path: &str,
+    (key, secret): (&str, &str),
+    parameters: &[(&str, &str)],
+) -> RequestBuilder {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("Authorization", &basic(key, secret)).append_pair("X-Experience-API-Version", V1);
+    for (name, value) in parameters {
+        form.append_pair(name, value);
+    }
+    client
+        .post(format!("{base}{path}?method=GET"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form.finish())
+}
