@@ -454,32 +454,23 @@ impl KafkaEventLog {
         let (kafka, _) = split_offset(offset);
         // A reader already at `kafka` (the one the last read used) receives
         // the next frame as soon as it is fetched; no need to ask the
-        // broker for the log's end first.
-        if let Some(mut cursor) = self.take_idle_cursor(kafka)? {
-            let next = cursor.next_frame(Instant::now() + timeout);
-            let end = match next {
-                Ok(Some((arrived, events))) => {
-                    cursor.buffered = Some((arrived, events));
-                    Ok(join_offset(arrived + 1, 0))
+        // broker for the log's end first. Otherwise ask, and wait at the end.
+        let (mut cursor, end_if_nothing) = match self.take_idle_cursor(kafka)? {
+            Some(cursor) => (cursor, offset),
+            None => {
+                let high = self.high_watermark()?;
+                if high > kafka {
+                    return Ok(join_offset(high, 0));
                 }
-                Ok(None) => Ok(offset),
-                Err(error) => Err(error),
-            };
-            self.put_cursor(cursor);
-            return end;
-        }
-        let high = self.high_watermark()?;
-        if high > kafka {
-            return Ok(join_offset(high, 0));
-        }
-        let mut cursor = self.take_cursor(high)?;
-        let next = cursor.next_frame(Instant::now() + timeout);
-        let end = match next {
+                (self.take_cursor(high)?, join_offset(high, 0))
+            }
+        };
+        let end = match cursor.next_frame(Instant::now() + timeout) {
             Ok(Some((arrived, events))) => {
                 cursor.buffered = Some((arrived, events));
                 Ok(join_offset(arrived + 1, 0))
             }
-            Ok(None) => Ok(join_offset(high, 0)),
+            Ok(None) => Ok(end_if_nothing),
             Err(error) => Err(error),
         };
         self.put_cursor(cursor);

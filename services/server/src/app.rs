@@ -258,7 +258,7 @@ pub const NON_XAPI_ROUTES: &[(&str, &str)] = &[
 
 /// A read that must see the writes acknowledged before it: GET or HEAD of
 /// anything but an operational endpoint.
-pub(crate) fn waits_for_writes(request: &Request) -> bool {
+fn waits_for_writes(request: &Request) -> bool {
     matches!(*request.method(), Method::GET | Method::HEAD) && !is_operational_path(request.uri().path())
 }
 

@@ -93,28 +93,32 @@ async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
     options.store.cache_bytes = 8 * 1024 * 1024;
     adjust(&mut options);
     let store = Embedded::open_with_log(options, log.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = releasing_on_read(store.router(), &log);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-        drop(store);
-    });
+    let base = serve_releasing_on_read(store.router(), &log, store).await;
     let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     App { log, base, client, key: credential.key, secret, _dir: dir }
 }
 
-/// `router`, ending the log's stall (when `release_on_read` is set) as a
-/// read arrives, in either syntax.
-fn releasing_on_read(router: axum::Router, log: &Arc<FaultyLog>) -> axum::Router {
+/// Serves `router` on loopback (its address), ending the log's stall (when
+/// `release_on_read` is set) as a read arrives, in either syntax; `keep`
+/// (the store behind the router) lives as long as the server.
+async fn serve_releasing_on_read(router: axum::Router, log: &Arc<FaultyLog>, keep: impl Send + 'static) -> String {
     let faults = log.clone();
-    router.layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
-        let read = request.method() == axum::http::Method::GET || request.uri().query() == Some("method=GET");
-        if read && faults.release_on_read.swap(false, Ordering::SeqCst) {
-            faults.release();
-        }
-        next.run(request)
-    }))
+    let router = router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let read = request.method() == axum::http::Method::GET || request.uri().query() == Some("method=GET");
+            if read && faults.release_on_read.swap(false, Ordering::SeqCst) {
+                faults.release();
+            }
+            next.run(request)
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+        drop(keep);
+    });
+    base
 }
 
 impl App {
@@ -268,13 +272,7 @@ async fn spawn_replica(app: &App, dir: &std::path::Path) -> (String, String, Str
     };
     options.server.read_your_writes_timeout = Duration::from_secs(600);
     let replica = lrs_server::cluster::ProjectionService::open_with_log(app.log.clone(), options, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = releasing_on_read(replica.router(), &app.log);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-        drop(replica);
-    });
+    let base = serve_releasing_on_read(replica.router(), &app.log, replica).await;
     (base, credential.key, secret)
 }
 
