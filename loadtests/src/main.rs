@@ -79,10 +79,10 @@ struct RunArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Credential key (HTTP Basic user).
-    #[arg(long, env = "LRS_LOAD_KEY", hide_env_values = true)]
+    #[arg(long, env = "LRS_LOAD_KEY", hide_env_values = true, allow_hyphen_values = true)]
     key: String,
     /// Credential secret (HTTP Basic password).
-    #[arg(long, env = "LRS_LOAD_SECRET", hide_env_values = true)]
+    #[arg(long, env = "LRS_LOAD_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     secret: String,
     #[arg(long, value_enum)]
     scenario: ScenarioArg,

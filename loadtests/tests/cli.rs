@@ -54,8 +54,10 @@ impl Drop for TrivialServer {
 fn run(server: &TrivialServer, args: &[&str]) -> Value {
     let dir = tempdir();
     let json = dir.join("report.json");
+    // A key and secret that begin with '-' (a random secret can) are taken
+    // as values, not as flags.
     let output = Command::new(BIN)
-        .args(["run", "--url", &server.url, "--key", "k", "--secret", "s", "--json"])
+        .args(["run", "--url", &server.url, "--key", "-k", "--secret", "-s", "--json"])
         .arg(&json)
         .args(args)
         .output()

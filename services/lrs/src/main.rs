@@ -381,11 +381,12 @@ enum CredentialsCommand {
         /// Who the credential is for (recorded as the authority's name).
         #[arg(long)]
         name: String,
-        /// The key (user name); generated when omitted.
-        #[arg(long)]
+        /// The key (user name); generated when omitted. May begin with '-'.
+        #[arg(long, allow_hyphen_values = true)]
         key: Option<String>,
-        /// The secret (password); generated when omitted.
-        #[arg(long)]
+        /// The secret (password); generated when omitted. May begin with
+        /// '-' (as a random base64url secret does one time in 64).
+        #[arg(long, allow_hyphen_values = true)]
         secret: Option<String>,
         /// Comma-separated xAPI scopes: statements/write, statements/read,
         /// statements/read/mine, all/read, all, state, define, profile.

@@ -461,6 +461,33 @@ fn credentials_add_with_explicit_key_and_secret_is_listed_without_the_secret() {
     assert!(!listing.contains("moodle-secret-value"), "list must never show a secret:\n{listing}");
 }
 
+/// A random base64url secret begins with '-' one time in 64; the command
+/// line must take it as the value, not as an unknown flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_add_takes_a_key_and_secret_that_begin_with_a_hyphen_and_they_authenticate() {
+    let dir = TempDir::new().unwrap();
+    let (key, secret) = ("-hyphen-key", "-E4q_secret-value");
+    let out = run_ok(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        dir_arg(dir.path()),
+        "--name",
+        "hyphen",
+        "--key",
+        key,
+        "--secret",
+        secret,
+        "--scopes",
+        "all",
+    ]);
+    assert_eq!(labelled_value(&out, "key:").as_deref(), Some(key), "{out}");
+    assert_eq!(labelled_value(&out, "secret:").as_deref(), Some(secret), "{out}");
+    let server = Server::serve(dir.path());
+    let id = test_uuid(0xe0e0, 5, 5, 1);
+    server.client(key, secret).post_ok(&statement(&id), &[&id]).await;
+}
+
 #[test]
 fn credentials_add_generates_and_prints_a_distinct_key_and_secret_when_omitted() {
     let dir = TempDir::new().unwrap();
