@@ -5,9 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -31,6 +33,24 @@ fn run_ok(args: &[&str]) -> String {
 struct Service {
     child: Child,
     url: String,
+    /// The last lines it wrote to stderr (also passed on to this test's).
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Service {
+    /// What it logged last, to show with a failed assertion.
+    fn recent_log(&self) -> String {
+        let lines = self.log.lock().unwrap();
+        lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// What the services said lately, for an assertion's message.
+fn logs(services: &[(&str, &Service)]) -> String {
+    services
+        .iter()
+        .map(|(name, service)| format!("--- {name} ({}):\n{}\n", service.url, service.recent_log()))
+        .collect()
 }
 
 impl Drop for Service {
@@ -48,7 +68,20 @@ fn start(args: &[&str]) -> Service {
 /// Starts `lrs ARGS --listen ADDRESS` and waits for its "listening on" line.
 fn start_at(args: &[&str], address: &str) -> Service {
     let mut child =
-        lrs().args(args).args(["--listen", address]).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        lrs().args(args).args(["--listen", address]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr = child.stderr.take().unwrap();
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let mut kept = kept.lock().unwrap();
+            if kept.len() == 40 {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    });
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -58,7 +91,7 @@ fn start_at(args: &[&str], address: &str) -> Service {
         .unwrap_or_else(|| panic!("no address in {line:?} from lrs {args:?}"))
         .trim_end_matches('/')
         .to_owned();
-    Service { child, url }
+    Service { child, url, log }
 }
 
 fn project(kafka: &[&str], data_dir: &Path) -> Service {
@@ -134,7 +167,9 @@ async fn a_projection_killed_anywhere_or_replayed_ends_identical_to_one_that_nev
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert_eq!(status, 200, "{body}\n{}", logs(&[("ingest", &ingest), ("steady", &steady)]));
         }
         let void = json!({
             "actor": {"mbox": "mailto:admin@example.org"},
@@ -149,7 +184,9 @@ async fn a_projection_killed_anywhere_or_replayed_ends_identical_to_one_that_nev
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200);
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "{body}\n{}", logs(&[("ingest", &ingest), ("steady", &steady)]));
         let state = format!(
             "{}/xapi/activities/state?activityId=http://example.org/course/1&stateId=progress&agent=%7B%22mbox%22%3A%22mailto%3Alearner1%40example.org%22%7D",
             ingest.url
@@ -163,7 +200,9 @@ async fn a_projection_killed_anywhere_or_replayed_ends_identical_to_one_that_nev
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 204);
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 204, "{body}\n{}", logs(&[("ingest", &ingest), ("steady", &steady)]));
         // SIGKILL the second projection wherever it is, and start it again.
         drop(killed);
         killed = project(&kafka, &killed_dir);

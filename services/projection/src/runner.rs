@@ -104,7 +104,11 @@ pub async fn run_projector<P: Projection + ?Sized>(
             let mut beyond = records.split_off(records.partition_point(|record| record.offset < limit));
             beyond.append(&mut rest);
             rest = beyond;
-            if records.is_empty() {
+            // Wait for the leader only when it holds back records read
+            // already. With nothing read, wait for the log (below): the
+            // leader may have applied the next record before this read, and
+            // then would not move again until a later write.
+            if records.is_empty() && !rest.is_empty() {
                 carried = Some((from, rest));
                 tokio::select! {
                     _ = leader.changed() => {}

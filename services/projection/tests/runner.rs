@@ -130,3 +130,29 @@ async fn a_follower_reads_each_record_once_however_its_leader_and_its_applies_ho
     assert!(twice.is_empty(), "records read from the log more than once (offset, times): {twice:?}");
     assert_eq!(delivered.len(), 43);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_at_the_end_of_the_log_takes_a_new_record_its_leader_has_already_applied() {
+    // The leader applies a new record before the follower has read it, then
+    // stays put (no write follows): the follower must not wait for the
+    // leader to move again.
+    let dir = tempfile::tempdir().unwrap();
+    let inner = FileEventLog::open(dir.path(), FileEventLogConfig::default()).unwrap();
+    let log = Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) });
+    let (_leader, following) = watch::channel(Offset::MAX);
+    let follower = Arc::new(Follower {
+        applied: Mutex::new(Vec::new()),
+        next: Mutex::new(0),
+        leader: following,
+        failing: std::sync::atomic::AtomicBool::new(false),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, follower.clone(), stopped));
+    for n in 0..3u8 {
+        log.append(vec![vec![n]]).await.unwrap();
+        wait_until("the follower applied the new record", || follower.applied_offset() == u64::from(n) + 1).await;
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
+    assert_eq!(*follower.applied.lock().unwrap(), [0, 1, 2]);
+}
