@@ -260,7 +260,7 @@ impl HubViews {
     /// Opens the views in `dir`. When `frameworks` differ from those the
     /// views were built with, the views are cleared and rebuilt from the log.
     pub fn open(dir: &Path, store: lrs_projection::StoreOptions, frameworks: Frameworks) -> Result<Self, HubError> {
-        Self::from_db(lrs_projection::sled_config(dir, store).open()?, frameworks)
+        Self::from_db(lrs_projection::open_store(dir, store)?, frameworks)
     }
 
     /// Empty views in memory, gone when dropped (for a process that serves

@@ -16,5 +16,5 @@ mod views;
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Projection, run_projector};
-pub use store::{StoreOptions, sled_config};
+pub use store::{StoreOptions, open_store};
 pub use views::{Document, Outcome, StatementRecord, Views, ViewsError};

@@ -204,7 +204,7 @@ pub struct Views {
 impl Views {
     /// Opens (or creates) the views in `dir`.
     pub fn open(dir: &Path, store: crate::StoreOptions) -> Result<Self, ViewsError> {
-        Self::from_db(crate::sled_config(dir, store).open()?)
+        Self::from_db(crate::open_store(dir, store)?)
     }
 
     /// Empty views in memory, gone when dropped (for a process that serves
