@@ -54,6 +54,20 @@ pub fn parts(key: &[u8]) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// Exactly `N` text parts after the tag, borrowed from the key: no copies,
+/// for scans that read many keys. `None` if the key is malformed or has
+/// another number of parts.
+pub fn split<const N: usize>(key: &[u8]) -> Option<[&[u8]; N]> {
+    let mut rest = key.get(1..)?;
+    let mut out: [&[u8]; N] = [&[]; N];
+    for slot in &mut out {
+        let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        *slot = rest.get(4..4 + length)?;
+        rest = rest.get(4 + length..)?;
+    }
+    rest.is_empty().then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +77,16 @@ mod tests {
         let k = key(FACT, &["RJ1", "20260301", "account:x|1", "", "e-LfH"]);
         assert_eq!(parts(&k).unwrap(), vec!["RJ1", "20260301", "account:x|1", "", "e-LfH"]);
         assert!(key(FACT, &["RJ1", "20260301"]) < key(FACT, &["RJ1", "20260302"]));
+    }
+
+    #[test]
+    fn split_borrows_exactly_the_parts_asked_for() {
+        let k = key(FACT, &["RJ1", "20260301", "", "e-LfH"]);
+        let parts: [&[u8]; 4] = split(&k).unwrap();
+        assert_eq!(parts, [&b"RJ1"[..], b"20260301", b"", b"e-LfH"]);
+        assert!(split::<3>(&k).is_none(), "a part left over");
+        assert!(split::<5>(&k).is_none(), "a part missing");
+        assert!(split::<4>(&k[..k.len() - 1]).is_none(), "a part cut short");
+        assert!(split::<0>(&[FACT]).is_some() && split::<0>(&[]).is_none());
     }
 }

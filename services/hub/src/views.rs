@@ -1,7 +1,7 @@
 //! The hub projection: directories, transcripts, competencies and uptake,
 //! kept in one sled tree with the log offset they reflect.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -626,16 +626,28 @@ impl HubViews {
     }
 
     /// Uptake per period for an organisation and those below it.
+    ///
+    /// One pass over the fact rows of each organisation in the range. A
+    /// row's key is read in place, learners and activities are numbered as
+    /// first seen (the distinct sets hold numbers, not copies of text), and a
+    /// day's period is worked out once per day, not once per row.
     pub fn uptake(&self, query: &UptakeQuery) -> Result<Vec<UptakeRow>, HubError> {
         #[derive(Default)]
         struct Period {
-            learners: HashSet<String>,
-            started: HashSet<(String, String)>,
-            completed: HashSet<(String, String)>,
-            passed: HashSet<(String, String)>,
+            learners: HashSet<u32>,
+            started: HashSet<(u32, u32)>,
+            completed: HashSet<(u32, u32)>,
+            passed: HashSet<(u32, u32)>,
             statements: u64,
         }
-        let mut periods: BTreeMap<String, Period> = BTreeMap::new();
+        let mut labels: BTreeMap<String, usize> = BTreeMap::new();
+        let mut periods: Vec<Period> = Vec::new();
+        let mut learners = Numbering::default();
+        let mut activities = Numbering::default();
+        // The day of the row before and its period: rows come in day order
+        // within each organisation.
+        let mut current: Option<(Vec<u8>, usize)> = None;
+        let wanted = |filter: &Option<String>, value: &[u8]| filter.as_deref().is_none_or(|f| f.as_bytes() == value);
         let from = query.from.format("%Y%m%d").to_string();
         let to = query.to.format("%Y%m%d").to_string();
         for organisation in self.organisation_and_descendants(&query.organisation)? {
@@ -644,47 +656,85 @@ impl HubViews {
             end.extend_from_slice(&[0xFF; 5]);
             for entry in self.tree.range(start..end) {
                 let (fact_key, value) = entry?;
-                let parts = keys::parts(&fact_key).ok_or_else(|| corrupt("fact key"))?;
-                let [_, day, learner, activity, platform, staff_group] = parts.as_slice() else {
-                    return Err(corrupt("fact key parts"));
-                };
-                let wanted = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+                let [_, day, learner, activity, platform, staff_group] =
+                    keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
                 if !wanted(&query.activity, activity)
                     || !wanted(&query.platform, platform)
                     || !wanted(&query.staff_group, staff_group)
                 {
                     continue;
                 }
-                let Ok(date) = NaiveDate::parse_from_str(day, "%Y%m%d") else {
-                    return Err(corrupt("fact day"));
+                let index = match &current {
+                    Some((previous, index)) if previous.as_slice() == day => *index,
+                    _ => {
+                        let date = std::str::from_utf8(day)
+                            .ok()
+                            .and_then(|text| NaiveDate::parse_from_str(text, "%Y%m%d").ok())
+                            .ok_or_else(|| corrupt("fact day"))?;
+                        let label = query.granularity.period(date);
+                        let index = match labels.get(&label) {
+                            Some(index) => *index,
+                            None => {
+                                periods.push(Period::default());
+                                labels.insert(label, periods.len() - 1);
+                                periods.len() - 1
+                            }
+                        };
+                        current = Some((day.to_vec(), index));
+                        index
+                    }
                 };
                 let counts: FactCounts = from_json(&value)?;
-                let period = periods.entry(query.granularity.period(date)).or_default();
-                period.learners.insert(learner.clone());
+                let Some(period) = periods.get_mut(index) else {
+                    return Err(corrupt("uptake period"));
+                };
+                let learner = learners.number(learner);
+                period.learners.insert(learner);
                 period.statements += counts.statements;
                 if !activity.is_empty() {
-                    let pair = (learner.clone(), activity.clone());
+                    let pair = (learner, activities.number(activity));
                     if counts.completed > 0 {
-                        period.completed.insert(pair.clone());
+                        period.completed.insert(pair);
                     }
                     if counts.passed > 0 {
-                        period.passed.insert(pair.clone());
+                        period.passed.insert(pair);
                     }
                     period.started.insert(pair);
                 }
             }
         }
-        Ok(periods
-            .into_iter()
-            .map(|(period, p)| UptakeRow {
-                period,
+        let mut rows = Vec::with_capacity(labels.len());
+        for (label, index) in labels {
+            let Some(p) = periods.get(index) else {
+                return Err(corrupt("uptake period"));
+            };
+            rows.push(UptakeRow {
+                period: label,
                 active_learners: p.learners.len() as u64,
                 started: p.started.len() as u64,
                 completed: p.completed.len() as u64,
                 passed: p.passed.len() as u64,
                 statements: p.statements,
-            })
-            .collect())
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Numbers texts in the order first seen, so sets can hold numbers.
+#[derive(Default)]
+struct Numbering {
+    numbers: HashMap<Vec<u8>, u32>,
+}
+
+impl Numbering {
+    fn number(&mut self, text: &[u8]) -> u32 {
+        if let Some(number) = self.numbers.get(text) {
+            return *number;
+        }
+        let number = self.numbers.len() as u32;
+        self.numbers.insert(text.to_vec(), number);
+        number
     }
 }
 
