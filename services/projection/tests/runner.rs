@@ -79,6 +79,21 @@ impl Projection for Follower {
     }
 }
 
+fn counting_log(dir: &std::path::Path) -> Arc<CountingLog> {
+    let inner = FileEventLog::open(dir, FileEventLogConfig::default()).unwrap();
+    Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) })
+}
+
+/// A follower of `leader` at the log's start.
+fn follower(leader: watch::Receiver<Offset>, failing: bool) -> Arc<Follower> {
+    Arc::new(Follower {
+        applied: Mutex::new(Vec::new()),
+        next: Mutex::new(0),
+        leader,
+        failing: std::sync::atomic::AtomicBool::new(failing),
+    })
+}
+
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !condition() {
@@ -90,8 +105,7 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_reads_each_record_once_however_its_leader_and_its_applies_hold_it_back() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = FileEventLog::open(dir.path(), FileEventLogConfig::default()).unwrap();
-    let log = Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) });
+    let log = counting_log(dir.path());
     for n in 0..40u8 {
         log.append(vec![vec![n]]).await.unwrap();
     }
@@ -101,12 +115,7 @@ async fn a_follower_reads_each_record_once_however_its_leader_and_its_applies_ho
         log.append(vec![vec![n; 3 * 1024 * 1024]]).await.unwrap();
     }
     let (leader, following) = watch::channel(0);
-    let follower = Arc::new(Follower {
-        applied: Mutex::new(Vec::new()),
-        next: Mutex::new(0),
-        leader: following,
-        failing: std::sync::atomic::AtomicBool::new(true),
-    });
+    let follower = follower(following, true);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, follower.clone(), stopped));
 
@@ -137,15 +146,9 @@ async fn a_follower_at_the_end_of_the_log_takes_a_new_record_its_leader_has_alre
     // stays put (no write follows): the follower must not wait for the
     // leader to move again.
     let dir = tempfile::tempdir().unwrap();
-    let inner = FileEventLog::open(dir.path(), FileEventLogConfig::default()).unwrap();
-    let log = Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) });
+    let log = counting_log(dir.path());
     let (_leader, following) = watch::channel(Offset::MAX);
-    let follower = Arc::new(Follower {
-        applied: Mutex::new(Vec::new()),
-        next: Mutex::new(0),
-        leader: following,
-        failing: std::sync::atomic::AtomicBool::new(false),
-    });
+    let follower = follower(following, false);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, follower.clone(), stopped));
     for n in 0..3u8 {
