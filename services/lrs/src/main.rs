@@ -402,7 +402,8 @@ enum CredentialsCommand {
         /// Data directory of the store.
         #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
-        /// The credential's key or name.
+        /// The credential's key or name (it may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         key_or_name: String,
         /// Comma-separated ODS codes, or * for all; empty removes access.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -419,7 +420,8 @@ enum CredentialsCommand {
         /// Data directory of the store.
         #[arg(long, env = "LRS_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
-        /// The credential's key or name.
+        /// The credential's key or name (it may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         key_or_name: String,
     },
 }

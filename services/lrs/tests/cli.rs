@@ -464,7 +464,7 @@ fn credentials_add_with_explicit_key_and_secret_is_listed_without_the_secret() {
 /// A random base64url secret begins with '-' one time in 64; the command
 /// line must take it as the value, not as an unknown flag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentials_add_takes_a_key_and_secret_that_begin_with_a_hyphen_and_they_authenticate() {
+async fn credentials_add_grant_and_revoke_take_a_key_that_begins_with_a_hyphen() {
     let dir = TempDir::new().unwrap();
     let (key, secret) = ("-hyphen-key", "-E4q_secret-value");
     let out = run_ok(&[
@@ -486,6 +486,12 @@ async fn credentials_add_takes_a_key_and_secret_that_begin_with_a_hyphen_and_the
     let server = Server::serve(dir.path());
     let id = test_uuid(0xe0e0, 5, 5, 1);
     server.client(key, secret).post_ok(&statement(&id), &[&id]).await;
+    drop(server);
+    let d = dir_arg(dir.path());
+    run_ok(&["credentials", "grant", "--data-dir", d, key, "--organisations", "RJ1"]);
+    run_ok(&["credentials", "revoke", "--data-dir", d, key]);
+    let status = list_credentials(dir.path()).into_iter().find(|row| row[0] == key).map(|row| row[3].clone());
+    assert_eq!(status.as_deref(), Some("revoked"));
 }
 
 #[test]
