@@ -41,15 +41,21 @@ pub fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
     out
 }
 
+/// The length-prefixed part at the start of `rest`, which moves past it;
+/// `None` if it is cut short.
+fn next_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let part = rest.get(4..4 + length)?;
+    *rest = rest.get(4 + length..)?;
+    Some(part)
+}
+
 /// The text parts after the tag; `None` if the key is malformed.
 pub fn parts(key: &[u8]) -> Option<Vec<String>> {
     let mut rest = key.get(1..)?;
     let mut out = Vec::new();
     while !rest.is_empty() {
-        let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let text = rest.get(4..4 + length)?;
-        out.push(String::from_utf8(text.to_vec()).ok()?);
-        rest = &rest[4 + length..];
+        out.push(String::from_utf8(next_part(&mut rest)?.to_vec()).ok()?);
     }
     Some(out)
 }
@@ -61,9 +67,7 @@ pub fn split<const N: usize>(key: &[u8]) -> Option<[&[u8]; N]> {
     let mut rest = key.get(1..)?;
     let mut out: [&[u8]; N] = [&[]; N];
     for slot in &mut out {
-        let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        *slot = rest.get(4..4 + length)?;
-        rest = rest.get(4 + length..)?;
+        *slot = next_part(&mut rest)?;
     }
     rest.is_empty().then_some(out)
 }
