@@ -640,6 +640,7 @@ impl HubViews {
             passed: HashSet<(u32, u32)>,
             statements: u64,
         }
+        // Each period's label, in order, and its place in `periods`.
         let mut labels: BTreeMap<String, usize> = BTreeMap::new();
         let mut periods: Vec<Period> = Vec::new();
         let mut learners = Numbering::default();
@@ -685,9 +686,7 @@ impl HubViews {
                     }
                 };
                 let counts: FactCounts = from_json(&value)?;
-                let Some(period) = periods.get_mut(index) else {
-                    return Err(corrupt("uptake period"));
-                };
+                let period = &mut periods[index];
                 let learner = learners.number(learner);
                 period.learners.insert(learner);
                 period.statements += counts.statements;
@@ -703,21 +702,20 @@ impl HubViews {
                 }
             }
         }
-        let mut rows = Vec::with_capacity(labels.len());
-        for (label, index) in labels {
-            let Some(p) = periods.get(index) else {
-                return Err(corrupt("uptake period"));
-            };
-            rows.push(UptakeRow {
-                period: label,
-                active_learners: p.learners.len() as u64,
-                started: p.started.len() as u64,
-                completed: p.completed.len() as u64,
-                passed: p.passed.len() as u64,
-                statements: p.statements,
-            });
-        }
-        Ok(rows)
+        Ok(labels
+            .into_iter()
+            .map(|(period, index)| {
+                let p = &periods[index];
+                UptakeRow {
+                    period,
+                    active_learners: p.learners.len() as u64,
+                    started: p.started.len() as u64,
+                    completed: p.completed.len() as u64,
+                    passed: p.passed.len() as u64,
+                    statements: p.statements,
+                }
+            })
+            .collect())
     }
 }
 
