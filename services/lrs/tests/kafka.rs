@@ -45,12 +45,16 @@ impl Service {
     }
 }
 
-/// What the services said lately, for an assertion's message.
-fn logs(services: &[(&str, &Service)]) -> String {
-    services
+/// Asserts the response's status; a failure shows its body and what the
+/// services said lately.
+async fn expect_status(response: reqwest::Response, expected: u16, services: &[(&str, &Service)]) {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    let logs: String = services
         .iter()
         .map(|(name, service)| format!("--- {name} ({}):\n{}\n", service.url, service.recent_log()))
-        .collect()
+        .collect();
+    assert_eq!(status, expected, "{body}\n{logs}");
 }
 
 impl Drop for Service {
@@ -167,9 +171,7 @@ async fn a_projection_killed_anywhere_or_replayed_ends_identical_to_one_that_nev
                 .send()
                 .await
                 .unwrap();
-            let status = response.status();
-            let body = response.text().await.unwrap();
-            assert_eq!(status, 200, "{body}\n{}", logs(&[("ingest", &ingest), ("steady", &steady)]));
+            expect_status(response, 200, &[("ingest", &ingest), ("steady", &steady)]).await;
         }
         let void = json!({
             "actor": {"mbox": "mailto:admin@example.org"},
@@ -184,9 +186,7 @@ async fn a_projection_killed_anywhere_or_replayed_ends_identical_to_one_that_nev
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let body = response.text().await.unwrap();
-        assert_eq!(status, 200, "{body}\n{}", logs(&[("ingest", &ingest), ("steady", &steady)]));
+        expect_status(response, 200, &[("ingest", &ingest), ("steady", &steady)]).await;
         let state = format!(
             "{}/xapi/activities/state?activityId=http://example.org/course/1&stateId=progress&agent=%7B%22mbox%22%3A%22mailto%3Alearner1%40example.org%22%7D",
             ingest.url
@@ -200,9 +200,7 @@ async fn a_projection_killed_anywhere_or_replayed_ends_identical_to_one_that_nev
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let body = response.text().await.unwrap();
-        assert_eq!(status, 204, "{body}\n{}", logs(&[("ingest", &ingest), ("steady", &steady)]));
+        expect_status(response, 204, &[("ingest", &ingest), ("steady", &steady)]).await;
         // SIGKILL the second projection wherever it is, and start it again.
         drop(killed);
         killed = project(&kafka, &killed_dir);
