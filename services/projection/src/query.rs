@@ -336,14 +336,20 @@ where
 }
 
 fn matches(query: &StatementQuery, record: &StatementRecord) -> bool {
-    let facets = &record.facets;
     let has = |list: &[String], wanted: &Option<String>| wanted.as_ref().is_none_or(|w| list.iter().any(|v| v == w));
-    let agents = if query.related_agents { &facets.related_agents } else { &facets.agents };
-    let activities = if query.related_activities { &facets.related_activities } else { &facets.activities };
-    has(agents, &query.agent)
-        && has(activities, &query.activity)
-        && has(&facets.verbs, &query.verb)
-        && has(&facets.registrations, &query.registration)
+    // The facets are worked out from the statement: only when asked about.
+    let by_facet =
+        query.agent.is_some() || query.activity.is_some() || query.verb.is_some() || query.registration.is_some();
+    let facets_match = !by_facet || {
+        let facets = record.facets();
+        let agents = if query.related_agents { &facets.related_agents } else { &facets.agents };
+        let activities = if query.related_activities { &facets.related_activities } else { &facets.activities };
+        has(agents, &query.agent)
+            && has(activities, &query.activity)
+            && has(&facets.verbs, &query.verb)
+            && has(&facets.registrations, &query.registration)
+    };
+    facets_match
         && query
             .authority
             .as_ref()

@@ -72,6 +72,30 @@ impl Facets {
         self.dedup();
     }
 
+    /// What `self` holds beyond `own` (both sorted and free of repeats).
+    fn beyond(&self, own: &Facets) -> Facets {
+        let minus = |all: &[String], own: &[String]| -> Vec<String> {
+            all.iter().filter(|v| own.binary_search(v).is_err()).cloned().collect()
+        };
+        Facets {
+            agents: minus(&self.agents, &own.agents),
+            related_agents: minus(&self.related_agents, &own.related_agents),
+            verbs: minus(&self.verbs, &own.verbs),
+            activities: minus(&self.activities, &own.activities),
+            related_activities: minus(&self.related_activities, &own.related_activities),
+            registrations: minus(&self.registrations, &own.registrations),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+            && self.related_agents.is_empty()
+            && self.verbs.is_empty()
+            && self.activities.is_empty()
+            && self.related_activities.is_empty()
+            && self.registrations.is_empty()
+    }
+
     fn dedup(&mut self) {
         for list in [
             &mut self.agents,
@@ -111,20 +135,49 @@ impl Facets {
 }
 
 /// A stored statement as the views keep it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct StatementRecord {
     pub stored_micros: i64,
     pub sequence: u64,
     /// The statement with the LRS's properties, as returned by `format=exact`.
     pub statement: Value,
-    /// Facets of the statement, including those inherited from the
-    /// statements it targets by StatementRef.
-    pub facets: Facets,
+    /// Facets inherited from the statements it targets by StatementRef,
+    /// beyond its own (empty for most statements).
+    pub inherited: Facets,
+}
+
+/// A statement record as written: the facets a statement gives itself are
+/// worked out again from it when read, so only the inherited ones are kept.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    stored_micros: i64,
+    sequence: u64,
+    statement: &'a Value,
+    #[serde(skip_serializing_if = "Facets::is_empty")]
+    inherited: &'a Facets,
+}
+
+#[derive(Deserialize)]
+struct RecordIn {
+    stored_micros: i64,
+    sequence: u64,
+    statement: Value,
+    #[serde(default)]
+    inherited: Facets,
 }
 
 impl StatementRecord {
     pub fn stored_key(&self) -> StoredKey {
         StoredKey { stored_micros: self.stored_micros, sequence: self.sequence }
+    }
+
+    /// Every facet of the statement: its own and those it inherited.
+    pub fn facets(&self) -> Facets {
+        let mut facets = Facets::of(&self.statement);
+        if !self.inherited.is_empty() {
+            facets.merge(&self.inherited);
+        }
+        facets
     }
 
     pub fn is_voiding(&self) -> bool {
@@ -423,11 +476,19 @@ fn find_record<B: AsRef<[u8]>>(
 }
 
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<StatementRecord, ViewsError> {
-    serde_json::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))
+    let RecordIn { stored_micros, sequence, statement, inherited } =
+        serde_json::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?;
+    Ok(StatementRecord { stored_micros, sequence, statement, inherited })
 }
 
 fn encode_record(record: &StatementRecord) -> Vec<u8> {
-    serde_json::to_vec(record).unwrap_or_default()
+    serde_json::to_vec(&RecordOut {
+        stored_micros: record.stored_micros,
+        sequence: record.sequence,
+        statement: &record.statement,
+        inherited: &record.inherited,
+    })
+    .unwrap_or_default()
 }
 
 fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), ViewsError> {
@@ -618,12 +679,14 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     let micros = stored_micros(&statement);
     let fingerprint = lrs_xapi::statement::content_fingerprint(&statement);
     let mut facets = Facets::of(&statement);
+    let mut inherited = Facets::default();
     let stored_key = StoredKey { stored_micros: micros, sequence };
 
     if let Some(target) = statement_ref_target(&statement) {
         batch.put(keys::reference(target, id), Vec::new());
         if let Some((_, target)) = find_record(target, |key| batch.get(key))? {
-            facets.merge(&target.facets);
+            inherited = target.facets().beyond(&facets);
+            facets.merge(&inherited);
         }
     }
     if let Some(target) = voided_target(&statement) {
@@ -642,7 +705,7 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     }
     remember_activities(batch, &statement)?;
     remember_agent_names(batch, &statement)?;
-    let record = StatementRecord { stored_micros: micros, sequence, statement, facets: facets.clone() };
+    let record = StatementRecord { stored_micros: micros, sequence, statement, inherited };
     batch.put(keys::statement(stored_key), encode_record(&record));
     batch.put(keys::statement_id(id), IdEntry { stored: stored_key, fingerprint }.to_bytes().to_vec());
     propagate_to_referrers(batch, id, &facets, 0)
@@ -667,18 +730,21 @@ fn propagate_to_referrers(
         let Some((stored_key, mut record)) = find_record(referrer, |key| batch.get(key))? else {
             continue;
         };
-        let before = record.facets.clone();
-        record.facets.merge(facets);
-        if record.facets == before {
+        let own = Facets::of(&record.statement);
+        let mut before = own.clone();
+        before.merge(&record.inherited);
+        let mut merged = before.clone();
+        merged.merge(facets);
+        if merged == before {
             continue;
         }
         let already = before.entries();
-        for (kind, value) in record.facets.entries() {
+        for (kind, value) in merged.entries() {
             if !already.contains(&(kind, value)) {
                 batch.post(keys::posting_list(kind, value), stored_key, referrer);
             }
         }
-        let merged = record.facets.clone();
+        record.inherited = merged.beyond(&own);
         batch.put(keys::statement(stored_key), encode_record(&record));
         propagate_to_referrers(batch, referrer, &merged, depth + 1)?;
     }
@@ -748,4 +814,73 @@ fn remember_agent_names(batch: &mut PendingBatch<'_>, statement: &Value) -> Resu
         batch.put(key, serde_json::to_vec(&names).unwrap_or_default());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn statement() -> Value {
+        json!({
+            "id": "0d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            "actor": { "mbox": "mailto:learner@example.nhs.uk" },
+            "verb": { "id": "http://adlnet.gov/expapi/verbs/completed" },
+            "object": { "id": "https://courses.example.com/infection-control" },
+            "context": {
+                "registration": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
+                "instructor": { "mbox": "mailto:tutor@example.nhs.uk" },
+                "contextActivities": { "parent": [{ "id": "https://courses.example.com/safety" }] }
+            },
+            "stored": "2026-03-01T10:00:00Z"
+        })
+    }
+
+    fn fields(bytes: &[u8]) -> Vec<String> {
+        let value: Value = serde_json::from_slice(bytes).unwrap();
+        let mut fields: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn a_record_keeps_the_statement_but_not_the_facets_it_gives_itself() {
+        let record =
+            StatementRecord { stored_micros: 7, sequence: 3, statement: statement(), inherited: Facets::default() };
+        let bytes = encode_record(&record);
+        assert_eq!(fields(&bytes), ["sequence", "statement", "stored_micros"]);
+        let read = decode_record(&bytes).unwrap();
+        assert_eq!(read.facets(), Facets::of(&statement()));
+        assert_eq!(read.facets().agents, ["mbox:mailto:learner@example.nhs.uk"]);
+        assert_eq!(read.facets().registrations, ["6690e6c9-3ef0-4ed3-8b37-7f3964730bee"]);
+        assert!(read.facets().related_activities.contains(&"https://courses.example.com/safety".to_owned()));
+    }
+
+    #[test]
+    fn a_record_keeps_only_the_facets_it_inherits_beyond_its_own() {
+        let own = Facets::of(&statement());
+        let target = Facets {
+            agents: vec!["mbox:mailto:other@example.nhs.uk".to_owned()],
+            verbs: own.verbs.clone(),
+            activities: vec!["https://courses.example.com/genomics".to_owned()],
+            ..Facets::default()
+        };
+        let inherited = target.beyond(&own);
+        assert!(inherited.verbs.is_empty(), "a verb the statement has itself is not kept twice");
+        let record = StatementRecord { stored_micros: 7, sequence: 3, statement: statement(), inherited };
+        let bytes = encode_record(&record);
+        let stored: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            stored["inherited"],
+            json!({
+                "agents": ["mbox:mailto:other@example.nhs.uk"],
+                "activities": ["https://courses.example.com/genomics"]
+            })
+        );
+        let mut expected = own;
+        expected.merge(&target);
+        assert_eq!(decode_record(&bytes).unwrap().facets(), expected);
+    }
 }

@@ -484,7 +484,7 @@ fn expected(views: &Views, ids: &[Uuid], query: &StatementQuery) -> Vec<Uuid> {
     let mut found = Vec::new();
     for id in ids {
         let record = views.statement(*id).unwrap().unwrap();
-        let facets = &record.facets;
+        let facets = record.facets();
         let agents = if query.related_agents { &facets.related_agents } else { &facets.agents };
         let activities = if query.related_activities { &facets.related_activities } else { &facets.activities };
         let has = |list: &[String], wanted: &Option<String>| wanted.as_ref().is_none_or(|w| list.contains(w));
