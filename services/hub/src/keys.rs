@@ -5,9 +5,12 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 2 = one summary list per learner and activity (1 was
-/// one summary key per statement).
-pub const LAYOUT: u64 = 2;
+/// The current layout: 4 = transcript entries made from the summaries when
+/// read, not stored (3 = stored; a statement's contribution record keeps
+/// only what retracting it reads; 2 = one summary list per learner and
+/// activity, contributions holding all the statement's facts; 1 = one
+/// summary key per statement).
+pub const LAYOUT: u64 = 4;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -19,10 +22,9 @@ pub const CHILD: u8 = b'K';
 pub const CONTRIBUTION: u8 = b'X';
 /// Statements voided (possibly before they arrived).
 pub const VOIDED: u8 = b'Y';
-/// Transcript evidence: learner, activity → each statement's summary, by id.
+/// Transcript evidence: learner, activity → each statement's summary, by
+/// id, from which the transcript entry is made when read.
 pub const SUMMARY: u8 = b'R';
-/// Transcript entries: learner, activity.
-pub const TRANSCRIPT: u8 = b'T';
 /// Competency evidence: learner, competency, statement.
 pub const EVIDENCE: u8 = b'E';
 /// Competency status: learner, competency.

@@ -38,16 +38,23 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, HubError> 
     serde_json::from_slice(bytes).map_err(corrupt)
 }
 
-/// What one counting statement contributed, kept to retract it if voided.
+/// What one counting statement contributed, kept under its id to retract
+/// it if it is voided: only what retracting reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Contribution {
-    facts: StatementFacts,
-    sequence: u128,
-    #[serde(default)]
+    learner: String,
+    time: DateTime<Utc>,
+    verb: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activity: Option<String>,
+    platform: String,
+    /// The organisation and staff group credited (the statement's own, else
+    /// the learner directory's when it arrived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     organisation: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     staff_group: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     evidence: Vec<Evidence>,
 }
 
@@ -391,7 +398,7 @@ impl HubViews {
                 let contribution_key = key(keys::CONTRIBUTION, &[&target]);
                 if let Some(bytes) = batch.get(&contribution_key)? {
                     let contribution: Contribution = from_json(&bytes)?;
-                    self.retract(batch, &contribution)?;
+                    self.retract(batch, &target, &contribution)?;
                     batch.delete(contribution_key);
                 }
                 Ok(())
@@ -417,49 +424,69 @@ impl HubViews {
                     scaled: facts.scaled,
                     context_activity_ids: &facts.context_activities,
                 });
-                let contribution = Contribution { facts: *facts, sequence, organisation, staff_group, evidence };
-                self.contribute(batch, &contribution)?;
-                batch.put(key(keys::CONTRIBUTION, &[&contribution.facts.id]), to_json(&contribution));
+                let StatementFacts {
+                    id,
+                    learner,
+                    time,
+                    verb,
+                    activity,
+                    scaled,
+                    duration_ms,
+                    platform,
+                    activity_name,
+                    ..
+                } = *facts;
+                let summary = Summary {
+                    time,
+                    sequence,
+                    verb: verb.clone(),
+                    scaled,
+                    duration_ms,
+                    platform: platform.clone(),
+                    name: activity_name,
+                };
+                let contribution =
+                    Contribution { learner, time, verb, activity, platform, organisation, staff_group, evidence };
+                self.contribute(batch, &id, &contribution, summary)?;
+                batch.put(key(keys::CONTRIBUTION, &[&id]), to_json(&contribution));
                 Ok(())
             }
         }
     }
 
-    fn contribute(&self, batch: &mut PendingBatch<'_>, c: &Contribution) -> Result<(), HubError> {
-        let facts = &c.facts;
-        if let Some(activity) = &facts.activity {
-            let summary = Summary {
-                time: facts.time,
-                sequence: c.sequence,
-                verb: facts.verb.clone(),
-                scaled: facts.scaled,
-                duration_ms: facts.duration_ms,
-                platform: facts.platform.clone(),
-                name: facts.activity_name.clone(),
-            };
-            update_summaries(batch, &facts.learner, activity, |summaries| {
-                summaries.insert(facts.id.clone(), summary);
+    /// Adds the statement `id` to the views: `summary` to its learner's
+    /// transcript, its evidence, its uptake.
+    fn contribute(
+        &self,
+        batch: &mut PendingBatch<'_>,
+        id: &str,
+        c: &Contribution,
+        summary: Summary,
+    ) -> Result<(), HubError> {
+        if let Some(activity) = &c.activity {
+            update_summaries(batch, &c.learner, activity, |summaries| {
+                summaries.insert(id.to_owned(), summary);
             })?;
         }
         for evidence in &c.evidence {
             let record =
-                EvidenceRecord { time: facts.time, achieves: evidence.achieves, organisation: c.organisation.clone() };
-            batch.put(key(keys::EVIDENCE, &[&facts.learner, &evidence.competency, &facts.id]), to_json(&record));
-            refresh_competency(batch, &facts.learner, &evidence.competency)?;
+                EvidenceRecord { time: c.time, achieves: evidence.achieves, organisation: c.organisation.clone() };
+            batch.put(key(keys::EVIDENCE, &[&c.learner, &evidence.competency, id]), to_json(&record));
+            refresh_competency(batch, &c.learner, &evidence.competency)?;
         }
         self.count(batch, c, 1)
     }
 
-    fn retract(&self, batch: &mut PendingBatch<'_>, c: &Contribution) -> Result<(), HubError> {
-        let facts = &c.facts;
-        if let Some(activity) = &facts.activity {
-            update_summaries(batch, &facts.learner, activity, |summaries| {
-                summaries.remove(&facts.id);
+    /// Takes the voided statement `id` out of everything it contributed to.
+    fn retract(&self, batch: &mut PendingBatch<'_>, id: &str, c: &Contribution) -> Result<(), HubError> {
+        if let Some(activity) = &c.activity {
+            update_summaries(batch, &c.learner, activity, |summaries| {
+                summaries.remove(id);
             })?;
         }
         for evidence in &c.evidence {
-            batch.delete(key(keys::EVIDENCE, &[&facts.learner, &evidence.competency, &facts.id]));
-            refresh_competency(batch, &facts.learner, &evidence.competency)?;
+            batch.delete(key(keys::EVIDENCE, &[&c.learner, &evidence.competency, id]));
+            refresh_competency(batch, &c.learner, &evidence.competency)?;
         }
         self.count(batch, c, -1)
     }
@@ -469,15 +496,14 @@ impl HubViews {
         let Some(organisation) = &c.organisation else {
             return Ok(());
         };
-        let facts = &c.facts;
         let fact_key = key(
             keys::FACT,
             &[
                 organisation,
-                &day_key(facts.time),
-                &facts.learner,
-                facts.activity.as_deref().unwrap_or(""),
-                &facts.platform,
+                &day_key(c.time),
+                &c.learner,
+                c.activity.as_deref().unwrap_or(""),
+                &c.platform,
                 c.staff_group.as_deref().unwrap_or(""),
             ],
         );
@@ -491,8 +517,8 @@ impl HubViews {
             }
         };
         step(&mut counts.statements, true);
-        step(&mut counts.completed, facts.verb == COMPLETED || facts.verb == PASSED);
-        step(&mut counts.passed, facts.verb == PASSED);
+        step(&mut counts.completed, c.verb == COMPLETED || c.verb == PASSED);
+        step(&mut counts.passed, c.verb == PASSED);
         if counts.statements == 0 {
             batch.delete(fact_key);
         } else {
@@ -556,12 +582,17 @@ impl HubViews {
         Ok(false)
     }
 
-    /// The learner's transcript, most recent activity first.
+    /// The learner's transcript, most recent activity first: an entry per
+    /// activity, made from the summaries of the learner's statements on it.
     pub fn transcript(&self, learner: &str) -> Result<Vec<TranscriptEntry>, HubError> {
         let mut entries: Vec<TranscriptEntry> = Vec::new();
-        for entry in self.tree.scan_prefix(key(keys::TRANSCRIPT, &[learner])) {
-            let (_, bytes) = entry?;
-            entries.push(from_json(&bytes)?);
+        for entry in self.tree.scan_prefix(key(keys::SUMMARY, &[learner])) {
+            let (summaries_key, bytes) = entry?;
+            let [_, activity] = keys::split(&summaries_key).ok_or_else(|| corrupt("summary key parts"))?;
+            let activity = std::str::from_utf8(activity).map_err(corrupt)?;
+            let summaries: BTreeMap<String, Summary> = from_json(&bytes)?;
+            let summaries: Vec<Summary> = summaries.into_values().collect();
+            entries.extend(transcript_entry(activity, &summaries));
         }
         entries.sort_by(|a, b| b.last.cmp(&a.last).then(a.activity.cmp(&b.activity)));
         Ok(entries)
@@ -737,8 +768,7 @@ impl Numbering {
 }
 
 /// Changes the summaries of a learner's statements on one activity (one key
-/// for them all, so a session's statements in one batch are one write) and
-/// refreshes the transcript entry they make.
+/// for them all, so a session's statements in one batch are one write).
 fn update_summaries(
     batch: &mut PendingBatch<'_>,
     learner: &str,
@@ -751,12 +781,6 @@ fn update_summaries(
         None => BTreeMap::new(),
     };
     change(&mut summaries);
-    let entry_key = key(keys::TRANSCRIPT, &[learner, activity]);
-    let list: Vec<Summary> = summaries.values().cloned().collect();
-    match transcript_entry(activity, &list) {
-        Some(entry) => batch.put(entry_key, to_json(&entry)),
-        None => batch.delete(entry_key),
-    }
     if summaries.is_empty() {
         batch.delete(summaries_key);
     } else {
@@ -826,5 +850,83 @@ impl lrs_projection::Projection for HubViews {
 
     fn depends_on(&self) -> Option<tokio::sync::watch::Receiver<Offset>> {
         self.decisions.get().map(|views| views.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::facts::{ORGANISATION_EXTENSION, STAFF_GROUP_EXTENSION};
+    use serde_json::json;
+
+    const ID: &str = "0d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+    fn apply(views: &HubViews, offset: Offset, statements: Vec<Value>) {
+        let event = Event::StatementsStored { statements, attachments: Vec::new() };
+        views.apply(&[LogRecord { offset, payload: lrs_xapi::events::encode(&event) }]).unwrap();
+    }
+
+    #[test]
+    fn a_statement_writes_one_key_per_table_and_its_contribution_only_what_retracting_reads() {
+        let views = HubViews::temporary(Frameworks::empty()).unwrap();
+        apply(
+            &views,
+            0,
+            vec![json!({
+                "id": ID,
+                "actor": { "mbox": "mailto:learner@example.nhs.uk" },
+                "verb": { "id": PASSED },
+                "object": {
+                    "id": "https://courses.example.com/infection-control",
+                    "definition": { "name": { "en-GB": "Infection control" }, "type": "http://adlnet.gov/expapi/activities/course" }
+                },
+                "result": { "score": { "scaled": 0.9 }, "duration": "PT10M" },
+                "context": {
+                    "platform": "e-LfH",
+                    "contextActivities": { "parent": [{ "id": "https://courses.example.com/safety" }] },
+                    "extensions": { ORGANISATION_EXTENSION: "RJ1", STAFF_GROUP_EXTENSION: "Nursing" }
+                },
+                "timestamp": "2026-03-01T10:00:00Z",
+                "stored": "2026-03-01T10:00:01Z"
+            })],
+        );
+        // One key per table the statement counts in (the transcript entry
+        // is made from the summaries when read), besides the offset.
+        let tables: Vec<u8> = views.tree.iter().keys().map(|k| k.unwrap()[0]).filter(|tag| *tag != b'M').collect();
+        assert_eq!(tables, [keys::FACT, keys::SUMMARY, keys::CONTRIBUTION]);
+        let stored = views.tree.get(key(keys::CONTRIBUTION, &[ID])).unwrap().unwrap();
+        let stored: Value = serde_json::from_slice(&stored).unwrap();
+        let mut fields: Vec<&str> = stored.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["activity", "learner", "organisation", "platform", "staff_group", "time", "verb"]);
+
+        // What it keeps is enough to take the statement out again.
+        let uptake = UptakeQuery {
+            organisation: "RJ1".to_owned(),
+            from: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            granularity: Granularity::Day,
+            activity: None,
+            platform: None,
+            staff_group: None,
+        };
+        assert_eq!(views.transcript("mbox:mailto:learner@example.nhs.uk").unwrap().len(), 1);
+        assert_eq!(views.uptake(&uptake).unwrap().len(), 1);
+        apply(
+            &views,
+            1,
+            vec![json!({
+                "id": "9a8b7c6d-5e4f-4321-8765-43210fedcba9",
+                "actor": { "mbox": "mailto:learner@example.nhs.uk" },
+                "verb": { "id": "http://adlnet.gov/expapi/verbs/voided" },
+                "object": { "objectType": "StatementRef", "id": ID },
+                "stored": "2026-03-01T10:00:02Z"
+            })],
+        );
+        assert!(views.tree.get(key(keys::CONTRIBUTION, &[ID])).unwrap().is_none());
+        assert_eq!(views.transcript("mbox:mailto:learner@example.nhs.uk").unwrap(), []);
+        assert_eq!(views.uptake(&uptake).unwrap(), []);
     }
 }
