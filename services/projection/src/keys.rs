@@ -12,12 +12,13 @@ pub const META_SEQUENCE: &[u8] = b"M:sequence";
 pub const META_INDEX_HIGH: &[u8] = b"M:index_high";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 5 = statement records keep only the facets they
-/// inherit by StatementRef (4 = records keyed by position, found by id
-/// through a small id table, holding all their facets; 3 = records keyed by
-/// id; 2 = posting chunks with related lists holding the primary entries
-/// too; 1 = one key per index entry).
-pub const LAYOUT: u64 = 5;
+/// The current layout: 6 = statement records compressed with zstd (5 = not
+/// compressed, keeping only the facets they inherit by StatementRef; 4 =
+/// records keyed by position, found by id through a small id table, holding
+/// all their facets; 3 = records keyed by id; 2 = posting chunks with
+/// related lists holding the primary entries too; 1 = one key per index
+/// entry).
+pub const LAYOUT: u64 = 6;
 
 /// Statement records, by position ([`StoredKey`]): appended in order.
 pub const STATEMENT: u8 = b'S';

@@ -475,20 +475,74 @@ fn find_record<B: AsRef<[u8]>>(
     }
 }
 
+/// First byte of a compressed statement record, followed by the length of
+/// its JSON (u32, big-endian) and the JSON compressed as one zstd block. A
+/// record left as JSON starts with `{`.
+const COMPRESSED_RECORD: u8 = b'Z';
+
+/// zstd level of statement records: the fastest (each record is compressed
+/// once, when stored, to about half its size).
+const RECORD_COMPRESSION_LEVEL: i32 = 1;
+
+/// Records shorter than this are left as JSON (too small to gain much).
+const COMPRESS_RECORDS_FROM: usize = 128;
+
+/// The longest JSON a compressed record may claim (a guard against a
+/// corrupt length, far above any statement the API accepts).
+const MAX_RECORD_JSON: usize = 64 << 20;
+
+/// The JSON of a stored record, decompressed if it was compressed.
+fn record_json(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, ViewsError> {
+    let corrupt = |reason: String| ViewsError::Corrupt(format!("statement record: {reason}"));
+    let Some((&COMPRESSED_RECORD, rest)) = bytes.split_first() else {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    };
+    let (length, block) = rest.split_at_checked(4).ok_or_else(|| corrupt("cut short".to_owned()))?;
+    let length = u32::from_be_bytes(length.try_into().map_err(|_| corrupt("cut short".to_owned()))?) as usize;
+    if length > MAX_RECORD_JSON {
+        return Err(corrupt(format!("claims {length} bytes")));
+    }
+    let json = DECOMPRESSOR
+        .with_borrow_mut(|decompressor| decompressor.decompress(block, length))
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(std::borrow::Cow::Owned(json))
+}
+
+thread_local! {
+    // One zstd context per thread, kept: making one per record costs more
+    // than compressing the record.
+    static COMPRESSOR: std::cell::RefCell<zstd::block::Compressor> = std::cell::RefCell::default();
+    static DECOMPRESSOR: std::cell::RefCell<zstd::block::Decompressor> = std::cell::RefCell::default();
+}
+
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<StatementRecord, ViewsError> {
-    let RecordIn { stored_micros, sequence, statement, inherited } =
-        serde_json::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?;
+    let RecordIn { stored_micros, sequence, statement, inherited } = serde_json::from_slice(&record_json(bytes)?)
+        .map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))?;
     Ok(StatementRecord { stored_micros, sequence, statement, inherited })
 }
 
+/// The record as JSON, compressed when that makes it shorter.
 fn encode_record(record: &StatementRecord) -> Vec<u8> {
-    serde_json::to_vec(&RecordOut {
+    let json = serde_json::to_vec(&RecordOut {
         stored_micros: record.stored_micros,
         sequence: record.sequence,
         statement: &record.statement,
         inherited: &record.inherited,
     })
-    .unwrap_or_default()
+    .unwrap_or_default();
+    if json.len() < COMPRESS_RECORDS_FROM || json.len() > MAX_RECORD_JSON {
+        return json;
+    }
+    match COMPRESSOR.with_borrow_mut(|compressor| compressor.compress(&json, RECORD_COMPRESSION_LEVEL)) {
+        Ok(block) if block.len() + 5 < json.len() => {
+            let mut out = Vec::with_capacity(block.len() + 5);
+            out.push(COMPRESSED_RECORD);
+            out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+            out.extend_from_slice(&block);
+            out
+        }
+        _ => json,
+    }
 }
 
 fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), ViewsError> {
@@ -838,8 +892,9 @@ mod tests {
         })
     }
 
+    /// The fields of an encoded record's JSON.
     fn fields(bytes: &[u8]) -> Vec<String> {
-        let value: Value = serde_json::from_slice(bytes).unwrap();
+        let value: Value = serde_json::from_slice(&record_json(bytes).unwrap()).unwrap();
         let mut fields: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
         fields.sort();
         fields
@@ -859,6 +914,31 @@ mod tests {
     }
 
     #[test]
+    fn a_record_is_stored_compressed_and_reads_back_the_same() {
+        let record =
+            StatementRecord { stored_micros: 7, sequence: 3, statement: statement(), inherited: Facets::default() };
+        let json = serde_json::to_vec(&RecordOut {
+            stored_micros: 7,
+            sequence: 3,
+            statement: &record.statement,
+            inherited: &record.inherited,
+        })
+        .unwrap();
+        let bytes = encode_record(&record);
+        assert_eq!(bytes[0], COMPRESSED_RECORD);
+        assert!(bytes.len() < json.len(), "{} bytes stored for {} of JSON", bytes.len(), json.len());
+        let read = decode_record(&bytes).unwrap();
+        assert_eq!((read.stored_micros, read.sequence, &read.statement), (7, 3, &record.statement));
+
+        // A small record stays JSON; damage is an error, not a panic.
+        let small = StatementRecord { statement: json!({}), ..record };
+        assert_eq!(encode_record(&small)[0], b'{');
+        assert!(decode_record(&bytes[..bytes.len() - 3]).is_err());
+        assert!(decode_record(&[COMPRESSED_RECORD, 0xFF, 0xFF, 0xFF, 0xFF, 0]).is_err());
+        assert!(decode_record(&[COMPRESSED_RECORD, 0]).is_err());
+    }
+
+    #[test]
     fn a_record_keeps_only_the_facets_it_inherits_beyond_its_own() {
         let own = Facets::of(&statement());
         let target = Facets {
@@ -871,7 +951,7 @@ mod tests {
         assert!(inherited.verbs.is_empty(), "a verb the statement has itself is not kept twice");
         let record = StatementRecord { stored_micros: 7, sequence: 3, statement: statement(), inherited };
         let bytes = encode_record(&record);
-        let stored: Value = serde_json::from_slice(&bytes).unwrap();
+        let stored: Value = serde_json::from_slice(&record_json(&bytes).unwrap()).unwrap();
         assert_eq!(
             stored["inherited"],
             json!({
