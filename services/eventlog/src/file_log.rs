@@ -421,7 +421,7 @@ impl FrameReader {
         let raw_length = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
         let data = &body[5..];
         let event = if flags & FLAG_ZSTD != 0 {
-            let event = zstd::block::decompress(data, raw_length).map_err(|e| corrupt(&e.to_string()))?;
+            let event = crate::compression::decompress(data, raw_length).map_err(|e| corrupt(&e.to_string()))?;
             if event.len() != raw_length {
                 return Err(corrupt("a compressed event has the wrong length"));
             }
@@ -438,7 +438,7 @@ impl FrameReader {
 fn encode_frame(event: &[u8], config: &FileEventLogConfig, out: &mut Vec<u8>) -> Result<(), LogError> {
     let raw_length = u32::try_from(event.len()).map_err(storage)?;
     let compressed = if event.len() >= config.compress_from_bytes {
-        zstd::block::compress(event, config.compression_level).ok().filter(|c| c.len() < event.len())
+        crate::compression::compress(event, config.compression_level).ok().filter(|c| c.len() < event.len())
     } else {
         None
     };

@@ -11,6 +11,7 @@ mod embedded;
 mod file_log;
 mod group;
 
+pub mod compression;
 pub mod contract;
 
 use std::time::Duration;
