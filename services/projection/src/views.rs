@@ -45,6 +45,10 @@ pub struct Facets {
 }
 
 impl Facets {
+    /// The facets a statement gives itself. Stored records do not keep
+    /// these (they are worked out again when read), so a change here
+    /// changes what stored statements match: bump `keys::LAYOUT` with it,
+    /// and the views are rebuilt.
     fn of(statement: &Value) -> Self {
         let mut facets = Facets::default();
         primary_agent_keys(statement, &mut facets.agents);
