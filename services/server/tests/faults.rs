@@ -357,10 +357,16 @@ async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
     };
     let mut slow = start_slow_upload().await;
     // While it is in flight, another large write is refused at once.
+    // Each try writes a document of its own: a try that went through before
+    // the slow upload held the budget created its document, and a PUT
+    // without a precondition over an existing document is a 409.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    for attempt in 0.. {
         let response = app
-            .request(reqwest::Method::PUT, "/xapi/activities/profile?activityId=http://example.org/a&profileId=other")
+            .request(
+                reqwest::Method::PUT,
+                &format!("/xapi/activities/profile?activityId=http://example.org/a&profileId=other-{attempt}"),
+            )
             .header("Content-Type", "application/octet-stream")
             .body(vec![b'y'; 16 * 1024])
             .send()
@@ -395,9 +401,9 @@ async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
     }
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 204"), "{}", String::from_utf8_lossy(&answer));
     drop(slow);
-    // The budget is back: the same write now goes through.
+    // The budget is back: a write of the same size now goes through.
     let response = app
-        .request(reqwest::Method::PUT, "/xapi/activities/profile?activityId=http://example.org/a&profileId=other")
+        .request(reqwest::Method::PUT, "/xapi/activities/profile?activityId=http://example.org/a&profileId=after")
         .header("Content-Type", "application/octet-stream")
         .body(vec![b'y'; 16 * 1024])
         .send()
