@@ -502,8 +502,8 @@ fn record_json(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, ViewsError> {
     let Some((&COMPRESSED_RECORD, rest)) = bytes.split_first() else {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     };
-    let (length, block) = rest.split_at_checked(4).ok_or_else(|| corrupt("cut short".to_owned()))?;
-    let length = u32::from_be_bytes(length.try_into().map_err(|_| corrupt("cut short".to_owned()))?) as usize;
+    let (length, block) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("cut short".to_owned()))?;
+    let length = u32::from_be_bytes(*length) as usize;
     if length > MAX_RECORD_JSON {
         return Err(corrupt(format!("claims {length} bytes")));
     }
