@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{EventLog, Offset};
+use crate::{EventLog, LogRecord, Offset};
 
 fn event(n: usize) -> Vec<u8> {
     format!("{{\"n\":{n}}}").into_bytes()
@@ -32,6 +32,7 @@ where
     appends_return_increasing_offsets(new_log().await).await;
     read_returns_events_in_order_from_any_offset(new_log().await).await;
     read_respects_max_and_end(new_log().await).await;
+    read_bounded_stops_once_the_bytes_are_reached(new_log().await).await;
     empty_append_is_a_no_op(new_log().await).await;
     concurrent_appends_get_distinct_offsets(new_log().await).await;
     batches_stay_contiguous_under_concurrency(new_log().await).await;
@@ -85,6 +86,46 @@ pub async fn read_respects_max_and_end(log: Arc<dyn EventLog>) {
     assert!(log.read(end, 10).await.unwrap().is_empty());
     assert!(log.read(end + (1 << 40), 10).await.unwrap().is_empty());
     assert!(log.read(0, 0).await.unwrap().is_empty());
+}
+
+/// A read bounded by bytes stops after the event that reaches the bound (so
+/// it returns one event however large), and reads that go on from where the
+/// last one stopped return every event once, in order, also when the bound
+/// falls inside one append.
+pub async fn read_bounded_stops_once_the_bytes_are_reached(log: Arc<dyn EventLog>) {
+    let sized = |n: usize| format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(100 - 16)).into_bytes();
+    assert_eq!(sized(0).len(), 100);
+    let first = log.append((0..6).map(sized).collect()).await.unwrap();
+    log.append((6..10).map(sized).collect()).await.unwrap();
+    let lengths = |records: &[LogRecord]| records.iter().map(|r| r.payload.len()).sum::<usize>();
+
+    let three = log.read_bounded(first, 100, 250).await.unwrap();
+    assert_eq!(three.len(), 3, "100-byte events under a bound of 250: the third reaches it");
+    assert_eq!(lengths(&three), 300);
+    assert_eq!(log.read_bounded(first, 100, 300).await.unwrap().len(), 3, "reaching the bound exactly stops");
+    assert_eq!(log.read_bounded(first, 100, 1).await.unwrap().len(), 1, "one event however large");
+    assert_eq!(log.read_bounded(first, 2, 10_000).await.unwrap().len(), 2, "the count bound still holds");
+    assert_eq!(log.read_bounded(first, 100, 1 << 40).await.unwrap().len(), 10, "a bound past the end reads all");
+    assert!(log.read_bounded(first, 100, 0).await.unwrap().is_empty(), "a bound of 0 reads nothing");
+
+    let mut from = first;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let records = log.read_bounded(from, 100, 150).await.unwrap();
+        if records.is_empty() {
+            break;
+        }
+        assert!(records.len() <= 2, "at most two 100-byte events under a bound of 150");
+        for record in &records {
+            seen.push(record.payload.clone());
+        }
+        from = records.last().unwrap().offset + 1;
+    }
+    assert_eq!(
+        seen,
+        (0..10).map(sized).collect::<Vec<_>>(),
+        "bounded reads from where the last stopped read every event once"
+    );
 }
 
 pub async fn empty_append_is_a_no_op(log: Arc<dyn EventLog>) {

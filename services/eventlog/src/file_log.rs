@@ -609,7 +609,7 @@ impl EventLog for FileEventLog {
         group::submit(&self.inner.queue, &self.inner.durable_end, self.inner.max_event_bytes, events).await
     }
 
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
         let end = self.inner.durable_end.load(Ordering::Acquire);
         if from >= end || max == 0 {
             return Ok(Vec::new());
@@ -642,7 +642,8 @@ impl EventLog for FileEventLog {
             spans
         };
         tokio::task::spawn_blocking(move || {
-            let mut records = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+            let mut records = Vec::new();
+            let mut bytes = 0usize;
             for span in spans {
                 let mut reader = FrameReader::new(span.file, span.position, span.limit);
                 for _ in 0..span.skip {
@@ -651,7 +652,12 @@ impl EventLog for FileEventLog {
                         .map_err(|problem| LogError::Storage(format!("the log is corrupt in a segment: {problem}")))?;
                 }
                 for k in 0..span.take {
-                    records.push(LogRecord { offset: span.first + k, payload: reader.read_event()? });
+                    if bytes >= max_bytes {
+                        return Ok(records);
+                    }
+                    let payload = reader.read_event()?;
+                    bytes = bytes.saturating_add(payload.len());
+                    records.push(LogRecord { offset: span.first + k, payload });
                 }
             }
             Ok(records)

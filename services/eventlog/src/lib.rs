@@ -50,9 +50,21 @@ pub trait EventLog: Send + Sync + 'static {
     /// first one. Returns only once the events are durable.
     async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError>;
 
-    /// Reads at most `max` durable events starting at `from`, in order.
-    /// Returns an empty vector when `from` is at or past the end.
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError>;
+    /// Reads durable events starting at `from`, in order: at most `max` of
+    /// them, and no more once their payloads add up to `max_bytes` or more
+    /// (so at least one, however large, when there is one). Returns an
+    /// empty vector when `from` is at or past the end.
+    ///
+    /// The byte bound is what keeps a reader far behind the end (a replay,
+    /// a projection rebuilding) from holding the rest of the log in memory:
+    /// one event can carry thousands of statements.
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError>;
+
+    /// Reads at most `max` durable events starting at `from`, in order,
+    /// whatever their size (see [`EventLog::read_bounded`]).
+    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        self.read_bounded(from, max, usize::MAX).await
+    }
 
     /// The offset one past the last durable event.
     async fn end_offset(&self) -> Result<Offset, LogError>;

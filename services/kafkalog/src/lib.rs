@@ -374,7 +374,7 @@ impl KafkaEventLog {
         };
     }
 
-    fn read_blocking(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+    fn read_blocking(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
         let (start, mut skip) = split_offset(from);
         if max == 0 {
             return Ok(Vec::new());
@@ -402,8 +402,9 @@ impl KafkaEventLog {
         };
         let deadline = Instant::now() + self.shared.config.timeout;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut wanted = start;
-        while out.len() < max {
+        while out.len() < max && bytes < max_bytes {
             // Up to the known end the frames exist, so wait for them; past
             // it take only frames the reader has fetched already.
             let known = wanted < high;
@@ -433,10 +434,11 @@ impl KafkaEventLog {
                 if position < skip {
                     continue;
                 }
-                if out.len() == max {
+                if out.len() == max || bytes >= max_bytes {
                     stopped_early = true;
                     break;
                 }
+                bytes = bytes.saturating_add(payload.len());
                 out.push(LogRecord { offset: join_offset(kafka, position), payload: payload.clone() });
             }
             if stopped_early {
@@ -527,8 +529,8 @@ impl EventLog for KafkaEventLog {
         }
     }
 
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
-        self.blocking(move |log| log.read_blocking(from, max)).await
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
+        self.blocking(move |log| log.read_blocking(from, max, max_bytes)).await
     }
 
     async fn end_offset(&self) -> Result<Offset, LogError> {

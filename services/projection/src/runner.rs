@@ -44,9 +44,11 @@ impl Projection for Views {
 
 /// Events applied per atomic batch, at most.
 const CHUNK: usize = 2_000;
-/// Bytes of events applied per atomic batch, at most (but at least one
-/// event): the batch's writes are held in memory until it commits, and one
-/// event can carry thousands of statements.
+/// Bytes of events read at once, and applied per atomic batch, at most (but
+/// at least one event): what is read is held in memory until it is applied,
+/// the batch's writes until it commits, and one event can carry thousands
+/// of statements. Without the bound, a projection far behind (a replay, a
+/// rebuild) read up to `CHUNK` events at once: the rest of the log.
 const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// Tails `log` into `views` until `shutdown` turns true. Errors reading the
@@ -75,7 +77,7 @@ pub async fn run_projector<P: Projection + ?Sized>(
         let from = views.applied_offset();
         let mut records = match carried.take() {
             Some((after, records)) if after == from && !records.is_empty() => records,
-            _ => match log.read(from, CHUNK).await {
+            _ => match log.read_bounded(from, CHUNK, CHUNK_BYTES).await {
                 Ok(records) => {
                     backoff = Duration::from_millis(50);
                     records

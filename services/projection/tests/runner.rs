@@ -16,6 +16,8 @@ use lrs_projection::{Projection, run_projector};
 struct CountingLog {
     inner: FileEventLog,
     delivered: Mutex<BTreeMap<Offset, usize>>,
+    /// The most payload bytes one read handed out.
+    largest_read: Mutex<usize>,
 }
 
 #[async_trait::async_trait]
@@ -24,8 +26,11 @@ impl EventLog for CountingLog {
         self.inner.append(events).await
     }
 
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
-        let records = self.inner.read(from, max).await?;
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
+        let records = self.inner.read_bounded(from, max, max_bytes).await?;
+        let bytes = records.iter().map(|record| record.payload.len()).sum::<usize>();
+        let mut largest = self.largest_read.lock().unwrap();
+        *largest = (*largest).max(bytes);
         let mut delivered = self.delivered.lock().unwrap();
         for record in &records {
             *delivered.entry(record.offset).or_default() += 1;
@@ -81,7 +86,7 @@ impl Projection for Follower {
 
 fn counting_log(dir: &std::path::Path) -> Arc<CountingLog> {
     let inner = FileEventLog::open(dir, FileEventLogConfig::default()).unwrap();
-    Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()) })
+    Arc::new(CountingLog { inner, delivered: Mutex::new(BTreeMap::new()), largest_read: Mutex::new(0) })
 }
 
 /// A follower of `leader` at the log's start.
@@ -158,4 +163,26 @@ async fn a_follower_at_the_end_of_the_log_takes_a_new_record_its_leader_has_alre
     let _ = stop.send(true);
     task.await.unwrap();
     assert_eq!(*follower.applied.lock().unwrap(), [0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_far_behind_reads_the_log_in_pieces_not_all_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = counting_log(dir.path());
+    // 24 events of 1 MiB, far fewer than the events a read may return.
+    for n in 0..24u8 {
+        log.append(vec![vec![n; 1024 * 1024]]).await.unwrap();
+    }
+    let (_leader, following) = watch::channel(Offset::MAX);
+    let follower = follower(following, false);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, follower.clone(), stopped));
+    wait_until("the follower applied the log", || follower.applied_offset() == 24).await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+
+    assert_eq!(*follower.applied.lock().unwrap(), (0..24).collect::<Vec<_>>(), "every event once, in order");
+    // A read stops once it holds 8 MiB: with 1 MiB events, at 8 of them.
+    let largest = *log.largest_read.lock().unwrap();
+    assert!(largest <= 8 * 1024 * 1024, "one read handed out {largest} bytes: the log is not read in pieces");
 }

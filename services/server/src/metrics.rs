@@ -277,8 +277,8 @@ impl EventLog for TimedLog {
         appended
     }
 
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
-        self.inner.read(from, max).await
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
+        self.inner.read_bounded(from, max, max_bytes).await
     }
 
     async fn end_offset(&self) -> Result<Offset, LogError> {

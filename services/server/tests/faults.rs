@@ -49,7 +49,7 @@ impl EventLog for FaultyLog {
         self.inner.append(events).await
     }
 
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
         while self.stall_reads.load(Ordering::SeqCst) {
             let resumed = self.resumed.notified();
             if !self.stall_reads.load(Ordering::SeqCst) {
@@ -57,7 +57,7 @@ impl EventLog for FaultyLog {
             }
             resumed.await;
         }
-        self.inner.read(from, max).await
+        self.inner.read_bounded(from, max, max_bytes).await
     }
 
     async fn end_offset(&self) -> Result<Offset, LogError> {

@@ -214,12 +214,12 @@ impl EventLog for ControlledLog {
         self.inner.append(events).await
     }
 
-    async fn read(&self, from: Offset, max: usize) -> Result<Vec<LogRecord>, LogError> {
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
         if max >= 100 {
             let mut held = self.hold_projectors.subscribe();
             let _ = held.wait_for(|held| !*held).await;
         }
-        self.inner.read(from, max).await
+        self.inner.read_bounded(from, max, max_bytes).await
     }
 
     async fn end_offset(&self) -> Result<Offset, LogError> {
