@@ -774,20 +774,11 @@ async fn import_statements(args: ImportArgs) -> anyhow::Result<()> {
 /// Appends a directory file to the log of a stopped store.
 fn import_directory(data_dir: &std::path::Path, file: &std::path::Path, learners: bool) -> anyhow::Result<()> {
     use lrs_eventlog::{EventLog, open_embedded};
-    use lrs_xapi::events::{Event, encode};
+    use lrs_xapi::events::encode;
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let content_type = if file.extension().is_some_and(|e| e == "json") { "application/json" } else { "text/csv" };
-    let (event, count) = if learners {
-        let rows = lrs_server::analytics::parse_learners(Some(content_type), &body)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let count = rows.len();
-        (Event::LearnersImported { learners: rows }, count)
-    } else {
-        let rows = lrs_server::analytics::parse_organisations(Some(content_type), &body)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let count = rows.len();
-        (Event::OrganisationsImported { organisations: rows }, count)
-    };
+    let (events, count) = lrs_server::analytics::directory_events(Some(content_type), &body, learners)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -798,7 +789,7 @@ fn import_directory(data_dir: &std::path::Path, file: &std::path::Path, learners
                 if learners { "learners" } else { "organisations" }
             )
         })?;
-        log.append(vec![encode(&event)]).await.context("appending to the log")?;
+        log.append(events.iter().map(encode).collect()).await.context("appending to the log")?;
         anyhow::Ok(())
     })?;
     println!("imported {count} {}", if learners { "learners" } else { "organisations" });

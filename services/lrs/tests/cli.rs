@@ -1459,12 +1459,17 @@ async fn directories_imported_while_stopped_place_learners_in_organisations() {
     let organisations = dir.path().join("organisations.csv");
     std::fs::write(&organisations, "code,name,parent\nQKK,South East London ICB,\nRJ1,Guy's and St Thomas',QKK\n")
         .unwrap();
+    // More learners than one directory event holds: 7002, the last, is in
+    // the third event.
     let learners = dir.path().join("learners.json");
-    std::fs::write(&learners, r#"[{"learner": "7001", "organisation": "RJ1", "staffGroup": "Nursing"}]"#).unwrap();
+    let mut rows = vec![json!({"learner": "7001", "organisation": "RJ1", "staffGroup": "Nursing"})];
+    rows.extend((0..2 * 5_000).map(|n| json!({"learner": format!("other-{n}"), "organisation": "QKK"})));
+    rows.push(json!({"learner": "7002", "organisation": "RJ1"}));
+    std::fs::write(&learners, serde_json::to_vec(&rows).unwrap()).unwrap();
     assert!(
         run_ok(&["organisations", "import", "--data-dir", d, organisations.to_str().unwrap()]).contains("imported 2")
     );
-    assert!(run_ok(&["learners", "import", "--data-dir", d, learners.to_str().unwrap()]).contains("imported 1"));
+    assert!(run_ok(&["learners", "import", "--data-dir", d, learners.to_str().unwrap()]).contains("imported 10002"));
 
     let mut command = lrs();
     command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", d, "--competencies"]);
@@ -1477,22 +1482,25 @@ async fn directories_imported_while_stopped_place_learners_in_organisations() {
         "object": { "id": "https://www.futurelearn.com/courses/genomic-medicine/1" },
         "timestamp": "2026-03-02T09:00:00Z"
     });
-    let id = test_uuid(0xd1c7, 1, 1, 1);
-    let mut body = learner_statement.clone();
-    body["id"] = json!(id);
-    server.client(&key, &secret).post_ok(&body, &[&id]).await;
+    for (n, learner) in ["7001", "7002"].into_iter().enumerate() {
+        let id = test_uuid(0xd1c7, 1, 1, n as u64 + 1);
+        let mut body = learner_statement.clone();
+        body["id"] = json!(id);
+        body["actor"]["account"]["name"] = json!(learner);
+        server.client(&key, &secret).post_ok(&body, &[&id]).await;
+    }
 
-    // No organisation extension: the directory puts the learner in RJ1,
+    // No organisation extension: the directory puts both learners in RJ1,
     // whose uptake rolls up to the ICB.
     let uptake = poll_json(
         &server,
         &key,
         &secret,
         "/analytics/uptake?org=QKK&from=2026-03-01&to=2026-03-31&granularity=month",
-        |b| b["periods"].as_array().is_some_and(|p| !p.is_empty()),
+        |b| b["periods"].as_array().is_some_and(|p| !p.is_empty()) && b["periods"][0]["statements"] == json!(2),
     )
     .await;
-    assert_eq!(uptake["periods"][0]["completed"], json!(1), "{uptake}");
+    assert_eq!(uptake["periods"][0]["completed"], json!(2), "{uptake}");
     let competencies = poll_json(&server, &key, &secret, "/analytics/learners/7001/competencies", |b| {
         b["competencies"].as_array().is_some_and(|c| c.iter().any(|c| c["status"] == "achieved"))
     })

@@ -373,17 +373,44 @@ async fn import(state: AppState, request: Request, learners: bool) -> Result<Res
     principal.require(&[Scope::All])?;
     let content_type = media_type(request.headers());
     let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
-    let (event, count) = if learners {
-        let rows = parse_learners(content_type.as_deref(), &body)?;
-        let count = rows.len();
-        (Event::LearnersImported { learners: rows }, count)
-    } else {
-        let rows = parse_organisations(content_type.as_deref(), &body)?;
-        let count = rows.len();
-        (Event::OrganisationsImported { organisations: rows }, count)
-    };
-    state.writer.append_events(vec![event]).await?;
+    let (events, count) = directory_events(content_type.as_deref(), &body, learners)?;
+    state.writer.append_events(events).await?;
     Ok(axum::Json(json!({ "imported": count })).into_response())
+}
+
+/// Directory rows per event. A directory is loaded as events of at most
+/// this many rows, not as one event: every projection holds an event whole,
+/// decoded, while it applies it, and a national directory of 200,000
+/// learners in one event is 24 MB of JSON. The embedded store appends them
+/// in one append (all or none); over Kafka they are appended one by one,
+/// and an import cut short is completed by sending it again (loading a row
+/// again changes nothing).
+pub const DIRECTORY_ROWS_PER_EVENT: usize = 5_000;
+
+/// Parses a learner (`learners`) or organisation directory file and returns
+/// the events that load it, in order, with the number of rows.
+pub fn directory_events(
+    content_type: Option<&str>,
+    body: &[u8],
+    learners: bool,
+) -> Result<(Vec<Event>, usize), ApiError> {
+    Ok(if learners {
+        let rows = parse_learners(content_type, body)?;
+        let count = rows.len();
+        let events = rows
+            .chunks(DIRECTORY_ROWS_PER_EVENT)
+            .map(|chunk| Event::LearnersImported { learners: chunk.to_vec() })
+            .collect();
+        (events, count)
+    } else {
+        let rows = parse_organisations(content_type, body)?;
+        let count = rows.len();
+        let events = rows
+            .chunks(DIRECTORY_ROWS_PER_EVENT)
+            .map(|chunk| Event::OrganisationsImported { organisations: chunk.to_vec() })
+            .collect();
+        (events, count)
+    })
 }
 
 /// POST /admin/learners: loads learner directory rows (scope `all`).
@@ -426,5 +453,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_large_directory_is_loaded_as_several_events_in_order() {
+        let mut csv = String::from("learner,organisation,staff_group\n");
+        for n in 0..2 * DIRECTORY_ROWS_PER_EVENT + 1 {
+            csv.push_str(&format!("{n},RJ1,\n"));
+        }
+        let (events, count) = directory_events(Some("text/csv"), csv.as_bytes(), true).unwrap();
+        assert_eq!(count, 2 * DIRECTORY_ROWS_PER_EVENT + 1);
+        let sizes: Vec<usize> = events
+            .iter()
+            .map(|event| match event {
+                Event::LearnersImported { learners } => learners.len(),
+                other => panic!("not a learners event: {other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [DIRECTORY_ROWS_PER_EVENT, DIRECTORY_ROWS_PER_EVENT, 1]);
+        let Some(Event::LearnersImported { learners }) = events.last() else { unreachable!() };
+        assert_eq!(learners[0].learner, learning_hub_learner(&(2 * DIRECTORY_ROWS_PER_EVENT).to_string()));
+
+        let (events, count) =
+            directory_events(Some("text/csv"), b"code,name,parent\nQKK,South East London ICB,\n", false).unwrap();
+        assert_eq!(count, 1);
+        assert!(matches!(&events[..], [Event::OrganisationsImported { organisations }] if organisations.len() == 1));
+        let (events, _) = directory_events(Some("text/csv"), b"learner,organisation,staff_group\n", true).unwrap();
+        assert!(events.is_empty(), "an empty directory appends nothing");
     }
 }
