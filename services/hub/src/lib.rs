@@ -10,6 +10,7 @@
 pub mod facts;
 pub mod frameworks;
 mod keys;
+mod uptake_cache;
 mod views;
 
 pub use views::{

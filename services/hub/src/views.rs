@@ -15,6 +15,7 @@ use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
 use crate::keys::{self, key};
+use crate::uptake_cache::{MAX_CACHED_DAYS, PeriodKey, UptakeCache};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -172,7 +173,7 @@ struct CompetencyRecord {
 }
 
 /// Periods uptake is counted in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Granularity {
     Day,
@@ -257,6 +258,12 @@ pub struct HubViews {
     /// statement events were refused or partly repeats); see
     /// [`HubViews::follow_decisions_of`].
     decisions: std::sync::OnceLock<std::sync::Arc<lrs_projection::Views>>,
+    /// Uptake rows of periods whose facts have not changed since read.
+    uptake_cache: UptakeCache,
+    /// What the batch being applied changes for the uptake cache: the days
+    /// of the facts it counts or retracts, and whether it changes the
+    /// organisation tree.
+    touched: std::sync::Mutex<(Vec<NaiveDate>, bool)>,
 }
 
 fn day_key(time: DateTime<Utc>) -> String {
@@ -297,6 +304,8 @@ impl HubViews {
             frameworks,
             applied: std::sync::atomic::AtomicU64::new(applied),
             decisions: std::sync::OnceLock::new(),
+            uptake_cache: UptakeCache::default(),
+            touched: std::sync::Mutex::new((Vec::new(), false)),
         })
     }
 
@@ -336,8 +345,16 @@ impl HubViews {
             records,
             |offset, reason| HubError::BadEvent { offset, reason },
             |batch, offset, event| self.apply_event(batch, offset, event),
-        )?;
-        if let Some(next) = applied {
+        );
+        // Committed or not (a failed batch is retried), the days it touched
+        // are marked: a kept uptake row of theirs is never used again.
+        if let Ok(mut touched) = self.touched.lock()
+            && (!touched.0.is_empty() || touched.1)
+        {
+            let (days, tree) = std::mem::take(&mut *touched);
+            self.uptake_cache.changed(days, tree);
+        }
+        if let Some(next) = applied? {
             self.applied.store(next, std::sync::atomic::Ordering::Release);
         }
         Ok(())
@@ -368,6 +385,7 @@ impl HubViews {
                 }
             }
             Event::OrganisationsImported { organisations } => {
+                self.touch(None, true);
                 for organisation in organisations {
                     let code_key = key(keys::ORGANISATION, &[&organisation.code]);
                     if let Some(bytes) = batch.get(&code_key)? {
@@ -491,11 +509,20 @@ impl HubViews {
         self.count(batch, c, -1)
     }
 
+    /// Notes what the batch being applied changes for the uptake cache.
+    fn touch(&self, day: Option<NaiveDate>, tree: bool) {
+        if let Ok(mut touched) = self.touched.lock() {
+            touched.0.extend(day);
+            touched.1 |= tree;
+        }
+    }
+
     /// Adds (`sign` 1) or removes (`sign` -1) a statement from uptake.
     fn count(&self, batch: &mut PendingBatch<'_>, c: &Contribution, sign: i64) -> Result<(), HubError> {
         let Some(organisation) = &c.organisation else {
             return Ok(());
         };
+        self.touch(Some(c.time.date_naive()), false);
         let fact_key = key(
             keys::FACT,
             &[
@@ -656,13 +683,63 @@ impl HubViews {
         Ok(out)
     }
 
-    /// Uptake per period for an organisation and those below it.
+    /// Uptake per period for an organisation and those below it, in period
+    /// order; periods without facts are left out.
+    ///
+    /// The row of a period whose days have not changed since it was last
+    /// asked for is taken from the uptake cache (see `uptake_cache`); the
+    /// others are read from the store, in one pass over the days from the
+    /// first to the last of them.
+    pub fn uptake(&self, query: &UptakeQuery) -> Result<Vec<UptakeRow>, HubError> {
+        if (query.to - query.from).num_days() > MAX_CACHED_DAYS {
+            return Ok(self.scan_uptake(query, query.from, query.to, &|_| true)?.into_values().collect());
+        }
+        // The periods of the range, their days cut to it.
+        let mut periods: Vec<(String, NaiveDate, NaiveDate)> = Vec::new();
+        for day in query.from.iter_days().take_while(|day| *day <= query.to) {
+            let label = query.granularity.period(day);
+            match periods.last_mut() {
+                Some((last_label, _, last)) if *last_label == label => *last = day,
+                _ => periods.push((label, day, day)),
+            }
+        }
+        let version = self.uptake_cache.version();
+        let mut rows = Vec::new();
+        let mut missing = Vec::new();
+        for (label, first, last) in periods {
+            let period_key = PeriodKey::new(query, first, last);
+            match self.uptake_cache.get(&period_key) {
+                Some(row) => rows.extend(row),
+                None => missing.push((label, first, last, period_key)),
+            }
+        }
+        if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+            let wanted: HashSet<&str> = missing.iter().map(|(label, ..)| label.as_str()).collect();
+            let mut read = self.scan_uptake(query, first.1, last.2, &|label| wanted.contains(label))?;
+            for (label, _, _, period_key) in missing {
+                let row = read.remove(&label);
+                self.uptake_cache.put(period_key, version, row.clone());
+                rows.extend(row);
+            }
+        }
+        rows.sort_by(|a, b| a.period.cmp(&b.period));
+        Ok(rows)
+    }
+
+    /// Uptake of the periods `wanted` (by label) from the days `from` to
+    /// `to`, read from the store.
     ///
     /// One pass over the fact rows of each organisation in the range. A
     /// row's key is read in place, learners and activities are numbered as
     /// first seen (the distinct sets hold numbers, not copies of text), and a
     /// day's period is worked out once per day, not once per row.
-    pub fn uptake(&self, query: &UptakeQuery) -> Result<Vec<UptakeRow>, HubError> {
+    fn scan_uptake(
+        &self,
+        query: &UptakeQuery,
+        from: NaiveDate,
+        to: NaiveDate,
+        wanted_period: &dyn Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, UptakeRow>, HubError> {
         #[derive(Default)]
         struct Period {
             learners: HashSet<u32>,
@@ -676,12 +753,12 @@ impl HubViews {
         let mut periods: Vec<Period> = Vec::new();
         let mut learners = Numbering::default();
         let mut activities = Numbering::default();
-        // The day of the row before and its period: rows come in day order
-        // within each organisation.
-        let mut current: Option<(Vec<u8>, usize)> = None;
+        // The day of the row before and its period (`None`: not wanted):
+        // rows come in day order within each organisation.
+        let mut current: Option<(Vec<u8>, Option<usize>)> = None;
         let wanted = |filter: &Option<String>, value: &[u8]| filter.as_deref().is_none_or(|f| f.as_bytes() == value);
-        let from = query.from.format("%Y%m%d").to_string();
-        let to = query.to.format("%Y%m%d").to_string();
+        let from = from.format("%Y%m%d").to_string();
+        let to = to.format("%Y%m%d").to_string();
         for organisation in self.organisation_and_descendants(&query.organisation)? {
             let start = key(keys::FACT, &[&organisation, &from]);
             let mut end = key(keys::FACT, &[&organisation, &to]);
@@ -705,17 +782,19 @@ impl HubViews {
                             .ok_or_else(|| corrupt("fact day"))?;
                         let label = query.granularity.period(date);
                         let index = match labels.get(&label) {
-                            Some(index) => *index,
-                            None => {
+                            Some(index) => Some(*index),
+                            None if wanted_period(&label) => {
                                 periods.push(Period::default());
                                 labels.insert(label, periods.len() - 1);
-                                periods.len() - 1
+                                Some(periods.len() - 1)
                             }
+                            None => None,
                         };
                         current = Some((day.to_vec(), index));
                         index
                     }
                 };
+                let Some(index) = index else { continue };
                 let counts: FactCounts = from_json(&value)?;
                 let period = &mut periods[index];
                 let learner = learners.number(learner);
@@ -737,14 +816,15 @@ impl HubViews {
             .into_iter()
             .map(|(period, index)| {
                 let p = &periods[index];
-                UptakeRow {
-                    period,
+                let row = UptakeRow {
+                    period: period.clone(),
                     active_learners: p.learners.len() as u64,
                     started: p.started.len() as u64,
                     completed: p.completed.len() as u64,
                     passed: p.passed.len() as u64,
                     statements: p.statements,
-                }
+                };
+                (period, row)
             })
             .collect())
     }

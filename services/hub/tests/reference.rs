@@ -8,8 +8,9 @@
 //! A property test feeds random streams (voids before and after their
 //! targets, voids of voids, directory imports interleaved, learners moving
 //! organisation, organisations re-parented) to `HubViews` in random chunks
-//! and compares every query with the reference; plain tests pin the
-//! trickiest cases.
+//! and compares every query with the reference; another asks uptake after
+//! every chunk, so kept uptake answers meet later changes; plain tests pin
+//! the trickiest cases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -677,6 +678,17 @@ fn frameworks() -> Frameworks {
 
 /// Applies the events in chunks of the given sizes (cycled).
 fn project(dir: &std::path::Path, events: &[Event], chunks: &[usize]) -> HubViews {
+    project_watching(dir, events, chunks, |_, _| Ok(())).unwrap()
+}
+
+/// Applies the events in chunks of the given sizes (cycled), calling
+/// `after_chunk` with the views and the number of events applied after each.
+fn project_watching(
+    dir: &std::path::Path,
+    events: &[Event],
+    chunks: &[usize],
+    mut after_chunk: impl FnMut(&HubViews, usize) -> Result<(), String>,
+) -> Result<HubViews, String> {
     let views = HubViews::open(dir, lrs_projection::StoreOptions::cache(8 << 20), frameworks()).unwrap();
     let records: Vec<LogRecord> = events
         .iter()
@@ -691,9 +703,23 @@ fn project(dir: &std::path::Path, events: &[Event], chunks: &[usize]) -> HubView
         views.apply(&records[at..end]).unwrap();
         at = end;
         chunk += 1;
+        after_chunk(&views, at)?;
     }
     assert_eq!(views.applied_offset(), records.len() as u64);
-    views
+    Ok(views)
+}
+
+/// Every uptake query of the views against the reference; the first
+/// difference.
+fn compare_uptake(views: &HubViews, reference: &Reference) -> Result<(), String> {
+    for query in queries() {
+        let got = views.uptake(&query).unwrap();
+        let want = reference.uptake(&query);
+        if got != want {
+            return Err(format!("uptake {query:?}:\n  views:     {got:?}\n  reference: {want:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn queries() -> Vec<UptakeQuery> {
@@ -752,13 +778,7 @@ fn compare(views: &HubViews, reference: &Reference) -> Result<(), String> {
             return Err(format!("coverage of {organisation}:\n  views:     {got:?}\n  reference: {want:?}"));
         }
     }
-    for query in queries() {
-        let got = views.uptake(&query).unwrap();
-        let want = reference.uptake(&query);
-        if got != want {
-            return Err(format!("uptake {query:?}:\n  views:     {got:?}\n  reference: {want:?}"));
-        }
-    }
+    compare_uptake(views, reference)?;
     Ok(())
 }
 
@@ -1091,6 +1111,22 @@ proptest! {
         let views = project(dir.path(), &events, &chunks);
         let reference = Reference::new(&events);
         if let Err(difference) = compare(&views, &reference) {
+            return Err(TestCaseError::fail(difference));
+        }
+    }
+
+    /// Uptake asked after every chunk (so answers are kept, and facts then
+    /// change under them: later statements, voids of earlier ones, and
+    /// directory changes) equals the reference of the events applied so far.
+    #[test]
+    fn uptake_asked_while_events_arrive_equals_the_reference((items, chunks) in stream_strategy()) {
+        let events = build_events(&items);
+        let dir = tempfile::tempdir().unwrap();
+        let watched = project_watching(dir.path(), &events, &chunks, |views, applied| {
+            compare_uptake(views, &Reference::new(&events[..applied]))
+                .map_err(|difference| format!("after {applied} of {} events: {difference}", events.len()))
+        });
+        if let Err(difference) = watched {
             return Err(TestCaseError::fail(difference));
         }
     }
