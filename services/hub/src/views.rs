@@ -726,6 +726,12 @@ impl HubViews {
         Ok(rows)
     }
 
+    /// Drops every kept uptake row, so the next questions are read from the
+    /// store (to measure that path; the rows are right without it).
+    pub fn forget_kept_uptake(&self) {
+        self.uptake_cache.changed([], true);
+    }
+
     /// Uptake of the periods `wanted` (by label) from the days `from` to
     /// `to`, read from the store.
     ///
