@@ -512,7 +512,12 @@ impl HubViews {
     /// Notes what the batch being applied changes for the uptake cache.
     fn touch(&self, day: Option<NaiveDate>, tree: bool) {
         if let Ok(mut touched) = self.touched.lock() {
-            touched.0.extend(day);
+            // A batch's statements mostly share their day: note it once.
+            if let Some(day) = day
+                && touched.0.last() != Some(&day)
+            {
+                touched.0.push(day);
+            }
             touched.1 |= tree;
         }
     }

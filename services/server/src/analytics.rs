@@ -395,22 +395,18 @@ pub fn directory_events(
     learners: bool,
 ) -> Result<(Vec<Event>, usize), ApiError> {
     Ok(if learners {
-        let rows = parse_learners(content_type, body)?;
-        let count = rows.len();
-        let events = rows
-            .chunks(DIRECTORY_ROWS_PER_EVENT)
-            .map(|chunk| Event::LearnersImported { learners: chunk.to_vec() })
-            .collect();
-        (events, count)
+        in_events(parse_learners(content_type, body)?, |learners| Event::LearnersImported { learners })
     } else {
-        let rows = parse_organisations(content_type, body)?;
-        let count = rows.len();
-        let events = rows
-            .chunks(DIRECTORY_ROWS_PER_EVENT)
-            .map(|chunk| Event::OrganisationsImported { organisations: chunk.to_vec() })
-            .collect();
-        (events, count)
+        in_events(parse_organisations(content_type, body)?, |organisations| Event::OrganisationsImported {
+            organisations,
+        })
     })
+}
+
+/// `rows` cut into events of at most [`DIRECTORY_ROWS_PER_EVENT`], in
+/// order, with the number of rows.
+fn in_events<T: Clone>(rows: Vec<T>, event: impl Fn(Vec<T>) -> Event) -> (Vec<Event>, usize) {
+    (rows.chunks(DIRECTORY_ROWS_PER_EVENT).map(|chunk| event(chunk.to_vec())).collect(), rows.len())
 }
 
 /// POST /admin/learners: loads learner directory rows (scope `all`).
