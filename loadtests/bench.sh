@@ -159,6 +159,12 @@ scale() {
   /usr/bin/time -v "$LRS" verify --data-dir "$dir" 2>"$OUT/replay-time.txt" | tee "$OUT/replay.txt"
   grep -E "Elapsed|Maximum resident" "$OUT/replay-time.txt" | tee -a "$OUT/replay.txt"
   serve "$dir"
+  wait_caught_up "$SERVER_URL"
+  # Readers alone, asking about what the import stored (--skip: the reads
+  # follow the generator past the N statements imported), then readers and
+  # writers together.
+  run_load scale-reads-only --url "$SERVER_URL" --scenario reads --concurrency 4 --duration 60s \
+    --learners 200000 --organisations 300 --seed 21 --skip "$N" --server-pid "$SERVER_PID"
   run_load scale-reads --url "$SERVER_URL" --scenario mixed --concurrency 8 --duration 60s \
     --learners 200000 --organisations 300 --seed 21 --server-pid "$SERVER_PID"
   stop "$SERVER_PID"

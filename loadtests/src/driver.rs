@@ -36,6 +36,10 @@ pub enum Scenario {
     Batch,
     /// Writes and reads mixed by [`MIX`].
     Mixed,
+    /// Only the reads of [`MIX`] that ask about stored statements (statement
+    /// queries, transcripts, uptake), in the same proportions: the latency
+    /// of a store that serves readers while no write competes for the cores.
+    Reads,
 }
 
 impl Scenario {
@@ -44,6 +48,7 @@ impl Scenario {
             Self::Single => "single",
             Self::Batch => "batch",
             Self::Mixed => "mixed",
+            Self::Reads => "reads",
         }
     }
 }
@@ -83,6 +88,11 @@ pub struct RunConfig {
     /// `X-Experience-API-Version` to send: `1.0.3` or `2.0.0`.
     pub xapi_version: String,
     pub generator: GeneratorConfig,
+    /// Statements of the generator's stream to pass over before planning, so
+    /// that the reads of a run against a store loaded with the first `skip`
+    /// statements of the same seed ask about learners, registrations and days
+    /// it holds (`generate --statements N` then `lrs import`, then `--skip N`).
+    pub skip: u64,
     /// Process whose CPU and memory to sample.
     pub server_pid: Option<u32>,
     /// Before the run, POST the generator's organisations.csv and
@@ -108,6 +118,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether the `reads` scenario sends this kind: a read of what is
+    /// stored (state documents are left out; the run creates none).
+    pub fn reads_stored(self) -> bool {
+        matches!(
+            self,
+            Self::ReadAgent
+                | Self::ReadActivity
+                | Self::ReadVerb
+                | Self::ReadRegistration
+                | Self::ReadSince
+                | Self::Transcript
+                | Self::Uptake
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::WriteSingle => "write/single",
@@ -194,22 +219,33 @@ impl Planner {
         let kind = match self.scenario {
             Scenario::Single => Kind::WriteSingle,
             Scenario::Batch => Kind::WriteBatch,
-            Scenario::Mixed => {
-                let weights: Vec<u32> = MIX.iter().map(|(_, w)| *w).collect();
-                let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-                let mut roll = self.generator.aux_below(total);
-                let mut chosen = Kind::WriteSingle;
-                for (kind, weight) in MIX {
-                    if roll < u64::from(*weight) {
-                        chosen = *kind;
-                        break;
-                    }
-                    roll -= u64::from(*weight);
-                }
-                chosen
-            }
+            Scenario::Mixed => self.pick(|_| true),
+            Scenario::Reads => self.pick(Kind::reads_stored),
         };
         self.plan(kind)
+    }
+
+    /// A kind of request drawn from [`MIX`] by weight, among those `admitted`.
+    fn pick(&mut self, admitted: fn(Kind) -> bool) -> Kind {
+        let mix = MIX.iter().filter(|(kind, _)| admitted(*kind));
+        let total: u64 = mix.clone().map(|(_, weight)| u64::from(*weight)).sum();
+        let mut roll = self.generator.aux_below(total);
+        for (kind, weight) in mix {
+            if roll < u64::from(*weight) {
+                return *kind;
+            }
+            roll -= u64::from(*weight);
+        }
+        Kind::WriteSingle
+    }
+
+    /// Passes over the next `count` statements of the generator's stream.
+    pub fn skip(&mut self, count: u64) {
+        let mut scratch = Vec::with_capacity(4 * STATEMENT_BYTES);
+        for _ in 0..count {
+            scratch.clear();
+            self.generator.write_next_statement(&mut scratch);
+        }
     }
 
     fn get(kind: Kind, path: String) -> Planned {
@@ -490,6 +526,7 @@ fn start_planner(config: &RunConfig) -> (mpsc::Receiver<Planned>, oneshot::Recei
         Scenario::Single => STATEMENT_BYTES,
         Scenario::Batch => batch * STATEMENT_BYTES,
         Scenario::Mixed => (batch / 10 + 1) * STATEMENT_BYTES,
+        Scenario::Reads => 256,
     };
     let capacity = (PREFILL_BYTES / per_request).clamp(256, 250_000);
     let limit = match (config.stop, config.rate) {
@@ -505,7 +542,9 @@ fn start_planner(config: &RunConfig) -> (mpsc::Receiver<Planned>, oneshot::Recei
     let (ready, ready_receiver) = oneshot::channel();
     let generator = Generator::new(config.generator.clone());
     let mut planner = Planner::new(generator, config.scenario, config.batch_size);
+    let skip = config.skip;
     std::thread::spawn(move || {
+        planner.skip(skip);
         let mut ready = Some(ready);
         let mut queued = 0usize;
         while limit.is_none_or(|limit| queued < limit) {

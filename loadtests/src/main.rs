@@ -65,6 +65,7 @@ enum ScenarioArg {
     Single,
     Batch,
     Mixed,
+    Reads,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -117,6 +118,12 @@ struct RunArgs {
     xapi_version: String,
     #[command(flatten)]
     population: Population,
+    /// Pass over the first N statements of the seed's stream before planning:
+    /// against a store loaded with `generate --statements N` of the same seed and
+    /// population, reads then ask about the learners, registrations and days
+    /// it holds (uptake from the first day to the last).
+    #[arg(long, default_value_t = 0)]
+    skip: u64,
     /// Sample this process's CPU and RSS (Linux /proc) every 500 ms.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -203,6 +210,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             ScenarioArg::Single => Scenario::Single,
             ScenarioArg::Batch => Scenario::Batch,
             ScenarioArg::Mixed => Scenario::Mixed,
+            ScenarioArg::Reads => Scenario::Reads,
         },
         batch_size: args.batch_size.max(1),
         concurrency: args.concurrency,
@@ -216,6 +224,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         timeout: args.timeout,
         xapi_version: args.xapi_version.clone(),
         generator: generator_config(args.seed, &args.population),
+        skip: args.skip,
         server_pid: args.server_pid,
         load_directories: args.load_directories,
     };

@@ -6,7 +6,7 @@
 //! ```text
 //! {
 //!   "tool": "lrs-load", "report_version": 1,
-//!   "scenario": "single" | "batch" | "mixed",
+//!   "scenario": "single" | "batch" | "mixed" | "reads",
 //!   "mode": "closed-loop" | "open-loop",
 //!   "url": "http://127.0.0.1:8080", "xapi_version": "1.0.3",
 //!   "batch_size": 100, "concurrency": 8, "rate_per_s": null | 500.0, "seed": 1,

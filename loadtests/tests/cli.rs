@@ -139,6 +139,22 @@ fn single_and_mixed_scenarios_against_the_trivial_server() {
     assert_eq!(total, 1000);
 }
 
+#[test]
+fn reads_scenario_writes_nothing() {
+    let server = TrivialServer::start();
+    let report = run(&server, &["--scenario", "reads", "--count", "500", "--skip", "2000", "--concurrency", "4"]);
+    assert_eq!(report["scenario"], "reads");
+    assert_eq!(report["requests_ok"], 500);
+    assert_eq!(report["statements_accepted"], 0);
+    let kinds = report["kinds"].as_object().unwrap();
+    for kind in kinds.keys() {
+        assert!(!kind.starts_with("write/") && !kind.starts_with("state/"), "{kind} in a reads run");
+    }
+    for kind in ["read/statements?agent", "analytics/transcript", "analytics/uptake"] {
+        assert!(kinds.contains_key(kind), "no {kind} request in {:?}", kinds.keys().collect::<Vec<_>>());
+    }
+}
+
 /// The open-loop scheduler sends (or drops, at the in-flight cap) exactly
 /// the requests due in the measured phase: rate × duration.
 #[test]
