@@ -17,4 +17,4 @@ pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Projection, run_projector};
 pub use store::{StoreOptions, open_store};
-pub use views::{Document, Outcome, StatementRecord, Views, ViewsError};
+pub use views::{Document, FoundStatement, Outcome, StatementRecord, Views, ViewsError};

@@ -6,7 +6,9 @@ use std::ops::Bound;
 use uuid::Uuid;
 
 use crate::keys::{self, IndexKind, POSTING_LEN, StoredKey};
-use crate::views::{StatementRecord, Views, ViewsError, decode_record};
+use serde_json::Value;
+
+use crate::views::{Facets, FoundStatement, Views, ViewsError, decode_found};
 
 /// A GET /statements query, already parsed and checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,7 +43,7 @@ pub struct StatementQuery {
 /// One page of results.
 #[derive(Debug, Clone)]
 pub struct QueryPage {
-    pub statements: Vec<StatementRecord>,
+    pub statements: Vec<FoundStatement>,
     /// Where the next page starts, when there is one.
     pub next: Option<StoredKey>,
 }
@@ -110,18 +112,41 @@ impl Views {
             let Some(bytes) = self.tree.get(keys::statement(stored))? else {
                 continue;
             };
-            let record = decode_record(&bytes)?;
-            if !matches(query, &record) || self.is_voided(&record)? {
+            let found = decode_found(&bytes)?;
+            if needs_statement(query) && !matches(query, &found.statement()?, &found.inherited) {
+                continue;
+            }
+            let (id, voiding) = found.id_and_voiding()?;
+            if !voiding
+                && let Some(id) = id
+                && self.tree.contains_key(keys::voided(id))?
+            {
                 continue;
             }
             if statements.len() == limit {
-                let next = statements.last().map(StatementRecord::stored_key);
+                let next = statements.last().map(FoundStatement::stored_key);
                 return Ok(QueryPage { statements, next });
             }
-            statements.push(record);
+            statements.push(found);
         }
         Ok(QueryPage { statements, next: None })
     }
+}
+
+/// The facet filters of a query (agent, activity, verb, registration).
+fn facet_filters(query: &StatementQuery) -> usize {
+    [query.agent.is_some(), query.activity.is_some(), query.verb.is_some(), query.registration.is_some()]
+        .into_iter()
+        .filter(|given| *given)
+        .count()
+}
+
+/// Whether a statement found in the query's posting list must be read to
+/// know if it matches. With one facet filter, the list walked is that
+/// filter's: a statement is in a list only if the facet was (and so still
+/// is: facets only grow) one of its own or inherited ones, so it matches.
+fn needs_statement(query: &StatementQuery) -> bool {
+    facet_filters(query) > 1 || query.authority.is_some() || query.actor.is_some()
 }
 
 /// One posting: a statement's position and id.
@@ -335,13 +360,17 @@ where
     }
 }
 
-fn matches(query: &StatementQuery, record: &StatementRecord) -> bool {
+/// Whether a statement matches the query's filters beyond its posting
+/// list: the other facet filters (when more than one is given), the actor
+/// and the authority.
+fn matches(query: &StatementQuery, statement: &Value, inherited: &Facets) -> bool {
     let has = |list: &[String], wanted: &Option<String>| wanted.as_ref().is_none_or(|w| list.iter().any(|v| v == w));
     // The facets are worked out from the statement: only when asked about.
-    let by_facet =
-        query.agent.is_some() || query.activity.is_some() || query.verb.is_some() || query.registration.is_some();
-    let facets_match = !by_facet || {
-        let facets = record.facets();
+    let facets_match = facet_filters(query) <= 1 || {
+        let mut facets = Facets::of(statement);
+        if !inherited.is_empty() {
+            facets.merge(inherited);
+        }
         let agents = if query.related_agents { &facets.related_agents } else { &facets.agents };
         let activities = if query.related_activities { &facets.related_activities } else { &facets.activities };
         has(agents, &query.agent)
@@ -353,9 +382,9 @@ fn matches(query: &StatementQuery, record: &StatementRecord) -> bool {
         && query
             .authority
             .as_ref()
-            .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&record.statement["authority"]).as_ref() == Some(wanted))
+            .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&statement["authority"]).as_ref() == Some(wanted))
         && query
             .actor
             .as_ref()
-            .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&record.statement["actor"]).as_ref() == Some(wanted))
+            .is_none_or(|wanted| lrs_xapi::agent::ifi_key(&statement["actor"]).as_ref() == Some(wanted))
 }

@@ -1,9 +1,11 @@
 //! The projected state and how each event changes it.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -12,7 +14,9 @@ use lrs_eventlog::{LogRecord, Offset, compression};
 use lrs_xapi::agent::{ifi_key, primary_agent_keys, related_agent_keys};
 use lrs_xapi::document;
 use lrs_xapi::events::{DocumentKey, DocumentKind, Event};
-use lrs_xapi::statement::{activities_with_definitions, activity_ids, statement_ref_target, voided_target};
+use lrs_xapi::statement::{
+    VOIDED_VERB, activities_with_definitions, activity_ids, statement_ref_target, voided_target,
+};
 
 use crate::batch::{PendingBatch, apply_records_then};
 use crate::keys::{self, IdEntry, IndexKind, StoredKey};
@@ -49,7 +53,7 @@ impl Facets {
     /// these (they are worked out again when read), so a change here
     /// changes what stored statements match: bump `keys::LAYOUT` with it,
     /// and the views are rebuilt.
-    fn of(statement: &Value) -> Self {
+    pub(crate) fn of(statement: &Value) -> Self {
         let mut facets = Facets::default();
         primary_agent_keys(statement, &mut facets.agents);
         related_agent_keys(statement, &mut facets.related_agents);
@@ -66,7 +70,7 @@ impl Facets {
         facets
     }
 
-    fn merge(&mut self, other: &Facets) {
+    pub(crate) fn merge(&mut self, other: &Facets) {
         self.agents.extend(other.agents.iter().cloned());
         self.related_agents.extend(other.related_agents.iter().cloned());
         self.verbs.extend(other.verbs.iter().cloned());
@@ -91,7 +95,7 @@ impl Facets {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.agents.is_empty()
             && self.related_agents.is_empty()
             && self.verbs.is_empty()
@@ -515,6 +519,86 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<StatementRecord, ViewsError>
     let RecordIn { stored_micros, sequence, statement, inherited } = serde_json::from_slice(&record_json(bytes)?)
         .map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))?;
     Ok(StatementRecord { stored_micros, sequence, statement, inherited })
+}
+
+/// A statement record as a query reads it: the statement left as JSON text.
+#[derive(Deserialize)]
+struct RawRecordIn<'a> {
+    stored_micros: i64,
+    sequence: u64,
+    #[serde(borrow)]
+    statement: &'a RawValue,
+    #[serde(default)]
+    inherited: Facets,
+}
+
+/// A statement a query found, as JSON text: most pages go out as stored, so
+/// the statement is parsed only when a filter or a format needs it.
+#[derive(Debug, Clone)]
+pub struct FoundStatement {
+    pub stored_micros: i64,
+    pub sequence: u64,
+    /// The statement as [`StatementRecord::statement`] holds it, as the
+    /// compact JSON text serde_json writes for it.
+    pub json: Box<RawValue>,
+    /// Facets inherited by StatementRef (see [`StatementRecord`]).
+    pub(crate) inherited: Facets,
+}
+
+impl FoundStatement {
+    pub fn stored_key(&self) -> StoredKey {
+        StoredKey { stored_micros: self.stored_micros, sequence: self.sequence }
+    }
+
+    /// The statement, parsed.
+    pub fn statement(&self) -> Result<Value, ViewsError> {
+        serde_json::from_str(self.json.get()).map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))
+    }
+
+    /// The statement's id, and whether it voids another, read from the text
+    /// without building the statement.
+    pub(crate) fn id_and_voiding(&self) -> Result<(Option<Uuid>, bool), ViewsError> {
+        #[derive(Deserialize)]
+        struct Peek<'a> {
+            #[serde(borrow, default)]
+            id: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            verb: Option<PeekId<'a>>,
+            #[serde(borrow, default)]
+            object: Option<PeekObject<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct PeekId<'a> {
+            #[serde(borrow, default)]
+            id: Option<Cow<'a, str>>,
+        }
+        #[derive(Deserialize)]
+        struct PeekObject<'a> {
+            #[serde(borrow, default, rename = "objectType")]
+            object_type: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            id: Option<Cow<'a, str>>,
+        }
+        let Ok(peek) = serde_json::from_str::<Peek<'_>>(self.json.get()) else {
+            // Not the shape a validated statement has: read it in full.
+            let statement = self.statement()?;
+            return Ok((lrs_xapi::statement::statement_id(&statement), voided_target(&statement).is_some()));
+        };
+        let id = peek.id.and_then(|id| Uuid::parse_str(&id).ok());
+        let voiding = peek.verb.and_then(|verb| verb.id).is_some_and(|verb| verb == VOIDED_VERB)
+            && peek.object.is_some_and(|object| {
+                object.object_type.as_deref() == Some("StatementRef")
+                    && object.id.is_some_and(|target| Uuid::parse_str(&target).is_ok())
+            });
+        Ok((id, voiding))
+    }
+}
+
+pub(crate) fn decode_found(bytes: &[u8]) -> Result<FoundStatement, ViewsError> {
+    let json = record_json(bytes)?;
+    let RawRecordIn { stored_micros, sequence, statement, inherited } =
+        serde_json::from_slice(&json).map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))?;
+    Ok(FoundStatement { stored_micros, sequence, json: statement.to_owned(), inherited })
 }
 
 /// The record as JSON, compressed when that makes it shorter.

@@ -185,7 +185,13 @@ fn offsets_with_gaps_apply_like_consecutive_ones() {
     gapped.apply(&spread).unwrap();
     assert_eq!(gapped.applied_offset(), (((log.len() - 1) as u64) << 16) + 0x1_0000);
     let everything = |views: &Views| -> Vec<Value> {
-        views.query(&StatementQuery::default(), 10_000).unwrap().statements.into_iter().map(|r| r.statement).collect()
+        views
+            .query(&StatementQuery::default(), 10_000)
+            .unwrap()
+            .statements
+            .into_iter()
+            .map(|r| r.statement().unwrap())
+            .collect()
     };
     assert!(!everything(&gapless).is_empty());
     assert_eq!(everything(&gapped), everything(&gapless));
@@ -201,7 +207,7 @@ fn ids_of(views: &Views, query: &StatementQuery) -> Vec<String> {
         .unwrap()
         .statements
         .into_iter()
-        .map(|r| r.statement["id"].as_str().unwrap().to_owned())
+        .map(|r| r.statement().unwrap()["id"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -470,7 +476,9 @@ fn paged(views: &Views, query: &StatementQuery) -> Vec<Uuid> {
     let mut query = StatementQuery { limit: 3, ..query.clone() };
     loop {
         let page = views.query(&query, 100).unwrap();
-        out.extend(page.statements.iter().map(|r| r.statement["id"].as_str().unwrap().parse::<Uuid>().unwrap()));
+        out.extend(
+            page.statements.iter().map(|r| r.statement().unwrap()["id"].as_str().unwrap().parse::<Uuid>().unwrap()),
+        );
         match page.next {
             Some(next) => query.after = Some(next),
             None => return out,
@@ -550,6 +558,21 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
         });
         queries.push(StatementQuery { agent: agent(1), since_micros: Some(micros(300)), ..Default::default() });
         queries.push(StatementQuery { until_micros: Some(micros(50)), ..Default::default() });
+        // Two facet filters: the list walked is one's, the other is checked
+        // on the statement.
+        let completed = Some("http://adlnet.gov/expapi/verbs/completed".to_owned());
+        for n in 0..4 {
+            queries.push(StatementQuery { agent: agent(n), verb: completed.clone(), ..Default::default() });
+            queries.push(StatementQuery { agent: agent(n), activity: activity(n + 1), ..Default::default() });
+            queries.push(StatementQuery {
+                agent: agent(n),
+                related_agents: true,
+                activity: activity(n),
+                related_activities: true,
+                ..Default::default()
+            });
+            queries.push(StatementQuery { activity: activity(n), verb: completed.clone(), ..Default::default() });
+        }
         let mut nonempty = 0;
         for query in queries {
             for ascending in [false, true] {
@@ -561,6 +584,15 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
             }
         }
         assert!(nonempty > 20, "seed {seed}: the queries should find statements");
+
+        // A query hands out each statement as the text of the stored one.
+        let page = whole.query(&StatementQuery::default(), 10_000).unwrap();
+        assert!(!page.statements.is_empty());
+        for found in &page.statements {
+            let id = found.statement().unwrap()["id"].as_str().unwrap().parse::<Uuid>().unwrap();
+            let record = whole.statement(id).unwrap().unwrap();
+            assert_eq!(found.json.get(), serde_json::to_string(&record.statement).unwrap());
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Statement resource: PUT and POST (ingest), GET and HEAD (query).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use lrs_projection::{StatementQuery, StatementRecord, StoredKey};
+use lrs_projection::{FoundStatement, StatementQuery, StatementRecord, StoredKey};
 use lrs_xapi::XapiVersion;
 use lrs_xapi::agent::ifi_key;
 use lrs_xapi::events::AttachmentContent;
@@ -596,7 +597,34 @@ async fn get_one(
     let statement = present(&record.statement, format, languages);
     let last_modified = record.stored_micros;
     let body = serde_json::to_vec(&statement).map_err(ApiError::internal)?;
-    respond(state, body, vec![record], attachments, Some(last_modified)).await
+    let mut hashes = Vec::new();
+    if attachments {
+        collect_hashes(&record.statement, &mut hashes);
+    }
+    respond(state, body, hashes, attachments, Some(last_modified)).await
+}
+
+/// A found statement as a page of results lists it, as JSON text: as
+/// stored when the format is `exact` and it has a `timestamp` (most
+/// statements), without parsing it; otherwise parsed, presented and
+/// written again.
+fn present_found<'a>(
+    found: &'a FoundStatement,
+    format: StatementFormat,
+    languages: &[String],
+) -> Result<Cow<'a, str>, ApiError> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        timestamp: Option<serde::de::IgnoredAny>,
+    }
+    let text = found.json.get();
+    if format == StatementFormat::Exact && serde_json::from_str::<Peek>(text).is_ok_and(|peek| peek.timestamp.is_some())
+    {
+        return Ok(Cow::Borrowed(text));
+    }
+    let shown = present(&found.statement()?, format, languages);
+    Ok(Cow::Owned(serde_json::to_string(&shown).map_err(ApiError::internal)?))
 }
 
 async fn run_query(
@@ -616,7 +644,6 @@ async fn run_query(
     let query_for_scan = query.clone();
     let page =
         tokio::task::spawn_blocking(move || views.query(&query_for_scan, max)).await.map_err(ApiError::internal)??;
-    let statements: Vec<Value> = page.statements.iter().map(|r| present(&r.statement, format, languages)).collect();
     let more = match page.next {
         None => String::new(),
         Some(next) => {
@@ -648,15 +675,34 @@ async fn run_query(
             format!("/xapi/statements?more={}", state.more_links.seal(&bytes))
         }
     };
-    let last_modified = page.statements.iter().map(|r| r.stored_micros).max();
-    let body = serde_json::to_vec(&json!({ "statements": statements, "more": more })).map_err(ApiError::internal)?;
-    respond(state, body, page.statements, attachments, last_modified).await
+    let last_modified = page.statements.iter().map(|found| found.stored_micros).max();
+    // `{"statements":[…],"more":"…"}`, the statements written as they are
+    // presented, not built into one value first.
+    let listed: usize = page.statements.iter().map(|found| found.json.get().len() + 1).sum();
+    let mut body = Vec::with_capacity(listed + more.len() + 32);
+    body.extend_from_slice(br#"{"statements":["#);
+    let mut hashes = Vec::new();
+    for (n, found) in page.statements.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(present_found(found, format, languages)?.as_bytes());
+        if attachments {
+            collect_hashes(&found.statement()?, &mut hashes);
+        }
+    }
+    body.extend_from_slice(br#"],"more":"#);
+    serde_json::to_writer(&mut body, &more).map_err(ApiError::internal)?;
+    body.push(b'}');
+    respond(state, body, hashes, attachments, last_modified).await
 }
 
+/// Answers with the JSON body alone, or with the attachments of `hashes`
+/// (the statements' `sha2`s, in order) as a multipart/mixed body.
 async fn respond(
     state: &AppState,
     json_body: Vec<u8>,
-    records: Vec<StatementRecord>,
+    hashes: Vec<String>,
     attachments: bool,
     last_modified: Option<i64>,
 ) -> Result<Response, ApiError> {
@@ -667,10 +713,6 @@ async fn respond(
     if !attachments {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok((StatusCode::OK, headers, Bytes::from(json_body)).into_response());
-    }
-    let mut hashes: Vec<String> = Vec::new();
-    for record in &records {
-        collect_hashes(&record.statement, &mut hashes);
     }
     let views = state.views.clone();
     let parts = tokio::task::spawn_blocking(move || -> Result<Vec<Part>, ApiError> {

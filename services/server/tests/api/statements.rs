@@ -98,6 +98,39 @@ fn assert_version_header(response: &Response, what: &str) {
 
 // ---------------------------------------------------------------- PUT
 
+/// A page of results lists each statement as a GET by id returns it: as
+/// stored, its timestamp filled from `stored` when the client gave none,
+/// in every format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_lists_statements_as_a_get_by_id_returns_them() {
+    let app = spawn_app().await;
+    for version in VERSIONS {
+        let actor = format!("listed-{}@example.com", new_id());
+        let mut dated = statement(&actor, COMPLETED, "http://example.com/listed");
+        dated["timestamp"] = json!("2026-03-01T10:00:00.000Z");
+        let undated = statement(&actor, COMPLETED, "http://example.com/listed");
+        let ids = app.post_statements(version, &json!([dated, undated])).await;
+        let agent = encode(&json!({ "mbox": format!("mailto:{actor}") }).to_string());
+        for format in ["exact", "ids", "canonical"] {
+            let page = app.query(version, &format!("?agent={agent}&format={format}&ascending=true")).await;
+            let listed = page["statements"].as_array().expect("statements");
+            assert_eq!(listed.len(), 2, "{version} {format}");
+            for (id, listed) in ids.iter().zip(listed) {
+                let response = app
+                    .get(&format!("{STATEMENTS}?statementId={id}&format={format}"), version)
+                    .send()
+                    .await
+                    .expect("send");
+                let one: Value = serde_json::from_str(&response.text().await.expect("body")).expect("json");
+                assert_eq!(listed, &one, "{version} {format}");
+                assert!(listed["timestamp"].is_string(), "{version} {format}: {listed}");
+            }
+            assert_eq!(listed[0]["timestamp"], json!("2026-03-01T10:00:00.000Z"), "{version} {format}");
+            assert_eq!(listed[1]["timestamp"], listed[1]["stored"], "{version} {format}: from stored");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_with_statement_id_stores_it_and_lrs_sets_stored_authority_version_timestamp() {
     let app = spawn_app().await;
