@@ -116,9 +116,8 @@ impl Views {
             if needs_statement(query) && !matches(query, &found.statement()?, &found.inherited) {
                 continue;
             }
-            let (id, voiding) = found.id_and_voiding()?;
-            if !voiding
-                && let Some(id) = id
+            if !found.peeked.voiding
+                && let Some(id) = found.peeked.id
                 && self.tree.contains_key(keys::voided(id))?
             {
                 continue;

@@ -543,6 +543,18 @@ pub struct FoundStatement {
     pub json: Box<RawValue>,
     /// Facets inherited by StatementRef (see [`StatementRecord`]).
     pub(crate) inherited: Facets,
+    /// What the query and the server read of the statement, from its text.
+    pub(crate) peeked: Peeked,
+}
+
+/// What is read of a found statement without building it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peeked {
+    pub(crate) id: Option<Uuid>,
+    /// It voids another statement.
+    pub(crate) voiding: bool,
+    /// It has a `timestamp`.
+    pub(crate) timestamp: bool,
 }
 
 impl FoundStatement {
@@ -555,50 +567,63 @@ impl FoundStatement {
         serde_json::from_str(self.json.get()).map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))
     }
 
-    /// The statement's id, and whether it voids another, read from the text
-    /// without building the statement.
-    pub(crate) fn id_and_voiding(&self) -> Result<(Option<Uuid>, bool), ViewsError> {
-        #[derive(Deserialize)]
-        struct Peek<'a> {
-            #[serde(borrow, default)]
-            id: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            verb: Option<PeekId<'a>>,
-            #[serde(borrow, default)]
-            object: Option<PeekObject<'a>>,
-        }
-        #[derive(Deserialize)]
-        struct PeekId<'a> {
-            #[serde(borrow, default)]
-            id: Option<Cow<'a, str>>,
-        }
-        #[derive(Deserialize)]
-        struct PeekObject<'a> {
-            #[serde(borrow, default, rename = "objectType")]
-            object_type: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            id: Option<Cow<'a, str>>,
-        }
-        let Ok(peek) = serde_json::from_str::<Peek<'_>>(self.json.get()) else {
-            // Not the shape a validated statement has: read it in full.
-            let statement = self.statement()?;
-            return Ok((lrs_xapi::statement::statement_id(&statement), voided_target(&statement).is_some()));
-        };
-        let id = peek.id.and_then(|id| Uuid::parse_str(&id).ok());
-        let voiding = peek.verb.and_then(|verb| verb.id).is_some_and(|verb| verb == VOIDED_VERB)
-            && peek.object.is_some_and(|object| {
-                object.object_type.as_deref() == Some("StatementRef")
-                    && object.id.is_some_and(|target| Uuid::parse_str(&target).is_ok())
-            });
-        Ok((id, voiding))
+    /// Whether the statement has a `timestamp` (one without is returned
+    /// with `stored` as its timestamp).
+    pub fn has_timestamp(&self) -> bool {
+        self.peeked.timestamp
     }
+}
+
+/// The id, voiding and timestamp of a statement, read from its text in one
+/// pass that skips everything else.
+fn peek(json: &str) -> Result<Peeked, ViewsError> {
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        verb: Option<PeekId<'a>>,
+        #[serde(borrow, default)]
+        object: Option<PeekObject<'a>>,
+        #[serde(default)]
+        timestamp: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(Deserialize)]
+    struct PeekId<'a> {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct PeekObject<'a> {
+        #[serde(borrow, default, rename = "objectType")]
+        object_type: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+    }
+    let Ok(peek) = serde_json::from_str::<Peek<'_>>(json) else {
+        // Not the shape a validated statement has: read it in full.
+        let statement: Value =
+            serde_json::from_str(json).map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))?;
+        return Ok(Peeked {
+            id: lrs_xapi::statement::statement_id(&statement),
+            voiding: voided_target(&statement).is_some(),
+            timestamp: statement.get("timestamp").is_some_and(|t| !t.is_null()),
+        });
+    };
+    let voiding = peek.verb.and_then(|verb| verb.id).is_some_and(|verb| verb == VOIDED_VERB)
+        && peek.object.is_some_and(|object| {
+            object.object_type.as_deref() == Some("StatementRef")
+                && object.id.is_some_and(|target| Uuid::parse_str(&target).is_ok())
+        });
+    Ok(Peeked { id: peek.id.and_then(|id| Uuid::parse_str(&id).ok()), voiding, timestamp: peek.timestamp.is_some() })
 }
 
 pub(crate) fn decode_found(bytes: &[u8]) -> Result<FoundStatement, ViewsError> {
     let json = record_json(bytes)?;
     let RawRecordIn { stored_micros, sequence, statement, inherited } =
         serde_json::from_slice(&json).map_err(|e| ViewsError::Corrupt(format!("statement record: {e}")))?;
-    Ok(FoundStatement { stored_micros, sequence, json: statement.to_owned(), inherited })
+    let peeked = peek(statement.get())?;
+    Ok(FoundStatement { stored_micros, sequence, json: statement.to_owned(), inherited, peeked })
 }
 
 /// The record as JSON, compressed when that makes it shorter.

@@ -613,15 +613,8 @@ fn present_found<'a>(
     format: StatementFormat,
     languages: &[String],
 ) -> Result<Cow<'a, str>, ApiError> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(default)]
-        timestamp: Option<serde::de::IgnoredAny>,
-    }
-    let text = found.json.get();
-    if format == StatementFormat::Exact && serde_json::from_str::<Peek>(text).is_ok_and(|peek| peek.timestamp.is_some())
-    {
-        return Ok(Cow::Borrowed(text));
+    if format == StatementFormat::Exact && found.has_timestamp() {
+        return Ok(Cow::Borrowed(found.json.get()));
     }
     let shown = present(&found.statement()?, format, languages);
     Ok(Cow::Owned(serde_json::to_string(&shown).map_err(ApiError::internal)?))
