@@ -3,11 +3,10 @@
 
 use std::ops::Bound;
 
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::keys::{self, IndexKind, POSTING_LEN, StoredKey};
-use serde_json::Value;
-
 use crate::views::{Facets, FoundStatement, Views, ViewsError, decode_found};
 
 /// A GET /statements query, already parsed and checked.
