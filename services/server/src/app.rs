@@ -184,18 +184,28 @@ impl AppState {
     }
 }
 
-/// Before a read: waits (bounded) until both projections show every write
-/// acknowledged so far, so whoever reads after an acknowledgement sees the
-/// write. It sits inside the alternate-syntax rewrite, so a read sent as
-/// `POST ?method=GET` waits too.
+/// Before a read: waits (bounded) until the projections it reads show every
+/// write acknowledged so far, so whoever reads after an acknowledgement sees
+/// the write. An xAPI resource is read from the xAPI views alone, so it does
+/// not wait for the Learning Hub views, which follow a moment later; every
+/// other read waits for both. It sits inside the alternate-syntax rewrite,
+/// so a read sent as `POST ?method=GET` waits too.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if waits_for_writes(&request)
         && let Some(end) = state.acknowledged_end().await
-        && (state.views.applied_offset() < end || state.hub.applied_offset() < end)
     {
-        crate::embedded::caught_up(&state.views, &state.hub, end, state.config.read_your_writes_timeout).await;
+        let hub = reads_learning_hub(request.uri().path()).then_some(&*state.hub);
+        if state.views.applied_offset() < end || hub.is_some_and(|hub| hub.applied_offset() < end) {
+            crate::embedded::caught_up(&state.views, hub, end, state.config.read_your_writes_timeout).await;
+        }
     }
     next.run(request).await
+}
+
+/// Whether a read may be served from the Learning Hub views: anything but
+/// the xAPI resources (`/xapi/…`), which are served from the xAPI views only.
+fn reads_learning_hub(path: &str) -> bool {
+    !path.starts_with("/xapi/")
 }
 
 async fn not_found(request: Request) -> Response {

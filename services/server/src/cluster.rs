@@ -318,7 +318,7 @@ impl ProjectionService {
 /// Waits (bounded) until both projections have applied everything before
 /// `end`; false when the bound passed first.
 async fn wait_applied(state: &AppState, end: Offset, bound: Duration) -> bool {
-    caught_up(&state.views, &state.hub, end, bound).await
+    caught_up(&state.views, Some(&state.hub), end, bound).await
 }
 
 #[derive(Deserialize)]

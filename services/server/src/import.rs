@@ -493,7 +493,7 @@ async fn wait_for_projections(state: &AppState, report: &mut impl FnMut(ImportEv
     loop {
         let behind = end.saturating_sub(state.views.applied_offset().min(state.hub.applied_offset()));
         report(ImportEvent::Projecting { behind });
-        if crate::embedded::caught_up(&state.views, &state.hub, end, Duration::from_millis(500)).await {
+        if crate::embedded::caught_up(&state.views, Some(&state.hub), end, Duration::from_millis(500)).await {
             report(ImportEvent::Projecting { behind: 0 });
             return;
         }

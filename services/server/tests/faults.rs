@@ -411,3 +411,63 @@ async fn too_many_bodies_in_flight_get_503_instead_of_memory() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
+
+/// An xAPI resource is read from the xAPI views alone, so a read of it waits
+/// for them, not for the Learning Hub views: with the hub never applying the
+/// write (no projector runs; the xAPI views are given it by hand), a
+/// statement query on a projection replica still answers at once, with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xapi_read_does_not_wait_for_the_learning_hub_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let (credential, secret) = credentials::add(dir.path(), "reader", None, None, vec![Scope::All]).unwrap();
+    let log = Arc::new(FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap());
+    let id = uuid::Uuid::new_v4().to_string();
+    let statement = json!({
+        "id": id,
+        "actor": { "objectType": "Agent", "mbox": "mailto:learner@example.nhs.uk" },
+        "verb": { "id": support::COMPLETED },
+        "object": { "objectType": "Activity", "id": "https://learninghub.nhs.uk/activities/1" },
+        "timestamp": "2026-03-01T10:00:00.000Z",
+        "stored": "2026-03-01T10:00:00.000Z",
+        "authority": { "objectType": "Agent", "mbox": "mailto:platform@example.nhs.uk" },
+        "version": "1.0.0"
+    });
+    let event = lrs_xapi::events::Event::StatementsStored { statements: vec![statement], attachments: Vec::new() };
+    log.append(vec![lrs_xapi::events::encode(&event)]).await.unwrap();
+    let store = lrs_server::StoreOptions::cache(8 * 1024 * 1024);
+    let views = Arc::new(lrs_projection::Views::open(&dir.path().join("views"), store).unwrap());
+    views.apply(&log.read(0, 10).await.unwrap()).unwrap();
+    let hub = Arc::new(
+        lrs_hub::HubViews::open(&dir.path().join("hub"), store, lrs_hub::frameworks::Frameworks::empty()).unwrap(),
+    );
+    // Were the read to wait for the hub, it would wait this long.
+    let config = lrs_server::ServerConfig { read_your_writes_timeout: Duration::from_secs(600), ..Default::default() };
+    let state = lrs_server::AppState::new(
+        log.clone(),
+        views,
+        hub.clone(),
+        lrs_server::writer::Writer::ReadOnly,
+        lrs_xapi::StatementValidator::new().unwrap(),
+        credentials::CredentialStore::open(dir.path()).unwrap(),
+        lrs_server::more_links::MoreLinks::open(dir.path()).unwrap(),
+        config,
+        None,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, lrs_server::app(state)).await });
+
+    let read = Client::new()
+        .get(format!("{base}/xapi/statements"))
+        .basic_auth(&credential.key, Some(&secret))
+        .header("X-Experience-API-Version", "2.0.0")
+        .send();
+    let response = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the statement query waited for the Learning Hub views")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["statements"][0]["id"], json!(id), "{page}");
+    assert_eq!(hub.applied_offset(), 0, "the hub never applied the write");
+}
