@@ -365,10 +365,7 @@ fn matches(query: &StatementQuery, statement: &Value, inherited: &Facets) -> boo
     let has = |list: &[String], wanted: &Option<String>| wanted.as_ref().is_none_or(|w| list.iter().any(|v| v == w));
     // The facets are worked out from the statement: only when asked about.
     let facets_match = facet_filters(query) <= 1 || {
-        let mut facets = Facets::of(statement);
-        if !inherited.is_empty() {
-            facets.merge(inherited);
-        }
+        let facets = Facets::of_with(statement, inherited);
         let agents = if query.related_agents { &facets.related_agents } else { &facets.agents };
         let activities = if query.related_activities { &facets.related_activities } else { &facets.activities };
         has(agents, &query.agent)

@@ -53,7 +53,7 @@ impl Facets {
     /// these (they are worked out again when read), so a change here
     /// changes what stored statements match: bump `keys::LAYOUT` with it,
     /// and the views are rebuilt.
-    pub(crate) fn of(statement: &Value) -> Self {
+    fn of(statement: &Value) -> Self {
         let mut facets = Facets::default();
         primary_agent_keys(statement, &mut facets.agents);
         related_agent_keys(statement, &mut facets.related_agents);
@@ -70,7 +70,16 @@ impl Facets {
         facets
     }
 
-    pub(crate) fn merge(&mut self, other: &Facets) {
+    /// Every facet of a statement: its own and those it `inherited`.
+    pub(crate) fn of_with(statement: &Value, inherited: &Facets) -> Self {
+        let mut facets = Facets::of(statement);
+        if !inherited.is_empty() {
+            facets.merge(inherited);
+        }
+        facets
+    }
+
+    fn merge(&mut self, other: &Facets) {
         self.agents.extend(other.agents.iter().cloned());
         self.related_agents.extend(other.related_agents.iter().cloned());
         self.verbs.extend(other.verbs.iter().cloned());
@@ -95,7 +104,7 @@ impl Facets {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.agents.is_empty()
             && self.related_agents.is_empty()
             && self.verbs.is_empty()
@@ -181,11 +190,7 @@ impl StatementRecord {
 
     /// Every facet of the statement: its own and those it inherited.
     pub fn facets(&self) -> Facets {
-        let mut facets = Facets::of(&self.statement);
-        if !self.inherited.is_empty() {
-            facets.merge(&self.inherited);
-        }
-        facets
+        Facets::of_with(&self.statement, &self.inherited)
     }
 
     pub fn is_voiding(&self) -> bool {
