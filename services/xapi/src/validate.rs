@@ -74,7 +74,14 @@ impl StatementValidator {
 
 /// The schema error closest to the cause: the deepest instance path wins,
 /// so a bad nested property is reported rather than the `oneOf` above it.
+///
+/// A valid statement (nearly every one) is checked by `is_valid`, which
+/// stops at the first failure and builds no errors; only an invalid one is
+/// walked again to find them.
 fn best_schema_error(schema: &jsonschema::Validator, statement: &Value) -> Option<ValidationError> {
+    if schema.is_valid(statement) {
+        return None;
+    }
     let mut best: Option<ValidationError> = None;
     for error in schema.iter_errors(statement).take(32) {
         let path = error.instance_path().to_string();
@@ -101,7 +108,7 @@ fn check_rules(version: XapiVersion, statement: &Value, base: &str) -> Result<()
     if let Some(result) = statement.get("result") {
         check_score(result, &format!("{base}/result"))?;
     }
-    check_language_maps(statement, base)?;
+    check_language_maps(statement, &mut base.to_owned())?;
     if let Some(Value::String(tag)) = statement.pointer("/context/language")
         && !is_language_tag(tag)
     {
@@ -122,6 +129,16 @@ fn check_rules(version: XapiVersion, statement: &Value, base: &str) -> Result<()
 /// Escapes one reference token of a JSON pointer (RFC 6901).
 fn pointer_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Appends `/` and `token`, escaped, to the JSON pointer `path`.
+fn push_pointer_token(path: &mut String, token: &str) {
+    path.push('/');
+    if token.contains(['~', '/']) {
+        path.push_str(&pointer_token(token));
+    } else {
+        path.push_str(token);
+    }
 }
 
 /// RULES.md A.5: the 1.0.3 endpoint takes `1.0` / `1.0.x`; the 2.0 endpoint
@@ -454,39 +471,45 @@ pub fn is_language_tag(tag: &str) -> bool {
     i == subtags.len()
 }
 
-/// The properties whose values are language maps.
 /// Properties that hold language maps when their value is an object.
 pub(crate) const LANGUAGE_MAP_KEYS: [&str; 3] = ["display", "name", "description"];
 
 /// RULES.md A.3 for every language-map key outside `extensions`.
-fn check_language_maps(value: &Value, path: &str) -> Result<(), ValidationError> {
+fn check_language_maps(value: &Value, path: &mut String) -> Result<(), ValidationError> {
+    // One path, extended on the way down and cut back on the way up: a
+    // valid statement (nearly every one) allocates no path per property.
     match value {
         Value::Object(object) => {
             for (key, child) in object {
-                let child_path = format!("{path}/{}", pointer_token(key));
                 if key == "extensions" {
                     continue;
                 }
+                let length = path.len();
+                push_pointer_token(path, key);
                 if LANGUAGE_MAP_KEYS.contains(&key.as_str())
                     && let Value::Object(map) = child
                 {
                     for tag in map.keys() {
                         if !is_language_tag(tag) {
                             return Err(ValidationError::new(
-                                format!("{child_path}/{}", pointer_token(tag)),
+                                format!("{path}/{}", pointer_token(tag)),
                                 format!("{tag:?} is not a valid RFC 5646 language tag"),
                             ));
                         }
                     }
-                    continue;
+                } else {
+                    check_language_maps(child, path)?;
                 }
-                check_language_maps(child, &child_path)?;
+                path.truncate(length);
             }
             Ok(())
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                check_language_maps(item, &format!("{path}/{index}"))?;
+                let length = path.len();
+                push_pointer_token(path, &index.to_string());
+                check_language_maps(item, path)?;
+                path.truncate(length);
             }
             Ok(())
         }
@@ -629,6 +652,17 @@ mod tests {
     fn errors_point_at_the_bad_property() {
         let tag = statement(json!({"verb": {"id": "http://x.example/v", "display": {"de-1901-1901": "x"}}}));
         assert_eq!(error_path(XapiVersion::V2_0_0, &tag).as_deref(), Some("/verb/display/de-1901-1901"));
+        // Past valid language maps, in a list, after a valid item.
+        let in_list = statement(json!({
+            "verb": {"id": "http://x.example/v", "display": {"en-GB": "v"}},
+            "object": {"id": "http://example.com/q", "definition": {
+                "name": {"en-GB": "q"}, "interactionType": "choice",
+                "choices": [{"id": "a", "description": {"en-GB": "A"}},
+                            {"id": "b", "description": {"en-GB": "B", "de-1901-1901": "B"}}]}}}));
+        assert_eq!(
+            error_path(XapiVersion::V1_0_3, &in_list).as_deref(),
+            Some("/object/definition/choices/1/description/de-1901-1901")
+        );
         let language = statement(json!({"context": {"language": "en-a-aa-A-bb"}}));
         assert_eq!(error_path(XapiVersion::V1_0_3, &language).as_deref(), Some("/context/language"));
         let steps = statement(
