@@ -44,18 +44,40 @@ pub fn duration_to_hundredths(duration: &str) -> String {
 /// checks: the statement without the properties the LRS sets (`id`,
 /// `stored`, `authority`, `version`), with object keys sorted.
 pub fn content_fingerprint(statement: &Value) -> [u8; 32] {
-    let mut hasher = HashWriter(Sha256::new());
+    let mut hasher = HashWriter { digest: Sha256::new(), buffer: Vec::with_capacity(HASH_BUFFER) };
     write_statement(&mut hasher, statement, true);
-    hasher.0.finalize().into()
+    hasher.finish()
 }
 
-/// Feeds what is written into the digest (the canonical text is never
-/// held in memory).
-struct HashWriter(Sha256);
+/// Bytes of canonical text gathered before they are fed to the digest.
+const HASH_BUFFER: usize = 4096;
+
+/// Feeds what is written into the digest a few kilobytes at a time (the
+/// canonical text is never held in memory whole, and the digest is not
+/// called for every comma).
+struct HashWriter {
+    digest: Sha256,
+    buffer: Vec<u8>,
+}
+
+impl HashWriter {
+    fn finish(mut self) -> [u8; 32] {
+        self.digest.update(&self.buffer);
+        self.digest.finalize().into()
+    }
+}
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
+        if self.buffer.len() + bytes.len() > HASH_BUFFER {
+            self.digest.update(&self.buffer);
+            self.buffer.clear();
+        }
+        if bytes.len() > HASH_BUFFER {
+            self.digest.update(bytes);
+        } else {
+            self.buffer.extend_from_slice(bytes);
+        }
         Ok(bytes.len())
     }
 
@@ -64,15 +86,20 @@ impl std::io::Write for HashWriter {
     }
 }
 
+/// An object's properties in byte order of their keys.
+fn sorted(object: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = object.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
 /// Writes a JSON value with object keys in byte order: the text
 /// `serde_json` gives for a copy whose maps were rebuilt in sorted order.
 fn write_sorted(out: &mut HashWriter, value: &Value) {
     use std::io::Write;
     match value {
         Value::Object(object) => {
-            let mut keys: Vec<&String> = object.keys().collect();
-            keys.sort();
-            write_object(out, &keys, |out, key| write_sorted(out, &object[key]));
+            write_object(out, &sorted(object), |out, _, value| write_sorted(out, value));
         }
         Value::Array(items) => {
             let _ = out.write_all(b"[");
@@ -91,16 +118,20 @@ fn write_sorted(out: &mut HashWriter, value: &Value) {
     }
 }
 
-fn write_object(out: &mut HashWriter, keys: &[&String], mut value: impl FnMut(&mut HashWriter, &str)) {
+fn write_object(
+    out: &mut HashWriter,
+    entries: &[(&String, &Value)],
+    mut write_value: impl FnMut(&mut HashWriter, &str, &Value),
+) {
     use std::io::Write;
     let _ = out.write_all(b"{");
-    for (index, key) in keys.iter().enumerate() {
+    for (index, (key, value)) in entries.iter().enumerate() {
         if index > 0 {
             let _ = out.write_all(b",");
         }
         let _ = serde_json::to_writer(&mut *out, key);
         let _ = out.write_all(b":");
-        value(out, key);
+        write_value(out, key, value);
     }
     let _ = out.write_all(b"}");
 }
@@ -112,29 +143,21 @@ fn write_statement(out: &mut HashWriter, statement: &Value, top: bool) {
         write_sorted(out, statement);
         return;
     };
-    let mut keys: Vec<&String> = object
-        .keys()
-        .filter(|key| !(top && matches!(key.as_str(), "id" | "stored" | "authority" | "version")))
-        .collect();
-    keys.sort();
-    write_object(out, &keys, |out, key| {
-        let value = &object[key];
-        match (key, value) {
-            ("result", Value::Object(result)) => {
-                let mut keys: Vec<&String> = result.keys().collect();
-                keys.sort();
-                write_object(out, &keys, |out, key| match (key, &result[key]) {
-                    ("duration", Value::String(duration)) => {
-                        write_sorted(out, &Value::String(duration_to_hundredths(duration)));
-                    }
-                    (_, other) => write_sorted(out, other),
-                });
-            }
-            ("object", object) if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") => {
-                write_statement(out, object, false);
-            }
-            _ => write_sorted(out, value),
+    let mut entries = sorted(object);
+    entries.retain(|(key, _)| !(top && matches!(key.as_str(), "id" | "stored" | "authority" | "version")));
+    write_object(out, &entries, |out, key, value| match (key, value) {
+        ("result", Value::Object(result)) => {
+            write_object(out, &sorted(result), |out, key, value| match (key, value) {
+                ("duration", Value::String(duration)) => {
+                    write_sorted(out, &Value::String(duration_to_hundredths(duration)));
+                }
+                (_, other) => write_sorted(out, other),
+            });
         }
+        ("object", object) if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") => {
+            write_statement(out, object, false);
+        }
+        _ => write_sorted(out, value),
     });
 }
 
@@ -310,6 +333,10 @@ mod tests {
             json!({"result": {"duration": 5}, "object": {"objectType": "Activity", "version": "kept below the top"}}),
             json!([1, 2, {"b": 1, "a": 2}]),
             json!({"\u{1F600}": 1, "Z": 2, "a": 3, "": 4, "context": {"extensions": {"https://e/x": {"nested": [[], {}]}}}}),
+            // Longer than the writer's buffer: in many small pieces, and
+            // in one piece larger than the buffer.
+            json!({"context": {"extensions": {"https://e/list": (0..2_000).collect::<Vec<u32>>()}}}),
+            json!({"verb": {"id": "v"}, "result": {"response": "r".repeat(3 * HASH_BUFFER)}, "timestamp": "t"}),
         ];
         for case in &cases {
             assert_eq!(content_fingerprint(case), reference_fingerprint(case), "{case}");
