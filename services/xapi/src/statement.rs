@@ -44,40 +44,29 @@ pub fn duration_to_hundredths(duration: &str) -> String {
 /// checks: the statement without the properties the LRS sets (`id`,
 /// `stored`, `authority`, `version`), with object keys sorted.
 pub fn content_fingerprint(statement: &Value) -> [u8; 32] {
-    let mut hasher = HashWriter { digest: Sha256::new(), buffer: Vec::with_capacity(HASH_BUFFER) };
-    write_statement(&mut hasher, statement, true);
-    hasher.finish()
+    use std::io::Write;
+    let mut out = Canonical::with_capacity(HASH_BUFFER, HashWriter(Sha256::new()));
+    write_statement(&mut out, statement, true);
+    // Writing to a digest cannot fail.
+    let _ = out.flush();
+    let (hasher, _) = out.into_parts();
+    hasher.0.finalize().into()
 }
 
 /// Bytes of canonical text gathered before they are fed to the digest.
 const HASH_BUFFER: usize = 4096;
 
-/// Feeds what is written into the digest a few kilobytes at a time (the
-/// canonical text is never held in memory whole, and the digest is not
+/// Where the canonical text is written: the digest, a few kilobytes at a
+/// time (the text is never held in memory whole, and the digest is not
 /// called for every comma).
-struct HashWriter {
-    digest: Sha256,
-    buffer: Vec<u8>,
-}
+type Canonical = std::io::BufWriter<HashWriter>;
 
-impl HashWriter {
-    fn finish(mut self) -> [u8; 32] {
-        self.digest.update(&self.buffer);
-        self.digest.finalize().into()
-    }
-}
+/// Feeds what is written into the digest.
+struct HashWriter(Sha256);
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if self.buffer.len() + bytes.len() > HASH_BUFFER {
-            self.digest.update(&self.buffer);
-            self.buffer.clear();
-        }
-        if bytes.len() > HASH_BUFFER {
-            self.digest.update(bytes);
-        } else {
-            self.buffer.extend_from_slice(bytes);
-        }
+        self.0.update(bytes);
         Ok(bytes.len())
     }
 
@@ -95,7 +84,7 @@ fn sorted(object: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
 
 /// Writes a JSON value with object keys in byte order: the text
 /// `serde_json` gives for a copy whose maps were rebuilt in sorted order.
-fn write_sorted(out: &mut HashWriter, value: &Value) {
+fn write_sorted(out: &mut Canonical, value: &Value) {
     use std::io::Write;
     match value {
         Value::Object(object) => {
@@ -119,9 +108,9 @@ fn write_sorted(out: &mut HashWriter, value: &Value) {
 }
 
 fn write_object(
-    out: &mut HashWriter,
+    out: &mut Canonical,
     entries: &[(&String, &Value)],
-    mut write_value: impl FnMut(&mut HashWriter, &str, &Value),
+    mut write_value: impl FnMut(&mut Canonical, &str, &Value),
 ) {
     use std::io::Write;
     let _ = out.write_all(b"{");
@@ -138,7 +127,7 @@ fn write_object(
 
 /// A statement (or SubStatement) for the fingerprint: without what the LRS
 /// sets (top level only), durations in hundredths of a second.
-fn write_statement(out: &mut HashWriter, statement: &Value, top: bool) {
+fn write_statement(out: &mut Canonical, statement: &Value, top: bool) {
     let Value::Object(object) = statement else {
         write_sorted(out, statement);
         return;
