@@ -230,6 +230,20 @@ fn write_sled_log(dir: &Path, events: &[Vec<u8>]) {
         tree.insert((offset as u64).to_be_bytes(), event.as_slice()).unwrap();
     }
     db.flush().unwrap();
+    drop((tree, db));
+    wait_until_sled_lets_go(dir);
+}
+
+/// sled's background threads can hold its files, and the lock on `db`, a
+/// moment after the last handle is dropped; a process that stopped would
+/// have let go at once. Waits, with a deadline, until the lock is free.
+fn wait_until_sled_lets_go(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let db = std::fs::File::open(dir.join("db")).unwrap();
+    while let Err(error) = db.try_lock() {
+        assert!(Instant::now() < deadline, "sled still holds {}: {error}", dir.display());
+        std::thread::yield_now();
+    }
 }
 
 fn sled_files_left(dir: &Path) -> Vec<String> {

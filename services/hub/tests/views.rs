@@ -787,7 +787,9 @@ fn given_views_of_an_older_layout_when_reopened_then_they_are_cleared_and_rebuil
     }
     {
         // The first layout had no layout mark (and one summary per statement).
-        let db = sled::open(dir.path()).unwrap();
+        // As the views open it: waiting for the lock the closed views' sled
+        // threads may hold a moment longer.
+        let db = lrs_projection::open_store(dir.path(), lrs_projection::StoreOptions::cache(1 << 20)).unwrap();
         db.open_tree("hub").unwrap().remove(b"M:layout").unwrap();
         db.flush().unwrap();
     }
