@@ -143,10 +143,12 @@ impl AppState {
             // Kafka ingest answered once a projection had applied the write.
             return;
         }
+        let began = std::time::Instant::now();
         let after = self.writer.acknowledge_after(visible, &self.views, self.config.acknowledge_ahead);
         let mut watch = self.views.subscribe();
         let _ = tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= after))
             .await;
+        self.metrics.observe_write_stage(crate::metrics::WriteStage::Views, began.elapsed());
         self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
     }
 

@@ -219,8 +219,10 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
         registration: address.registration,
         document_id: address.document_id.unwrap_or_default(),
     };
-    let visible = state.writer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await?;
-    state.wait_visible(visible).await;
+    let began = std::time::Instant::now();
+    let visible = state.writer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await;
+    state.metrics.observe_write_stage(crate::metrics::WriteStage::Writer, began.elapsed());
+    state.wait_visible(visible?).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

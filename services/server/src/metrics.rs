@@ -122,6 +122,28 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// A stage of a statement or document write, for the time it spends there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStage {
+    /// Handed to the writer until it answers: waiting for the single
+    /// writer's next cycle, deciding, and the append becoming durable (on
+    /// Kafka: the append and a projection's answer).
+    Writer,
+    /// Durable until acknowledged: waiting for the views to show the write.
+    Views,
+}
+
+impl WriteStage {
+    const ALL: [Self; 2] = [Self::Writer, Self::Views];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Writer => "writer",
+            Self::Views => "views",
+        }
+    }
+}
+
 type LogSize = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 /// The counters and histograms of one service.
@@ -135,6 +157,8 @@ pub struct Metrics {
     rejected: [AtomicU64; REJECTION_REASONS.len()],
     log_append: Histogram,
     log_flush: Histogram,
+    /// By [`WriteStage`], in the order of `WriteStage::ALL`.
+    write_stages: [Histogram; 2],
     flushes_observed: AtomicBool,
     log_size: OnceLock<LogSize>,
     /// Offsets are Kafka's (`record << 16 | event`): lags count records.
@@ -160,6 +184,11 @@ impl Metrics {
         {
             self.rejected[index].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records how long a statement or document write spent in `stage`.
+    pub fn observe_write_stage(&self, stage: WriteStage, elapsed: Duration) {
+        self.write_stages[stage as usize].observe(elapsed);
     }
 
     /// Records how long one append to the log took (until durable).
@@ -230,6 +259,18 @@ impl Metrics {
         for (reason, count) in REJECTION_REASONS.iter().zip(&self.rejected) {
             let labels = label_set(&[("reason", reason)], None);
             let _ = writeln!(out, "lrs_statements_rejected_total{labels} {}", count.load(Ordering::Relaxed));
+        }
+    }
+
+    fn render_write_stages(&self, out: &mut String) {
+        header_lines(
+            out,
+            "lrs_write_stage_duration_seconds",
+            "histogram",
+            "Time statement and document writes spent in each stage: writer (until decided and durable in the log), views (until the views show it, before the acknowledgement).",
+        );
+        for (stage, histogram) in WriteStage::ALL.iter().zip(&self.write_stages) {
+            histogram.render(out, "lrs_write_stage_duration_seconds", &[("stage", stage.label())]);
         }
     }
 
@@ -375,6 +416,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     }
     if writes {
         state.metrics.render_rejections(&mut out);
+        state.metrics.render_write_stages(&mut out);
     }
     state.metrics.render_log(&mut out, writes);
     if let Ok(end) = log_end(&state).await {

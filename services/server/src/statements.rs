@@ -251,9 +251,11 @@ async fn store(
         .into_iter()
         .map(|p| AttachmentContent { sha2: p.sha2, content_type: p.content_type, content: p.body })
         .collect();
+    let began = std::time::Instant::now();
     let visible =
-        state.writer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await?;
-    Ok((visible, ids))
+        state.writer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await;
+    state.metrics.observe_write_stage(crate::metrics::WriteStage::Writer, began.elapsed());
+    Ok((visible?, ids))
 }
 
 /// How statements are validated and completed for storage: shared by the

@@ -414,6 +414,14 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
     let flushes = metrics.get("lrs_log_flush_duration_seconds_count", &[]).expect("flush histogram");
     assert!((1.0..=9.0).contains(&flushes), "{flushes}");
     assert!(metrics.get("lrs_log_size_bytes", &[]).expect("log size") > 0.0);
+    // Every write handed to the writer (the 5 + 3 POSTs, the repeat and both
+    // PUTs) has its time there counted; the views are waited for by the
+    // ones it accepted, not by the refused PUT.
+    let stage = |stage| metrics.get("lrs_write_stage_duration_seconds_count", &[("stage", stage)]);
+    assert_eq!(stage("writer"), Some(11.0));
+    assert_eq!(stage("views"), Some(10.0));
+    let views_inf = metrics.get("lrs_write_stage_duration_seconds_bucket", &[("stage", "views"), ("le", "+Inf")]);
+    assert_eq!(views_inf, Some(10.0));
     for projection in ["xapi", "learning-hub"] {
         assert!(metrics.get("lrs_projection_lag_events", &[("projection", projection)]).is_some());
         assert!(metrics.get("lrs_projection_lag_seconds", &[("projection", projection)]).is_some());
