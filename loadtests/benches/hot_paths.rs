@@ -213,7 +213,11 @@ fn projections(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     // (shape, events per batch, statements per event)
-    for (shape, events, per_event) in [("16 events of 1 statement", 16, 1), ("1 event of 100 statements", 1, 100)] {
+    // A batch of one is what a projection that keeps up with single POSTs
+    // applies; a backlog gives it several events at once.
+    for (shape, events, per_event) in
+        [("1 event of 1 statement", 1, 1), ("16 events of 1 statement", 16, 1), ("1 event of 100 statements", 1, 100)]
+    {
         group.throughput(Throughput::Elements((events * per_event) as u64));
         // The xAPI views alone (the hub of this store is left behind).
         bench_applying(
