@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::generator::{Generator, GeneratorConfig, format_timestamp};
-use crate::procstat::{SAMPLE_EVERY, Sampler, ticks_per_second};
+use crate::procstat::{HostTicks, SAMPLE_EVERY, Sampler, ticks_per_second};
 use crate::report::{Errors, KindReport, LatencySummary, OpenLoopReport, Report, new_histogram};
 
 /// A request sent later than this after its scheduled time counts as late.
@@ -594,6 +594,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
             tokio::time::sleep_until(measure_start.into()).await;
             let mut server = server_pid.map(|pid| Sampler::new(pid, ticks));
             let mut client = Sampler::new(std::process::id(), ticks);
+            let host_before = HostTicks::read();
             let mut interval = tokio::time::interval(SAMPLE_EVERY);
             loop {
                 interval.tick().await;
@@ -605,7 +606,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
                     break;
                 }
             }
-            (server.and_then(|s| s.report()), client.report())
+            let host = host_before.zip(HostTicks::read()).and_then(|(before, after)| after.since(before));
+            (server.and_then(|s| s.report()), client.report(), host)
         })
     };
 
@@ -618,7 +620,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
     };
     let finished = Instant::now();
     sampling.store(false, Ordering::Relaxed);
-    let (server, client) = sampler_task.await.unwrap_or((None, None));
+    let (server, client, host) = sampler_task.await.unwrap_or((None, None, None));
 
     let duration = finished.saturating_duration_since(measure_start).as_secs_f64().max(1e-9);
     let recorder = shared.recorder.lock().map_err(|_| anyhow::anyhow!("a sender panicked"))?;
@@ -676,6 +678,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
         kinds,
         server,
         client,
+        host,
     })
 }
 

@@ -1,10 +1,13 @@
-//! CPU and memory of a process from `/proc` (Linux), sampled every 500 ms.
+//! CPU, memory and disk writes of a process, and how the machine's CPU
+//! time was spent, from `/proc` (Linux), sampled every 500 ms.
 
 use std::time::{Duration, Instant};
 
-use crate::report::ProcessReport;
+use crate::report::{HostReport, ProcessReport};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// User plus system CPU time of a process in clock ticks, and its resident set in KiB.
 pub fn read(pid: u32) -> Option<(u64, u64)> {
@@ -22,6 +25,54 @@ pub fn read(pid: u32) -> Option<(u64, u64)> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
     Some((utime + stime, rss_kib))
+}
+
+/// Bytes a process has caused to be written to storage (`write_bytes` of
+/// `/proc/PID/io`: a page counts each time it is dirtied again); `None`
+/// when the file cannot be read (another user's process).
+pub fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// The machine's CPU time so far, in clock ticks over all cores, from the
+/// first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTicks {
+    pub busy: u64,
+    pub iowait: u64,
+    pub steal: u64,
+    pub total: u64,
+}
+
+impl HostTicks {
+    /// Parses `/proc/stat`'s text: `cpu user nice system idle iowait irq
+    /// softirq steal …` (guest time is already inside user and nice).
+    pub fn parse(stat: &str) -> Option<Self> {
+        let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+        let fields: Vec<u64> =
+            line.split_whitespace().skip(1).take(8).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = fields.try_into().ok()?;
+        let busy = user + nice + system + irq + softirq;
+        Some(Self { busy, iowait, steal, total: busy + idle + iowait + steal })
+    }
+
+    pub fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// How the time between `earlier` and `self` was spent, as percentages
+    /// of all cores' time.
+    pub fn since(self, earlier: Self) -> Option<HostReport> {
+        let total = self.total.checked_sub(earlier.total).filter(|t| *t > 0)? as f64;
+        let share = |now: u64, then: u64| (now.saturating_sub(then) as f64 / total * 1000.0).round() / 10.0;
+        Some(HostReport {
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_busy_percent: share(self.busy, earlier.busy),
+            iowait_percent: share(self.iowait, earlier.iowait),
+            steal_percent: share(self.steal, earlier.steal),
+        })
+    }
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, else the usual 100).
@@ -47,6 +98,8 @@ pub struct Sampler {
     rss_sum_kib: u64,
     rss_max_kib: u64,
     samples: u64,
+    /// `write_bytes` at the first and the last sample that could read it.
+    written: Option<(u64, u64)>,
 }
 
 impl Sampler {
@@ -60,6 +113,7 @@ impl Sampler {
             rss_sum_kib: 0,
             rss_max_kib: 0,
             samples: 0,
+            written: None,
         }
     }
 
@@ -81,6 +135,10 @@ impl Sampler {
         self.rss_sum_kib += rss;
         self.rss_max_kib = self.rss_max_kib.max(rss);
         self.samples += 1;
+        if let Some(bytes) = written_bytes(self.pid) {
+            let first = self.written.map_or(bytes, |(first, _)| first);
+            self.written = Some((first, bytes));
+        }
         true
     }
 
@@ -97,6 +155,7 @@ impl Sampler {
             cpu_percent_max: round(self.cpu_max),
             rss_mib_mean: round(self.rss_sum_kib as f64 / self.samples.max(1) as f64 / 1024.0),
             rss_mib_max: round(self.rss_max_kib as f64 / 1024.0),
+            disk_written_mib: self.written.map(|(first, last)| round(last.saturating_sub(first) as f64 / MIB)),
         })
     }
 }
@@ -114,5 +173,31 @@ mod tests {
         assert!(sampler.sample());
         assert!(sampler.sample());
         assert!(sampler.report().is_some_and(|r| r.samples == 2 && r.rss_mib_max > 0.0));
+    }
+
+    #[test]
+    fn counts_what_its_own_process_writes_to_disk() {
+        let mut sampler = Sampler::new(std::process::id(), ticks_per_second());
+        assert!(sampler.sample());
+        // Beside the sources, on a disk: a tmpfs /tmp would write nothing.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let file = dir.path().join("written");
+        std::fs::write(&file, vec![7u8; 4 * 1024 * 1024]).unwrap();
+        std::fs::File::open(&file).unwrap().sync_all().unwrap();
+        assert!(sampler.sample());
+        let written = sampler.report().and_then(|r| r.disk_written_mib);
+        assert!(written.is_some_and(|mib| mib >= 4.0), "{written:?}");
+    }
+
+    #[test]
+    fn host_time_is_split_into_busy_waiting_for_disk_and_stolen() {
+        let before = HostTicks::parse("cpu  100 0 50 800 20 0 0 30 0 0\ncpu0 1 2 3\n").unwrap();
+        // 200 more ticks: 90 busy (user 60, system 20, softirq 10), 10 iowait, 40 steal, 60 idle.
+        let after = HostTicks::parse("cpu  160 0 70 860 30 0 10 70 5 0\n").unwrap();
+        let host = after.since(before).unwrap();
+        assert_eq!((host.cpu_busy_percent, host.iowait_percent, host.steal_percent), (45.0, 5.0, 20.0));
+        assert!(after.since(after).is_none(), "no time passed");
+        assert!(HostTicks::parse("intr 1 2 3\n").is_none());
+        assert!(HostTicks::read().is_some());
     }
 }

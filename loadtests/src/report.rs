@@ -26,8 +26,10 @@
 //!   "kinds": { "write/batch": { "requests", "requests_ok", "statements_accepted",
 //!                               "errors": {…}, "latency_us": {…} }, … },
 //!   "server": null | { "pid", "samples", "cpu_percent_mean", "cpu_percent_max",
-//!                      "rss_mib_mean", "rss_mib_max" },
-//!   "client": same as "server", for the load tool itself
+//!                      "rss_mib_mean", "rss_mib_max",
+//!                      "disk_written_mib": null | 12.5 },
+//!   "client": same as "server", for the load tool itself,
+//!   "host": null | { "cores", "cpu_busy_percent", "iowait_percent", "steal_percent" }
 //! }
 //! ```
 //!
@@ -120,6 +122,20 @@ pub struct ProcessReport {
     pub cpu_percent_max: f64,
     pub rss_mib_mean: f64,
     pub rss_mib_max: f64,
+    /// Written to storage over the measured phase (`write_bytes` of
+    /// `/proc/PID/io`); `None` when it cannot be read.
+    pub disk_written_mib: Option<f64>,
+}
+
+/// How the whole machine's CPU time was spent over the measured phase, as
+/// percentages of all cores' time: what else was running, how long the
+/// disk kept cores waiting, and what a virtual machine's host took.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HostReport {
+    pub cores: usize,
+    pub cpu_busy_percent: f64,
+    pub iowait_percent: f64,
+    pub steal_percent: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -150,6 +166,7 @@ pub struct Report {
     pub kinds: BTreeMap<String, KindReport>,
     pub server: Option<ProcessReport>,
     pub client: Option<ProcessReport>,
+    pub host: Option<HostReport>,
 }
 
 fn ms(us: u64) -> String {
@@ -231,7 +248,23 @@ impl Report {
                     "{label} pid {}: CPU mean {:.1} % max {:.1} % of one core, RSS mean {:.1} MiB max {:.1} MiB ({} samples)",
                     p.pid, p.cpu_percent_mean, p.cpu_percent_max, p.rss_mib_mean, p.rss_mib_max, p.samples
                 );
+                if let Some(written) = p.disk_written_mib {
+                    let per_statement = if label == "server" && self.statements_accepted > 0 {
+                        let kib = written * 1024.0 / self.statements_accepted as f64;
+                        format!(" ({kib:.1} KiB per statement accepted)")
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(out, "{label} pid {}: wrote {written:.1} MiB to disk{per_statement}", p.pid);
+                }
             }
+        }
+        if let Some(host) = &self.host {
+            let _ = writeln!(
+                out,
+                "host, {} cores: CPU busy {:.1} %, waiting for the disk {:.1} %, stolen by the hypervisor {:.1} % of all cores' time",
+                host.cores, host.cpu_busy_percent, host.iowait_percent, host.steal_percent
+            );
         }
         out
     }
