@@ -39,6 +39,8 @@ pub fn written_bytes(pid: u32) -> Option<u64> {
 /// first line of `/proc/stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostTicks {
+    /// The `cpuN` lines: the cores the ticks are summed over.
+    pub cores: usize,
     pub busy: u64,
     pub iowait: u64,
     pub steal: u64,
@@ -54,7 +56,11 @@ impl HostTicks {
             line.split_whitespace().skip(1).take(8).map(|f| f.parse().ok()).collect::<Option<_>>()?;
         let [user, nice, system, idle, iowait, irq, softirq, steal] = fields.try_into().ok()?;
         let busy = user + nice + system + irq + softirq;
-        Some(Self { busy, iowait, steal, total: busy + idle + iowait + steal })
+        let cores = stat
+            .lines()
+            .filter(|line| line.strip_prefix("cpu").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())))
+            .count();
+        Some(Self { cores, busy, iowait, steal, total: busy + idle + iowait + steal })
     }
 
     pub fn read() -> Option<Self> {
@@ -67,7 +73,7 @@ impl HostTicks {
         let total = self.total.checked_sub(earlier.total).filter(|t| *t > 0)? as f64;
         let share = |now: u64, then: u64| (now.saturating_sub(then) as f64 / total * 1000.0).round() / 10.0;
         Some(HostReport {
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cores: self.cores,
             cpu_busy_percent: share(self.busy, earlier.busy),
             iowait_percent: share(self.iowait, earlier.iowait),
             steal_percent: share(self.steal, earlier.steal),
@@ -191,11 +197,12 @@ mod tests {
 
     #[test]
     fn host_time_is_split_into_busy_waiting_for_disk_and_stolen() {
-        let before = HostTicks::parse("cpu  100 0 50 800 20 0 0 30 0 0\ncpu0 1 2 3\n").unwrap();
+        let before = HostTicks::parse("cpu  100 0 50 800 20 0 0 30 0 0\ncpu0 1 2 3\ncpu1 4 5 6\nintr 7\n").unwrap();
         // 200 more ticks: 90 busy (user 60, system 20, softirq 10), 10 iowait, 40 steal, 60 idle.
-        let after = HostTicks::parse("cpu  160 0 70 860 30 0 10 70 5 0\n").unwrap();
+        let after = HostTicks::parse("cpu  160 0 70 860 30 0 10 70 5 0\ncpu0 1 2 3\ncpu1 4 5 6\n").unwrap();
         let host = after.since(before).unwrap();
         assert_eq!((host.cpu_busy_percent, host.iowait_percent, host.steal_percent), (45.0, 5.0, 20.0));
+        assert_eq!(host.cores, 2);
         assert!(after.since(after).is_none(), "no time passed");
         assert!(HostTicks::parse("intr 1 2 3\n").is_none());
         assert!(HostTicks::read().is_some());
