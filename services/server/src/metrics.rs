@@ -157,8 +157,9 @@ pub struct Metrics {
     rejected: [AtomicU64; REJECTION_REASONS.len()],
     log_append: Histogram,
     log_flush: Histogram,
-    /// By [`WriteStage`], in the order of `WriteStage::ALL`.
-    write_stages: [Histogram; 2],
+    /// By [`WriteStage`], in the order of `WriteStage::ALL` (the order the
+    /// variants are declared in, which `stage as usize` indexes by).
+    write_stages: [Histogram; WriteStage::ALL.len()],
     flushes_observed: AtomicBool,
     log_size: OnceLock<LogSize>,
     /// Offsets are Kafka's (`record << 16 | event`): lags count records.
