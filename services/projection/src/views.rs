@@ -383,6 +383,17 @@ impl Views {
         Ok(find_id_entry(id, |key| self.tree.get(key))?.map(|entry| entry.fingerprint))
     }
 
+    /// The ids of every statement stored, in byte order of the ids; an entry
+    /// that is not an id is reported as corrupt.
+    pub fn statement_ids(&self) -> impl Iterator<Item = Result<Uuid, ViewsError>> + '_ {
+        self.tree.scan_prefix([keys::STATEMENT_ID]).map(|entry| {
+            let (key, _) = entry?;
+            key.get(1..)
+                .and_then(|bytes| Uuid::from_slice(bytes).ok())
+                .ok_or_else(|| ViewsError::Corrupt("statement id key".to_owned()))
+        })
+    }
+
     /// Whether the statement has been voided by a voiding statement.
     pub fn is_voided(&self, record: &StatementRecord) -> Result<bool, ViewsError> {
         if record.is_voiding() {

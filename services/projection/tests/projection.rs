@@ -317,7 +317,7 @@ fn a_later_event_reusing_an_id_with_other_content_is_refused_whole_and_repeats_a
 
 /// The writer checks a new statement's id against the fingerprint alone
 /// (the id table), which must agree with the record it points to, also
-/// after the views are reopened.
+/// after the views are reopened; and the ids are listed.
 #[test]
 fn a_stored_statement_is_found_by_id_with_its_fingerprint_after_reopening() {
     let root = tempfile::tempdir().unwrap();
@@ -341,6 +341,12 @@ fn a_stored_statement_is_found_by_id_with_its_fingerprint_after_reopening() {
     let unknown = Uuid::new_v4();
     assert!(views.statement(unknown).unwrap().is_none());
     assert_eq!(views.fingerprint(unknown).unwrap(), None);
+    // The writer's id filter is built from this list at start-up.
+    let mut listed: Vec<Uuid> = views.statement_ids().map(Result::unwrap).collect();
+    let mut expected = ids.clone();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "statement_ids lists every stored id once, and nothing else");
 }
 
 /// `stored` only moves forward in log order, whatever the clocks of the

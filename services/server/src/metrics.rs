@@ -24,6 +24,7 @@ use lrs_eventlog::{EventLog, LogError, LogRecord, Offset};
 use lrs_xapi::events::{self, Event};
 
 use crate::app::AppState;
+use crate::sequencer::IdCheck;
 use crate::writer::Writer;
 
 /// Upper bounds (seconds) of the buckets of every duration histogram.
@@ -414,6 +415,28 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             "Statements newly stored (each statement of a batch; repeats not counted).",
         );
         let _ = writeln!(out, "lrs_statements_ingested_total {}", sequencer.progress.statements_stored());
+        header_lines(
+            &mut out,
+            "lrs_statement_id_checks_total",
+            "counter",
+            "Statement ids the writer checked, by where it found the answer: filter (certainly new, from memory), \
+             recent (appended, perhaps not yet projected) or views (read from the store).",
+        );
+        for check in IdCheck::ALL {
+            let _ = writeln!(
+                out,
+                "lrs_statement_id_checks_total{} {}",
+                label_set(&[("answer", check.label())], None),
+                sequencer.progress.id_checks(check)
+            );
+        }
+        header_lines(
+            &mut out,
+            "lrs_statement_id_filter_ready",
+            "gauge",
+            "1 once the writer's filter of stored statement ids is built (it is built at start-up) and in use.",
+        );
+        let _ = writeln!(out, "lrs_statement_id_filter_ready {}", u8::from(sequencer.progress.id_filter_ready()));
     }
     if writes {
         state.metrics.render_rejections(&mut out);

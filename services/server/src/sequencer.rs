@@ -23,6 +23,7 @@ use lrs_xapi::events::{self, AttachmentContent, DocumentKey, Event};
 use lrs_xapi::statement::{format_time, statement_id};
 
 use crate::error::ApiError;
+use crate::id_filter::{FILTER_BITS_LOG2, IdFilter};
 
 /// Statements of one request, validated and completed except for `stored`.
 pub struct StatementBatch {
@@ -58,8 +59,39 @@ pub struct WriteProgress {
     appended_end: AtomicU64,
     /// Statements newly stored (repeats not counted), for the metrics.
     statements_stored: AtomicU64,
+    /// How the writer learned whether a statement id was taken, for the
+    /// metrics: by [`IdCheck`], in the order of `IdCheck::ALL`.
+    id_checks: [AtomicU64; IdCheck::ALL.len()],
+    /// Whether the id filter has been built: the writer uses it from its
+    /// next statement write.
+    id_filter_ready: AtomicBool,
     /// Appends the views may not have applied yet, oldest first.
     unprojected: Mutex<Unprojected>,
+}
+
+/// Where the writer found the answer to "is this statement id taken?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdCheck {
+    /// Certainly new: the id filter has never been given it.
+    Filter,
+    /// Taken by a statement appended but perhaps not yet in the views, or
+    /// earlier in the same cycle.
+    Recent,
+    /// Read from the views: the filter was not built yet, or could not rule
+    /// the id out.
+    Views,
+}
+
+impl IdCheck {
+    pub const ALL: [IdCheck; 3] = [IdCheck::Filter, IdCheck::Recent, IdCheck::Views];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            IdCheck::Filter => "filter",
+            IdCheck::Recent => "recent",
+            IdCheck::Views => "views",
+        }
+    }
 }
 
 /// Each append's end offset with the running count of statements appended
@@ -134,6 +166,21 @@ impl WriteProgress {
     pub fn statements_stored(&self) -> u64 {
         self.statements_stored.load(Ordering::Relaxed)
     }
+
+    /// Statement ids checked since start, by where the answer came from.
+    pub fn id_checks(&self, check: IdCheck) -> u64 {
+        self.id_checks[check as usize].load(Ordering::Relaxed)
+    }
+
+    /// True once the id filter is built; the writer answers id checks from
+    /// it from its next statement write on.
+    pub fn id_filter_ready(&self) -> bool {
+        self.id_filter_ready.load(Ordering::SeqCst)
+    }
+
+    fn count_id_check(&self, check: IdCheck) {
+        self.id_checks[check as usize].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone)]
@@ -160,6 +207,7 @@ impl Sequencer {
             receiver,
             progress: progress.clone(),
             recent: HashMap::new(),
+            ids: IdFilterState::Unused,
             last_stored: DateTime::<Utc>::MIN_UTC,
             carried: None,
             max_lag: max_lag.max(1),
@@ -203,6 +251,7 @@ struct Writer {
     /// Statements appended but perhaps not yet projected: id → (fingerprint,
     /// offset of their event).
     recent: HashMap<Uuid, ([u8; 32], Offset)>,
+    ids: IdFilterState,
     last_stored: DateTime<Utc>,
     carried: Option<Command>,
     max_lag: u64,
@@ -240,6 +289,9 @@ impl Writer {
             tracing::error!("writer stopped before the views caught up with the log");
             return;
         }
+        // The views now hold every statement stored before this writer, and
+        // every id it stores from here on is given to the filter as well.
+        self.ids = IdFilterState::build(self.views.clone(), self.progress.clone());
         self.progress.in_cycle.store(false, Ordering::SeqCst);
         loop {
             let first = match self.carried.take() {
@@ -327,12 +379,21 @@ impl Writer {
 
     fn known_fingerprint(&self, id: Uuid) -> Result<Option<([u8; 32], Offset)>, ApiError> {
         if let Some(known) = self.recent.get(&id) {
+            self.progress.count_id_check(IdCheck::Recent);
             return Ok(Some(*known));
         }
+        if let IdFilterState::Ready(filter) = &self.ids
+            && !filter.may_contain(id)
+        {
+            self.progress.count_id_check(IdCheck::Filter);
+            return Ok(None);
+        }
+        self.progress.count_id_check(IdCheck::Views);
         Ok(self.views.fingerprint(id)?.map(|fingerprint| (fingerprint, 0)))
     }
 
     async fn store_group(&mut self, group: Vec<(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>)>) {
+        self.ids.poll_built();
         let applied = self.views.applied_offset();
         self.recent.retain(|_, (_, offset)| *offset >= applied);
         let mut in_cycle: HashMap<Uuid, [u8; 32]> = HashMap::new();
@@ -352,7 +413,10 @@ impl Writer {
                     break;
                 };
                 let known = match in_cycle.get(&id) {
-                    Some(f) => Some((*f, 0)),
+                    Some(f) => {
+                        self.progress.count_id_check(IdCheck::Recent);
+                        Some((*f, 0))
+                    }
                     None => match self.known_fingerprint(id) {
                         Ok(known) => known,
                         Err(error) => {
@@ -408,6 +472,12 @@ impl Writer {
         } else {
             self.log.append(events_to_append).await
         };
+        // Even when the append failed: a failure can come after the events
+        // reached the log (a failed flush, say), and the views would then
+        // project them. An id the filter holds without need costs one read.
+        for (id, _) in new_ids_per_event.iter().flatten() {
+            self.ids.insert(*id);
+        }
         match appended {
             Ok(first) => {
                 for (index, ids) in new_ids_per_event.iter().enumerate() {
@@ -486,9 +556,114 @@ impl Writer {
     }
 }
 
+/// The writer's [`IdFilter`]: built from the views by a blocking task at
+/// start-up while the writer already works (checking every id in the
+/// views until it is ready), then kept by the writer alone.
+enum IdFilterState {
+    /// Before start-up is done (or after the build failed): every check
+    /// reads the views.
+    Unused,
+    Building {
+        /// Ids stored since the build began; the scan may not see them.
+        stored_since: Vec<Uuid>,
+        built: oneshot::Receiver<IdFilter>,
+    },
+    Ready(IdFilter),
+}
+
+impl IdFilterState {
+    /// Starts listing the ids in `views`, which must already hold every
+    /// statement stored before.
+    fn build(views: Arc<Views>, progress: Arc<WriteProgress>) -> Self {
+        let (done, built) = oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let mut filter = IdFilter::new(FILTER_BITS_LOG2);
+            for id in views.statement_ids() {
+                // The writer has stopped; so has the need for the filter.
+                if filter.len().is_multiple_of(65_536) && done.is_closed() {
+                    return;
+                }
+                match id {
+                    Ok(id) => filter.insert(id),
+                    Err(error) => {
+                        // Dropping `done` leaves the writer reading the views.
+                        tracing::warn!(%error, "cannot list the stored statement ids; checking each in the views");
+                        return;
+                    }
+                }
+            }
+            tracing::info!(ids = filter.len(), "statement id filter built");
+            if done.send(filter).is_ok() {
+                progress.id_filter_ready.store(true, Ordering::SeqCst);
+            }
+        });
+        Self::Building { stored_since: Vec::new(), built }
+    }
+
+    /// Takes the built filter if it is ready.
+    fn poll_built(&mut self) {
+        let Self::Building { stored_since, built } = self else {
+            return;
+        };
+        match built.try_recv() {
+            Ok(mut filter) => {
+                for id in stored_since.drain(..) {
+                    filter.insert(id);
+                }
+                *self = Self::Ready(filter);
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            Err(oneshot::error::TryRecvError::Closed) => *self = Self::Unused,
+        }
+    }
+
+    fn insert(&mut self, id: Uuid) {
+        match self {
+            Self::Unused => {}
+            Self::Building { stored_since, .. } => stored_since.push(id),
+            Self::Ready(filter) => filter.insert(id),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::WriteProgress;
+    use super::{IdFilterState, WriteProgress};
+    use crate::id_filter::IdFilter;
+    use tokio::sync::oneshot;
+    use uuid::Uuid;
+
+    /// The scan that builds the filter may miss ids stored while it runs:
+    /// the writer gives them to the filter when it takes it over.
+    #[test]
+    fn ids_stored_while_the_filter_is_built_are_in_it_once_it_is_ready() {
+        let (done, built) = oneshot::channel();
+        let mut state = IdFilterState::Building { stored_since: Vec::new(), built };
+        let scanned = Uuid::new_v4();
+        let stored_meanwhile = Uuid::new_v4();
+        state.insert(stored_meanwhile);
+        state.poll_built();
+        assert!(matches!(state, IdFilterState::Building { .. }), "not ready before the scan is done");
+        let mut filter = IdFilter::new(16);
+        filter.insert(scanned);
+        done.send(filter).ok();
+        state.poll_built();
+        let IdFilterState::Ready(filter) = &state else { panic!("the built filter is taken") };
+        assert!(filter.may_contain(scanned) && filter.may_contain(stored_meanwhile));
+        let stored_after = Uuid::new_v4();
+        state.insert(stored_after);
+        let IdFilterState::Ready(filter) = &state else { panic!("still ready") };
+        assert!(filter.may_contain(stored_after));
+    }
+
+    #[test]
+    fn a_build_that_failed_leaves_every_check_to_the_views() {
+        let (done, built) = oneshot::channel::<IdFilter>();
+        let mut state = IdFilterState::Building { stored_since: vec![Uuid::new_v4()], built };
+        drop(done);
+        state.poll_built();
+        assert!(matches!(state, IdFilterState::Unused));
+    }
 
     /// Three appends of 100 statements each, ending at offsets 1, 2 and 3.
     fn three_appends() -> WriteProgress {

@@ -440,6 +440,54 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
     );
 }
 
+/// The writer tells a new statement id from a stored one by a filter of
+/// the stored ids, built at start-up from the views, without reading them;
+/// an id the filter may hold is read from the views, which decide. A
+/// statement stored before the start must be in the filter, or a different
+/// statement under its id would be stored beside it.
+#[tokio::test]
+async fn ids_stored_before_a_start_are_in_the_writers_filter_and_new_ids_skip_the_views() {
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let stored_id = uuid::Uuid::new_v4().to_string();
+    let log = FileEventLog::open(&data_dir.path().join("log"), FileEventLogConfig::default()).expect("log");
+    let mut earlier = statement(Some(&stored_id), "urn:before:restart");
+    earlier["stored"] = json!("2026-01-01T00:00:00.000000Z");
+    earlier["timestamp"] = json!("2026-01-01T00:00:00.000000Z");
+    earlier["authority"] = json!({ "objectType": "Agent", "mbox": "mailto:authority@example.org" });
+    earlier["version"] = json!("2.0.0");
+    let event = lrs_xapi::events::Event::StatementsStored { statements: vec![earlier], attachments: Vec::new() };
+    log.append(vec![lrs_xapi::events::encode(&event)]).await.expect("append");
+    let store = Embedded::open_with_log(options(data_dir.path()), Arc::new(log)).expect("store starts");
+    let app = serve(store, data_dir).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while app.metrics().await.get("lrs_statement_id_filter_ready", &[]) != Some(1.0) {
+        assert!(tokio::time::Instant::now() < deadline, "the id filter was never built");
+        tokio::task::yield_now().await;
+    }
+    let post = |body: Value| app.request(Method::POST, "/xapi/statements").json(&body).send();
+    let checks = |metrics: &Metrics, answer: &str| metrics.get("lrs_statement_id_checks_total", &[("answer", answer)]);
+
+    let new_id = uuid::Uuid::new_v4().to_string();
+    assert_eq!(post(statement(Some(&new_id), "urn:new")).await.unwrap().status(), 200);
+    let metrics = app.metrics().await;
+    assert_eq!(checks(&metrics, "filter"), Some(1.0), "a new id is answered by the filter");
+    assert_eq!(checks(&metrics, "views"), Some(0.0), "and the views are not read");
+
+    let response = post(statement(Some(&stored_id), "urn:another:statement")).await.unwrap();
+    assert_eq!(response.status(), 409, "the id stored before the start is taken");
+    let response = app.request(Method::GET, &format!("/xapi/statements?statementId={stored_id}")).send().await.unwrap();
+    let stored: Value = response.json().await.unwrap();
+    assert_eq!(stored["object"]["id"], "urn:before:restart", "the stored statement is unchanged");
+    // The repeat of the new statement is read from the views (it was
+    // projected before its POST was answered) and accepted.
+    assert_eq!(post(statement(Some(&new_id), "urn:new")).await.unwrap().status(), 200);
+    let metrics = app.metrics().await;
+    assert_eq!(checks(&metrics, "filter"), Some(1.0));
+    assert_eq!(checks(&metrics, "views"), Some(2.0), "ids the filter holds are read from the views");
+    assert_eq!(checks(&metrics, "recent"), Some(0.0));
+    assert_eq!(metrics.get("lrs_statements_ingested_total", &[]), Some(1.0));
+}
+
 #[tokio::test]
 async fn metrics_may_require_a_credential() {
     let app = spawn_app(|options| options.server.metrics_require_credential = true).await;
