@@ -264,7 +264,16 @@ pub struct HubViews {
     /// of the facts it counts or retracts, and whether it changes the
     /// organisation tree.
     touched: std::sync::Mutex<(Vec<NaiveDate>, bool)>,
+    /// No write waits for these views, so their projector gathers events
+    /// into batches of [`GATHER_EVENTS`] (cheaper per statement than
+    /// batches of one) for up to a moment; readers call [`HubViews::hurry`].
+    gather: lrs_projection::Gather,
 }
+
+/// Events the Learning Hub projector gathers before applying, when it may.
+pub const GATHER_EVENTS: usize = 64;
+/// How long the Learning Hub projector may hold a smaller batch, by default.
+pub const DEFAULT_GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn day_key(time: DateTime<Utc>) -> String {
     time.format("%Y%m%d").to_string()
@@ -306,7 +315,21 @@ impl HubViews {
             decisions: std::sync::OnceLock::new(),
             uptake_cache: UptakeCache::default(),
             touched: std::sync::Mutex::new((Vec::new(), false)),
+            gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
         })
+    }
+
+    /// How long the projector may hold a batch of fewer than
+    /// [`GATHER_EVENTS`] events to gather more (zero: never). Takes effect
+    /// when the projector starts.
+    pub fn set_gather_wait(&mut self, wait: std::time::Duration) {
+        self.gather = lrs_projection::Gather::new(GATHER_EVENTS, wait);
+    }
+
+    /// Asks the projector to apply what it holds at once: a reader is
+    /// waiting for these views to show the latest writes.
+    pub fn hurry(&self) {
+        self.gather.hurry();
     }
 
     /// Makes this projection follow the xAPI views' decisions: a statement
@@ -941,6 +964,10 @@ impl lrs_projection::Projection for HubViews {
 
     fn depends_on(&self) -> Option<tokio::sync::watch::Receiver<Offset>> {
         self.decisions.get().map(|views| views.subscribe())
+    }
+
+    fn gather(&self) -> Option<lrs_projection::Gather> {
+        Some(self.gather.clone())
     }
 }
 

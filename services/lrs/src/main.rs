@@ -147,6 +147,11 @@ struct ServeArgs {
     /// acknowledged write); 0 makes every acknowledgement wait for the views.
     #[arg(long, env = "LRS_ACK_AHEAD", default_value_t = 0)]
     ack_ahead: u64,
+    /// Milliseconds the Learning Hub projection may hold a batch of fewer
+    /// than 64 events to gather more (no write waits for it, and a read
+    /// that needs it has it apply at once); 0 applies each batch as it comes.
+    #[arg(long, env = "LRS_HUB_GATHER_MS", default_value_t = 10)]
+    hub_gather_ms: u64,
     #[command(flatten)]
     store: StoreArgs,
     /// Log format: "text" or "json".
@@ -574,6 +579,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_page_size: args.max_page_size,
         authority_home_page: args.authority_home_page,
         acknowledge_ahead: args.ack_ahead,
+        learning_hub_gather_wait: Duration::from_millis(args.hub_gather_ms),
         ..ServerConfig::default()
     });
     options.frameworks = load_frameworks(args.competencies.as_deref())?;

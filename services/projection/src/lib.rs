@@ -15,6 +15,6 @@ mod views;
 
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
-pub use runner::{Projection, run_projector};
+pub use runner::{Gather, Projection, run_projector};
 pub use store::{StoreOptions, open_store};
 pub use views::{Document, FoundStatement, Outcome, StatementRecord, Views, ViewsError};

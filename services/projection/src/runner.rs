@@ -1,9 +1,10 @@
 //! The loop that keeps the views up to date with the log.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use lrs_eventlog::EventLog;
 
@@ -25,6 +26,41 @@ pub trait Projection: Send + Sync + 'static {
     /// reads that projection's decisions).
     fn depends_on(&self) -> Option<watch::Receiver<Offset>> {
         None
+    }
+    /// Whether this projection gathers small batches into larger ones (see
+    /// [`Gather`]); only one no write waits for should.
+    fn gather(&self) -> Option<Gather> {
+        None
+    }
+}
+
+/// How a projection that no write waits for gathers events into larger
+/// batches, which cost it less per event than batches of one: a batch of
+/// fewer than `min_events` is held for up to `max_wait` from when it was
+/// read, and then applied with whatever the log has gained meanwhile. A
+/// reader that needs the projection to show the latest writes calls
+/// [`Gather::hurry`], and what is held is applied at once.
+#[derive(Clone, Debug)]
+pub struct Gather {
+    pub min_events: usize,
+    pub max_wait: Duration,
+    hurry: Arc<Notify>,
+    waits: Arc<AtomicU64>,
+}
+
+impl Gather {
+    pub fn new(min_events: usize, max_wait: Duration) -> Self {
+        Self { min_events, max_wait, hurry: Arc::default(), waits: Arc::default() }
+    }
+
+    /// Ends the current wait, or the next one if none is under way.
+    pub fn hurry(&self) {
+        self.hurry.notify_one();
+    }
+
+    /// How often the projector has held a small batch back.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 }
 
@@ -66,6 +102,9 @@ pub async fn run_projector<P: Projection + ?Sized>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = views.name();
+    let gather = views.gather().filter(|gather| gather.min_events > 1 && !gather.max_wait.is_zero());
+    // While a small batch is held: when it must be applied.
+    let mut gathering: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(50);
     let mut apply_backoff = Duration::from_millis(50);
     // Records that follow on directly from the offset in the pair.
@@ -76,7 +115,12 @@ pub async fn run_projector<P: Projection + ?Sized>(
         }
         let from = views.applied_offset();
         let mut records = match carried.take() {
-            Some((after, records)) if after == from && !records.is_empty() => records,
+            Some((after, mut records)) if after == from && !records.is_empty() => {
+                if gathering.is_some() {
+                    read_more(&*log, &mut records, name).await;
+                }
+                records
+            }
             _ => match log.read_bounded(from, CHUNK, CHUNK_BYTES).await {
                 Ok(records) => {
                     backoff = Duration::from_millis(50);
@@ -120,12 +164,32 @@ pub async fn run_projector<P: Projection + ?Sized>(
             }
         }
         if records.is_empty() {
+            gathering = None;
             tokio::select! {
                 _ = log.wait_beyond(from, Duration::from_millis(500)) => {}
                 _ = shutdown.changed() => {}
             }
             continue;
         }
+        if let Some(gather) = &gather
+            && records.len() < gather.min_events
+        {
+            let now = tokio::time::Instant::now();
+            let deadline = *gathering.get_or_insert(now + gather.max_wait);
+            if now < deadline {
+                records.append(&mut rest);
+                carried = Some((from, records));
+                gather.waits.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    // The held batch is applied on the next round.
+                    _ = gather.hurry.notified() => gathering = Some(now),
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+        }
+        gathering = None;
         let views_for_apply = views.clone();
         let applied = tokio::task::spawn_blocking(move || {
             let applied = views_for_apply.apply(&records);
@@ -160,6 +224,25 @@ pub async fn run_projector<P: Projection + ?Sized>(
                 }
                 apply_backoff = (apply_backoff * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+/// Adds to `records` (held while gathering) what the log has after them,
+/// within the bounds of one batch. A failed read leaves them as they are:
+/// they are applied, and the rest is read on the next round.
+async fn read_more(log: &dyn EventLog, records: &mut Vec<LogRecord>, name: &str) {
+    let held: usize = records.iter().map(|record| record.payload.len()).sum();
+    let Some(last) = records.last() else {
+        return;
+    };
+    if records.len() >= CHUNK || held >= CHUNK_BYTES {
+        return;
+    }
+    match log.read_bounded(last.offset + 1, CHUNK - records.len(), CHUNK_BYTES - held).await {
+        Ok(more) => records.extend(more),
+        Err(error) => {
+            tracing::warn!(%error, projection = name, "projector cannot read the log; applying what it holds")
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use lrs_eventlog::{EventLog, FileEventLog, FileEventLogConfig, LogError, LogRecord, Offset};
-use lrs_projection::{Projection, run_projector};
+use lrs_projection::{Gather, Projection, run_projector};
 
 /// A log that counts how often it hands out each record.
 struct CountingLog {
@@ -185,4 +185,99 @@ async fn a_projection_far_behind_reads_the_log_in_pieces_not_all_at_once() {
     // A read stops once it holds 8 MiB: with 1 MiB events, at 8 of them.
     let largest = *log.largest_read.lock().unwrap();
     assert!(largest <= 8 * 1024 * 1024, "one read handed out {largest} bytes: the log is not read in pieces");
+}
+
+/// A projection no write waits for: it records the size of each batch and
+/// gathers small batches as `gather` says.
+struct Gatherer {
+    batches: Mutex<Vec<usize>>,
+    next: Mutex<Offset>,
+    gather: Gather,
+}
+
+impl Projection for Gatherer {
+    fn name(&self) -> &'static str {
+        "gatherer"
+    }
+
+    fn applied_offset(&self) -> Offset {
+        *self.next.lock().unwrap()
+    }
+
+    fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut next = self.next.lock().unwrap();
+        let start = *next;
+        let new: Vec<_> = records.iter().filter(|record| record.offset >= start).collect();
+        assert_eq!(new.first().map(|record| record.offset), Some(start), "records applied in order, none skipped");
+        if let Some(last) = new.last() {
+            *next = last.offset + 1;
+        }
+        self.batches.lock().unwrap().push(new.len());
+        Ok(())
+    }
+
+    fn gather(&self) -> Option<Gather> {
+        Some(self.gather.clone())
+    }
+}
+
+fn gatherer(min_events: usize, max_wait: Duration) -> Arc<Gatherer> {
+    Arc::new(Gatherer {
+        batches: Mutex::new(Vec::new()),
+        next: Mutex::new(0),
+        gather: Gather::new(min_events, max_wait),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gathering_projection_holds_a_small_batch_and_applies_it_with_what_follows_when_hurried() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = counting_log(dir.path());
+    // A wait far beyond the test's deadlines: only the hurry ends it.
+    let projection = gatherer(4, Duration::from_secs(3600));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, projection.clone(), stopped));
+    log.append(vec![vec![0]]).await.unwrap();
+    wait_until("the projector holds the first event", || projection.gather.waits() >= 1).await;
+    assert_eq!(projection.applied_offset(), 0);
+    log.append(vec![vec![1], vec![2]]).await.unwrap();
+    projection.gather.hurry();
+    wait_until("the held events are applied", || projection.applied_offset() == 3).await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+    assert_eq!(*projection.batches.lock().unwrap(), [3], "the held event and those after it, in one batch");
+    let delivered = log.delivered.lock().unwrap();
+    assert!(delivered.values().all(|count| *count == 1), "each record read once: {delivered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gathering_projection_applies_a_small_batch_once_its_wait_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = counting_log(dir.path());
+    let projection = gatherer(4, Duration::from_millis(20));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, projection.clone(), stopped));
+    log.append(vec![vec![0]]).await.unwrap();
+    wait_until("the lone event is applied", || projection.applied_offset() == 1).await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+    assert!(projection.gather.waits() >= 1, "it was held first");
+    assert_eq!(*projection.batches.lock().unwrap(), [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gathering_projection_applies_a_large_enough_batch_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = counting_log(dir.path());
+    for n in 0..4u8 {
+        log.append(vec![vec![n]]).await.unwrap();
+    }
+    let projection = gatherer(4, Duration::from_secs(3600));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, projection.clone(), stopped));
+    wait_until("the four events are applied", || projection.applied_offset() == 4).await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+    assert_eq!(projection.gather.waits(), 0);
+    assert_eq!(*projection.batches.lock().unwrap(), [4]);
 }

@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// Whether `/metrics` requires a credential (any valid one); by default
     /// it is open, as scrapers usually have none (it names no one).
     pub metrics_require_credential: bool,
+    /// How long the Learning Hub projection may hold a small batch of events
+    /// to gather more (no write waits for it; a read that needs it asks it
+    /// to apply at once). Zero: it applies each batch as it comes.
+    pub learning_hub_gather_wait: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             max_inflight_body_bytes: 512 * 1024 * 1024,
             ready_max_lag_events: 1_000,
             metrics_require_credential: false,
+            learning_hub_gather_wait: lrs_hub::DEFAULT_GATHER_WAIT,
         }
     }
 }

@@ -112,7 +112,9 @@ pub(crate) fn open_local_state(
     let credentials = CredentialStore::open(data_dir)?;
     let more_links = MoreLinks::open(data_dir)
         .map_err(|e| StartError::DataDir { path: data_dir.to_owned(), reason: e.to_string() })?;
-    let hub = Arc::new(HubViews::open(&data_dir.join("hub"), store, frameworks)?);
+    let mut hub = HubViews::open(&data_dir.join("hub"), store, frameworks)?;
+    hub.set_gather_wait(config.learning_hub_gather_wait);
+    let hub = Arc::new(hub);
     let projectors = Projectors::start(&log, &views, &hub);
     let writer = writer(&views);
     let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt);
@@ -201,8 +203,11 @@ pub(crate) async fn caught_up(
     let Some(hub) = hub else {
         return true;
     };
-    // The hub projection follows the xAPI views closely; poll it briefly.
+    // The hub projection follows the xAPI views closely, unless it is
+    // gathering events into a larger batch: poll it, asking it each time to
+    // apply what it holds at once.
     while hub.applied_offset() < end {
+        hub.hurry();
         if tokio::time::Instant::now() >= deadline {
             return false;
         }

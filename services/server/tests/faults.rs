@@ -471,3 +471,39 @@ async fn an_xapi_read_does_not_wait_for_the_learning_hub_views() {
     assert_eq!(page["statements"][0]["id"], json!(id), "{page}");
     assert_eq!(hub.applied_offset(), 0, "the hub never applied the write");
 }
+
+/// The Learning Hub projection gathers events into larger batches, as no
+/// write waits for it; a Learning Hub read right after a write must not
+/// wait for that. With the projection allowed to hold a small batch for an
+/// hour and the read to wait ten minutes for it, the learner's transcript
+/// still answers at once, with the statement just written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learning_hub_read_after_a_write_has_the_hub_apply_what_it_gathered_at_once() {
+    let app = spawn(|options| {
+        options.server.learning_hub_gather_wait = Duration::from_secs(3600);
+        options.server.read_your_writes_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let (analyst, secret) = credentials::add(app._dir.path(), "analyst", None, None, vec![Scope::AllRead]).unwrap();
+    credentials::grant_organisations(app._dir.path(), &analyst.key, vec!["*".to_owned()]).unwrap();
+    let statement = json!({
+        "actor": { "objectType": "Agent", "account": { "homePage": "https://learninghub.nhs.uk", "name": "gathered" } },
+        "verb": { "id": support::COMPLETED },
+        "object": { "objectType": "Activity", "id": "https://learninghub.nhs.uk/activities/gathered" },
+        "timestamp": "2026-03-01T10:00:00.000Z"
+    });
+    assert_eq!(app.post(&statement).await.status(), StatusCode::OK);
+    let read = app
+        .client
+        .get(format!("{}/analytics/learners/gathered/transcript", app.base))
+        .basic_auth(&analyst.key, Some(&secret))
+        .send();
+    let response = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the read waited for the Learning Hub views to finish gathering")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let transcript: Value = response.json().await.unwrap();
+    let activities = transcript["activities"].as_array().expect("activities");
+    assert_eq!(activities.len(), 1, "the transcript shows the write: {transcript}");
+}
