@@ -577,6 +577,7 @@ impl IdFilterState {
     fn build(views: Arc<Views>, progress: Arc<WriteProgress>) -> Self {
         let (done, built) = oneshot::channel();
         tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
             let mut filter = IdFilter::new(FILTER_BITS_LOG2);
             for id in views.statement_ids() {
                 // The writer has stopped; so has the need for the filter.
@@ -592,7 +593,8 @@ impl IdFilterState {
                     }
                 }
             }
-            tracing::info!(ids = filter.len(), "statement id filter built");
+            let millis = began.elapsed().as_millis();
+            tracing::info!(ids = filter.len(), millis, "statement id filter built");
             if done.send(filter).is_ok() {
                 progress.id_filter_ready.store(true, Ordering::SeqCst);
             }
