@@ -14,6 +14,6 @@ mod uptake_cache;
 mod views;
 
 pub use views::{
-    CompetencyStatus, CompetencyView, Coverage, DEFAULT_GATHER_WAIT, GATHER_EVENTS, Granularity, HubError, HubViews,
-    TranscriptEntry, TranscriptStatus, UptakeQuery, UptakeRow,
+    CompetencyStatus, CompetencyView, Coverage, DEFAULT_GATHER_WAIT, Granularity, HubError, HubViews, TranscriptEntry,
+    TranscriptStatus, UptakeQuery, UptakeRow,
 };

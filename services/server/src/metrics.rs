@@ -434,7 +434,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             &mut out,
             "lrs_statement_id_filter_ready",
             "gauge",
-            "1 once the writer's filter of stored statement ids is built (it is built at start-up) and in use.",
+            "1 once the writer's filter of stored statement ids is built (at start-up); the writer uses it from its next statement write.",
         );
         let _ = writeln!(out, "lrs_statement_id_filter_ready {}", u8::from(sequencer.progress.id_filter_ready()));
     }

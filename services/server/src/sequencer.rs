@@ -377,7 +377,18 @@ impl Writer {
         stored
     }
 
-    fn known_fingerprint(&self, id: Uuid) -> Result<Option<([u8; 32], Offset)>, ApiError> {
+    /// The fingerprint of the statement stored (or being stored earlier in
+    /// this cycle, `in_cycle`) under `id`, with the offset a repeat of it is
+    /// visible at, and where the answer came from counted.
+    fn known_fingerprint(
+        &self,
+        id: Uuid,
+        in_cycle: &HashMap<Uuid, [u8; 32]>,
+    ) -> Result<Option<([u8; 32], Offset)>, ApiError> {
+        if let Some(fingerprint) = in_cycle.get(&id) {
+            self.progress.count_id_check(IdCheck::Recent);
+            return Ok(Some((*fingerprint, 0)));
+        }
         if let Some(known) = self.recent.get(&id) {
             self.progress.count_id_check(IdCheck::Recent);
             return Ok(Some(*known));
@@ -412,18 +423,12 @@ impl Writer {
                     conflict = Some(ApiError::internal("statement reached the writer without an id"));
                     break;
                 };
-                let known = match in_cycle.get(&id) {
-                    Some(f) => {
-                        self.progress.count_id_check(IdCheck::Recent);
-                        Some((*f, 0))
+                let known = match self.known_fingerprint(id, &in_cycle) {
+                    Ok(known) => known,
+                    Err(error) => {
+                        conflict = Some(error);
+                        break;
                     }
-                    None => match self.known_fingerprint(id) {
-                        Ok(known) => known,
-                        Err(error) => {
-                            conflict = Some(error);
-                            break;
-                        }
-                    },
                 };
                 match known {
                     Some((existing, offset)) if existing == *fingerprint => {
