@@ -102,19 +102,24 @@ pub fn apply_records<'t, E: From<sled::Error>>(
     bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
     apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
 ) -> Result<Option<lrs_eventlog::Offset>, E> {
-    apply_records_then(tree, offset_key, next, records, bad_event, apply, |_| Ok(()))
+    apply_records_then(tree, next, records, bad_event, apply, |batch, next| {
+        batch.put(offset_key.to_vec(), next.to_be_bytes().to_vec());
+        Ok(())
+    })
 }
 
-/// [`apply_records`], with `finish` run on the batch after its last event
-/// and before it is written (to turn collected postings into keys).
+/// [`apply_records`] for a projection that keeps its offset its own way:
+/// `finish` runs on the batch after its last event, with the new next
+/// offset, and must write that offset (with whatever else the batch still
+/// needs, such as collected postings turned into keys) before the batch is
+/// written.
 pub fn apply_records_then<'t, E: From<sled::Error>>(
     tree: &'t sled::Tree,
-    offset_key: &[u8],
     next: lrs_eventlog::Offset,
     records: &[lrs_eventlog::LogRecord],
     bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
     mut apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
-    finish: impl FnOnce(&mut PendingBatch<'t>) -> Result<(), E>,
+    finish: impl FnOnce(&mut PendingBatch<'t>, lrs_eventlog::Offset) -> Result<(), E>,
 ) -> Result<Option<lrs_eventlog::Offset>, E> {
     let start = next;
     let mut next = next;
@@ -130,10 +135,8 @@ pub fn apply_records_then<'t, E: From<sled::Error>>(
     if next == start {
         return Ok(None);
     }
-    finish(&mut batch)?;
-    let mut sled_batch = batch.into_sled_batch();
-    sled_batch.insert(offset_key, &next.to_be_bytes());
-    tree.apply_batch(sled_batch)?;
+    finish(&mut batch, next)?;
+    tree.apply_batch(batch.into_sled_batch())?;
     Ok(Some(next))
 }
 

@@ -5,20 +5,19 @@ use uuid::Uuid;
 
 use lrs_xapi::events::{DocumentKey, DocumentKind};
 
-pub const META_OFFSET: &[u8] = b"M:offset";
-pub const META_LAST_STORED: &[u8] = b"M:last_stored";
-pub const META_SEQUENCE: &[u8] = b"M:sequence";
-/// The highest position written to a posting chunk (see [`index_chunk`]).
-pub const META_INDEX_HIGH: &[u8] = b"M:index_high";
+/// The views' bookkeeping, in one key: the next log offset, the next
+/// statement sequence, the latest `stored` and the index high-water mark
+/// (see `Bookkeeping` in `views.rs`).
+pub const META_STATE: &[u8] = b"M:state";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 6 = statement records compressed with zstd (5 = not
-/// compressed, keeping only the facets they inherit by StatementRef; 4 =
-/// records keyed by position, found by id through a small id table, holding
-/// all their facets; 3 = records keyed by id; 2 = posting chunks with
-/// related lists holding the primary entries too; 1 = one key per index
-/// entry).
-pub const LAYOUT: u64 = 6;
+/// The current layout: 7 = the bookkeeping in one key (6 = in four keys,
+/// with statement records compressed with zstd; 5 = not compressed,
+/// keeping only the facets they inherit by StatementRef; 4 = records keyed
+/// by position, found by id through a small id table, holding all their
+/// facets; 3 = records keyed by id; 2 = posting chunks with related lists
+/// holding the primary entries too; 1 = one key per index entry).
+pub const LAYOUT: u64 = 7;
 
 /// Statement records, by position ([`StoredKey`]): appended in order.
 pub const STATEMENT: u8 = b'S';

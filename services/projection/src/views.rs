@@ -265,6 +265,126 @@ pub struct Views {
     db: sled::Db,
     pub(crate) tree: sled::Tree,
     applied: watch::Sender<Offset>,
+    /// What the views remember as of the last batch written: only `apply`
+    /// changes it, holding the lock while it applies, and only once its
+    /// batch is written.
+    kept: std::sync::Mutex<Kept>,
+    /// The kept bookkeeping's `last_stored` ([`NONE_STORED`] if none), for
+    /// readers that must not wait for a batch being applied.
+    last_stored: std::sync::atomic::AtomicI64,
+}
+
+/// `Views::last_stored` when no statement is stored.
+const NONE_STORED: i64 = i64::MIN;
+
+/// What the views remember of their own state, besides the tree.
+struct Kept {
+    book: Bookkeeping,
+    definitions: LastDefinitions,
+}
+
+/// The activity definition merged last into each activity the views know,
+/// by a keyed hash of its JSON (or `None`: the activity is known, and no
+/// definition was merged into it since it was remembered here). Merging the
+/// same definition twice in a row is merging it once, so a statement that
+/// repeats an activity's last definition (as most do) neither reads nor
+/// writes the activity. At most [`LAST_DEFINITIONS`] activities: when full
+/// it starts again empty, and a forgotten activity only costs a read and a
+/// merge.
+struct LastDefinitions {
+    hasher: std::hash::RandomState,
+    by_activity: std::collections::HashMap<String, Option<u64>>,
+}
+
+/// How many activities [`LastDefinitions`] remembers: a few MB.
+const LAST_DEFINITIONS: usize = 1 << 16;
+
+impl LastDefinitions {
+    fn new() -> Self {
+        Self { hasher: std::hash::RandomState::new(), by_activity: std::collections::HashMap::new() }
+    }
+
+    fn hash(&self, definition: &Map<String, Value>) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(serde_json::to_vec(definition).unwrap_or_default())
+    }
+
+    /// Takes in what a written batch merged.
+    fn remember(&mut self, merged: std::collections::HashMap<String, Option<u64>>) {
+        if self.by_activity.len() + merged.len() > LAST_DEFINITIONS {
+            self.by_activity.clear();
+        }
+        self.by_activity.extend(merged);
+    }
+}
+
+/// What applying one batch works on besides the tree: its bookkeeping, and
+/// the definitions it merged (see [`LastDefinitions`]); both are kept only
+/// once the batch is written.
+struct Applying<'k> {
+    book: Bookkeeping,
+    definitions: &'k LastDefinitions,
+    merged: std::collections::HashMap<String, Option<u64>>,
+}
+
+impl Applying<'_> {
+    /// The definition merged last into activity `id`, as far as this batch
+    /// and the written ones tell: `None` if the activity is not known to
+    /// exist, `Some(None)` if it exists with no definition remembered.
+    fn last_definition(&self, id: &str) -> Option<Option<u64>> {
+        self.merged.get(id).or_else(|| self.definitions.by_activity.get(id)).copied()
+    }
+}
+
+/// What the views keep about themselves, in one key ([`keys::META_STATE`])
+/// written with every batch, and in memory, so applying a batch reads none
+/// of it from the tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Bookkeeping {
+    /// The next log offset to apply.
+    offset: Offset,
+    /// The sequence of the next statement stored (its position's tie-break).
+    sequence: u64,
+    /// The `stored` time (µs since the epoch) of the latest statement.
+    last_stored: Option<i64>,
+    /// The highest position written to a posting chunk (see
+    /// [`keys::index_chunk`]).
+    index_high: Option<StoredKey>,
+}
+
+impl Bookkeeping {
+    const LEN: usize = 8 + 8 + 1 + 8 + 1 + StoredKey::LEN;
+
+    fn to_bytes(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.push(u8::from(self.last_stored.is_some()));
+        out.extend_from_slice(&(self.last_stored.unwrap_or(0) as u64).to_be_bytes());
+        out.push(u8::from(self.index_high.is_some()));
+        out.extend_from_slice(&self.index_high.unwrap_or(StoredKey { stored_micros: 0, sequence: 0 }).to_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, ViewsError> {
+        let corrupt = || ViewsError::Corrupt("the views' bookkeeping".to_owned());
+        if bytes.len() != Self::LEN {
+            return Err(corrupt());
+        }
+        let present = |flag: u8| match flag {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(corrupt()),
+        };
+        let last_stored = decode_u64(&bytes[17..25])? as i64;
+        let index_high = StoredKey::from_bytes(&bytes[26..]).ok_or_else(corrupt)?;
+        Ok(Self {
+            offset: decode_u64(&bytes[..8])?,
+            sequence: decode_u64(&bytes[8..16])?,
+            last_stored: present(bytes[16])?.then_some(last_stored),
+            index_high: present(bytes[25])?.then_some(index_high),
+        })
+    }
 }
 
 impl Views {
@@ -296,12 +416,21 @@ impl Views {
             }
             tree.insert(keys::META_LAYOUT, &keys::LAYOUT.to_be_bytes())?;
         }
-        let applied = match tree.get(keys::META_OFFSET)? {
-            Some(bytes) => decode_u64(&bytes)?,
-            None => 0,
+        let book = match tree.get(keys::META_STATE)? {
+            Some(bytes) => Bookkeeping::from_bytes(&bytes)?,
+            None => Bookkeeping::default(),
         };
-        let (sender, _) = watch::channel(applied);
-        Ok(Self { db, tree, applied: sender })
+        let (sender, _) = watch::channel(book.offset);
+        let last_stored = std::sync::atomic::AtomicI64::new(book.last_stored.unwrap_or(NONE_STORED));
+        let kept = Kept { book, definitions: LastDefinitions::new() };
+        Ok(Self { db, tree, applied: sender, kept: std::sync::Mutex::new(kept), last_stored })
+    }
+
+    /// What the views remember as of the last batch written (see `kept`).
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+        // Only a written batch changes it, so it is whole even if an apply
+        // panicked while holding the lock.
+        self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The next log offset to apply: every event before it is reflected.
@@ -316,10 +445,8 @@ impl Views {
 
     /// Stored time (µs since the epoch) of the latest projected statement.
     pub fn last_stored_micros(&self) -> Result<Option<i64>, ViewsError> {
-        Ok(match self.tree.get(keys::META_LAST_STORED)? {
-            Some(bytes) => Some(decode_u64(&bytes)? as i64),
-            None => None,
-        })
+        let micros = self.last_stored.load(std::sync::atomic::Ordering::Acquire);
+        Ok((micros != NONE_STORED).then_some(micros))
     }
 
     /// Flushes projected state to disk (not needed for correctness: the log
@@ -332,16 +459,30 @@ impl Views {
     /// Applies consecutive log records atomically. Records below the applied
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
+        let mut kept = self.kept();
+        let Kept { book, definitions } = &mut *kept;
+        let applying =
+            std::cell::RefCell::new(Applying { book: *book, definitions, merged: std::collections::HashMap::new() });
         let applied = apply_records_then(
             &self.tree,
-            keys::META_OFFSET,
-            self.applied_offset(),
+            book.offset,
             records,
             |offset, reason| ViewsError::BadEvent { offset, reason },
-            apply_event,
-            write_postings,
+            |batch, offset, event| apply_event(batch, &mut applying.borrow_mut(), offset, event),
+            |batch, next| {
+                let book = &mut applying.borrow_mut().book;
+                write_postings(batch, book)?;
+                book.offset = next;
+                batch.put(keys::META_STATE.to_vec(), book.to_bytes());
+                Ok(())
+            },
         )?;
         if let Some(next) = applied {
+            let Applying { book: written, merged, .. } = applying.into_inner();
+            *book = written;
+            definitions.remember(merged);
+            self.last_stored.store(written.last_stored.unwrap_or(NONE_STORED), std::sync::atomic::Ordering::Release);
+            drop(kept);
             self.applied.send_replace(next);
         }
         Ok(())
@@ -467,7 +608,7 @@ impl Views {
 }
 
 fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
-    let array: [u8; 8] = bytes.try_into().map_err(|_| ViewsError::Corrupt("offset".to_owned()))?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| ViewsError::Corrupt("a number of 8 bytes".to_owned()))?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -666,10 +807,15 @@ fn encode_record(record: &StatementRecord) -> Vec<u8> {
     }
 }
 
-fn apply_event(batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), ViewsError> {
+fn apply_event(
+    batch: &mut PendingBatch<'_>,
+    applying: &mut Applying<'_>,
+    offset: Offset,
+    event: Event,
+) -> Result<(), ViewsError> {
     match event {
         Event::StatementsStored { statements, attachments } => {
-            apply_statements(batch, offset, statements, attachments)?;
+            apply_statements(batch, applying, offset, statements, attachments)?;
         }
         Event::DocumentSet { key, content_type, content, etag, updated } => {
             batch.put(keys::document(&key), encode_document(&content_type, &etag, &updated, &content));
@@ -746,6 +892,7 @@ fn clear_state(
 /// microsecond, so `Consistent-Through` can be the last `stored` seen.
 fn apply_statements(
     batch: &mut PendingBatch<'_>,
+    applying: &mut Applying<'_>,
     offset: Offset,
     statements: Vec<Value>,
     attachments: Vec<lrs_xapi::events::AttachmentContent>,
@@ -773,18 +920,11 @@ fn apply_statements(
     }
     let mut stored_override = None;
     if let Some(first) = statements.first() {
-        let last = match batch.get(keys::META_LAST_STORED)? {
-            Some(bytes) => decode_u64(&bytes)? as i64,
-            None => i64::MIN,
-        };
+        let last = applying.book.last_stored.unwrap_or(i64::MIN);
         if stored_micros(first) <= last {
             stored_override = DateTime::from_timestamp_micros(last + 1).map(lrs_xapi::statement::format_time);
         }
     }
-    let mut sequence = match batch.get(keys::META_SEQUENCE)? {
-        Some(bytes) => decode_u64(&bytes)?,
-        None => 0,
-    };
     for (index, mut statement) in statements.into_iter().enumerate() {
         if repeats.contains(&index) {
             continue;
@@ -792,27 +932,17 @@ fn apply_statements(
         if let (Some(stored), Some(object)) = (&stored_override, statement.as_object_mut()) {
             object.insert("stored".to_owned(), Value::String(stored.clone()));
         }
-        apply_statement(batch, sequence, statement)?;
-        sequence += 1;
+        apply_statement(batch, applying, statement)?;
     }
-    batch.put(keys::META_SEQUENCE.to_vec(), sequence.to_be_bytes().to_vec());
     Ok(())
 }
 
 /// Writes the postings a batch collected: per list, the entries above every
 /// position already chunked become one chunk (one sled key), and any at or
 /// below it (older statements that gained facets) a late entry each.
-fn write_postings(batch: &mut PendingBatch<'_>) -> Result<(), ViewsError> {
+fn write_postings(batch: &mut PendingBatch<'_>, book: &mut Bookkeeping) -> Result<(), ViewsError> {
     let postings = batch.take_postings();
-    if postings.is_empty() {
-        return Ok(());
-    }
-    let high = match batch.get(keys::META_INDEX_HIGH)? {
-        Some(bytes) => {
-            Some(StoredKey::from_bytes(&bytes).ok_or_else(|| ViewsError::Corrupt("index high-water mark".to_owned()))?)
-        }
-        None => None,
-    };
+    let high = book.index_high;
     let mut new_high = high;
     for (list, mut entries) in postings {
         entries.sort_unstable_by_key(|(stored, _)| *stored);
@@ -832,9 +962,7 @@ fn write_postings(batch: &mut PendingBatch<'_>) -> Result<(), ViewsError> {
             new_high = new_high.max(Some(*highest));
         }
     }
-    if let Some(new_high) = new_high.filter(|_| new_high != high) {
-        batch.put(keys::META_INDEX_HIGH.to_vec(), new_high.to_bytes().to_vec());
-    }
+    book.index_high = new_high;
     Ok(())
 }
 
@@ -847,7 +975,13 @@ fn stored_micros(statement: &Value) -> i64 {
         .unwrap_or(0)
 }
 
-fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value) -> Result<(), ViewsError> {
+/// Stores one new statement at the next sequence.
+fn apply_statement(
+    batch: &mut PendingBatch<'_>,
+    applying: &mut Applying<'_>,
+    statement: Value,
+) -> Result<(), ViewsError> {
+    let book = &mut applying.book;
     let Some(id) = lrs_xapi::statement::statement_id(&statement) else {
         return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
     };
@@ -855,6 +989,8 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     let fingerprint = lrs_xapi::statement::content_fingerprint(&statement);
     let mut facets = Facets::of(&statement);
     let mut inherited = Facets::default();
+    let sequence = book.sequence;
+    book.sequence += 1;
     let stored_key = StoredKey { stored_micros: micros, sequence };
 
     if let Some(target) = statement_ref_target(&statement) {
@@ -871,14 +1007,10 @@ fn apply_statement(batch: &mut PendingBatch<'_>, sequence: u64, statement: Value
     for (kind, value) in facets.entries() {
         batch.post(keys::posting_list(kind, value), stored_key, id);
     }
-    let previous_last = match batch.get(keys::META_LAST_STORED)? {
-        Some(bytes) => decode_u64(&bytes)? as i64,
-        None => i64::MIN,
-    };
-    if micros > previous_last {
-        batch.put(keys::META_LAST_STORED.to_vec(), (micros as u64).to_be_bytes().to_vec());
+    if book.last_stored.is_none_or(|last| micros > last) {
+        book.last_stored = Some(micros);
     }
-    remember_activities(batch, &statement)?;
+    remember_activities(batch, applying, &statement)?;
     remember_agent_names(batch, &statement)?;
     let record = StatementRecord { stored_micros: micros, sequence, statement, inherited };
     batch.put(keys::statement(stored_key), encode_record(&record));
@@ -926,11 +1058,27 @@ fn propagate_to_referrers(
     Ok(())
 }
 
-fn remember_activities(batch: &mut PendingBatch<'_>, statement: &Value) -> Result<(), ViewsError> {
+fn remember_activities(
+    batch: &mut PendingBatch<'_>,
+    applying: &mut Applying<'_>,
+    statement: &Value,
+) -> Result<(), ViewsError> {
     for activity in activities_with_definitions(statement) {
         let Some(id) = activity.get("id").and_then(Value::as_str) else {
             continue;
         };
+        let definition = activity.get("definition").and_then(Value::as_object);
+        let hash = definition.map(|definition| applying.definitions.hash(definition));
+        match (applying.last_definition(id), hash) {
+            // Known, and nothing to merge, or the definition merged last.
+            (Some(_), None) => continue,
+            (Some(last), Some(_)) if last == hash => continue,
+            (last, _) => {
+                // A definition takes the place of the last one; a bare
+                // mention leaves what is remembered.
+                applying.merged.insert(id.to_owned(), hash.or(last.flatten()));
+            }
+        }
         let key = keys::activity(id);
         let existing = batch.get(&key)?;
         let mut known: Value = match &existing {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use lrs_eventlog::LogRecord;
-use lrs_projection::{StatementQuery, StoreOptions, Views};
+use lrs_projection::{StatementQuery, StoreOptions, Views, ViewsError};
 use lrs_xapi::events::{DocumentKey, DocumentKind, Event, encode};
 
 fn open(dir: &Path) -> Views {
@@ -152,6 +152,35 @@ fn a_projection_stopped_and_restarted_anywhere_equals_one_replayed_from_zero() {
             "seed {seed}: restarted projection differs from replay"
         );
     }
+}
+
+/// A batch refused part way (here by an event that cannot be read) leaves
+/// nothing behind, stored or in memory: the events before the bad one are
+/// applied again from the same sequence and `stored`, and the views then
+/// equal views that never saw the bad batch, reopened or not.
+#[test]
+fn a_refused_batch_changes_nothing_stored_or_remembered() {
+    let log = events(5, 60);
+    let root = tempfile::tempdir().unwrap();
+    let clean = open(&root.path().join("clean"));
+    clean.apply(&records(&log, 0, log.len())).unwrap();
+
+    let dir = root.path().join("refused");
+    let views = open(&dir);
+    views.apply(&records(&log, 0, 20)).unwrap();
+    let mut refused = records(&log, 20, 40);
+    refused.push(LogRecord { offset: 40, payload: b"not an event".to_vec() });
+    let error = views.apply(&refused).unwrap_err();
+    assert!(matches!(error, ViewsError::BadEvent { offset: 40, .. }), "{error}");
+    assert_eq!(views.applied_offset(), 20);
+    views.apply(&records(&log, 20, log.len())).unwrap();
+    assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+    assert_eq!(views.last_stored_micros().unwrap(), clean.last_stored_micros().unwrap());
+    assert!(clean.last_stored_micros().unwrap().is_some());
+    drop(views);
+    let reopened = open(&dir);
+    assert_eq!(reopened.applied_offset(), log.len() as u64);
+    assert_eq!(reopened.last_stored_micros().unwrap(), clean.last_stored_micros().unwrap());
 }
 
 #[test]
@@ -382,6 +411,90 @@ fn stored_never_goes_back_in_log_order() {
     assert_eq!(early_record.statement["stored"], "2026-01-01T00:00:30.000001Z");
 }
 
+/// A statement about `activity` with this definition (none if null).
+fn defining(activity: &str, definition: Value, second: u64) -> Vec<u8> {
+    let mut object = json!({ "id": activity });
+    if !definition.is_null() {
+        object["definition"] = definition;
+    }
+    statements_event(vec![stored_statement(Uuid::new_v4(), 1, "http://example.org/v", object, second)])
+}
+
+/// An activity's definition is the statements' definitions merged in log
+/// order, however the events are batched, refused part way or replayed
+/// after a restart: a definition merged again after another one takes the
+/// place of the other's values again, and a bare mention changes nothing.
+#[test]
+fn activity_definitions_merge_in_log_order_whatever_the_batches() {
+    let activity = "http://example.org/course/1";
+    let one = json!({ "name": { "en-GB": "One" }, "type": "http://example.org/type/a" });
+    let two = json!({ "name": { "en-GB": "Two", "cy-GB": "Dau" } });
+    let log = vec![
+        defining(activity, one.clone(), 1),
+        defining(activity, two.clone(), 2),
+        defining(activity, one.clone(), 3),
+        defining(activity, Value::Null, 4),
+        defining(activity, two.clone(), 5),
+        defining(activity, one.clone(), 6),
+    ];
+    let expected = |upto: usize| {
+        let mut merged = json!({ "objectType": "Activity", "id": activity });
+        for event in &log[..upto] {
+            let Event::StatementsStored { statements, .. } = lrs_xapi::events::decode(event).unwrap() else {
+                unreachable!()
+            };
+            if let Some(definition) = statements[0]["object"].get("definition").and_then(Value::as_object) {
+                let target = merged.as_object_mut().unwrap().entry("definition").or_insert_with(|| json!({}));
+                for (property, value) in definition {
+                    match (target.get_mut(property), value) {
+                        (Some(Value::Object(existing)), Value::Object(incoming)) => {
+                            existing.extend(incoming.clone());
+                        }
+                        _ => {
+                            target[property] = value.clone();
+                        }
+                    }
+                }
+            }
+        }
+        merged
+    };
+    let root = tempfile::tempdir().unwrap();
+
+    // One event a batch, each checked.
+    let single = open(&root.path().join("single"));
+    for upto in 1..=log.len() {
+        single.apply(&records(&log, upto - 1, upto)).unwrap();
+        assert_eq!(single.activity(activity).unwrap().unwrap(), expected(upto), "after {upto} events");
+    }
+    assert_eq!(expected(log.len())["definition"]["name"], json!({ "en-GB": "One", "cy-GB": "Dau" }));
+
+    // A batch refused after the second definition, then that definition
+    // delivered again on its own: it is merged, not taken as merged already.
+    let refused = open(&root.path().join("refused"));
+    refused.apply(&records(&log, 0, 1)).unwrap();
+    let mut batch = records(&log, 1, 2);
+    batch.push(LogRecord { offset: 2, payload: b"not an event".to_vec() });
+    refused.apply(&batch).unwrap_err();
+    refused.apply(&records(&log, 1, 2)).unwrap();
+    assert_eq!(refused.activity(activity).unwrap().unwrap(), expected(2));
+
+    // Restarted between events, and all at once: the same views.
+    let dir = root.path().join("restarted");
+    for upto in 1..=log.len() {
+        let views = open(&dir);
+        views.apply(&records(&log, upto - 1, upto)).unwrap();
+    }
+    let whole = open(&root.path().join("whole"));
+    whole.apply(&records(&log, 0, log.len())).unwrap();
+    let restarted = open(&dir);
+    for views in [&restarted, &whole, &refused] {
+        views.apply(&records(&log, 0, log.len())).unwrap();
+        assert_eq!(views.activity(activity).unwrap().unwrap(), expected(log.len()));
+    }
+    assert_eq!(restarted.state_digest().unwrap(), whole.state_digest().unwrap());
+}
+
 /// A document request is decided where it lies in the log: two requests
 /// made against the same ETag, only the first applies.
 #[test]
@@ -606,10 +719,13 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
 /// cleared when opened, so the projector rebuilds them from the log.
 #[test]
 fn views_of_an_older_layout_are_rebuilt_from_the_log() {
-    // Layout 1 had no layout mark; layout 3 kept statement records by id.
-    for (mark, old_key) in
-        [(None, b"Itold-style-entry".to_vec()), (Some(3_u64), [&b"S"[..], Uuid::new_v4().as_bytes()].concat())]
-    {
+    // Layout 1 had no layout mark; layout 3 kept statement records by id;
+    // layout 6 kept its bookkeeping in four keys.
+    for (mark, old_key) in [
+        (None, b"Itold-style-entry".to_vec()),
+        (Some(3_u64), [&b"S"[..], Uuid::new_v4().as_bytes()].concat()),
+        (Some(6), b"M:sequence".to_vec()),
+    ] {
         let root = tempfile::tempdir().unwrap();
         {
             let db = sled::open(root.path()).unwrap();
