@@ -81,7 +81,8 @@ run_load() {
   local name="$1"
   shift
   log "$name"
-  "$LOAD" run --key "$KEY" --secret "$SECRET" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
+  # --disk-of: what the disk holding the stores wrote, by every process.
+  "$LOAD" run --key "$KEY" --secret "$SECRET" --json "$OUT/$name.json" --disk-of "$WORK" "$@" | tee "$OUT/$name.txt"
 }
 
 # A fresh store with the bench credential and the generated directories.

@@ -18,8 +18,8 @@ use serde_json::json;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::generator::{Generator, GeneratorConfig, format_timestamp};
-use crate::procstat::{HostTicks, SAMPLE_EVERY, Sampler, ticks_per_second};
-use crate::report::{Errors, KindReport, LatencySummary, OpenLoopReport, Report, new_histogram};
+use crate::procstat::{Disk, HostTicks, SAMPLE_EVERY, Sampler, ticks_per_second};
+use crate::report::{Errors, HostReport, KindReport, LatencySummary, OpenLoopReport, Report, new_histogram};
 
 /// A request sent later than this after its scheduled time counts as late.
 pub const LATE_THRESHOLD: Duration = Duration::from_millis(2);
@@ -95,6 +95,9 @@ pub struct RunConfig {
     pub skip: u64,
     /// Process whose CPU and memory to sample.
     pub server_pid: Option<u32>,
+    /// A path on the disk whose writes to count (the server's data
+    /// directory).
+    pub disk_of: Option<std::path::PathBuf>,
     /// Before the run, POST the generator's organisations.csv and
     /// learners.csv to /admin/organisations and /admin/learners (scope `all`).
     pub load_directories: bool,
@@ -590,11 +593,13 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
     let sampler_task = {
         let sampling = sampling.clone();
         let server_pid = config.server_pid;
+        let disk = config.disk_of.as_deref().and_then(Disk::of);
         tokio::spawn(async move {
             tokio::time::sleep_until(measure_start.into()).await;
             let mut server = server_pid.map(|pid| Sampler::new(pid, ticks));
             let mut client = Sampler::new(std::process::id(), ticks);
             let host_before = HostTicks::read();
+            let disk_before = disk.as_ref().and_then(|disk| Some((disk, disk.written_bytes()?)));
             let mut interval = tokio::time::interval(SAMPLE_EVERY);
             loop {
                 interval.tick().await;
@@ -606,7 +611,10 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
                     break;
                 }
             }
-            let host = host_before.zip(HostTicks::read()).and_then(|(before, after)| after.since(before));
+            let host = host_before
+                .zip(HostTicks::read())
+                .and_then(|(before, after)| after.since(before))
+                .map(|host| HostReport { disk: disk_before.and_then(|(disk, before)| disk.since(before)), ..host });
             (server.and_then(|s| s.report()), client.report(), host)
         })
     };

@@ -127,6 +127,11 @@ struct RunArgs {
     /// Sample this process's CPU and RSS (Linux /proc) every 500 ms.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Count what the disk holding this path (the server's data directory)
+    /// writes over the measured phase, by every process (/proc/diskstats):
+    /// what reaches the disk, unlike the page cache a process dirties.
+    #[arg(long, value_name = "PATH")]
+    disk_of: Option<std::path::PathBuf>,
     /// Before the run, POST the population's organisations.csv and learners.csv
     /// to /admin/organisations and /admin/learners (needs scope `all`).
     #[arg(long)]
@@ -226,6 +231,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         generator: generator_config(args.seed, &args.population),
         skip: args.skip,
         server_pid: args.server_pid,
+        disk_of: args.disk_of.clone(),
         load_directories: args.load_directories,
     };
     let report = lrs_load::driver::run(config).await?;

@@ -1,9 +1,11 @@
-//! CPU, memory and disk writes of a process, and how the machine's CPU
-//! time was spent, from `/proc` (Linux), sampled every 500 ms.
+//! CPU, memory and disk writes of a process, how the machine's CPU time
+//! was spent, and what a disk wrote, from `/proc` (Linux), sampled every
+//! 500 ms.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::report::{HostReport, ProcessReport};
+use crate::report::{DiskReport, HostReport, ProcessReport};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 
@@ -27,9 +29,12 @@ pub fn read(pid: u32) -> Option<(u64, u64)> {
     Some((utime + stime, rss_kib))
 }
 
-/// Bytes a process has caused to be written to storage (`write_bytes` of
-/// `/proc/PID/io`: a page counts each time it is dirtied again); `None`
-/// when the file cannot be read (another user's process).
+/// Bytes of page cache a process has dirtied (`write_bytes` of
+/// `/proc/PID/io`): a page counts each time it is dirtied again, and on
+/// kernels that cache files in large folios (ext4 from Linux 6.16) a write
+/// of a few bytes counts its whole folio, so this can be many times what
+/// reaches the disk (see [`Disk`]); `None` when the file cannot be read
+/// (another user's process).
 pub fn written_bytes(pid: u32) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
     io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
@@ -77,7 +82,57 @@ impl HostTicks {
             cpu_busy_percent: share(self.busy, earlier.busy),
             iowait_percent: share(self.iowait, earlier.iowait),
             steal_percent: share(self.steal, earlier.steal),
+            disk: None,
         })
+    }
+}
+
+/// The block device holding a path, as `/proc/diskstats` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    major: u64,
+    minor: u64,
+    /// The device's name (`vda`, `nvme0n1p2`).
+    pub name: String,
+}
+
+impl Disk {
+    /// The disk holding `path`; `None` when the path's device is not a
+    /// block device in `/proc/diskstats` (tmpfs, overlay) or cannot be read.
+    pub fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(path).ok()?.dev();
+        // Linux's encoding of dev_t (glibc's `major` and `minor`).
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+        let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+        let (name, _) = Self::find(&stats, major, minor)?;
+        Some(Self { major, minor, name })
+    }
+
+    /// The name and sectors written of device `major:minor` in the text of
+    /// `/proc/diskstats`: `major minor name reads merged sectors-read ms
+    /// writes merged sectors-written …`.
+    fn find(stats: &str, major: u64, minor: u64) -> Option<(String, u64)> {
+        stats.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let numbers = (fields.first()?.parse::<u64>().ok()?, fields.get(1)?.parse::<u64>().ok()?);
+            (numbers == (major, minor)).then(|| Some((fields.get(2)?.to_string(), fields.get(9)?.parse().ok()?)))?
+        })
+    }
+
+    /// Bytes the device has written since it came up, by every process
+    /// (the kernel counts 512-byte sectors whatever the device's own size).
+    pub fn written_bytes(&self) -> Option<u64> {
+        let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+        Some(Self::find(&stats, self.major, self.minor)?.1 * 512)
+    }
+
+    /// What the device wrote between `before` (bytes from
+    /// [`Self::written_bytes`]) and now.
+    pub fn since(&self, before: u64) -> Option<DiskReport> {
+        let written = self.written_bytes()?.saturating_sub(before);
+        Some(DiskReport { device: self.name.clone(), written_mib: (written as f64 / MIB * 10.0).round() / 10.0 })
     }
 }
 
@@ -193,6 +248,36 @@ mod tests {
         assert!(sampler.sample());
         let written = sampler.report().and_then(|r| r.disk_written_mib);
         assert!(written.is_some_and(|mib| mib >= 4.0), "{written:?}");
+    }
+
+    #[test]
+    fn a_disk_is_found_by_its_device_numbers_with_what_it_wrote() {
+        let stats = "   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n \
+                     254       0 vda 1870139 45740 124339578 7681922 4940271 1049656 380071432 2728791 0 1271 1055\n \
+                     254       1 vda1 10 0 20 0 30 0 40 0 0 0 0\n";
+        assert_eq!(Disk::find(stats, 254, 0), Some(("vda".to_owned(), 380_071_432)));
+        assert_eq!(Disk::find(stats, 254, 1), Some(("vda1".to_owned(), 40)));
+        assert_eq!(Disk::find(stats, 8, 0), None);
+        assert_eq!(Disk::find("254 0 vda 1 2\n", 254, 0), None, "a line cut short");
+    }
+
+    /// What the disk beside the sources wrote includes a file written and
+    /// synced there (when that disk is a block device: not on tmpfs or
+    /// overlay, where there is nothing to count).
+    #[test]
+    fn counts_what_the_disk_of_a_path_writes() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let Some(disk) = Disk::of(dir.path()) else {
+            assert!(Disk::of(Path::new("/proc")).is_none(), "procfs is no block device");
+            return;
+        };
+        let before = disk.written_bytes().unwrap();
+        let file = dir.path().join("written");
+        std::fs::write(&file, vec![7u8; 4 * 1024 * 1024]).unwrap();
+        std::fs::File::open(&file).unwrap().sync_all().unwrap();
+        let report = disk.since(before).unwrap();
+        assert_eq!(report.device, disk.name);
+        assert!(report.written_mib >= 4.0, "{report:?}");
     }
 
     #[test]

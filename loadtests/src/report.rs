@@ -27,9 +27,11 @@
 //!                               "errors": {…}, "latency_us": {…} }, … },
 //!   "server": null | { "pid", "samples", "cpu_percent_mean", "cpu_percent_max",
 //!                      "rss_mib_mean", "rss_mib_max",
-//!                      "disk_written_mib": null | 12.5 },
+//!                      "disk_written_mib": null | 12.5 },   // page cache dirtied
+//!                                                         // (`write_bytes`), see `DiskReport`
 //!   "client": same as "server", for the load tool itself,
-//!   "host": null | { "cores", "cpu_busy_percent", "iowait_percent", "steal_percent" }
+//!   "host": null | { "cores", "cpu_busy_percent", "iowait_percent", "steal_percent",
+//!                    "disk": null | { "device": "vda", "written_mib": 12.5 } }
 //! }
 //! ```
 //!
@@ -122,9 +124,18 @@ pub struct ProcessReport {
     pub cpu_percent_max: f64,
     pub rss_mib_mean: f64,
     pub rss_mib_max: f64,
-    /// Written to storage over the measured phase (`write_bytes` of
-    /// `/proc/PID/io`); `None` when it cannot be read.
+    /// Page cache dirtied over the measured phase (`write_bytes` of
+    /// `/proc/PID/io`), which can be many times what reached the disk (see
+    /// `procstat::written_bytes`); `None` when it cannot be read.
     pub disk_written_mib: Option<f64>,
+}
+
+/// What one disk wrote over the measured phase, by every process.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DiskReport {
+    /// The device's name in `/proc/diskstats`.
+    pub device: String,
+    pub written_mib: f64,
 }
 
 /// How the whole machine's CPU time was spent over the measured phase, as
@@ -136,6 +147,8 @@ pub struct HostReport {
     pub cpu_busy_percent: f64,
     pub iowait_percent: f64,
     pub steal_percent: f64,
+    /// The disk of `--disk-of`, when given and found.
+    pub disk: Option<DiskReport>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -255,7 +268,11 @@ impl Report {
                     } else {
                         String::new()
                     };
-                    let _ = writeln!(out, "{label} pid {}: wrote {written:.1} MiB to disk{per_statement}", p.pid);
+                    let _ = writeln!(
+                        out,
+                        "{label} pid {}: dirtied {written:.1} MiB of page cache{per_statement} (write_bytes: can be many times what reaches the disk)",
+                        p.pid
+                    );
                 }
             }
         }
@@ -265,6 +282,21 @@ impl Report {
                 "host, {} cores: CPU busy {:.1} %, waiting for the disk {:.1} %, stolen by the hypervisor {:.1} % of all cores' time",
                 host.cores, host.cpu_busy_percent, host.iowait_percent, host.steal_percent
             );
+            if let Some(disk) = &host.disk {
+                let per_statement = if self.statements_accepted > 0 {
+                    format!(
+                        " ({:.1} KiB per statement accepted)",
+                        disk.written_mib * 1024.0 / self.statements_accepted as f64
+                    )
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "disk {}: {:.1} MiB written, by every process{per_statement}",
+                    disk.device, disk.written_mib
+                );
+            }
         }
         out
     }

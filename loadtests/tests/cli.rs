@@ -100,6 +100,8 @@ fn batch_count_against_the_trivial_server() {
             "--server-pid",
             &pid,
             "--load-directories",
+            "--disk-of",
+            env!("CARGO_MANIFEST_DIR"),
         ],
     );
     assert_eq!(report["tool"], "lrs-load");
@@ -118,6 +120,15 @@ fn batch_count_against_the_trivial_server() {
     assert_eq!(report["server"]["pid"].as_u64().unwrap().to_string(), pid);
     assert!(report["server"]["samples"].as_u64().unwrap() >= 1);
     assert!(report["client"]["rss_mib_max"].as_f64().unwrap() > 0.0);
+    // What the disk of the sources wrote, when it is a block device.
+    let disk = &report["host"]["disk"];
+    match lrs_load::procstat::Disk::of(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))) {
+        Some(expected) => {
+            assert_eq!(disk["device"], expected.name.as_str());
+            assert!(disk["written_mib"].as_f64().unwrap() >= 0.0);
+        }
+        None => assert!(disk.is_null(), "{disk}"),
+    }
 }
 
 #[test]
