@@ -122,14 +122,20 @@ fn records(events: &[Vec<u8>], from: usize, to: usize) -> Vec<LogRecord> {
     (from..to).map(|offset| LogRecord { offset: offset as u64, payload: events[offset].clone() }).collect()
 }
 
+/// Views opened in `dir` with the whole of `log` applied in one batch.
+fn applied_whole(dir: &Path, log: &[Vec<u8>]) -> Views {
+    let views = open(dir);
+    views.apply(&records(log, 0, log.len())).unwrap();
+    views
+}
+
 #[test]
 fn a_projection_stopped_and_restarted_anywhere_equals_one_replayed_from_zero() {
     for seed in [7_u64, 42, 2026] {
         let log = events(seed, 300);
         let root = tempfile::tempdir().unwrap();
 
-        let replayed = open(&root.path().join("replayed"));
-        replayed.apply(&records(&log, 0, log.len())).unwrap();
+        let replayed = applied_whole(&root.path().join("replayed"), &log);
 
         let dir = root.path().join("restarted");
         let mut random = XorShift(seed ^ 0x5eed);
@@ -162,8 +168,7 @@ fn a_projection_stopped_and_restarted_anywhere_equals_one_replayed_from_zero() {
 fn a_refused_batch_changes_nothing_stored_or_remembered() {
     let log = events(5, 60);
     let root = tempfile::tempdir().unwrap();
-    let clean = open(&root.path().join("clean"));
-    clean.apply(&records(&log, 0, log.len())).unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
 
     let dir = root.path().join("refused");
     let views = open(&dir);
@@ -203,8 +208,7 @@ fn applying_the_same_events_twice_changes_nothing() {
 fn offsets_with_gaps_apply_like_consecutive_ones() {
     let log = events(3, 10);
     let root = tempfile::tempdir().unwrap();
-    let gapless = open(&root.path().join("gapless"));
-    gapless.apply(&records(&log, 0, log.len())).unwrap();
+    let gapless = applied_whole(&root.path().join("gapless"), &log);
     let gapped = open(&root.path().join("gapped"));
     let spread: Vec<LogRecord> = records(&log, 0, log.len())
         .into_iter()
@@ -485,8 +489,7 @@ fn activity_definitions_merge_in_log_order_whatever_the_batches() {
         let views = open(&dir);
         views.apply(&records(&log, upto - 1, upto)).unwrap();
     }
-    let whole = open(&root.path().join("whole"));
-    whole.apply(&records(&log, 0, log.len())).unwrap();
+    let whole = applied_whole(&root.path().join("whole"), &log);
     let restarted = open(&dir);
     for views in [&restarted, &whole, &refused] {
         views.apply(&records(&log, 0, log.len())).unwrap();
@@ -642,8 +645,7 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
         let log = if seed == 5 { events(seed, 400) } else { referring_events(seed, 400) };
         let ids = statement_ids(&log);
         let root = tempfile::tempdir().unwrap();
-        let whole = open(&root.path().join("whole"));
-        whole.apply(&records(&log, 0, log.len())).unwrap();
+        let whole = applied_whole(&root.path().join("whole"), &log);
         let pieces = open(&root.path().join("pieces"));
         let mut random = XorShift(seed ^ 0xba7c4);
         let mut from = 0;
