@@ -11,13 +11,14 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 pub const META_STATE: &[u8] = b"M:state";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 7 = the bookkeeping in one key (6 = in four keys,
+/// The current layout: 8 = no posting list of all statements, the records
+/// being one (7 = with it; the bookkeeping in one key; 6 = in four keys,
 /// with statement records compressed with zstd; 5 = not compressed,
 /// keeping only the facets they inherit by StatementRef; 4 = records keyed
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
 /// holding the primary entries too; 1 = one key per index entry).
-pub const LAYOUT: u64 = 7;
+pub const LAYOUT: u64 = 8;
 
 /// Statement records, by position ([`StoredKey`]): appended in order.
 pub const STATEMENT: u8 = b'S';
@@ -33,10 +34,10 @@ pub const AGENT: u8 = b'P';
 pub const ATTACHMENT: u8 = b'H';
 pub const OUTCOME: u8 = b'O';
 
-/// The secondary indexes of statements.
+/// The secondary indexes of statements. There is no index of all
+/// statements: the records, keyed by position, are one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
-    All,
     Agent,
     /// Related agents that are not also primary agents of the statement:
     /// a `related_agents` query reads this list and the `Agent` list.
@@ -52,7 +53,6 @@ pub enum IndexKind {
 impl IndexKind {
     fn tag(self) -> u8 {
         match self {
-            Self::All => b't',
             Self::Agent => b'a',
             Self::RelatedAgent => b'A',
             Self::Verb => b'v',
@@ -139,9 +139,7 @@ impl IdEntry {
 /// bytes of the value's SHA-1, without a table tag.
 pub fn posting_list(kind: IndexKind, value: &str) -> Vec<u8> {
     let mut list = vec![kind.tag()];
-    if kind != IndexKind::All {
-        list.extend_from_slice(&Sha1::digest(value.as_bytes())[..16]);
-    }
+    list.extend_from_slice(&Sha1::digest(value.as_bytes())[..16]);
     list
 }
 

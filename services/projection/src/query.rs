@@ -52,7 +52,8 @@ impl Views {
     pub fn query(&self, query: &StatementQuery, max_limit: usize) -> Result<QueryPage, ViewsError> {
         let limit = if query.limit == 0 { max_limit } else { query.limit.min(max_limit) };
         // The narrowest index; a "related" query reads the primary list and
-        // the list of related-only entries.
+        // the list of related-only entries. With no facet filter, no list:
+        // the statement records, keyed by position, are walked themselves.
         let lists: Vec<Vec<u8>> = if let Some(agent) = &query.agent {
             let mut lists = vec![keys::posting_list(IndexKind::Agent, agent)];
             if query.related_agents {
@@ -70,7 +71,7 @@ impl Views {
         } else if let Some(verb) = &query.verb {
             vec![keys::posting_list(IndexKind::Verb, verb)]
         } else {
-            vec![keys::posting_list(IndexKind::All, "")]
+            Vec::new()
         };
         let mut low = StoredKey { stored_micros: i64::MIN, sequence: 0 };
         let mut high = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
@@ -99,17 +100,31 @@ impl Views {
         if low > high {
             return Ok(QueryPage { statements: Vec::new(), next: None });
         }
-        let mut postings: Box<dyn Iterator<Item = Result<Posting, ViewsError>>> = Box::new(std::iter::empty());
-        for list in &lists {
-            let more = list_postings(&self.tree, list, low, high, query.ascending);
-            postings = Box::new(MergeSorted::new(postings, more, query.ascending));
-        }
+        // Positions in the query's order, each with its record when the walk
+        // read it already.
+        let positions: Box<dyn Iterator<Item = Result<Position, ViewsError>>> = if lists.is_empty() {
+            Box::new(records_in_range(&self.tree, low, high, query.ascending).map(|record| {
+                let (stored, bytes) = record?;
+                Ok((stored, Some(bytes)))
+            }))
+        } else {
+            let mut postings: Box<dyn Iterator<Item = Result<Posting, ViewsError>>> = Box::new(std::iter::empty());
+            for list in &lists {
+                let more = list_postings(&self.tree, list, low, high, query.ascending);
+                postings = Box::new(MergeSorted::new(postings, more, query.ascending));
+            }
+            Box::new(postings.map(|posting| posting.map(|(stored, _)| (stored, None))))
+        };
 
         let mut statements = Vec::new();
-        for posting in postings {
-            let (stored, _) = posting?;
-            let Some(bytes) = self.tree.get(keys::statement(stored))? else {
-                continue;
+        for position in positions {
+            let (stored, bytes) = position?;
+            let bytes = match bytes {
+                Some(bytes) => bytes,
+                None => match self.tree.get(keys::statement(stored))? {
+                    Some(bytes) => bytes,
+                    None => continue,
+                },
             };
             let found = decode_found(&bytes)?;
             if needs_statement(query) && !matches(query, &found.statement()?, &found.inherited) {
@@ -149,6 +164,10 @@ fn needs_statement(query: &StatementQuery) -> bool {
 
 /// One posting: a statement's position and id.
 type Posting = (StoredKey, Uuid);
+
+/// A statement's position in a query's walk, with its record when the walk
+/// has read it already.
+type Position = (StoredKey, Option<sled::IVec>);
 
 type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
@@ -201,6 +220,23 @@ fn list_postings(
         }
     };
     MergeSorted::new(chunks, late, ascending)
+}
+
+/// The statement records with positions in `low..=high`, in ascending or
+/// descending order: every statement is in them, so a query with no facet
+/// filter walks them instead of an index.
+fn records_in_range(
+    tree: &sled::Tree,
+    low: StoredKey,
+    high: StoredKey,
+    ascending: bool,
+) -> impl Iterator<Item = Result<(StoredKey, sled::IVec), ViewsError>> + use<> {
+    let range = tree.range(keys::statement(low)..=keys::statement(high));
+    let range: Range = if ascending { Box::new(range) } else { Box::new(range.rev()) };
+    range.map(|entry| {
+        let (key, bytes) = entry?;
+        Ok((position_at_end(&key)?, bytes))
+    })
 }
 
 /// Every index entry of the tree, chunked or late, as `list ‖ position` and

@@ -1003,7 +1003,6 @@ fn apply_statement(
     if let Some(target) = voided_target(&statement) {
         batch.put(keys::voided(target), id.as_bytes().to_vec());
     }
-    batch.post(keys::posting_list(IndexKind::All, ""), stored_key, id);
     for (kind, value) in facets.entries() {
         batch.post(keys::posting_list(kind, value), stored_key, id);
     }

@@ -679,6 +679,11 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
         });
         queries.push(StatementQuery { agent: agent(1), since_micros: Some(micros(300)), ..Default::default() });
         queries.push(StatementQuery { until_micros: Some(micros(50)), ..Default::default() });
+        queries.push(StatementQuery {
+            since_micros: Some(micros(120)),
+            until_micros: Some(micros(320)),
+            ..Default::default()
+        });
         // Two facet filters: the list walked is one's, the other is checked
         // on the statement.
         let completed = Some("http://adlnet.gov/expapi/verbs/completed".to_owned());
@@ -722,11 +727,13 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
 #[test]
 fn views_of_an_older_layout_are_rebuilt_from_the_log() {
     // Layout 1 had no layout mark; layout 3 kept statement records by id;
-    // layout 6 kept its bookkeeping in four keys.
+    // layout 6 kept its bookkeeping in four keys; layout 7 had a posting
+    // list of all statements.
     for (mark, old_key) in [
         (None, b"Itold-style-entry".to_vec()),
         (Some(3_u64), [&b"S"[..], Uuid::new_v4().as_bytes()].concat()),
         (Some(6), b"M:sequence".to_vec()),
+        (Some(7), [&b"It"[..], &[0; 16]].concat()),
     ] {
         let root = tempfile::tempdir().unwrap();
         {
