@@ -262,12 +262,7 @@ impl Report {
                     p.pid, p.cpu_percent_mean, p.cpu_percent_max, p.rss_mib_mean, p.rss_mib_max, p.samples
                 );
                 if let Some(written) = p.disk_written_mib {
-                    let per_statement = if label == "server" && self.statements_accepted > 0 {
-                        let kib = written * 1024.0 / self.statements_accepted as f64;
-                        format!(" ({kib:.1} KiB per statement accepted)")
-                    } else {
-                        String::new()
-                    };
+                    let per_statement = if label == "server" { self.per_statement(written) } else { String::new() };
                     let _ = writeln!(
                         out,
                         "{label} pid {}: dirtied {written:.1} MiB of page cache{per_statement} (write_bytes: can be many times what reaches the disk)",
@@ -283,21 +278,24 @@ impl Report {
                 host.cores, host.cpu_busy_percent, host.iowait_percent, host.steal_percent
             );
             if let Some(disk) = &host.disk {
-                let per_statement = if self.statements_accepted > 0 {
-                    format!(
-                        " ({:.1} KiB per statement accepted)",
-                        disk.written_mib * 1024.0 / self.statements_accepted as f64
-                    )
-                } else {
-                    String::new()
-                };
                 let _ = writeln!(
                     out,
-                    "disk {}: {:.1} MiB written, by every process{per_statement}",
-                    disk.device, disk.written_mib
+                    "disk {}: {:.1} MiB written, by every process{}",
+                    disk.device,
+                    disk.written_mib,
+                    self.per_statement(disk.written_mib)
                 );
             }
         }
         out
+    }
+
+    /// ` (N KiB per statement accepted)` for `mib` written over the run,
+    /// or nothing when no statement was accepted.
+    fn per_statement(&self, mib: f64) -> String {
+        if self.statements_accepted == 0 {
+            return String::new();
+        }
+        format!(" ({:.1} KiB per statement accepted)", mib * 1024.0 / self.statements_accepted as f64)
     }
 }

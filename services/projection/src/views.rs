@@ -1084,7 +1084,7 @@ fn remember_activities(
             Some(bytes) => serde_json::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?,
             None => serde_json::json!({ "objectType": "Activity", "id": id }),
         };
-        let Some(definition) = activity.get("definition").and_then(Value::as_object) else {
+        let Some(definition) = definition else {
             if existing.is_none() {
                 batch.put(key, serde_json::to_vec(&known).unwrap_or_default());
             }
