@@ -11,16 +11,18 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 pub const META_STATE: &[u8] = b"M:state";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 8 = no posting list of all statements, the records
-/// being one (7 = with it; the bookkeeping in one key; 6 = in four keys,
+/// The current layout: 9 = statement records in a file beside the tree,
+/// which keeps where each is (8 = records in the tree, with no posting list
+/// of all statements, the records being one; 7 = with it; the bookkeeping in one key; 6 = in four keys,
 /// with statement records compressed with zstd; 5 = not compressed,
 /// keeping only the facets they inherit by StatementRef; 4 = records keyed
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
 /// holding the primary entries too; 1 = one key per index entry).
-pub const LAYOUT: u64 = 8;
+pub const LAYOUT: u64 = 9;
 
-/// Statement records, by position ([`StoredKey`]): appended in order.
+/// Where each statement record is in the file of records, by position
+/// ([`StoredKey`]): appended in order.
 pub const STATEMENT: u8 = b'S';
 /// Statement id → position and content fingerprint ([`ID_ENTRY_LEN`] bytes).
 pub const STATEMENT_ID: u8 = b'U';

@@ -1,7 +1,9 @@
 //! Projections of the event log: the read models every query is served from.
 //!
 //! [`Views`] keeps all projected state in one sled tree under key prefixes,
-//! together with the log offset it has applied. Each chunk of events is
+//! together with the log offset it has applied, except the statement
+//! records, which are appended to a file beside it that the tree points
+//! into. Each chunk of events is
 //! applied as one atomic sled batch that also moves the offset, so a
 //! projection stopped at any point resumes exactly where it was, and one
 //! rebuilt from offset 0 ends in the same state.
@@ -9,6 +11,7 @@
 pub mod batch;
 mod keys;
 mod query;
+mod records;
 mod runner;
 mod store;
 mod views;

@@ -100,12 +100,12 @@ impl Views {
         if low > high {
             return Ok(QueryPage { statements: Vec::new(), next: None });
         }
-        // Positions in the query's order, each with its record when the walk
-        // read it already.
+        // Positions in the query's order, each with where its record is
+        // when the walk read that already.
         let positions: Box<dyn Iterator<Item = Result<Position, ViewsError>>> = if lists.is_empty() {
             Box::new(records_in_range(&self.tree, low, high, query.ascending).map(|record| {
-                let (stored, bytes) = record?;
-                Ok((stored, Some(bytes)))
+                let (stored, pointer) = record?;
+                Ok((stored, Some(pointer)))
             }))
         } else {
             let mut postings: Box<dyn Iterator<Item = Result<Posting, ViewsError>>> = Box::new(std::iter::empty());
@@ -118,15 +118,15 @@ impl Views {
 
         let mut statements = Vec::new();
         for position in positions {
-            let (stored, bytes) = position?;
-            let bytes = match bytes {
-                Some(bytes) => bytes,
+            let (stored, pointer) = position?;
+            let pointer = match pointer {
+                Some(pointer) => pointer,
                 None => match self.tree.get(keys::statement(stored))? {
-                    Some(bytes) => bytes,
+                    Some(pointer) => pointer,
                     None => continue,
                 },
             };
-            let found = decode_found(&bytes)?;
+            let found = decode_found(&self.record_at(&pointer)?)?;
             if needs_statement(query) && !matches(query, &found.statement()?, &found.inherited) {
                 continue;
             }
@@ -165,8 +165,8 @@ fn needs_statement(query: &StatementQuery) -> bool {
 /// One posting: a statement's position and id.
 type Posting = (StoredKey, Uuid);
 
-/// A statement's position in a query's walk, with its record when the walk
-/// has read it already.
+/// A statement's position in a query's walk, with where its record is (the
+/// tree's value under the position) when the walk has read that already.
 type Position = (StoredKey, Option<sled::IVec>);
 
 type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
@@ -222,9 +222,9 @@ fn list_postings(
     MergeSorted::new(chunks, late, ascending)
 }
 
-/// The statement records with positions in `low..=high`, in ascending or
-/// descending order: every statement is in them, so a query with no facet
-/// filter walks them instead of an index.
+/// Where the statement records with positions in `low..=high` are, in
+/// ascending or descending order: every statement is there, so a query with
+/// no facet filter walks them instead of an index.
 fn records_in_range(
     tree: &sled::Tree,
     low: StoredKey,

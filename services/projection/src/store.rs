@@ -28,7 +28,7 @@ impl StoreOptions {
 /// sled's configuration for the store in `dir`. An existing store keeps
 /// the compression setting recorded in its `conf` file (sled refuses to
 /// open a store with another one); a new one takes `options.compress_new`.
-fn sled_config(dir: &Path, options: StoreOptions) -> sled::Config {
+fn sled_config(dir: &Path, options: StoreOptions, flush_every_ms: Option<u64>) -> sled::Config {
     // The file is text lines followed by a binary checksum.
     let compress = match std::fs::read(dir.join("conf")) {
         Ok(conf) => conf.split(|b| *b == b'\n').any(|line| line == b"use_compression: true"),
@@ -39,7 +39,11 @@ fn sled_config(dir: &Path, options: StoreOptions) -> sled::Config {
         .cache_capacity(options.cache_bytes)
         .use_compression(compress)
         .compression_factor(COMPRESSION_LEVEL)
+        .flush_every_ms(flush_every_ms)
 }
+
+/// How often sled flushes a store by itself (its default).
+const SLED_FLUSH_EVERY_MS: u64 = 500;
 
 /// How long opening a store waits for a lock held by this process's
 /// previous handle on it.
@@ -54,20 +58,27 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// up to [`LOCK_WAIT`] for the lock instead of failing; a store another
 /// process holds is still refused, after that wait.
 pub fn open_store(dir: &Path, options: StoreOptions) -> sled::Result<sled::Db> {
-    open_waiting(dir, options, LOCK_WAIT, || {})
+    open_waiting(dir, options, Some(SLED_FLUSH_EVERY_MS), LOCK_WAIT, || {})
+}
+
+/// [`open_store`] without sled's periodic flush: the caller flushes (the
+/// xAPI views, which must sync their file of records first).
+pub(crate) fn open_store_flushed_by_caller(dir: &Path, options: StoreOptions) -> sled::Result<sled::Db> {
+    open_waiting(dir, options, None, LOCK_WAIT, || {})
 }
 
 /// [`open_store`], calling `waiting` each time the lock is found taken.
 fn open_waiting(
     dir: &Path,
     options: StoreOptions,
+    flush_every_ms: Option<u64>,
     bound: Duration,
     mut waiting: impl FnMut(),
 ) -> sled::Result<sled::Db> {
     let deadline = Instant::now() + bound;
     let mut pause = Duration::from_millis(1);
     loop {
-        match sled_config(dir, options).open() {
+        match sled_config(dir, options, flush_every_ms).open() {
             Err(sled::Error::Io(error)) if is_lock_taken(&error) && Instant::now() < deadline => {
                 waiting();
                 std::thread::sleep(pause);
@@ -98,7 +109,7 @@ mod tests {
         let (found_taken, taken) = std::sync::mpsc::channel();
         let path = dir.path().to_owned();
         let reopen = std::thread::spawn(move || {
-            open_waiting(&path, options, Duration::from_secs(60), || {
+            open_waiting(&path, options, None, Duration::from_secs(60), || {
                 let _ = found_taken.send(());
             })
         });
@@ -115,7 +126,7 @@ mod tests {
         let options = StoreOptions::cache(1 << 20);
         let _held = open_store(dir.path(), options).unwrap();
         let mut waits = 0;
-        let refused = open_waiting(dir.path(), options, Duration::from_millis(20), || waits += 1).unwrap_err();
+        let refused = open_waiting(dir.path(), options, None, Duration::from_millis(20), || waits += 1).unwrap_err();
         assert!(refused.to_string().contains("could not acquire lock"), "{refused}");
         assert!(waits > 0);
     }

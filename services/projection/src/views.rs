@@ -20,11 +20,14 @@ use lrs_xapi::statement::{
 
 use crate::batch::{PendingBatch, apply_records_then};
 use crate::keys::{self, IdEntry, IndexKind, StoredKey};
+use crate::records::{Appending, RecordFile, RecordPointer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewsError {
     #[error("the view store failed: {0}")]
     Storage(#[from] sled::Error),
+    #[error("the file of statement records failed: {0}")]
+    Records(#[from] std::io::Error),
     #[error("the view store holds a corrupt record: {0}")]
     Corrupt(String),
     #[error("event at offset {offset} cannot be read: {reason}")]
@@ -260,10 +263,12 @@ fn decode_document(id: String, bytes: &[u8]) -> Result<Document, ViewsError> {
     Ok(Document { id, content_type, content: rest.to_vec(), etag, updated })
 }
 
-/// All projected state, in one sled tree.
+/// All projected state: one sled tree, and the statement records in a file
+/// beside it (see [`crate::records`]) that the tree points into.
 pub struct Views {
     db: sled::Db,
     pub(crate) tree: sled::Tree,
+    records: std::sync::Arc<RecordFile>,
     applied: watch::Sender<Offset>,
     /// What the views remember as of the last batch written: only `apply`
     /// changes it, holding the lock while it applies, and only once its
@@ -272,6 +277,8 @@ pub struct Views {
     /// The kept bookkeeping's `last_stored` ([`NONE_STORED`] if none), for
     /// readers that must not wait for a batch being applied.
     last_stored: std::sync::atomic::AtomicI64,
+    /// Flushes views kept on disk (see [`Flusher`]).
+    _flusher: Option<Flusher>,
 }
 
 /// `Views::last_stored` when no statement is stored.
@@ -325,6 +332,9 @@ struct Applying<'k> {
     book: Bookkeeping,
     definitions: &'k LastDefinitions,
     merged: std::collections::HashMap<String, Option<u64>>,
+    /// The statement records the batch appends.
+    appending: Appending,
+    records: &'k RecordFile,
 }
 
 impl Applying<'_> {
@@ -333,6 +343,23 @@ impl Applying<'_> {
     /// exist, `Some(None)` if it exists with no definition remembered.
     fn last_definition(&self, id: &str) -> Option<Option<u64>> {
         self.merged.get(id).or_else(|| self.definitions.by_activity.get(id)).copied()
+    }
+
+    /// The statement `id` and where it is, through the batch's pending
+    /// writes and the records it appends.
+    fn find_record(
+        &self,
+        batch: &PendingBatch<'_>,
+        id: Uuid,
+    ) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
+        find_record(id, |key| batch.get(key), |pointer| self.appending.read(self.records, pointer))
+    }
+
+    /// Appends `record` and points its position at it.
+    fn put_record(&mut self, batch: &mut PendingBatch<'_>, record: &StatementRecord) -> Result<(), ViewsError> {
+        let pointer = self.appending.push(&encode_record(record))?;
+        batch.put(keys::statement(record.stored_key()), pointer.to_bytes().to_vec());
+        Ok(())
     }
 }
 
@@ -350,10 +377,12 @@ struct Bookkeeping {
     /// The highest position written to a posting chunk (see
     /// [`keys::index_chunk`]).
     index_high: Option<StoredKey>,
+    /// The committed length of the file of statement records.
+    records_end: u64,
 }
 
 impl Bookkeeping {
-    const LEN: usize = 8 + 8 + 1 + 8 + 1 + StoredKey::LEN;
+    const LEN: usize = 8 + 8 + 1 + 8 + 1 + StoredKey::LEN + 8;
 
     fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
@@ -363,6 +392,7 @@ impl Bookkeeping {
         out.extend_from_slice(&(self.last_stored.unwrap_or(0) as u64).to_be_bytes());
         out.push(u8::from(self.index_high.is_some()));
         out.extend_from_slice(&self.index_high.unwrap_or(StoredKey { stored_micros: 0, sequence: 0 }).to_bytes());
+        out.extend_from_slice(&self.records_end.to_be_bytes());
         out
     }
 
@@ -377,12 +407,13 @@ impl Bookkeeping {
             _ => Err(corrupt()),
         };
         let last_stored = decode_u64(&bytes[17..25])? as i64;
-        let index_high = StoredKey::from_bytes(&bytes[26..]).ok_or_else(corrupt)?;
+        let index_high = StoredKey::from_bytes(&bytes[26..42]).ok_or_else(corrupt)?;
         Ok(Self {
             offset: decode_u64(&bytes[..8])?,
             sequence: decode_u64(&bytes[8..16])?,
             last_stored: present(bytes[16])?.then_some(last_stored),
             index_high: present(bytes[25])?.then_some(index_high),
+            records_end: decode_u64(&bytes[42..])?,
         })
     }
 }
@@ -390,16 +421,19 @@ impl Bookkeeping {
 impl Views {
     /// Opens (or creates) the views in `dir`.
     pub fn open(dir: &Path, store: crate::StoreOptions) -> Result<Self, ViewsError> {
-        Self::from_db(crate::open_store(dir, store)?)
+        let db = crate::store::open_store_flushed_by_caller(dir, store)?;
+        let records = RecordFile::open(&dir.join(RECORD_FILE))?;
+        let views = Self::from_db(db, records)?;
+        Ok(Self { _flusher: Some(Flusher::start(views.db.clone(), views.records.clone())), ..views })
     }
 
     /// Empty views in memory, gone when dropped (for a process that serves
     /// no reads of its own, such as Kafka ingest).
     pub fn temporary() -> Result<Self, ViewsError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(sled::Config::new().temporary(true).open()?, RecordFile::temporary()?)
     }
 
-    fn from_db(db: sled::Db) -> Result<Self, ViewsError> {
+    fn from_db(db: sled::Db, records: RecordFile) -> Result<Self, ViewsError> {
         let tree = db.open_tree("views")?;
         let layout = match tree.get(keys::META_LAYOUT)? {
             Some(bytes) => Some(decode_u64(&bytes)?),
@@ -412,18 +446,34 @@ impl Views {
                     current = keys::LAYOUT,
                     "the views were built with another layout; rebuilding them from the log"
                 );
-                tree.clear()?;
             }
-            tree.insert(keys::META_LAYOUT, &keys::LAYOUT.to_be_bytes())?;
+            clear(&tree, &records)?;
         }
-        let book = match tree.get(keys::META_STATE)? {
+        let mut book = match tree.get(keys::META_STATE)? {
             Some(bytes) => Bookkeeping::from_bytes(&bytes)?,
             None => Bookkeeping::default(),
         };
+        if !records.recover(book.records_end)? {
+            tracing::warn!(
+                committed = book.records_end,
+                "the file of statement records is shorter than the views say (the machine stopped before it \
+                 reached the disk?); rebuilding the views from the log"
+            );
+            clear(&tree, &records)?;
+            book = Bookkeeping::default();
+        }
         let (sender, _) = watch::channel(book.offset);
         let last_stored = std::sync::atomic::AtomicI64::new(book.last_stored.unwrap_or(NONE_STORED));
         let kept = Kept { book, definitions: LastDefinitions::new() };
-        Ok(Self { db, tree, applied: sender, kept: std::sync::Mutex::new(kept), last_stored })
+        Ok(Self {
+            db,
+            tree,
+            records: std::sync::Arc::new(records),
+            applied: sender,
+            kept: std::sync::Mutex::new(kept),
+            last_stored,
+            _flusher: None,
+        })
     }
 
     /// What the views remember as of the last batch written (see `kept`).
@@ -452,8 +502,7 @@ impl Views {
     /// Flushes projected state to disk (not needed for correctness: the log
     /// is replayed from the stored offset after a crash).
     pub fn flush(&self) -> Result<(), ViewsError> {
-        self.db.flush()?;
-        Ok(())
+        flush(&self.db, &self.records)
     }
 
     /// Applies consecutive log records atomically. Records below the applied
@@ -461,8 +510,13 @@ impl Views {
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
         let mut kept = self.kept();
         let Kept { book, definitions } = &mut *kept;
-        let applying =
-            std::cell::RefCell::new(Applying { book: *book, definitions, merged: std::collections::HashMap::new() });
+        let applying = std::cell::RefCell::new(Applying {
+            book: *book,
+            definitions,
+            merged: std::collections::HashMap::new(),
+            appending: Appending::new(self.records.committed()),
+            records: &self.records,
+        });
         let applied = apply_records_then(
             &self.tree,
             book.offset,
@@ -470,8 +524,11 @@ impl Views {
             |offset, reason| ViewsError::BadEvent { offset, reason },
             |batch, offset, event| apply_event(batch, &mut applying.borrow_mut(), offset, event),
             |batch, next| {
-                let book = &mut applying.borrow_mut().book;
+                let Applying { book, appending, .. } = &mut *applying.borrow_mut();
                 write_postings(batch, book)?;
+                // The records before the tree that points at them.
+                self.records.write(appending)?;
+                book.records_end = appending.end();
                 book.offset = next;
                 batch.put(keys::META_STATE.to_vec(), book.to_bytes());
                 Ok(())
@@ -481,6 +538,7 @@ impl Views {
             let Applying { book: written, merged, .. } = applying.into_inner();
             *book = written;
             definitions.remember(merged);
+            self.records.commit(written.records_end);
             self.last_stored.store(written.last_stored.unwrap_or(NONE_STORED), std::sync::atomic::Ordering::Release);
             drop(kept);
             self.applied.send_replace(next);
@@ -503,8 +561,11 @@ impl Views {
         };
         for entry in self.tree.iter() {
             let (key, value) = entry?;
-            if key.first() != Some(&keys::INDEX) && key.first() != Some(&keys::LATE_INDEX) {
-                hash(&key, &value);
+            match key.first() {
+                Some(&keys::INDEX | &keys::LATE_INDEX) => {}
+                // Records by what they hold, not where in the file they are.
+                Some(&keys::STATEMENT) => hash(&key, &self.record_at(&value)?),
+                _ => hash(&key, &value),
             }
         }
         for entry in crate::query::all_index_entries(&self.tree) {
@@ -515,7 +576,13 @@ impl Views {
     }
 
     pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {
-        Ok(find_record(id, |key| self.tree.get(key))?.map(|(_, record)| record))
+        Ok(find_record(id, |key| self.tree.get(key), |pointer| self.records.read(pointer))?.map(|(_, record)| record))
+    }
+
+    /// The record that `pointer` (the tree's value under a position)
+    /// points at, as stored.
+    pub(crate) fn record_at(&self, pointer: &[u8]) -> Result<Vec<u8>, ViewsError> {
+        self.records.read(RecordPointer::from_bytes(pointer)?)
     }
 
     /// The SHA-256 content fingerprint (see `content_fingerprint`) of the
@@ -626,17 +693,80 @@ fn find_id_entry<B: AsRef<[u8]>>(
     }
 }
 
-/// The record of the statement `id` and where it is, read with `get`.
+/// The record of the statement `id` and where it is: its id entry and
+/// pointer read with `get`, the record with `read`.
 fn find_record<B: AsRef<[u8]>>(
     id: Uuid,
     get: impl Fn(&[u8]) -> Result<Option<B>, sled::Error>,
+    read: impl Fn(RecordPointer) -> Result<Vec<u8>, ViewsError>,
 ) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
     let Some(entry) = find_id_entry(id, &get)? else {
         return Ok(None);
     };
     match get(&keys::statement(entry.stored))? {
-        Some(bytes) => Ok(Some((entry.stored, decode_record(bytes.as_ref())?))),
+        Some(pointer) => Ok(Some((entry.stored, decode_record(&read(RecordPointer::from_bytes(pointer.as_ref())?)?)?))),
         None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
+    }
+}
+
+/// The name of the file of statement records in the views' directory.
+const RECORD_FILE: &str = "statement-records";
+
+/// Empties the views: the tree (keeping only its layout) and the records.
+/// The tree goes first, so a stop in between leaves an empty tree and a
+/// file it cuts off when opened.
+fn clear(tree: &sled::Tree, records: &RecordFile) -> Result<(), ViewsError> {
+    tree.clear()?;
+    records.clear()?;
+    tree.insert(keys::META_LAYOUT, &keys::LAYOUT.to_be_bytes())?;
+    Ok(())
+}
+
+/// Makes the views durable: the records first, then the tree that points
+/// into them, so the tree on disk does not point past the file on disk.
+fn flush(db: &sled::Db, records: &RecordFile) -> Result<(), ViewsError> {
+    records.sync()?;
+    db.flush()?;
+    Ok(())
+}
+
+/// How often [`Flusher`] flushes the views (sled's own default).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Flushes the views every [`FLUSH_EVERY`], in the order [`flush`] keeps.
+/// sled's own periodic flush is off for the views' store, since it would
+/// not sync the records first. Dropping it stops the thread at once.
+struct Flusher {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(db: sled::Db, records: std::sync::Arc<RecordFile>) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("views-flush".to_owned())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(FLUSH_EVERY) {
+                    if let Err(error) = flush(&db, &records) {
+                        tracing::warn!(%error, "cannot flush the views (they are replayed from the log if lost)");
+                    }
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::warn!("cannot start the thread that flushes the views; they are flushed when closed");
+        }
+        Self { stop: Some(stop), thread }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -981,7 +1111,6 @@ fn apply_statement(
     applying: &mut Applying<'_>,
     statement: Value,
 ) -> Result<(), ViewsError> {
-    let book = &mut applying.book;
     let Some(id) = lrs_xapi::statement::statement_id(&statement) else {
         return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
     };
@@ -989,13 +1118,13 @@ fn apply_statement(
     let fingerprint = lrs_xapi::statement::content_fingerprint(&statement);
     let mut facets = Facets::of(&statement);
     let mut inherited = Facets::default();
-    let sequence = book.sequence;
-    book.sequence += 1;
+    let sequence = applying.book.sequence;
+    applying.book.sequence += 1;
     let stored_key = StoredKey { stored_micros: micros, sequence };
 
     if let Some(target) = statement_ref_target(&statement) {
         batch.put(keys::reference(target, id), Vec::new());
-        if let Some((_, target)) = find_record(target, |key| batch.get(key))? {
+        if let Some((_, target)) = applying.find_record(batch, target)? {
             inherited = target.facets().beyond(&facets);
             facets.merge(&inherited);
         }
@@ -1006,21 +1135,22 @@ fn apply_statement(
     for (kind, value) in facets.entries() {
         batch.post(keys::posting_list(kind, value), stored_key, id);
     }
-    if book.last_stored.is_none_or(|last| micros > last) {
-        book.last_stored = Some(micros);
+    if applying.book.last_stored.is_none_or(|last| micros > last) {
+        applying.book.last_stored = Some(micros);
     }
     remember_activities(batch, applying, &statement)?;
     remember_agent_names(batch, &statement)?;
     let record = StatementRecord { stored_micros: micros, sequence, statement, inherited };
-    batch.put(keys::statement(stored_key), encode_record(&record));
+    applying.put_record(batch, &record)?;
     batch.put(keys::statement_id(id), IdEntry { stored: stored_key, fingerprint }.to_bytes().to_vec());
-    propagate_to_referrers(batch, id, &facets, 0)
+    propagate_to_referrers(batch, applying, id, &facets, 0)
 }
 
 /// Statements that target `target` by StatementRef match the filters the
 /// target matches; give them the target's facets (recursively).
 fn propagate_to_referrers(
     batch: &mut PendingBatch<'_>,
+    applying: &mut Applying<'_>,
     target: Uuid,
     facets: &Facets,
     depth: usize,
@@ -1033,7 +1163,7 @@ fn propagate_to_referrers(
         let Ok(referrer) = Uuid::from_slice(&key[prefix.len()..]) else {
             continue;
         };
-        let Some((stored_key, mut record)) = find_record(referrer, |key| batch.get(key))? else {
+        let Some((stored_key, mut record)) = applying.find_record(batch, referrer)? else {
             continue;
         };
         let own = Facets::of(&record.statement);
@@ -1051,8 +1181,8 @@ fn propagate_to_referrers(
             }
         }
         record.inherited = merged.beyond(&own);
-        batch.put(keys::statement(stored_key), encode_record(&record));
-        propagate_to_referrers(batch, referrer, &merged, depth + 1)?;
+        applying.put_record(batch, &record)?;
+        propagate_to_referrers(batch, applying, referrer, &merged, depth + 1)?;
     }
     Ok(())
 }

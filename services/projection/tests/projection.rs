@@ -728,12 +728,13 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
 fn views_of_an_older_layout_are_rebuilt_from_the_log() {
     // Layout 1 had no layout mark; layout 3 kept statement records by id;
     // layout 6 kept its bookkeeping in four keys; layout 7 had a posting
-    // list of all statements.
+    // list of all statements; layout 8 kept records in the tree.
     for (mark, old_key) in [
         (None, b"Itold-style-entry".to_vec()),
         (Some(3_u64), [&b"S"[..], Uuid::new_v4().as_bytes()].concat()),
         (Some(6), b"M:sequence".to_vec()),
         (Some(7), [&b"It"[..], &[0; 16]].concat()),
+        (Some(8), [&b"S"[..], &[0; 16]].concat()),
     ] {
         let root = tempfile::tempdir().unwrap();
         {
@@ -782,4 +783,79 @@ fn a_store_keeps_the_compression_it_was_created_with() {
         assert_eq!(conf_says_compressed(&dir), compressed);
     }
     assert_eq!(digests[0], digests[1]);
+}
+
+/// The file of statement records in views opened at `dir`.
+fn record_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("statement-records")
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// Records written past the committed length (by a batch whose sled
+/// write then failed, or that was cut short by a stop) are cut off when the
+/// views are opened, and the batches that follow write where they were.
+#[test]
+fn records_past_the_committed_length_are_cut_off_when_the_views_are_opened() {
+    let log = events(12, 60);
+    let root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
+
+    let dir = root.path().join("stopped");
+    let views = open(&dir);
+    views.apply(&records(&log, 0, 20)).unwrap();
+    drop(views);
+    let committed = file_len(&record_file(&dir));
+    let mut file = std::fs::OpenOptions::new().append(true).open(record_file(&dir)).unwrap();
+    std::io::Write::write_all(&mut file, &[0xA5; 1000]).unwrap();
+    drop(file);
+
+    let views = open(&dir);
+    assert_eq!(file_len(&record_file(&dir)), committed);
+    assert_eq!(views.applied_offset(), 20);
+    views.apply(&records(&log, 20, log.len())).unwrap();
+    assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+    assert_eq!(file_len(&record_file(&dir)), file_len(&record_file(&root.path().join("clean"))));
+}
+
+/// Views whose file of records is shorter than their tree says (the
+/// machine stopped before the file reached the disk) are rebuilt from the
+/// log, and end as views that never lost anything.
+#[test]
+fn views_whose_record_file_lost_its_end_are_rebuilt_from_the_log() {
+    let log = events(13, 50);
+    let root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
+
+    let dir = root.path().join("cut");
+    drop(applied_whole(&dir, &log));
+    let file = std::fs::OpenOptions::new().write(true).open(record_file(&dir)).unwrap();
+    file.set_len(file_len(&record_file(&dir)) - 1).unwrap();
+    drop(file);
+
+    let views = open(&dir);
+    assert_eq!(views.applied_offset(), 0, "views pointing past their records must be replayed from the start");
+    assert!(views.query(&StatementQuery::default(), 10).unwrap().statements.is_empty());
+    assert_eq!(file_len(&record_file(&dir)), 0);
+    views.apply(&records(&log, 0, log.len())).unwrap();
+    assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+}
+
+/// A record damaged on disk is reported as corrupt, never returned.
+#[test]
+fn a_damaged_record_is_reported_as_corrupt() {
+    let log = events(14, 20);
+    let root = tempfile::tempdir().unwrap();
+    drop(applied_whole(root.path(), &log));
+    let path = record_file(root.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+
+    let views = open(root.path());
+    let error = views.query(&StatementQuery { limit: 1000, ..StatementQuery::default() }, 1000).unwrap_err();
+    assert!(matches!(error, ViewsError::Corrupt(_)), "{error}");
 }
