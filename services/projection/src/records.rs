@@ -11,16 +11,16 @@
 //! its bytes, then the bytes. The views' bookkeeping, written in the same
 //! sled batch as the pointers, says how much of the file written batches
 //! point into (the committed length). A batch's records are written to the
-//! file before its sled batch, at the committed length: a batch refused
-//! part way, or whose sled write fails, leaves bytes past the committed
-//! length, which the next batch overwrites and an open cuts off. Bytes
-//! below the committed length never change, so readers need no lock.
+//! file at the committed length before its sled batch, so a reader that
+//! finds a pointer in the tree finds its record in the file. A batch whose
+//! sled write fails leaves bytes past the committed length that no pointer
+//! reaches, which the next batch overwrites and an open cuts off. Bytes a
+//! pointer reaches never change, so readers need no lock.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::views::ViewsError;
 
@@ -56,6 +56,7 @@ impl RecordPointer {
     }
 
     /// Where the record's file entry ends.
+    #[cfg(test)]
     fn end(self) -> u64 {
         self.offset + HEADER as u64 + u64::from(self.len)
     }
@@ -64,8 +65,6 @@ impl RecordPointer {
 /// The file of statement records.
 pub(crate) struct RecordFile {
     file: File,
-    /// The committed length: every pointer in the tree is below it.
-    committed: AtomicU64,
 }
 
 impl RecordFile {
@@ -73,16 +72,16 @@ impl RecordFile {
     /// committed until [`Self::recover`] says how much does.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        Ok(Self { file, committed: AtomicU64::new(0) })
+        Ok(Self { file })
     }
 
     /// A file gone when dropped (for views that are themselves temporary).
     pub(crate) fn temporary() -> io::Result<Self> {
-        Ok(Self { file: tempfile::tempfile()?, committed: AtomicU64::new(0) })
+        Ok(Self { file: tempfile::tempfile()? })
     }
 
-    /// Takes `committed` (as the views' bookkeeping says) as the committed
-    /// length, cutting off what refused or unwritten batches left past it.
+    /// Cuts the file back to `committed` (as the views' bookkeeping says),
+    /// dropping what batches whose sled write never happened left past it.
     /// Returns false, changing nothing, if the file is shorter than that:
     /// records the tree points at were lost (the machine stopped before the
     /// file reached the disk), and the views must be rebuilt.
@@ -94,29 +93,16 @@ impl RecordFile {
         if len > committed {
             self.file.set_len(committed)?;
         }
-        self.committed.store(committed, Ordering::Release);
         Ok(true)
     }
 
     /// Empties the file (the views are being rebuilt).
     pub(crate) fn clear(&self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.committed.store(0, Ordering::Release);
-        Ok(())
+        self.file.set_len(0)
     }
 
-    /// The committed length.
-    pub(crate) fn committed(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
-    }
-
-    /// Takes a written batch's records as committed.
-    pub(crate) fn commit(&self, end: u64) {
-        self.committed.store(end, Ordering::Release);
-    }
-
-    /// Writes a batch's records, whose first byte goes at the committed
-    /// length.
+    /// Writes a batch's records (at the committed length they were
+    /// gathered from).
     pub(crate) fn write(&self, appending: &Appending) -> io::Result<()> {
         if appending.bytes.is_empty() {
             return Ok(());
@@ -131,8 +117,8 @@ impl RecordFile {
 
     /// The record at `pointer`, checked against its header.
     pub(crate) fn read(&self, pointer: RecordPointer) -> Result<Vec<u8>, ViewsError> {
-        if pointer.len > MAX_RECORD || pointer.end() > self.committed() {
-            return Err(corrupt(pointer, "it points past the records written"));
+        if pointer.len > MAX_RECORD {
+            return Err(corrupt(pointer, "its length is implausible"));
         }
         let mut entry = vec![0u8; HEADER + pointer.len as usize];
         self.file.read_exact_at(&mut entry, pointer.offset).map_err(|e| corrupt(pointer, &e.to_string()))?;
@@ -209,26 +195,27 @@ mod tests {
 
     use super::*;
 
-    fn written(file: &RecordFile, records: &[&[u8]]) -> Vec<RecordPointer> {
-        let mut appending = Appending::new(file.committed());
+    /// Writes `records` at `*committed`, moving it past them.
+    fn written(file: &RecordFile, committed: &mut u64, records: &[&[u8]]) -> Vec<RecordPointer> {
+        let mut appending = Appending::new(*committed);
         let pointers = records.iter().map(|record| appending.push(record).unwrap()).collect();
         file.write(&appending).unwrap();
-        file.commit(appending.end());
+        *committed = appending.end();
         pointers
     }
 
     #[test]
     fn records_read_back_from_the_batch_and_then_from_the_file() {
         let file = RecordFile::temporary().unwrap();
-        let first = written(&file, &[b"one", b""]);
-        let mut appending = Appending::new(file.committed());
+        let mut committed = 0;
+        let first = written(&file, &mut committed, &[b"one", b""]);
+        let mut appending = Appending::new(committed);
         let pointer = appending.push(b"three").unwrap();
         assert_eq!(appending.read(&file, pointer).unwrap(), b"three");
         assert_eq!(appending.read(&file, first[0]).unwrap(), b"one");
         // Not written yet: the file does not have it.
         assert!(matches!(file.read(pointer), Err(ViewsError::Corrupt(_))));
         file.write(&appending).unwrap();
-        file.commit(appending.end());
         assert_eq!(file.read(pointer).unwrap(), b"three");
         assert_eq!(file.read(first[1]).unwrap(), b"");
         let bytes = RecordPointer::from_bytes(&pointer.to_bytes()).unwrap();
@@ -240,7 +227,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("records");
         let file = RecordFile::open(&path).unwrap();
-        let pointers = written(&file, &[b"first record", b"second record"]);
+        let pointers = written(&file, &mut 0, &[b"first record", b"second record"]);
         drop(file);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
@@ -261,8 +248,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("records");
         let file = RecordFile::open(&path).unwrap();
-        let kept = written(&file, &[b"kept"]);
-        let committed = file.committed();
+        let mut committed = 0;
+        let kept = written(&file, &mut committed, &[b"kept"]);
         // A batch whose records were written but whose sled batch was not.
         let mut refused = Appending::new(committed);
         refused.push(b"refused").unwrap();
@@ -274,8 +261,9 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), committed);
         assert_eq!(file.read(kept[0]).unwrap(), b"kept");
         // The next batch goes where the refused one went.
-        let next = written(&file, &[b"next"]);
-        assert_eq!(next[0].offset, committed);
+        let at = committed;
+        let next = written(&file, &mut committed, &[b"next"]);
+        assert_eq!(next[0].offset, at);
         assert_eq!(file.read(next[0]).unwrap(), b"next");
 
         // The tree says more was committed than the file holds.

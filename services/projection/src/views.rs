@@ -514,7 +514,7 @@ impl Views {
             book: *book,
             definitions,
             merged: std::collections::HashMap::new(),
-            appending: Appending::new(self.records.committed()),
+            appending: Appending::new(book.records_end),
             records: &self.records,
         });
         let applied = apply_records_then(
@@ -538,7 +538,6 @@ impl Views {
             let Applying { book: written, merged, .. } = applying.into_inner();
             *book = written;
             definitions.remember(merged);
-            self.records.commit(written.records_end);
             self.last_stored.store(written.last_stored.unwrap_or(NONE_STORED), std::sync::atomic::Ordering::Release);
             drop(kept);
             self.applied.send_replace(next);
