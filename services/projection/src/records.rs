@@ -68,8 +68,8 @@ pub(crate) struct RecordFile {
 }
 
 impl RecordFile {
-    /// Opens (or creates) the file at `path`. Nothing in it counts as
-    /// committed until [`Self::recover`] says how much does.
+    /// Opens (or creates) the file at `path`; [`Self::recover`] then cuts
+    /// it back to what the tree says was committed.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         Ok(Self { file })
