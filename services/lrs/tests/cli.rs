@@ -1575,6 +1575,26 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     assert!(text(&verified.stdout).contains("DIFFER"), "{}", describe(&verified));
 }
 
+#[test]
+fn verify_says_the_projections_differ_when_a_statement_record_is_damaged() {
+    let dir = TempDir::new().unwrap();
+    let ndjson = dir.path().join("statements.ndjson");
+    std::fs::write(&ndjson, format!("{}\n{}\n", import_statement(1, false), import_statement(2, false))).unwrap();
+    let data = dir.path().join("data");
+    run_ok(&["import", ndjson.to_str().unwrap(), "--data-dir", dir_arg(&data), "--quiet"]);
+    let verified = run(&["verify", "--data-dir", dir_arg(&data)]);
+    assert!(verified.status.success(), "{}", describe(&verified));
+    // Flip a bit inside the last record: its checksum no longer matches.
+    let path = data.join("views").join("statement-records");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let verified = run(&["verify", "--data-dir", dir_arg(&data)]);
+    assert_eq!(verified.status.code(), Some(1), "{}", describe(&verified));
+    assert!(text(&verified.stdout).contains("DIFFER"), "{}", describe(&verified));
+}
+
 // ---------------------------------------------------------------------------
 // lrs import
 // ---------------------------------------------------------------------------

@@ -858,4 +858,9 @@ fn a_damaged_record_is_reported_as_corrupt() {
     let views = open(root.path());
     let error = views.query(&StatementQuery { limit: 1000, ..StatementQuery::default() }, 1000).unwrap_err();
     assert!(matches!(error, ViewsError::Corrupt(_)), "{error}");
+    // Verification compares digests: the damage makes this one differ from
+    // a clean replay instead of stopping it.
+    let clean_root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(clean_root.path(), &log);
+    assert_ne!(views.state_digest().unwrap(), clean.state_digest().unwrap());
 }
