@@ -9,7 +9,9 @@
 //! registration), the entries of a batch gathered into one chunk per list;
 //! and `M:state` per batch. The same bytes go to every engine, generated from
 //! a fixed seed. No engine syncs each batch (the log, not the views, makes a
-//! write durable): each makes its writes durable every 500 ms.
+//! write durable): sled flushes and redb commits durably every 500 ms;
+//! fjall writes its journal to the operating system at each batch, and
+//! `fjall-p500` also syncs it every 500 ms.
 //!
 //! ```sh
 //! cargo run --release --manifest-path loadtests/stores/Cargo.toml -- all      # 2 runs x {A, B} x every engine
