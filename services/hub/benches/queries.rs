@@ -146,9 +146,12 @@ fn bench(c: &mut Criterion) {
     let days = (statements * 9 / 86_400).max(1) as i64;
     // Each question read from the store (its kept rows dropped first), and
     // asked again with nothing changed (the kept rows).
-    for (name, organisation, span) in
-        [("trust, one week", "R07", 7), ("trust, whole range", "R07", days), ("ICB, one week", "Q1", 7)]
-    {
+    for (name, organisation, span) in [
+        ("trust, one week", "R07", 7),
+        ("trust, whole range", "R07", days),
+        ("ICB, one week", "Q1", 7),
+        ("region, whole range", "Y56", days),
+    ] {
         let query = UptakeQuery {
             organisation: organisation.into(),
             from,

@@ -5,12 +5,13 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 4 = transcript entries made from the summaries when
+/// The current layout: 5 = uptake digests per organisation and period,
+/// learners and activities numbered (4 = transcript entries made from the summaries when
 /// read, not stored (3 = stored; a statement's contribution record keeps
 /// only what retracting it reads; 2 = one summary list per learner and
 /// activity, contributions holding all the statement's facts; 1 = one
 /// summary key per statement).
-pub const LAYOUT: u64 = 4;
+pub const LAYOUT: u64 = 5;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -33,6 +34,16 @@ pub const COMPETENCY: u8 = b'Q';
 pub const COVERAGE: u8 = b'G';
 /// Uptake facts: organisation, day, learner, activity, platform, staff group.
 pub const FACT: u8 = b'F';
+/// Uptake digests: organisation, granularity (`day`, `week`, `month`),
+/// period label → what the period's uptake row counts (see `digests`).
+pub const DIGEST: u8 = b'P';
+/// Learner numbers (in digests): learner → u32.
+pub const LEARNER_NUMBER: u8 = b'N';
+/// Activity numbers (in digests): activity → u32.
+pub const ACTIVITY_NUMBER: u8 = b'A';
+/// The next learner number and the next activity number.
+pub const META_LEARNER_NUMBERS: &[u8] = b"M:learner-numbers";
+pub const META_ACTIVITY_NUMBERS: &[u8] = b"M:activity-numbers";
 
 pub fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
     let mut out = vec![tag];

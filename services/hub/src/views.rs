@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_eventlog::{LogRecord, Offset};
-use lrs_projection::batch::{PendingBatch, apply_records};
+use lrs_projection::batch::{PendingBatch, apply_records_then};
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
+use crate::digests::{self, Digest, DigestChanges};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
 use crate::keys::{self, key};
@@ -361,13 +362,23 @@ impl HubViews {
 
     /// Applies consecutive records atomically with the new offset.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
-        let applied = apply_records(
+        let changes = std::cell::RefCell::new(DigestChanges::default());
+        let applied = apply_records_then(
             &self.tree,
-            keys::META_OFFSET,
             self.applied_offset(),
             records,
             |offset, reason| HubError::BadEvent { offset, reason },
-            |batch, offset, event| self.apply_event(batch, offset, event),
+            |batch, offset, event| self.apply_event(batch, &mut changes.borrow_mut(), offset, event),
+            |batch, next| {
+                for (digest_key, value) in changes.take().into_writes() {
+                    match value {
+                        Some(value) => batch.put(digest_key, value),
+                        None => batch.delete(digest_key),
+                    }
+                }
+                batch.put(keys::META_OFFSET.to_vec(), next.to_be_bytes().to_vec());
+                Ok(())
+            },
         );
         // Committed or not (a failed batch is retried), the days it touched
         // are marked: a kept uptake row of theirs is never used again.
@@ -383,7 +394,13 @@ impl HubViews {
         Ok(())
     }
 
-    fn apply_event(&self, batch: &mut PendingBatch<'_>, offset: Offset, event: Event) -> Result<(), HubError> {
+    fn apply_event(
+        &self,
+        batch: &mut PendingBatch<'_>,
+        changes: &mut DigestChanges,
+        offset: Offset,
+        event: Event,
+    ) -> Result<(), HubError> {
         match event {
             Event::StatementsStored { statements, .. } => {
                 let outcome = match self.decisions.get() {
@@ -398,7 +415,7 @@ impl HubViews {
                 }
                 for (index, statement) in statements.iter().enumerate() {
                     if !outcome.repeats.contains(&index) {
-                        self.apply_statement(batch, (u128::from(offset) << 20) | index as u128, statement)?;
+                        self.apply_statement(batch, changes, (u128::from(offset) << 20) | index as u128, statement)?;
                     }
                 }
             }
@@ -431,7 +448,13 @@ impl HubViews {
         Ok(())
     }
 
-    fn apply_statement(&self, batch: &mut PendingBatch<'_>, sequence: u128, statement: &Value) -> Result<(), HubError> {
+    fn apply_statement(
+        &self,
+        batch: &mut PendingBatch<'_>,
+        changes: &mut DigestChanges,
+        sequence: u128,
+        statement: &Value,
+    ) -> Result<(), HubError> {
         match read_statement(statement) {
             Reading::Ignored => Ok(()),
             Reading::Voids(target) => {
@@ -439,7 +462,7 @@ impl HubViews {
                 let contribution_key = key(keys::CONTRIBUTION, &[&target]);
                 if let Some(bytes) = batch.get(&contribution_key)? {
                     let contribution: Contribution = from_json(&bytes)?;
-                    self.retract(batch, &target, &contribution)?;
+                    self.retract(batch, changes, &target, &contribution)?;
                     batch.delete(contribution_key);
                 }
                 Ok(())
@@ -488,7 +511,7 @@ impl HubViews {
                 };
                 let contribution =
                     Contribution { learner, time, verb, activity, platform, organisation, staff_group, evidence };
-                self.contribute(batch, &id, &contribution, summary)?;
+                self.contribute(batch, changes, &id, &contribution, summary)?;
                 batch.put(key(keys::CONTRIBUTION, &[&id]), to_json(&contribution));
                 Ok(())
             }
@@ -500,6 +523,7 @@ impl HubViews {
     fn contribute(
         &self,
         batch: &mut PendingBatch<'_>,
+        changes: &mut DigestChanges,
         id: &str,
         c: &Contribution,
         summary: Summary,
@@ -515,11 +539,17 @@ impl HubViews {
             batch.put(key(keys::EVIDENCE, &[&c.learner, &evidence.competency, id]), to_json(&record));
             refresh_competency(batch, &c.learner, &evidence.competency)?;
         }
-        self.count(batch, c, 1)
+        self.count(batch, changes, c, 1)
     }
 
     /// Takes the voided statement `id` out of everything it contributed to.
-    fn retract(&self, batch: &mut PendingBatch<'_>, id: &str, c: &Contribution) -> Result<(), HubError> {
+    fn retract(
+        &self,
+        batch: &mut PendingBatch<'_>,
+        changes: &mut DigestChanges,
+        id: &str,
+        c: &Contribution,
+    ) -> Result<(), HubError> {
         if let Some(activity) = &c.activity {
             update_summaries(batch, &c.learner, activity, |summaries| {
                 summaries.remove(id);
@@ -529,7 +559,7 @@ impl HubViews {
             batch.delete(key(keys::EVIDENCE, &[&c.learner, &evidence.competency, id]));
             refresh_competency(batch, &c.learner, &evidence.competency)?;
         }
-        self.count(batch, c, -1)
+        self.count(batch, changes, c, -1)
     }
 
     /// Notes what the batch being applied changes for the uptake cache.
@@ -545,8 +575,15 @@ impl HubViews {
         }
     }
 
-    /// Adds (`sign` 1) or removes (`sign` -1) a statement from uptake.
-    fn count(&self, batch: &mut PendingBatch<'_>, c: &Contribution, sign: i64) -> Result<(), HubError> {
+    /// Adds (`sign` 1) or removes (`sign` -1) a statement from uptake: its
+    /// fact row and the digests of its day, week and month.
+    fn count(
+        &self,
+        batch: &mut PendingBatch<'_>,
+        changes: &mut DigestChanges,
+        c: &Contribution,
+        sign: i64,
+    ) -> Result<(), HubError> {
         let Some(organisation) = &c.organisation else {
             return Ok(());
         };
@@ -579,7 +616,7 @@ impl HubViews {
         } else {
             batch.put(fact_key, to_json(&counts));
         }
-        Ok(())
+        count_in_digests(batch, changes, organisation, c, sign)
     }
 
     // ----- queries -----
@@ -720,17 +757,10 @@ impl HubViews {
     /// first to the last of them.
     pub fn uptake(&self, query: &UptakeQuery) -> Result<Vec<UptakeRow>, HubError> {
         if (query.to - query.from).num_days() > MAX_CACHED_DAYS {
-            return Ok(self.scan_uptake(query, query.from, query.to, &|_| true)?.into_values().collect());
+            return Ok(self.read_uptake(query, query.from, query.to, &|_| true)?.into_values().collect());
         }
         // The periods of the range, their days cut to it.
-        let mut periods: Vec<(String, NaiveDate, NaiveDate)> = Vec::new();
-        for day in query.from.iter_days().take_while(|day| *day <= query.to) {
-            let label = query.granularity.period(day);
-            match periods.last_mut() {
-                Some((last_label, _, last)) if *last_label == label => *last = day,
-                _ => periods.push((label, day, day)),
-            }
-        }
+        let periods = digests::periods(query.granularity, query.from, query.to);
         let version = self.uptake_cache.version();
         let mut rows = Vec::new();
         let mut missing = Vec::new();
@@ -743,7 +773,7 @@ impl HubViews {
         }
         if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
             let wanted: HashSet<&str> = missing.iter().map(|(label, ..)| label.as_str()).collect();
-            let mut read = self.scan_uptake(query, first.1, last.2, &|label| wanted.contains(label))?;
+            let mut read = self.read_uptake(query, first.1, last.2, &|label| wanted.contains(label))?;
             for (label, _, _, period_key) in missing {
                 let row = read.remove(&label);
                 self.uptake_cache.put(period_key, version, row.clone());
@@ -761,7 +791,69 @@ impl HubViews {
     }
 
     /// Uptake of the periods `wanted` (by label) from the days `from` to
-    /// `to`, read from the store.
+    /// `to`, read from the store: from the digests when the question has no
+    /// filter, else from the fact rows.
+    fn read_uptake(
+        &self,
+        query: &UptakeQuery,
+        from: NaiveDate,
+        to: NaiveDate,
+        wanted_period: &dyn Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, UptakeRow>, HubError> {
+        if query.activity.is_none() && query.platform.is_none() && query.staff_group.is_none() {
+            self.digest_uptake(query, from, to, wanted_period)
+        } else {
+            self.scan_uptake(query, from, to, wanted_period)
+        }
+    }
+
+    /// Uptake of the periods `wanted` (by label) from the days `from` to
+    /// `to`, from the digests: for each organisation, the digest of each
+    /// whole period, or of each day of a period the range cuts; their union
+    /// is the row. A period no digest counts a statement in is left out.
+    fn digest_uptake(
+        &self,
+        query: &UptakeQuery,
+        from: NaiveDate,
+        to: NaiveDate,
+        wanted_period: &dyn Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, UptakeRow>, HubError> {
+        let organisations = self.organisation_and_descendants(&query.organisation)?;
+        let mut out = BTreeMap::new();
+        for (label, first, last) in digests::periods(query.granularity, from, to) {
+            if !wanted_period(&label) {
+                continue;
+            }
+            let mut parts: Vec<(Granularity, String)> = Vec::new();
+            if digests::bounds(query.granularity, first) == (first, last) {
+                parts.push((query.granularity, label.clone()));
+            } else {
+                for day in first.iter_days().take_while(|d| *d <= last) {
+                    parts.push((Granularity::Day, Granularity::Day.period(day)));
+                }
+            }
+            let mut total: Option<Digest> = None;
+            for organisation in &organisations {
+                for (granularity, part) in &parts {
+                    let Some(bytes) = self.tree.get(digest_key(organisation, *granularity, part))? else {
+                        continue;
+                    };
+                    let digest = Digest::decode(&bytes).ok_or_else(|| corrupt("an uptake digest"))?;
+                    match &mut total {
+                        Some(total) => total.merge(&digest),
+                        None => total = Some(digest),
+                    }
+                }
+            }
+            if let Some(total) = total {
+                out.insert(label.clone(), total.row(label));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Uptake of the periods `wanted` (by label) from the days `from` to
+    /// `to`, from the fact rows (for a question with a filter).
     ///
     /// One pass over the fact rows of each organisation in the range. A
     /// row's key is read in place, learners and activities are numbered as
@@ -879,6 +971,160 @@ impl Numbering {
         self.numbers.insert(text.to_vec(), number);
         number
     }
+}
+
+/// The granularities uptake digests are kept in.
+const DIGEST_GRANULARITIES: [Granularity; 3] = [Granularity::Day, Granularity::Week, Granularity::Month];
+
+fn granularity_name(granularity: Granularity) -> &'static str {
+    match granularity {
+        Granularity::Day => "day",
+        Granularity::Week => "week",
+        Granularity::Month => "month",
+    }
+}
+
+fn digest_key(organisation: &str, granularity: Granularity, label: &str) -> Vec<u8> {
+    key(keys::DIGEST, &[organisation, granularity_name(granularity), label])
+}
+
+/// The number of `text` in the table `tag` (learners or activities),
+/// numbering it next (by the counter under `counter`) if it has none.
+fn number(batch: &mut PendingBatch<'_>, tag: u8, counter: &[u8], text: &str) -> Result<u32, HubError> {
+    let number_key = key(tag, &[text]);
+    let read = |bytes: Vec<u8>| -> Result<u32, HubError> {
+        Ok(u32::from_be_bytes(bytes.as_slice().try_into().map_err(|_| corrupt("a number of the uptake digests"))?))
+    };
+    if let Some(bytes) = batch.get(&number_key)? {
+        return read(bytes);
+    }
+    let next = match batch.get(counter)? {
+        Some(bytes) => read(bytes)?,
+        None => 0,
+    };
+    let after = next.checked_add(1).ok_or_else(|| corrupt("more than 2^32 learners or activities"))?;
+    batch.put(counter.to_vec(), after.to_be_bytes().to_vec());
+    batch.put(number_key, next.to_be_bytes().to_vec());
+    Ok(next)
+}
+
+/// What a learner's fact rows in an organisation still put in a digest.
+#[derive(Clone, Copy, Default)]
+struct Remaining {
+    learner: bool,
+    started: bool,
+    completed: bool,
+    passed: bool,
+}
+
+/// Counts a statement's contribution (`sign` 1) in the digests of its
+/// organisation, day, week and month, or takes it out (`sign` -1), after
+/// its fact row has been changed. A retracted learner or pair leaves a
+/// digest only if none of the learner's remaining fact rows in the
+/// organisation and period puts it there.
+fn count_in_digests(
+    batch: &mut PendingBatch<'_>,
+    changes: &mut DigestChanges,
+    organisation: &str,
+    c: &Contribution,
+    sign: i64,
+) -> Result<(), HubError> {
+    let day = c.time.date_naive();
+    let learner = number(batch, keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS, &c.learner)?;
+    // As in the fact rows' scan: a statement on no activity has no pair.
+    let activity = c.activity.as_deref().filter(|a| !a.is_empty());
+    let activity_number = match activity {
+        Some(activity) => Some(number(batch, keys::ACTIVITY_NUMBER, keys::META_ACTIVITY_NUMBERS, activity)?),
+        None => None,
+    };
+    let pair = activity_number.map(|a| digests::pair(learner, a));
+    let completes = c.verb == COMPLETED || c.verb == PASSED;
+    let passes = c.verb == PASSED;
+    // For a retraction: what remains, day by day, read once per day.
+    let mut remaining_by_day: BTreeMap<NaiveDate, Remaining> = BTreeMap::new();
+    for granularity in DIGEST_GRANULARITIES {
+        let label = granularity.period(day);
+        if sign > 0 {
+            let digest = changes.get(digest_key(organisation, granularity, &label), |k| load_digest(batch, k))?;
+            digest.statements = digest.statements.saturating_add(1);
+            digest.learners.insert(learner);
+            if let Some(pair) = pair {
+                digest.started.insert(pair);
+                if completes {
+                    digest.completed.insert(pair);
+                }
+                if passes {
+                    digest.passed.insert(pair);
+                }
+            }
+            continue;
+        }
+        let (first, last) = digests::bounds(granularity, day);
+        let mut still = Remaining::default();
+        for day in first.iter_days().take_while(|d| *d <= last) {
+            let on_day = match remaining_by_day.get(&day) {
+                Some(on_day) => *on_day,
+                None => {
+                    let on_day = remaining_on(batch, organisation, day, &c.learner, activity)?;
+                    remaining_by_day.insert(day, on_day);
+                    on_day
+                }
+            };
+            still.learner |= on_day.learner;
+            still.started |= on_day.started;
+            still.completed |= on_day.completed;
+            still.passed |= on_day.passed;
+        }
+        let digest = changes.get(digest_key(organisation, granularity, &label), |k| load_digest(batch, k))?;
+        digest.statements = digest.statements.saturating_sub(1);
+        if !still.learner {
+            digest.learners.remove(learner);
+        }
+        if let Some(pair) = pair {
+            for (set, stays) in [
+                (&mut digest.started, still.started),
+                (&mut digest.completed, still.completed),
+                (&mut digest.passed, still.passed),
+            ] {
+                if !stays {
+                    set.remove(pair);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored digest under `digest_key`, if any.
+fn load_digest(batch: &PendingBatch<'_>, digest_key: &[u8]) -> Result<Option<Digest>, HubError> {
+    match batch.get(digest_key)? {
+        Some(bytes) => Digest::decode(&bytes).map(Some).ok_or_else(|| corrupt("an uptake digest")),
+        None => Ok(None),
+    }
+}
+
+/// What the learner's fact rows of one organisation and day put in a
+/// digest, for `activity`.
+fn remaining_on(
+    batch: &PendingBatch<'_>,
+    organisation: &str,
+    day: NaiveDate,
+    learner: &str,
+    activity: Option<&str>,
+) -> Result<Remaining, HubError> {
+    let day = day.format("%Y%m%d").to_string();
+    let mut out = Remaining::default();
+    for (fact_key, value) in batch.scan_prefix(&key(keys::FACT, &[organisation, &day, learner]))? {
+        let [_, _, _, row_activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
+        out.learner = true;
+        if activity.is_some_and(|a| a.as_bytes() == row_activity) {
+            let counts: FactCounts = from_json(&value)?;
+            out.started = true;
+            out.completed |= counts.completed > 0;
+            out.passed |= counts.passed > 0;
+        }
+    }
+    Ok(out)
 }
 
 /// Changes the summaries of a learner's statements on one activity (one key
@@ -1011,9 +1257,23 @@ mod tests {
             })],
         );
         // One key per table the statement counts in (the transcript entry
-        // is made from the summaries when read), besides the offset.
+        // is made from the summaries when read), besides the offset: the
+        // uptake digests of its day, week and month, and the numbers of its
+        // new learner and activity.
         let tables: Vec<u8> = views.tree.iter().keys().map(|k| k.unwrap()[0]).filter(|tag| *tag != b'M').collect();
-        assert_eq!(tables, [keys::FACT, keys::SUMMARY, keys::CONTRIBUTION]);
+        assert_eq!(
+            tables,
+            [
+                keys::ACTIVITY_NUMBER,
+                keys::FACT,
+                keys::LEARNER_NUMBER,
+                keys::DIGEST,
+                keys::DIGEST,
+                keys::DIGEST,
+                keys::SUMMARY,
+                keys::CONTRIBUTION
+            ]
+        );
         let stored = views.tree.get(key(keys::CONTRIBUTION, &[ID])).unwrap().unwrap();
         let stored: Value = serde_json::from_slice(&stored).unwrap();
         let mut fields: Vec<&str> = stored.as_object().unwrap().keys().map(String::as_str).collect();
@@ -1046,5 +1306,145 @@ mod tests {
         assert!(views.tree.get(key(keys::CONTRIBUTION, &[ID])).unwrap().is_none());
         assert_eq!(views.transcript("mbox:mailto:learner@example.nhs.uk").unwrap(), []);
         assert_eq!(views.uptake(&uptake).unwrap(), []);
+        let left: Vec<u8> = views.tree.iter().keys().map(|k| k.unwrap()[0]).filter(|tag| *tag != b'M').collect();
+        assert_eq!(left, [keys::ACTIVITY_NUMBER, keys::LEARNER_NUMBER, keys::VOIDED], "digests counting nothing go");
+    }
+
+    fn statement(id: &str, learner: &str, verb: &str, activity: &str, timestamp: &str) -> Value {
+        json!({
+            "id": id,
+            "actor": { "mbox": format!("mailto:{learner}@example.nhs.uk") },
+            "verb": { "id": verb },
+            "object": { "id": activity },
+            "context": { "platform": "e-LfH", "extensions": { ORGANISATION_EXTENSION: "RJ1" } },
+            "timestamp": timestamp,
+            "stored": timestamp
+        })
+    }
+
+    fn void(id: &str, target: &str) -> Value {
+        json!({
+            "id": id,
+            "actor": { "mbox": "mailto:admin@example.nhs.uk" },
+            "verb": { "id": "http://adlnet.gov/expapi/verbs/voided" },
+            "object": { "objectType": "StatementRef", "id": target },
+            "stored": "2026-03-09T10:00:00Z"
+        })
+    }
+
+    fn uptake_of(views: &HubViews, granularity: Granularity, from: (u32, u32), to: (u32, u32)) -> Vec<UptakeRow> {
+        views
+            .uptake(&UptakeQuery {
+                organisation: "RJ1".to_owned(),
+                from: NaiveDate::from_ymd_opt(2026, from.0, from.1).unwrap(),
+                to: NaiveDate::from_ymd_opt(2026, to.0, to.1).unwrap(),
+                granularity,
+                activity: None,
+                platform: None,
+                staff_group: None,
+            })
+            .unwrap()
+    }
+
+    fn counts(rows: &[UptakeRow]) -> Vec<(&str, u64, u64, u64, u64, u64)> {
+        rows.iter()
+            .map(|r| (r.period.as_str(), r.active_learners, r.started, r.completed, r.passed, r.statements))
+            .collect()
+    }
+
+    #[test]
+    fn an_unfiltered_uptake_question_reads_the_digests_not_the_fact_rows() {
+        let views = HubViews::temporary(Frameworks::empty()).unwrap();
+        apply(
+            &views,
+            0,
+            vec![
+                statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
+                statement(
+                    "1d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    "b",
+                    COMPLETED,
+                    "https://c/1",
+                    "2026-03-03T10:00:00Z",
+                ),
+                statement(
+                    "2d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    "a",
+                    COMPLETED,
+                    "https://c/1",
+                    "2026-03-04T10:00:00Z",
+                ),
+            ],
+        );
+        let week = counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31)))
+            .into_iter()
+            .map(|(p, a, s, c, pa, n)| (p.to_owned(), a, s, c, pa, n))
+            .collect::<Vec<_>>();
+        assert_eq!(week, [("2026-W10".to_owned(), 2, 2, 2, 1, 3)]);
+        // Without the fact rows, an unfiltered question still has its
+        // answer (from the digests); a filtered one has none.
+        for fact_key in views.tree.scan_prefix([keys::FACT]).keys() {
+            views.tree.remove(fact_key.unwrap()).unwrap();
+        }
+        views.forget_kept_uptake();
+        assert_eq!(counts(&uptake_of(&views, Granularity::Month, (3, 1), (3, 31))), [("2026-03", 2, 2, 2, 1, 3)]);
+        assert_eq!(
+            counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 3))),
+            [("2026-03-02", 1, 1, 1, 1, 1), ("2026-03-03", 1, 1, 1, 0, 1)]
+        );
+        let filtered = UptakeQuery {
+            platform: Some("e-LfH".to_owned()),
+            ..UptakeQuery {
+                organisation: "RJ1".to_owned(),
+                from: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+                to: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+                granularity: Granularity::Month,
+                activity: None,
+                platform: None,
+                staff_group: None,
+            }
+        };
+        assert_eq!(views.uptake(&filtered).unwrap(), []);
+    }
+
+    #[test]
+    fn a_voided_statement_leaves_a_digest_only_where_nothing_else_counts_its_learner_and_pair() {
+        let views = HubViews::temporary(Frameworks::empty()).unwrap();
+        // Learner a: passed on Monday 2 March, completed on Wednesday 4
+        // March (week 10); the pass is voided.
+        apply(
+            &views,
+            0,
+            vec![
+                statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
+                statement(
+                    "2d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    "a",
+                    COMPLETED,
+                    "https://c/1",
+                    "2026-03-04T10:00:00Z",
+                ),
+                statement(
+                    "3d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    "a",
+                    COMPLETED,
+                    "https://c/2",
+                    "2026-03-02T11:00:00Z",
+                ),
+            ],
+        );
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31))), [("2026-W10", 1, 2, 2, 1, 3)]);
+        apply(&views, 1, vec![void("4d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d", ID)]);
+        // The week and the month still count the learner, the pair started
+        // and completed (on 4 March), but no pass; Monday keeps the learner
+        // (the other activity) but not the pair.
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31))), [("2026-W10", 1, 2, 2, 0, 2)]);
+        assert_eq!(counts(&uptake_of(&views, Granularity::Month, (3, 1), (3, 31))), [("2026-03", 1, 2, 2, 0, 2)]);
+        assert_eq!(
+            counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 4))),
+            [("2026-03-02", 1, 1, 1, 0, 1), ("2026-03-04", 1, 1, 1, 0, 1)]
+        );
+        // A range that cuts the week reads its days.
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 3), (3, 31))), [("2026-W10", 1, 1, 1, 0, 1)]);
     }
 }
