@@ -19,14 +19,19 @@
 use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
-use roaring::{RoaringBitmap, RoaringTreemap};
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::views::{Granularity, UptakeRow};
 
-/// A (learner, activity) pair as one number: activity-major, so the pairs
-/// of one activity share a bitmap.
+/// How far a (learner, activity) pair went in a period: each level implies
+/// the ones below it (a pass is also a completion).
+pub(crate) const STARTED: u8 = 0;
+pub(crate) const COMPLETED: u8 = 1;
+pub(crate) const PASSED: u8 = 2;
+
+/// A (learner, activity) pair as one number.
 pub(crate) fn pair(learner: u32, activity: u32) -> u64 {
-    (u64::from(activity) << 32) | u64::from(learner)
+    (u64::from(learner) << 32) | u64::from(activity)
 }
 
 /// What an uptake row counts, for one organisation and period (or a union
@@ -35,73 +40,255 @@ pub(crate) fn pair(learner: u32, activity: u32) -> u64 {
 pub(crate) struct Digest {
     pub(crate) statements: u64,
     pub(crate) learners: RoaringBitmap,
-    pub(crate) started: RoaringTreemap,
-    pub(crate) completed: RoaringTreemap,
-    pub(crate) passed: RoaringTreemap,
+    /// The pairs with a statement, in order, each with its level.
+    pairs: Vec<(u64, u8)>,
+}
+
+/// The start of a stored digest: its counts and learners, without its
+/// pairs (an organisation's only part of a period needs no more).
+struct Head {
+    statements: u64,
+    /// Pairs started, completed, passed.
+    pairs: [u64; 3],
+    learners: RoaringBitmap,
+    /// Where the pairs start in the stored value.
+    pairs_at: usize,
 }
 
 impl Digest {
-    /// The stored form: the number of statements, then each set with its
-    /// length (the bitmaps in the portable roaring format).
+    /// Counts a statement of `learner` (on the pair `pair`, with the level
+    /// its verb reaches).
+    pub(crate) fn add(&mut self, learner: u32, pair: Option<(u64, u8)>) {
+        self.statements = self.statements.saturating_add(1);
+        self.learners.insert(learner);
+        if let Some((pair, level)) = pair {
+            match self.pairs.binary_search_by_key(&pair, |(p, _)| *p) {
+                Ok(at) => self.pairs[at].1 = self.pairs[at].1.max(level),
+                Err(at) => self.pairs.insert(at, (pair, level)),
+            }
+        }
+    }
+
+    /// Sets what a pair reached (`None`: it has no statement left).
+    pub(crate) fn set_pair(&mut self, pair: u64, level: Option<u8>) {
+        match (self.pairs.binary_search_by_key(&pair, |(p, _)| *p), level) {
+            (Ok(at), Some(level)) => self.pairs[at].1 = level,
+            (Ok(at), None) => {
+                self.pairs.remove(at);
+            }
+            (Err(at), Some(level)) => self.pairs.insert(at, (pair, level)),
+            (Err(_), None) => {}
+        }
+    }
+
+    /// Pairs started, completed and passed.
+    fn pair_counts(&self) -> [u64; 3] {
+        let mut out = [0u64; 3];
+        for (_, level) in &self.pairs {
+            for reached in out.iter_mut().take(usize::from(*level) + 1) {
+                *reached += 1;
+            }
+        }
+        out
+    }
+
+    /// The stored form: the number of statements and of pairs at each
+    /// level, the learners (a roaring bitmap in its portable format, after
+    /// its length), then the pairs in order, each as the difference from
+    /// the one before (LEB128) and its level.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            24 + self.learners.serialized_size()
-                + self.started.serialized_size()
-                + self.completed.serialized_size()
-                + self.passed.serialized_size(),
-        );
+        let mut out = Vec::with_capacity(36 + self.learners.serialized_size() + self.pairs.len() * 4);
         out.extend_from_slice(&self.statements.to_be_bytes());
-        let mut section = |write: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
-            let start = out.len();
-            out.extend_from_slice(&[0; 4]);
-            // Writing to a Vec cannot fail.
-            let _ = write(&mut out);
-            let length = (out.len() - start - 4) as u32;
-            out[start..start + 4].copy_from_slice(&length.to_be_bytes());
-        };
-        section(&|out| self.learners.serialize_into(out));
-        section(&|out| self.started.serialize_into(out));
-        section(&|out| self.completed.serialize_into(out));
-        section(&|out| self.passed.serialize_into(out));
+        for count in self.pair_counts() {
+            out.extend_from_slice(&count.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.learners.serialized_size() as u32).to_be_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = self.learners.serialize_into(&mut out);
+        let mut previous = 0u64;
+        for (pair, level) in &self.pairs {
+            write_varint(&mut out, pair - previous);
+            out.push(*level);
+            previous = *pair;
+        }
         out
     }
 
     /// The digest of a stored value; `None` if it is malformed.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        let statements = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let mut rest = bytes.get(8..)?;
-        let mut section = || -> Option<&[u8]> {
-            let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-            let part = rest.get(4..4 + length)?;
-            rest = rest.get(4 + length..)?;
-            Some(part)
-        };
-        let learners = RoaringBitmap::deserialize_from(section()?).ok()?;
-        let started = RoaringTreemap::deserialize_from(section()?).ok()?;
-        let completed = RoaringTreemap::deserialize_from(section()?).ok()?;
-        let passed = RoaringTreemap::deserialize_from(section()?).ok()?;
-        rest.is_empty().then_some(Self { statements, learners, started, completed, passed })
+        let head = Head::decode(bytes)?;
+        let pairs = decode_pairs(bytes.get(head.pairs_at..)?)?;
+        let digest = Self { statements: head.statements, learners: head.learners, pairs };
+        (digest.pair_counts() == head.pairs).then_some(digest)
     }
 
-    /// Adds what `other` counts (a union of the sets).
-    pub(crate) fn merge(&mut self, other: &Self) {
-        self.statements = self.statements.saturating_add(other.statements);
-        self.learners |= &other.learners;
-        self.started |= &other.started;
-        self.completed |= &other.completed;
-        self.passed |= &other.passed;
+    /// The union of `digests`: statements added up, a learner or pair
+    /// counted once, at the highest level it reached in any.
+    fn union(digests: Vec<Self>) -> Self {
+        let statements = digests.iter().map(|d| d.statements).fold(0u64, u64::saturating_add);
+        let learners = digests.iter().map(|d| &d.learners).union();
+        let mut pairs: Vec<(u64, u8)> = digests.into_iter().flat_map(|d| d.pairs).collect();
+        // Highest level first within a pair, so the first one kept is it.
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        pairs.dedup_by_key(|(pair, _)| *pair);
+        Self { statements, learners, pairs }
     }
 
-    pub(crate) fn row(&self, period: String) -> UptakeRow {
+    fn row(&self, period: String) -> UptakeRow {
+        let [started, completed, passed] = self.pair_counts();
         UptakeRow {
             period,
             active_learners: self.learners.len(),
-            started: self.started.len(),
-            completed: self.completed.len(),
-            passed: self.passed.len(),
+            started,
+            completed,
+            passed,
             statements: self.statements,
         }
     }
+}
+
+impl Head {
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let number = |at: usize| -> Option<u64> { Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
+        let statements = number(0)?;
+        let pairs = [number(8)?, number(16)?, number(24)?];
+        let length = u32::from_be_bytes(bytes.get(32..36)?.try_into().ok()?) as usize;
+        let learners = RoaringBitmap::deserialize_from(bytes.get(36..36 + length)?).ok()?;
+        Some(Self { statements, pairs, learners, pairs_at: 36 + length })
+    }
+}
+
+fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7F).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn decode_pairs(bytes: &[u8]) -> Option<Vec<(u64, u8)>> {
+    let mut pairs = Vec::new();
+    let mut at = 0;
+    let mut previous = 0u64;
+    while at < bytes.len() {
+        let delta = read_varint(bytes, &mut at)?;
+        let level = *bytes.get(at)?;
+        at += 1;
+        if (delta == 0 && !pairs.is_empty()) || level > PASSED {
+            return None;
+        }
+        previous = previous.checked_add(delta)?;
+        pairs.push((previous, level));
+    }
+    Some(pairs)
+}
+
+/// The uptake row of one period from the stored digests of its parts, per
+/// organisation (an organisation's whole-period digest, or its digests of
+/// the days of a period the range cuts); `None` if no part has any.
+///
+/// Within an organisation with several parts the digests are joined. Across
+/// organisations, when no learner is in two of them (their learners' union
+/// is as large as their counts added up), neither is any pair, so the
+/// pairs' counts add up and an organisation's only part is read no further
+/// than its learners; otherwise the pairs are joined too.
+pub(crate) fn period_row(label: String, organisations: &[Vec<Vec<u8>>]) -> Option<Result<UptakeRow, String>> {
+    enum Part<'a> {
+        Whole(Digest),
+        Head(Head, &'a [u8]),
+    }
+    let corrupt = || "an uptake digest".to_owned();
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for stored in organisations {
+        match stored.as_slice() {
+            [] => {}
+            [only] => match Head::decode(only) {
+                Some(head) => parts.push(Part::Head(head, only)),
+                None => return Some(Err(corrupt())),
+            },
+            several => {
+                let mut digests = Vec::with_capacity(several.len());
+                for bytes in several {
+                    match Digest::decode(bytes) {
+                        Some(digest) => digests.push(digest),
+                        None => return Some(Err(corrupt())),
+                    }
+                }
+                parts.push(Part::Whole(Digest::union(digests)));
+            }
+        }
+    }
+    let counts = |part: &Part<'_>| -> (u64, [u64; 3], u64) {
+        match part {
+            Part::Whole(digest) => (digest.statements, digest.pair_counts(), digest.learners.len()),
+            Part::Head(head, _) => (head.statements, head.pairs, head.learners.len()),
+        }
+    };
+    let learners = |part: &Part<'_>| -> RoaringBitmap {
+        match part {
+            Part::Whole(digest) => digest.learners.clone(),
+            Part::Head(head, _) => head.learners.clone(),
+        }
+    };
+    match parts.as_slice() {
+        [] => return None,
+        [only] => {
+            let (statements, [started, completed, passed], active_learners) = counts(only);
+            return Some(Ok(UptakeRow { period: label, active_learners, started, completed, passed, statements }));
+        }
+        _ => {}
+    }
+    let union = parts
+        .iter()
+        .map(|part| match part {
+            Part::Whole(digest) => &digest.learners,
+            Part::Head(head, _) => &head.learners,
+        })
+        .union();
+    let mut total = (0u64, [0u64; 3], 0u64);
+    for part in &parts {
+        let (statements, pairs, learners) = counts(part);
+        total.0 = total.0.saturating_add(statements);
+        for (sum, count) in total.1.iter_mut().zip(pairs) {
+            *sum += count;
+        }
+        total.2 += learners;
+    }
+    if union.len() == total.2 {
+        let (statements, [started, completed, passed], _) = total;
+        return Some(Ok(UptakeRow {
+            period: label,
+            active_learners: union.len(),
+            started,
+            completed,
+            passed,
+            statements,
+        }));
+    }
+    let mut digests = Vec::with_capacity(parts.len());
+    for part in &parts {
+        match part {
+            Part::Whole(digest) => digests.push(digest.clone()),
+            Part::Head(head, bytes) => match bytes.get(head.pairs_at..).and_then(decode_pairs) {
+                Some(pairs) => digests.push(Digest { statements: head.statements, learners: learners(part), pairs }),
+                None => return Some(Err(corrupt())),
+            },
+        }
+    }
+    Some(Ok(Digest::union(digests).row(label)))
 }
 
 /// The first and last day of the period (of `granularity`) holding `day`.
@@ -182,35 +369,55 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
+    fn digest(learners: &[u32], pairs: &[(u32, u32, u8)]) -> Digest {
+        let mut out = Digest::default();
+        for learner in learners {
+            out.add(*learner, None);
+        }
+        for (learner, activity, level) in pairs {
+            out.add(*learner, Some((pair(*learner, *activity), *level)));
+        }
+        out
+    }
+
+    fn counts(row: &UptakeRow) -> (u64, u64, u64, u64, u64) {
+        (row.active_learners, row.started, row.completed, row.passed, row.statements)
+    }
+
     #[test]
     fn a_digest_round_trips_and_a_damaged_one_is_refused() {
-        let mut digest = Digest { statements: 7, ..Digest::default() };
-        digest.learners.insert(3);
-        digest.learners.insert(70_000);
-        digest.started.insert(pair(3, 1));
-        digest.started.insert(pair(70_000, 2));
-        digest.completed.insert(pair(3, 1));
-        let bytes = digest.encode();
-        assert_eq!(Digest::decode(&bytes), Some(digest.clone()));
+        let d = digest(&[3], &[(3, 1, PASSED), (70_000, 2, STARTED), (3, 1, STARTED), (3, 7, COMPLETED)]);
+        assert_eq!(d.pair_counts(), [3, 2, 1], "a pair keeps the highest level it reached");
+        let bytes = d.encode();
+        assert_eq!(Digest::decode(&bytes), Some(d.clone()));
         assert_eq!(Digest::decode(&Digest::default().encode()), Some(Digest::default()));
         assert_eq!(Digest::decode(&bytes[..bytes.len() - 1]), None, "cut short");
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(Digest::decode(&longer), None, "something left over");
+        let mut counted = bytes.clone();
+        counted[15] ^= 1;
+        assert_eq!(Digest::decode(&counted), None, "counts that are not the pairs'");
+        let mut d = d;
+        d.set_pair(pair(3, 1), Some(COMPLETED));
+        d.set_pair(pair(3, 7), None);
+        assert_eq!(d.pair_counts(), [2, 1, 0]);
     }
 
     #[test]
-    fn a_union_counts_a_learner_or_pair_once() {
-        let mut a = Digest { statements: 2, ..Digest::default() };
-        a.learners.insert(1);
-        a.started.insert(pair(1, 9));
-        let mut b = Digest { statements: 3, ..Digest::default() };
-        b.learners.extend([1, 2]);
-        b.started.extend([pair(1, 9), pair(2, 9)]);
-        b.passed.insert(pair(2, 9));
-        a.merge(&b);
-        let row = a.row("2026-03".to_owned());
-        assert_eq!((row.active_learners, row.started, row.completed, row.passed, row.statements), (2, 2, 0, 1, 5));
+    fn a_union_counts_a_learner_or_pair_once_at_its_highest_level() {
+        let a = digest(&[], &[(1, 9, STARTED), (1, 8, PASSED)]);
+        let b = digest(&[2], &[(1, 9, COMPLETED), (2, 9, PASSED)]);
+        let row = |orgs: &[Vec<Vec<u8>>]| counts(&period_row("p".to_owned(), orgs).unwrap().unwrap());
+        // One organisation, two days.
+        assert_eq!(row(&[vec![a.encode(), b.encode()]]), (2, 3, 3, 2, 5));
+        // Two organisations sharing learner 1: the pairs are joined.
+        assert_eq!(row(&[vec![a.encode()], vec![b.encode()]]), (2, 3, 3, 2, 5));
+        // Two organisations with no learner in common: the counts add up.
+        let c = digest(&[], &[(5, 9, STARTED)]);
+        assert_eq!(row(&[vec![a.encode()], vec![c.encode()], vec![]]), (2, 3, 1, 1, 3));
+        assert!(period_row("p".to_owned(), &[vec![], vec![]]).is_none());
+        assert!(period_row("p".to_owned(), &[vec![vec![1, 2, 3]]]).unwrap().is_err());
     }
 
     #[test]

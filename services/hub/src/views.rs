@@ -832,21 +832,18 @@ impl HubViews {
                     parts.push((Granularity::Day, Granularity::Day.period(day)));
                 }
             }
-            let mut total: Option<Digest> = None;
+            let mut stored: Vec<Vec<Vec<u8>>> = Vec::with_capacity(organisations.len());
             for organisation in &organisations {
+                let mut found = Vec::new();
                 for (granularity, part) in &parts {
-                    let Some(bytes) = self.tree.get(digest_key(organisation, *granularity, part))? else {
-                        continue;
-                    };
-                    let digest = Digest::decode(&bytes).ok_or_else(|| corrupt("an uptake digest"))?;
-                    match &mut total {
-                        Some(total) => total.merge(&digest),
-                        None => total = Some(digest),
+                    if let Some(bytes) = self.tree.get(digest_key(organisation, *granularity, part))? {
+                        found.push(bytes.to_vec());
                     }
                 }
+                stored.push(found);
             }
-            if let Some(total) = total {
-                out.insert(label.clone(), total.row(label));
+            if let Some(row) = digests::period_row(label.clone(), &stored) {
+                out.insert(label, row.map_err(HubError::Corrupt)?);
             }
         }
         Ok(out)
@@ -1038,25 +1035,18 @@ fn count_in_digests(
         None => None,
     };
     let pair = activity_number.map(|a| digests::pair(learner, a));
-    let completes = c.verb == COMPLETED || c.verb == PASSED;
-    let passes = c.verb == PASSED;
+    let level = match c.verb.as_str() {
+        PASSED => digests::PASSED,
+        COMPLETED => digests::COMPLETED,
+        _ => digests::STARTED,
+    };
     // For a retraction: what remains, day by day, read once per day.
     let mut remaining_by_day: BTreeMap<NaiveDate, Remaining> = BTreeMap::new();
     for granularity in DIGEST_GRANULARITIES {
         let label = granularity.period(day);
         if sign > 0 {
             let digest = changes.get(digest_key(organisation, granularity, &label), |k| load_digest(batch, k))?;
-            digest.statements = digest.statements.saturating_add(1);
-            digest.learners.insert(learner);
-            if let Some(pair) = pair {
-                digest.started.insert(pair);
-                if completes {
-                    digest.completed.insert(pair);
-                }
-                if passes {
-                    digest.passed.insert(pair);
-                }
-            }
+            digest.add(learner, pair.map(|pair| (pair, level)));
             continue;
         }
         let (first, last) = digests::bounds(granularity, day);
@@ -1081,15 +1071,14 @@ fn count_in_digests(
             digest.learners.remove(learner);
         }
         if let Some(pair) = pair {
-            for (set, stays) in [
-                (&mut digest.started, still.started),
-                (&mut digest.completed, still.completed),
-                (&mut digest.passed, still.passed),
-            ] {
-                if !stays {
-                    set.remove(pair);
-                }
-            }
+            let level = if still.passed {
+                Some(digests::PASSED)
+            } else if still.completed {
+                Some(digests::COMPLETED)
+            } else {
+                still.started.then_some(digests::STARTED)
+            };
+            digest.set_pair(pair, level);
         }
     }
     Ok(())
