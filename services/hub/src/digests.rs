@@ -56,10 +56,10 @@ struct Head {
 }
 
 impl Digest {
-    /// Counts a statement of `learner` (on the pair `pair`, with the level
-    /// its verb reaches).
-    pub(crate) fn add(&mut self, learner: u32, pair: Option<(u64, u8)>) {
-        self.statements = self.statements.saturating_add(1);
+    /// Counts `statements` statements of `learner` (on the pair `pair`,
+    /// with the level they reach).
+    pub(crate) fn add(&mut self, statements: u64, learner: u32, pair: Option<(u64, u8)>) {
+        self.statements = self.statements.saturating_add(statements);
         self.learners.insert(learner);
         if let Some((pair, level)) = pair {
             match self.pairs.binary_search_by_key(&pair, |(p, _)| *p) {
@@ -307,6 +307,20 @@ pub(crate) fn bounds(granularity: Granularity, day: NaiveDate) -> (NaiveDate, Na
     }
 }
 
+/// The first and last day of the period labelled `label` (as
+/// [`Granularity::period`] writes it); `None` if it is no such label.
+pub(crate) fn label_bounds(granularity: Granularity, label: &str) -> Option<(NaiveDate, NaiveDate)> {
+    let day = match granularity {
+        Granularity::Day => NaiveDate::parse_from_str(label, "%Y-%m-%d").ok()?,
+        Granularity::Week => {
+            let (year, week) = label.split_once("-W")?;
+            NaiveDate::from_isoywd_opt(year.parse().ok()?, week.parse().ok()?, chrono::Weekday::Mon)?
+        }
+        Granularity::Month => NaiveDate::parse_from_str(&format!("{label}-01"), "%Y-%m-%d").ok()?,
+    };
+    (granularity.period(day) == label).then(|| bounds(granularity, day))
+}
+
 /// The periods (of `granularity`) from `from` to `to`: each one's label and
 /// its first and last day, cut to the range.
 pub(crate) fn periods(granularity: Granularity, from: NaiveDate, to: NaiveDate) -> Vec<(String, NaiveDate, NaiveDate)> {
@@ -349,13 +363,9 @@ impl DigestChanges {
         }
     }
 
-    /// Each changed digest's key and its stored form (`None`: it counts no
-    /// statement any more, so it goes).
-    pub(crate) fn into_writes(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
-        self.digests.into_iter().map(|(key, digest)| {
-            let value = (digest.statements > 0).then(|| digest.encode());
-            (key, value)
-        })
+    /// The changed digests, by key.
+    pub(crate) fn into_digests(self) -> HashMap<Vec<u8>, Digest> {
+        self.digests
     }
 }
 
@@ -372,10 +382,10 @@ mod tests {
     fn digest(learners: &[u32], pairs: &[(u32, u32, u8)]) -> Digest {
         let mut out = Digest::default();
         for learner in learners {
-            out.add(*learner, None);
+            out.add(1, *learner, None);
         }
         for (learner, activity, level) in pairs {
-            out.add(*learner, Some((pair(*learner, *activity), *level)));
+            out.add(1, *learner, Some((pair(*learner, *activity), *level)));
         }
         out
     }
@@ -434,6 +444,13 @@ mod tests {
             ]
         );
         assert_eq!(periods(Granularity::Month, day(2026, 3, 4), day(2026, 3, 4)).len(), 1);
+        for granularity in [Granularity::Day, Granularity::Week, Granularity::Month] {
+            for d in [day(2026, 1, 1), day(2024, 2, 29), day(2026, 12, 31), day(2027, 1, 3)] {
+                assert_eq!(label_bounds(granularity, &granularity.period(d)), Some(bounds(granularity, d)));
+            }
+        }
+        assert_eq!(label_bounds(Granularity::Week, "2026-W60"), None);
+        assert_eq!(label_bounds(Granularity::Month, "2026-3"), None);
         assert_eq!(periods(Granularity::Day, day(2026, 3, 4), day(2026, 3, 3)), []);
     }
 }

@@ -37,6 +37,9 @@ pub const FACT: u8 = b'F';
 /// Uptake digests: organisation, granularity (`day`, `week`, `month`),
 /// period label → what the period's uptake row counts (see `digests`).
 pub const DIGEST: u8 = b'P';
+/// An uptake digest changed by a committed batch and not yet written:
+/// the tag, then the digest's key. Rebuilt from the fact rows on open.
+pub const DIGEST_PENDING: u8 = b'D';
 /// Learner numbers (in digests): learner → u32.
 pub const LEARNER_NUMBER: u8 = b'N';
 /// Activity numbers (in digests): activity → u32.

@@ -265,11 +265,27 @@ pub struct HubViews {
     /// of the facts it counts or retracts, and whether it changes the
     /// organisation tree.
     touched: std::sync::Mutex<(Vec<NaiveDate>, bool)>,
+    /// Uptake digests changed by committed batches and not yet written to
+    /// the tree, where each is marked by a `DIGEST_PENDING` key (see
+    /// [`HubViews::apply`]).
+    unwritten: std::sync::RwLock<HashMap<Vec<u8>, Digest>>,
+    /// Held while a batch is applied or the unwritten digests are written:
+    /// when they were last written.
+    writing: std::sync::Mutex<std::time::Instant>,
+    /// How often the unwritten digests are written (with a batch).
+    digest_write_interval: std::time::Duration,
     /// No write waits for these views, so their projector gathers events
     /// into batches of [`GATHER_EVENTS`] (cheaper per statement than
     /// batches of one) for up to a moment; readers call [`HubViews::hurry`].
     gather: lrs_projection::Gather,
 }
+
+/// How often the uptake digests batches change are written to the tree, by
+/// default: a busy organisation's digests change in every batch, and are
+/// written once in this time rather than each time.
+pub const DEFAULT_DIGEST_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Unwritten digests past which they are written with the next batch.
+const MAX_UNWRITTEN_DIGESTS: usize = 20_000;
 
 /// Events the Learning Hub projector gathers before applying, when it may.
 pub const GATHER_EVENTS: usize = 64;
@@ -308,7 +324,7 @@ impl HubViews {
             Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
             None => 0,
         };
-        Ok(Self {
+        let views = Self {
             tree,
             db,
             frameworks,
@@ -316,8 +332,60 @@ impl HubViews {
             decisions: std::sync::OnceLock::new(),
             uptake_cache: UptakeCache::default(),
             touched: std::sync::Mutex::new((Vec::new(), false)),
+            unwritten: std::sync::RwLock::new(HashMap::new()),
+            writing: std::sync::Mutex::new(std::time::Instant::now()),
+            digest_write_interval: DEFAULT_DIGEST_WRITE_INTERVAL,
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
-        })
+        };
+        views.rebuild_unwritten_digests()?;
+        Ok(views)
+    }
+
+    /// Rebuilds from the fact rows each digest marked as changed but not
+    /// written when the views were last closed (or the process stopped).
+    fn rebuild_unwritten_digests(&self) -> Result<(), HubError> {
+        let mut batch = PendingBatch::new(&self.tree);
+        let mut any = false;
+        for entry in self.tree.scan_prefix([keys::DIGEST_PENDING]) {
+            let (marker, _) = entry?;
+            let digest_key = marker.get(1..).unwrap_or_default().to_vec();
+            let [organisation, granularity, label] =
+                keys::split(&digest_key).ok_or_else(|| corrupt("a pending digest's key"))?;
+            let text = |part: &[u8]| String::from_utf8(part.to_vec()).map_err(corrupt);
+            let granularity =
+                Granularity::parse(&text(granularity)?).ok_or_else(|| corrupt("a pending digest's granularity"))?;
+            let (first, last) = digests::label_bounds(granularity, &text(label)?)
+                .ok_or_else(|| corrupt("a pending digest's period"))?;
+            let digest = digest_from_facts(&self.tree, &mut batch, &text(organisation)?, first, last)?;
+            write_digest(&mut batch, &digest_key, &digest);
+            any = true;
+        }
+        if any {
+            self.tree.apply_batch(batch.into_sled_batch())?;
+        }
+        Ok(())
+    }
+
+    /// How often the uptake digests batches change are written to the tree
+    /// (zero: with every batch).
+    pub fn set_digest_write_interval(&mut self, interval: std::time::Duration) {
+        self.digest_write_interval = interval;
+    }
+
+    /// Writes every unwritten digest to the tree now.
+    fn write_unwritten_digests(&self) -> Result<(), HubError> {
+        let mut last_written = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut unwritten = self.unwritten.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !unwritten.is_empty() {
+            let mut batch = PendingBatch::new(&self.tree);
+            for (digest_key, digest) in unwritten.iter() {
+                write_digest(&mut batch, digest_key, digest);
+            }
+            self.tree.apply_batch(batch.into_sled_batch())?;
+            unwritten.clear();
+        }
+        *last_written = std::time::Instant::now();
+        Ok(())
     }
 
     /// How long the projector may hold a batch of fewer than
@@ -348,6 +416,7 @@ impl HubViews {
     /// A digest of every key and value: two hub views with the same digest
     /// hold the same state.
     pub fn state_digest(&self) -> Result<String, HubError> {
+        self.write_unwritten_digests()?;
         Ok(lrs_projection::batch::tree_digest(&self.tree)?)
     }
 
@@ -356,13 +425,24 @@ impl HubViews {
     }
 
     pub fn flush(&self) -> Result<(), HubError> {
+        self.write_unwritten_digests()?;
         self.db.flush()?;
         Ok(())
     }
 
     /// Applies consecutive records atomically with the new offset.
+    ///
+    /// The uptake digests the batch changes are kept in memory once it
+    /// commits, and marked in the tree (in the same batch) as changed; every
+    /// [`DEFAULT_DIGEST_WRITE_INTERVAL`] a batch writes them all and drops
+    /// the marks. Views opened with marks left rebuild those digests from
+    /// the fact rows, which are written with every batch.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
+        let mut last_written = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let write_all = last_written.elapsed() >= self.digest_write_interval
+            || self.unwritten.read().map_or(0, |unwritten| unwritten.len()) >= MAX_UNWRITTEN_DIGESTS;
         let changes = std::cell::RefCell::new(DigestChanges::default());
+        let committed = std::cell::RefCell::new(HashMap::new());
         let applied = apply_records_then(
             &self.tree,
             self.applied_offset(),
@@ -370,16 +450,34 @@ impl HubViews {
             |offset, reason| HubError::BadEvent { offset, reason },
             |batch, offset, event| self.apply_event(batch, &mut changes.borrow_mut(), offset, event),
             |batch, next| {
-                for (digest_key, value) in changes.take().into_writes() {
-                    match value {
-                        Some(value) => batch.put(digest_key, value),
-                        None => batch.delete(digest_key),
+                let changed = changes.take().into_digests();
+                let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if write_all {
+                    for (digest_key, digest) in unwritten.iter().filter(|(k, _)| !changed.contains_key(*k)) {
+                        write_digest(batch, digest_key, digest);
+                    }
+                    for (digest_key, digest) in &changed {
+                        write_digest(batch, digest_key, digest);
+                    }
+                } else {
+                    for digest_key in changed.keys().filter(|k| !unwritten.contains_key(*k)) {
+                        batch.put(pending_key(digest_key), Vec::new());
                     }
                 }
+                *committed.borrow_mut() = changed;
                 batch.put(keys::META_OFFSET.to_vec(), next.to_be_bytes().to_vec());
                 Ok(())
             },
         );
+        if let Ok(Some(_)) = applied {
+            let mut unwritten = self.unwritten.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if write_all {
+                unwritten.clear();
+                *last_written = std::time::Instant::now();
+            } else {
+                unwritten.extend(committed.take());
+            }
+        }
         // Committed or not (a failed batch is retried), the days it touched
         // are marked: a kept uptake row of theirs is never used again.
         if let Ok(mut touched) = self.touched.lock()
@@ -616,7 +714,8 @@ impl HubViews {
         } else {
             batch.put(fact_key, to_json(&counts));
         }
-        count_in_digests(batch, changes, organisation, c, sign)
+        let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        count_in_digests(batch, changes, &unwritten, organisation, c, sign)
     }
 
     // ----- queries -----
@@ -836,8 +935,18 @@ impl HubViews {
             for organisation in &organisations {
                 let mut found = Vec::new();
                 for (granularity, part) in &parts {
-                    if let Some(bytes) = self.tree.get(digest_key(organisation, *granularity, part))? {
-                        found.push(bytes.to_vec());
+                    let part_key = digest_key(organisation, *granularity, part);
+                    // Unwritten first: a digest leaves them only once
+                    // written; one that counts nothing now has no row.
+                    let unwritten = self
+                        .unwritten
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get(&part_key)
+                        .map(|digest| (digest.statements > 0).then(|| digest.encode()));
+                    match unwritten {
+                        Some(bytes) => found.extend(bytes),
+                        None => found.extend(self.tree.get(&part_key)?.map(|bytes| bytes.to_vec())),
                     }
                 }
                 stored.push(found);
@@ -1022,10 +1131,15 @@ struct Remaining {
 fn count_in_digests(
     batch: &mut PendingBatch<'_>,
     changes: &mut DigestChanges,
+    unwritten: &HashMap<Vec<u8>, Digest>,
     organisation: &str,
     c: &Contribution,
     sign: i64,
 ) -> Result<(), HubError> {
+    let load = |batch: &PendingBatch<'_>, digest_key: &[u8]| match unwritten.get(digest_key) {
+        Some(digest) => Ok(Some(digest.clone())),
+        None => load_digest(batch, digest_key),
+    };
     let day = c.time.date_naive();
     let learner = number(batch, keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS, &c.learner)?;
     // As in the fact rows' scan: a statement on no activity has no pair.
@@ -1045,8 +1159,8 @@ fn count_in_digests(
     for granularity in DIGEST_GRANULARITIES {
         let label = granularity.period(day);
         if sign > 0 {
-            let digest = changes.get(digest_key(organisation, granularity, &label), |k| load_digest(batch, k))?;
-            digest.add(learner, pair.map(|pair| (pair, level)));
+            let digest = changes.get(digest_key(organisation, granularity, &label), |k| load(batch, k))?;
+            digest.add(1, learner, pair.map(|pair| (pair, level)));
             continue;
         }
         let (first, last) = digests::bounds(granularity, day);
@@ -1065,7 +1179,7 @@ fn count_in_digests(
             still.completed |= on_day.completed;
             still.passed |= on_day.passed;
         }
-        let digest = changes.get(digest_key(organisation, granularity, &label), |k| load_digest(batch, k))?;
+        let digest = changes.get(digest_key(organisation, granularity, &label), |k| load(batch, k))?;
         digest.statements = digest.statements.saturating_sub(1);
         if !still.learner {
             digest.learners.remove(learner);
@@ -1082,6 +1196,61 @@ fn count_in_digests(
         }
     }
     Ok(())
+}
+
+/// The key marking the digest under `digest_key` as changed and not written.
+fn pending_key(digest_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(digest_key.len() + 1);
+    out.push(keys::DIGEST_PENDING);
+    out.extend_from_slice(digest_key);
+    out
+}
+
+/// Writes a digest (or deletes it, if it counts no statement) and drops its
+/// mark.
+fn write_digest(batch: &mut PendingBatch<'_>, digest_key: &[u8], digest: &Digest) {
+    if digest.statements > 0 {
+        batch.put(digest_key.to_vec(), digest.encode());
+    } else {
+        batch.delete(digest_key.to_vec());
+    }
+    batch.delete(pending_key(digest_key));
+}
+
+/// The digest of an organisation's fact rows from `first` to `last`.
+fn digest_from_facts(
+    tree: &sled::Tree,
+    batch: &mut PendingBatch<'_>,
+    organisation: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<Digest, HubError> {
+    let start = key(keys::FACT, &[organisation, &first.format("%Y%m%d").to_string()]);
+    let mut end = key(keys::FACT, &[organisation, &last.format("%Y%m%d").to_string()]);
+    end.extend_from_slice(&[0xFF; 5]);
+    let rows: Vec<(sled::IVec, sled::IVec)> = tree.range(start..end).collect::<Result<_, _>>()?;
+    let mut digest = Digest::default();
+    for (fact_key, value) in rows {
+        let [_, _, learner, activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
+        let text = |part: &[u8]| String::from_utf8(part.to_vec()).map_err(corrupt);
+        let counts: FactCounts = from_json(&value)?;
+        let learner = number(batch, keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS, &text(learner)?)?;
+        let pair = if activity.is_empty() {
+            None
+        } else {
+            let activity = number(batch, keys::ACTIVITY_NUMBER, keys::META_ACTIVITY_NUMBERS, &text(activity)?)?;
+            let level = if counts.passed > 0 {
+                digests::PASSED
+            } else if counts.completed > 0 {
+                digests::COMPLETED
+            } else {
+                digests::STARTED
+            };
+            Some((digests::pair(learner, activity), level))
+        };
+        digest.add(counts.statements, learner, pair);
+    }
+    Ok(digest)
 }
 
 /// The stored digest under `digest_key`, if any.
@@ -1247,21 +1416,41 @@ mod tests {
         );
         // One key per table the statement counts in (the transcript entry
         // is made from the summaries when read), besides the offset: the
-        // uptake digests of its day, week and month, and the numbers of its
-        // new learner and activity.
-        let tables: Vec<u8> = views.tree.iter().keys().map(|k| k.unwrap()[0]).filter(|tag| *tag != b'M').collect();
+        // numbers of its new learner and activity, and marks for the uptake
+        // digests of its day, week and month, which are kept in memory
+        // until written.
+        let tables = |views: &HubViews| -> Vec<u8> {
+            views.tree.iter().keys().map(|k| k.unwrap()[0]).filter(|tag| *tag != b'M').collect()
+        };
+        let pending = keys::DIGEST_PENDING;
         assert_eq!(
-            tables,
+            tables(&views),
+            [
+                keys::ACTIVITY_NUMBER,
+                pending,
+                pending,
+                pending,
+                keys::FACT,
+                keys::LEARNER_NUMBER,
+                keys::SUMMARY,
+                keys::CONTRIBUTION
+            ]
+        );
+        views.flush().unwrap();
+        let digest = keys::DIGEST;
+        assert_eq!(
+            tables(&views),
             [
                 keys::ACTIVITY_NUMBER,
                 keys::FACT,
                 keys::LEARNER_NUMBER,
-                keys::DIGEST,
-                keys::DIGEST,
-                keys::DIGEST,
+                digest,
+                digest,
+                digest,
                 keys::SUMMARY,
                 keys::CONTRIBUTION
-            ]
+            ],
+            "written, the digests replace their marks"
         );
         let stored = views.tree.get(key(keys::CONTRIBUTION, &[ID])).unwrap().unwrap();
         let stored: Value = serde_json::from_slice(&stored).unwrap();
@@ -1295,8 +1484,12 @@ mod tests {
         assert!(views.tree.get(key(keys::CONTRIBUTION, &[ID])).unwrap().is_none());
         assert_eq!(views.transcript("mbox:mailto:learner@example.nhs.uk").unwrap(), []);
         assert_eq!(views.uptake(&uptake).unwrap(), []);
-        let left: Vec<u8> = views.tree.iter().keys().map(|k| k.unwrap()[0]).filter(|tag| *tag != b'M').collect();
-        assert_eq!(left, [keys::ACTIVITY_NUMBER, keys::LEARNER_NUMBER, keys::VOIDED], "digests counting nothing go");
+        views.flush().unwrap();
+        assert_eq!(
+            tables(&views),
+            [keys::ACTIVITY_NUMBER, keys::LEARNER_NUMBER, keys::VOIDED],
+            "digests counting nothing go"
+        );
     }
 
     fn statement(id: &str, learner: &str, verb: &str, activity: &str, timestamp: &str) -> Value {
@@ -1371,7 +1564,8 @@ mod tests {
             .collect::<Vec<_>>();
         assert_eq!(week, [("2026-W10".to_owned(), 2, 2, 2, 1, 3)]);
         // Without the fact rows, an unfiltered question still has its
-        // answer (from the digests); a filtered one has none.
+        // answer (from the digests, written); a filtered one has none.
+        views.flush().unwrap();
         for fact_key in views.tree.scan_prefix([keys::FACT]).keys() {
             views.tree.remove(fact_key.unwrap()).unwrap();
         }
@@ -1394,6 +1588,57 @@ mod tests {
             }
         };
         assert_eq!(views.uptake(&filtered).unwrap(), []);
+    }
+
+    #[test]
+    fn digests_not_written_when_the_views_closed_are_rebuilt_from_the_fact_rows_when_they_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || HubViews::open(dir.path(), lrs_projection::StoreOptions::cache(1 << 20), Frameworks::empty());
+        let views = open().unwrap();
+        apply(
+            &views,
+            0,
+            vec![
+                statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
+                statement(
+                    "1d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    "b",
+                    COMPLETED,
+                    "https://c/1",
+                    "2026-03-03T10:00:00Z",
+                ),
+            ],
+        );
+        // Written once, then changed by a void and a new statement, and
+        // not written again before the views close.
+        views.flush().unwrap();
+        apply(
+            &views,
+            1,
+            vec![
+                void("4d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d", ID),
+                statement(
+                    "2d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    "c",
+                    "http://adlnet.gov/expapi/verbs/launched",
+                    "https://c/2",
+                    "2026-03-04T10:00:00Z",
+                ),
+            ],
+        );
+        let want = [("2026-W10", 2, 2, 1, 0, 2)];
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31))), want);
+        assert!(views.tree.scan_prefix([keys::DIGEST_PENDING]).next().is_some(), "marked, not written");
+        drop(views);
+        let views = open().unwrap();
+        assert!(views.unwritten.read().unwrap().is_empty());
+        assert!(views.tree.scan_prefix([keys::DIGEST_PENDING]).next().is_none(), "rebuilt and written");
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31))), want);
+        assert_eq!(counts(&uptake_of(&views, Granularity::Month, (3, 1), (3, 31))), [("2026-03", 2, 2, 1, 0, 2)]);
+        assert_eq!(
+            counts(&uptake_of(&views, Granularity::Day, (3, 1), (3, 31))),
+            [("2026-03-03", 1, 1, 1, 0, 1), ("2026-03-04", 1, 1, 0, 0, 1)]
+        );
     }
 
     #[test]
