@@ -338,11 +338,17 @@ pub(crate) fn periods(granularity: Granularity, from: NaiveDate, to: NaiveDate) 
     out
 }
 
+/// Learner or activity numbers by their keys in the tree.
+pub(crate) type Numbers = Vec<(Vec<u8>, u32)>;
+
 /// The digests one batch changes, each read from the store once and written
 /// when the batch finishes.
 #[derive(Default)]
 pub(crate) struct DigestChanges {
     digests: HashMap<Vec<u8>, Digest>,
+    /// Learner and activity numbers the batch read or gave (number key →
+    /// number), to keep in memory once it commits.
+    pub(crate) numbers: Numbers,
 }
 
 impl DigestChanges {
@@ -363,9 +369,9 @@ impl DigestChanges {
         }
     }
 
-    /// The changed digests, by key.
-    pub(crate) fn into_digests(self) -> HashMap<Vec<u8>, Digest> {
-        self.digests
+    /// The changed digests, by key, and the numbers read or given.
+    pub(crate) fn into_parts(self) -> (HashMap<Vec<u8>, Digest>, Numbers) {
+        (self.digests, self.numbers)
     }
 }
 

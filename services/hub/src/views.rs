@@ -272,6 +272,10 @@ pub struct HubViews {
     /// Held while a batch is applied or the unwritten digests are written:
     /// when they were last written.
     writing: std::sync::Mutex<std::time::Instant>,
+    /// Learner and activity numbers committed (number key → number), so a
+    /// statement seldom reads them from the tree; past
+    /// [`MAX_KEPT_NUMBERS`] it starts again empty.
+    numbers: std::sync::Mutex<HashMap<Vec<u8>, u32>>,
     /// How often the unwritten digests are written (with a batch).
     digest_write_interval: std::time::Duration,
     /// No write waits for these views, so their projector gathers events
@@ -284,6 +288,9 @@ pub struct HubViews {
 /// default: a busy organisation's digests change in every batch, and are
 /// written once in this time rather than each time.
 pub const DEFAULT_DIGEST_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Learner and activity numbers kept in memory at most (about 100 bytes
+/// each).
+const MAX_KEPT_NUMBERS: usize = 250_000;
 /// Unwritten digests past which they are written with the next batch.
 const MAX_UNWRITTEN_DIGESTS: usize = 20_000;
 
@@ -334,6 +341,7 @@ impl HubViews {
             touched: std::sync::Mutex::new((Vec::new(), false)),
             unwritten: std::sync::RwLock::new(HashMap::new()),
             writing: std::sync::Mutex::new(std::time::Instant::now()),
+            numbers: std::sync::Mutex::new(HashMap::new()),
             digest_write_interval: DEFAULT_DIGEST_WRITE_INTERVAL,
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
         };
@@ -442,7 +450,7 @@ impl HubViews {
         let write_all = last_written.elapsed() >= self.digest_write_interval
             || self.unwritten.read().map_or(0, |unwritten| unwritten.len()) >= MAX_UNWRITTEN_DIGESTS;
         let changes = std::cell::RefCell::new(DigestChanges::default());
-        let committed = std::cell::RefCell::new(HashMap::new());
+        let committed = std::cell::RefCell::new((HashMap::new(), Vec::new()));
         let applied = apply_records_then(
             &self.tree,
             self.applied_offset(),
@@ -450,7 +458,7 @@ impl HubViews {
             |offset, reason| HubError::BadEvent { offset, reason },
             |batch, offset, event| self.apply_event(batch, &mut changes.borrow_mut(), offset, event),
             |batch, next| {
-                let changed = changes.take().into_digests();
+                let (changed, numbers) = changes.take().into_parts();
                 let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if write_all {
                     for (digest_key, digest) in unwritten.iter().filter(|(k, _)| !changed.contains_key(*k)) {
@@ -464,19 +472,26 @@ impl HubViews {
                         batch.put(pending_key(digest_key), Vec::new());
                     }
                 }
-                *committed.borrow_mut() = changed;
+                *committed.borrow_mut() = (changed, numbers);
                 batch.put(keys::META_OFFSET.to_vec(), next.to_be_bytes().to_vec());
                 Ok(())
             },
         );
         if let Ok(Some(_)) = applied {
+            let (changed, numbers) = committed.take();
             let mut unwritten = self.unwritten.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             if write_all {
                 unwritten.clear();
                 *last_written = std::time::Instant::now();
             } else {
-                unwritten.extend(committed.take());
+                unwritten.extend(changed);
             }
+            drop(unwritten);
+            let mut kept = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if kept.len() + numbers.len() > MAX_KEPT_NUMBERS {
+                kept.clear();
+            }
+            kept.extend(numbers);
         }
         // Committed or not (a failed batch is retried), the days it touched
         // are marked: a kept uptake row of theirs is never used again.
@@ -715,7 +730,8 @@ impl HubViews {
             batch.put(fact_key, to_json(&counts));
         }
         let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        count_in_digests(batch, changes, &unwritten, organisation, c, sign)
+        let numbers = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        count_in_digests(batch, changes, Kept { digests: &unwritten, numbers: &numbers }, organisation, c, sign)
     }
 
     // ----- queries -----
@@ -1094,25 +1110,50 @@ fn digest_key(organisation: &str, granularity: Granularity, label: &str) -> Vec<
     key(keys::DIGEST, &[organisation, granularity_name(granularity), label])
 }
 
+/// What committed batches left in memory: unwritten digests and numbers.
+#[derive(Clone, Copy)]
+struct Kept<'a> {
+    digests: &'a HashMap<Vec<u8>, Digest>,
+    numbers: &'a HashMap<Vec<u8>, u32>,
+}
+
 /// The number of `text` in the table `tag` (learners or activities),
-/// numbering it next (by the counter under `counter`) if it has none.
-fn number(batch: &mut PendingBatch<'_>, tag: u8, counter: &[u8], text: &str) -> Result<u32, HubError> {
+/// numbering it next (by the counter under `counter`) if it has none: from
+/// the numbers `kept` in memory, else the batch. A number read from the
+/// batch or given is added to `learned`.
+fn number(
+    batch: &mut PendingBatch<'_>,
+    kept: &HashMap<Vec<u8>, u32>,
+    learned: &mut Vec<(Vec<u8>, u32)>,
+    (tag, counter): (u8, &[u8]),
+    text: &str,
+) -> Result<u32, HubError> {
     let number_key = key(tag, &[text]);
+    if let Some(number) = kept.get(&number_key) {
+        return Ok(*number);
+    }
     let read = |bytes: Vec<u8>| -> Result<u32, HubError> {
         Ok(u32::from_be_bytes(bytes.as_slice().try_into().map_err(|_| corrupt("a number of the uptake digests"))?))
     };
-    if let Some(bytes) = batch.get(&number_key)? {
-        return read(bytes);
-    }
-    let next = match batch.get(counter)? {
+    let number = match batch.get(&number_key)? {
         Some(bytes) => read(bytes)?,
-        None => 0,
+        None => {
+            let next = match batch.get(counter)? {
+                Some(bytes) => read(bytes)?,
+                None => 0,
+            };
+            let after = next.checked_add(1).ok_or_else(|| corrupt("more than 2^32 learners or activities"))?;
+            batch.put(counter.to_vec(), after.to_be_bytes().to_vec());
+            batch.put(number_key.clone(), next.to_be_bytes().to_vec());
+            next
+        }
     };
-    let after = next.checked_add(1).ok_or_else(|| corrupt("more than 2^32 learners or activities"))?;
-    batch.put(counter.to_vec(), after.to_be_bytes().to_vec());
-    batch.put(number_key, next.to_be_bytes().to_vec());
-    Ok(next)
+    learned.push((number_key, number));
+    Ok(number)
 }
+
+const LEARNERS: (u8, &[u8]) = (keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS);
+const ACTIVITIES: (u8, &[u8]) = (keys::ACTIVITY_NUMBER, keys::META_ACTIVITY_NUMBERS);
 
 /// What a learner's fact rows in an organisation still put in a digest.
 #[derive(Clone, Copy, Default)]
@@ -1131,21 +1172,21 @@ struct Remaining {
 fn count_in_digests(
     batch: &mut PendingBatch<'_>,
     changes: &mut DigestChanges,
-    unwritten: &HashMap<Vec<u8>, Digest>,
+    kept: Kept<'_>,
     organisation: &str,
     c: &Contribution,
     sign: i64,
 ) -> Result<(), HubError> {
-    let load = |batch: &PendingBatch<'_>, digest_key: &[u8]| match unwritten.get(digest_key) {
+    let load = |batch: &PendingBatch<'_>, digest_key: &[u8]| match kept.digests.get(digest_key) {
         Some(digest) => Ok(Some(digest.clone())),
         None => load_digest(batch, digest_key),
     };
     let day = c.time.date_naive();
-    let learner = number(batch, keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS, &c.learner)?;
+    let learner = number(batch, kept.numbers, &mut changes.numbers, LEARNERS, &c.learner)?;
     // As in the fact rows' scan: a statement on no activity has no pair.
     let activity = c.activity.as_deref().filter(|a| !a.is_empty());
     let activity_number = match activity {
-        Some(activity) => Some(number(batch, keys::ACTIVITY_NUMBER, keys::META_ACTIVITY_NUMBERS, activity)?),
+        Some(activity) => Some(number(batch, kept.numbers, &mut changes.numbers, ACTIVITIES, activity)?),
         None => None,
     };
     let pair = activity_number.map(|a| digests::pair(learner, a));
@@ -1230,15 +1271,16 @@ fn digest_from_facts(
     end.extend_from_slice(&[0xFF; 5]);
     let rows: Vec<(sled::IVec, sled::IVec)> = tree.range(start..end).collect::<Result<_, _>>()?;
     let mut digest = Digest::default();
+    let (kept, mut learned) = (HashMap::new(), Vec::new());
     for (fact_key, value) in rows {
         let [_, _, learner, activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
         let text = |part: &[u8]| String::from_utf8(part.to_vec()).map_err(corrupt);
         let counts: FactCounts = from_json(&value)?;
-        let learner = number(batch, keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS, &text(learner)?)?;
+        let learner = number(batch, &kept, &mut learned, LEARNERS, &text(learner)?)?;
         let pair = if activity.is_empty() {
             None
         } else {
-            let activity = number(batch, keys::ACTIVITY_NUMBER, keys::META_ACTIVITY_NUMBERS, &text(activity)?)?;
+            let activity = number(batch, &kept, &mut learned, ACTIVITIES, &text(activity)?)?;
             let level = if counts.passed > 0 {
                 digests::PASSED
             } else if counts.completed > 0 {
