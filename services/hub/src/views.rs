@@ -291,8 +291,10 @@ pub const DEFAULT_DIGEST_WRITE_INTERVAL: std::time::Duration = std::time::Durati
 /// Learner and activity numbers kept in memory at most (about 100 bytes
 /// each).
 const MAX_KEPT_NUMBERS: usize = 250_000;
-/// Unwritten digests past which they are written with the next batch.
-const MAX_UNWRITTEN_DIGESTS: usize = 20_000;
+/// Unwritten digests past which they are written with the next batch
+/// (those of a day, its week and month for 600 organisations fit; a
+/// month's digest of a busy organisation holds tens of kilobytes).
+const MAX_UNWRITTEN_DIGESTS: usize = 2_000;
 
 /// Events the Learning Hub projector gathers before applying, when it may.
 pub const GATHER_EVENTS: usize = 64;
@@ -442,8 +444,8 @@ impl HubViews {
     ///
     /// The uptake digests the batch changes are kept in memory once it
     /// commits, and marked in the tree (in the same batch) as changed; every
-    /// [`DEFAULT_DIGEST_WRITE_INTERVAL`] a batch writes them all and drops
-    /// the marks. Views opened with marks left rebuild those digests from
+    /// [`DEFAULT_DIGEST_WRITE_INTERVAL`] (or past [`MAX_UNWRITTEN_DIGESTS`])
+    /// a batch writes them all and drops the marks. Views opened with marks left rebuild those digests from
     /// the fact rows, which are written with every batch.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
         let mut last_written = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
