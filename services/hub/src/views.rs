@@ -445,8 +445,9 @@ impl HubViews {
     /// The uptake digests the batch changes are kept in memory once it
     /// commits, and marked in the tree (in the same batch) as changed; every
     /// [`DEFAULT_DIGEST_WRITE_INTERVAL`] (or past [`MAX_UNWRITTEN_DIGESTS`])
-    /// a batch writes them all and drops the marks. Views opened with marks left rebuild those digests from
-    /// the fact rows, which are written with every batch.
+    /// a batch writes them all and drops the marks. Views opened with marks
+    /// left rebuild those digests from the fact rows, which are written with
+    /// every batch.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
         let mut last_written = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let write_all = last_written.elapsed() >= self.digest_write_interval
