@@ -1537,6 +1537,11 @@ mod tests {
         );
     }
 
+    /// A statement id of the tests below.
+    fn id(n: u8) -> String {
+        format!("{n}d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+    }
+
     fn statement(id: &str, learner: &str, verb: &str, activity: &str, timestamp: &str) -> Value {
         json!({
             "id": id,
@@ -1587,27 +1592,11 @@ mod tests {
             0,
             vec![
                 statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
-                statement(
-                    "1d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                    "b",
-                    COMPLETED,
-                    "https://c/1",
-                    "2026-03-03T10:00:00Z",
-                ),
-                statement(
-                    "2d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                    "a",
-                    COMPLETED,
-                    "https://c/1",
-                    "2026-03-04T10:00:00Z",
-                ),
+                statement(&id(1), "b", COMPLETED, "https://c/1", "2026-03-03T10:00:00Z"),
+                statement(&id(2), "a", COMPLETED, "https://c/1", "2026-03-04T10:00:00Z"),
             ],
         );
-        let week = counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31)))
-            .into_iter()
-            .map(|(p, a, s, c, pa, n)| (p.to_owned(), a, s, c, pa, n))
-            .collect::<Vec<_>>();
-        assert_eq!(week, [("2026-W10".to_owned(), 2, 2, 2, 1, 3)]);
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31))), [("2026-W10", 2, 2, 2, 1, 3)]);
         // Without the fact rows, an unfiltered question still has its
         // answer (from the digests, written); a filtered one has none.
         views.flush().unwrap();
@@ -1645,13 +1634,7 @@ mod tests {
             0,
             vec![
                 statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
-                statement(
-                    "1d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                    "b",
-                    COMPLETED,
-                    "https://c/1",
-                    "2026-03-03T10:00:00Z",
-                ),
+                statement(&id(1), "b", COMPLETED, "https://c/1", "2026-03-03T10:00:00Z"),
             ],
         );
         // Written once, then changed by a void and a new statement, and
@@ -1661,9 +1644,9 @@ mod tests {
             &views,
             1,
             vec![
-                void("4d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d", ID),
+                void(&id(4), ID),
                 statement(
-                    "2d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                    &id(2),
                     "c",
                     "http://adlnet.gov/expapi/verbs/launched",
                     "https://c/2",
@@ -1696,24 +1679,12 @@ mod tests {
             0,
             vec![
                 statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
-                statement(
-                    "2d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                    "a",
-                    COMPLETED,
-                    "https://c/1",
-                    "2026-03-04T10:00:00Z",
-                ),
-                statement(
-                    "3d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                    "a",
-                    COMPLETED,
-                    "https://c/2",
-                    "2026-03-02T11:00:00Z",
-                ),
+                statement(&id(2), "a", COMPLETED, "https://c/1", "2026-03-04T10:00:00Z"),
+                statement(&id(3), "a", COMPLETED, "https://c/2", "2026-03-02T11:00:00Z"),
             ],
         );
         assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 1), (3, 31))), [("2026-W10", 1, 2, 2, 1, 3)]);
-        apply(&views, 1, vec![void("4d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d", ID)]);
+        apply(&views, 1, vec![void(&id(4), ID)]);
         // The week and the month still count the learner, the pair started
         // and completed (on 4 March), but no pass; Monday keeps the learner
         // (the other activity) but not the pair.
