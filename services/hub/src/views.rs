@@ -184,11 +184,15 @@ pub enum Granularity {
 
 impl Granularity {
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "day" => Some(Self::Day),
-            "week" => Some(Self::Week),
-            "month" => Some(Self::Month),
-            _ => None,
+        [Self::Day, Self::Week, Self::Month].into_iter().find(|g| g.name() == text)
+    }
+
+    /// The name [`Granularity::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
         }
     }
 
@@ -302,7 +306,21 @@ pub const GATHER_EVENTS: usize = 64;
 pub const DEFAULT_GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn day_key(time: DateTime<Utc>) -> String {
-    time.format("%Y%m%d").to_string()
+    day_text(time.date_naive())
+}
+
+/// A day as the fact rows' keys write it.
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y%m%d").to_string()
+}
+
+/// The keys of an organisation's fact rows from the day `from` to `to`.
+fn fact_range(organisation: &str, from: NaiveDate, to: NaiveDate) -> std::ops::Range<Vec<u8>> {
+    let start = key(keys::FACT, &[organisation, &day_text(from)]);
+    let mut end = key(keys::FACT, &[organisation, &day_text(to)]);
+    // Past every key of that last day, whatever its other parts.
+    end.extend_from_slice(&[0xFF; 5]);
+    start..end
 }
 
 impl HubViews {
@@ -359,14 +377,16 @@ impl HubViews {
         for entry in self.tree.scan_prefix([keys::DIGEST_PENDING]) {
             let (marker, _) = entry?;
             let digest_key = marker.get(1..).unwrap_or_default().to_vec();
-            let [organisation, granularity, label] =
-                keys::split(&digest_key).ok_or_else(|| corrupt("a pending digest's key"))?;
-            let text = |part: &[u8]| String::from_utf8(part.to_vec()).map_err(corrupt);
+            let Some([organisation, granularity, label]) =
+                keys::parts(&digest_key).and_then(|p| <[String; 3]>::try_from(p).ok())
+            else {
+                return Err(corrupt("a pending digest's key"));
+            };
             let granularity =
-                Granularity::parse(&text(granularity)?).ok_or_else(|| corrupt("a pending digest's granularity"))?;
-            let (first, last) = digests::label_bounds(granularity, &text(label)?)
-                .ok_or_else(|| corrupt("a pending digest's period"))?;
-            let digest = digest_from_facts(&self.tree, &mut batch, &text(organisation)?, first, last)?;
+                Granularity::parse(&granularity).ok_or_else(|| corrupt("a pending digest's granularity"))?;
+            let (first, last) =
+                digests::label_bounds(granularity, &label).ok_or_else(|| corrupt("a pending digest's period"))?;
+            let digest = digest_from_facts(&self.tree, &mut batch, &organisation, first, last)?;
             write_digest(&mut batch, &digest_key, &digest);
             any = true;
         }
@@ -1008,13 +1028,8 @@ impl HubViews {
         // rows come in day order within each organisation.
         let mut current: Option<(Vec<u8>, Option<usize>)> = None;
         let wanted = |filter: &Option<String>, value: &[u8]| filter.as_deref().is_none_or(|f| f.as_bytes() == value);
-        let from = from.format("%Y%m%d").to_string();
-        let to = to.format("%Y%m%d").to_string();
         for organisation in self.organisation_and_descendants(&query.organisation)? {
-            let start = key(keys::FACT, &[&organisation, &from]);
-            let mut end = key(keys::FACT, &[&organisation, &to]);
-            end.extend_from_slice(&[0xFF; 5]);
-            for entry in self.tree.range(start..end) {
+            for entry in self.tree.range(fact_range(&organisation, from, to)) {
                 let (fact_key, value) = entry?;
                 let [_, day, learner, activity, platform, staff_group] =
                     keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
@@ -1101,16 +1116,8 @@ impl Numbering {
 /// The granularities uptake digests are kept in.
 const DIGEST_GRANULARITIES: [Granularity; 3] = [Granularity::Day, Granularity::Week, Granularity::Month];
 
-fn granularity_name(granularity: Granularity) -> &'static str {
-    match granularity {
-        Granularity::Day => "day",
-        Granularity::Week => "week",
-        Granularity::Month => "month",
-    }
-}
-
 fn digest_key(organisation: &str, granularity: Granularity, label: &str) -> Vec<u8> {
-    key(keys::DIGEST, &[organisation, granularity_name(granularity), label])
+    key(keys::DIGEST, &[organisation, granularity.name(), label])
 }
 
 /// What committed batches left in memory: unwritten digests and numbers.
@@ -1158,13 +1165,23 @@ fn number(
 const LEARNERS: (u8, &[u8]) = (keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS);
 const ACTIVITIES: (u8, &[u8]) = (keys::ACTIVITY_NUMBER, keys::META_ACTIVITY_NUMBERS);
 
-/// What a learner's fact rows in an organisation still put in a digest.
+/// What a learner's fact rows in an organisation still put in a digest:
+/// the learner, and how far the pair went (`None`: no row of the pair).
 #[derive(Clone, Copy, Default)]
 struct Remaining {
     learner: bool,
-    started: bool,
-    completed: bool,
-    passed: bool,
+    level: Option<u8>,
+}
+
+/// How far the statements of a fact row took its pair.
+fn fact_level(counts: &FactCounts) -> u8 {
+    if counts.passed > 0 {
+        digests::PASSED
+    } else if counts.completed > 0 {
+        digests::COMPLETED
+    } else {
+        digests::STARTED
+    }
 }
 
 /// Counts a statement's contribution (`sign` 1) in the digests of its
@@ -1219,9 +1236,7 @@ fn count_in_digests(
                 }
             };
             still.learner |= on_day.learner;
-            still.started |= on_day.started;
-            still.completed |= on_day.completed;
-            still.passed |= on_day.passed;
+            still.level = still.level.max(on_day.level);
         }
         let digest = changes.get(digest_key(organisation, granularity, &label), |k| load(batch, k))?;
         digest.statements = digest.statements.saturating_sub(1);
@@ -1229,14 +1244,7 @@ fn count_in_digests(
             digest.learners.remove(learner);
         }
         if let Some(pair) = pair {
-            let level = if still.passed {
-                Some(digests::PASSED)
-            } else if still.completed {
-                Some(digests::COMPLETED)
-            } else {
-                still.started.then_some(digests::STARTED)
-            };
-            digest.set_pair(pair, level);
+            digest.set_pair(pair, still.level);
         }
     }
     Ok(())
@@ -1269,29 +1277,23 @@ fn digest_from_facts(
     first: NaiveDate,
     last: NaiveDate,
 ) -> Result<Digest, HubError> {
-    let start = key(keys::FACT, &[organisation, &first.format("%Y%m%d").to_string()]);
-    let mut end = key(keys::FACT, &[organisation, &last.format("%Y%m%d").to_string()]);
-    end.extend_from_slice(&[0xFF; 5]);
-    let rows: Vec<(sled::IVec, sled::IVec)> = tree.range(start..end).collect::<Result<_, _>>()?;
+    let rows: Vec<(sled::IVec, sled::IVec)> =
+        tree.range(fact_range(organisation, first, last)).collect::<Result<_, _>>()?;
     let mut digest = Digest::default();
     let (kept, mut learned) = (HashMap::new(), Vec::new());
     for (fact_key, value) in rows {
-        let [_, _, learner, activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
-        let text = |part: &[u8]| String::from_utf8(part.to_vec()).map_err(corrupt);
+        let Some([_, _, learner, activity, _, _]) =
+            keys::parts(&fact_key).and_then(|p| <[String; 6]>::try_from(p).ok())
+        else {
+            return Err(corrupt("fact key parts"));
+        };
         let counts: FactCounts = from_json(&value)?;
-        let learner = number(batch, &kept, &mut learned, LEARNERS, &text(learner)?)?;
+        let learner = number(batch, &kept, &mut learned, LEARNERS, &learner)?;
         let pair = if activity.is_empty() {
             None
         } else {
-            let activity = number(batch, &kept, &mut learned, ACTIVITIES, &text(activity)?)?;
-            let level = if counts.passed > 0 {
-                digests::PASSED
-            } else if counts.completed > 0 {
-                digests::COMPLETED
-            } else {
-                digests::STARTED
-            };
-            Some((digests::pair(learner, activity), level))
+            let activity = number(batch, &kept, &mut learned, ACTIVITIES, &activity)?;
+            Some((digests::pair(learner, activity), fact_level(&counts)))
         };
         digest.add(counts.statements, learner, pair);
     }
@@ -1315,16 +1317,13 @@ fn remaining_on(
     learner: &str,
     activity: Option<&str>,
 ) -> Result<Remaining, HubError> {
-    let day = day.format("%Y%m%d").to_string();
     let mut out = Remaining::default();
-    for (fact_key, value) in batch.scan_prefix(&key(keys::FACT, &[organisation, &day, learner]))? {
+    for (fact_key, value) in batch.scan_prefix(&key(keys::FACT, &[organisation, &day_text(day), learner]))? {
         let [_, _, _, row_activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
         out.learner = true;
         if activity.is_some_and(|a| a.as_bytes() == row_activity) {
             let counts: FactCounts = from_json(&value)?;
-            out.started = true;
-            out.completed |= counts.completed > 0;
-            out.passed |= counts.passed > 0;
+            out.level = out.level.max(Some(fact_level(&counts)));
         }
     }
     Ok(out)
