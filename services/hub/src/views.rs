@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use lrs_eventlog::{LogRecord, Offset};
 use lrs_projection::batch::{PendingBatch, apply_records_then};
+use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
 use crate::digests::{self, Digest, DigestChanges};
@@ -282,6 +283,9 @@ pub struct HubViews {
     numbers: std::sync::Mutex<HashMap<Vec<u8>, u32>>,
     /// How often the unwritten digests are written (with a batch).
     digest_write_interval: std::time::Duration,
+    /// The ids of voided statements (`VOIDED` keys), so that a statement
+    /// not voided (nearly every one) is known to be so without a read.
+    voided: std::sync::Mutex<KnownIds>,
     /// No write waits for these views, so their projector gathers events
     /// into batches of [`GATHER_EVENTS`] (cheaper per statement than
     /// batches of one) for up to a moment; readers call [`HubViews::hurry`].
@@ -299,6 +303,10 @@ const MAX_KEPT_NUMBERS: usize = 250_000;
 /// (those of a day, its week and month for 600 organisations fit; a
 /// month's digest of a busy organisation holds tens of kilobytes).
 const MAX_UNWRITTEN_DIGESTS: usize = 2_000;
+
+/// log2 of the bits of the filter of voided ids (2 MiB): voids are a few
+/// percent of the statements.
+const VOIDED_FILTER_BITS_LOG2: u32 = 24;
 
 /// Events the Learning Hub projector gathers before applying, when it may.
 pub const GATHER_EVENTS: usize = 64;
@@ -351,6 +359,20 @@ impl HubViews {
             Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
             None => 0,
         };
+        let voided = match tree.scan_prefix([keys::VOIDED]).next().transpose()? {
+            None => KnownIds::empty(VOIDED_FILTER_BITS_LOG2),
+            Some(_) => {
+                let scan = tree.scan_prefix([keys::VOIDED]).filter_map(|entry| match entry {
+                    // A voided id that is not a UUID has no bits in the
+                    // filter; no statement id is checked against it there.
+                    Ok((key, _)) => {
+                        Some(Ok(keys::parts(&key)?.first().and_then(|id| uuid::Uuid::parse_str(id).ok())?))
+                    }
+                    Err(error) => Some(Err(error)),
+                });
+                KnownIds::build("voided statement id", VOIDED_FILTER_BITS_LOG2, scan, || {})
+            }
+        };
         let views = Self {
             tree,
             db,
@@ -364,6 +386,7 @@ impl HubViews {
             numbers: std::sync::Mutex::new(HashMap::new()),
             digest_write_interval: DEFAULT_DIGEST_WRITE_INTERVAL,
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
+            voided: std::sync::Mutex::new(voided),
         };
         views.rebuild_unwritten_digests()?;
         Ok(views)
@@ -474,6 +497,7 @@ impl HubViews {
             || self.unwritten.read().map_or(0, |unwritten| unwritten.len()) >= MAX_UNWRITTEN_DIGESTS;
         let changes = std::cell::RefCell::new(DigestChanges::default());
         let committed = std::cell::RefCell::new((HashMap::new(), Vec::new()));
+        self.voided_ids().poll_built();
         let applied = apply_records_then(
             &self.tree,
             self.applied_offset(),
@@ -595,6 +619,9 @@ impl HubViews {
             Reading::Ignored => Ok(()),
             Reading::Voids(target) => {
                 batch.put(key(keys::VOIDED, &[&target]), Vec::new());
+                if let Ok(id) = uuid::Uuid::parse_str(&target) {
+                    self.voided_ids().insert(id);
+                }
                 let contribution_key = key(keys::CONTRIBUTION, &[&target]);
                 if let Some(bytes) = batch.get(&contribution_key)? {
                     let contribution: Contribution = from_json(&bytes)?;
@@ -604,9 +631,20 @@ impl HubViews {
                 Ok(())
             }
             Reading::Counts(facts) => {
-                if batch.contains(&key(keys::VOIDED, &[&facts.id]))?
-                    || batch.contains(&key(keys::CONTRIBUTION, &[&facts.id]))?
-                {
+                let maybe_voided =
+                    uuid::Uuid::parse_str(&facts.id).map_or(true, |id| self.voided_ids().may_contain(id));
+                if maybe_voided && batch.contains(&key(keys::VOIDED, &[&facts.id]))? {
+                    return Ok(());
+                }
+                // Following the xAPI views' decisions, a statement they did
+                // not take as a repeat was never counted here by an earlier
+                // event, only perhaps by this batch.
+                let contribution = key(keys::CONTRIBUTION, &[&facts.id]);
+                let counted = match self.decisions.get() {
+                    Some(_) => batch.is_pending(&contribution),
+                    None => batch.contains(&contribution)?,
+                };
+                if counted {
                     return Ok(());
                 }
                 let directory: Option<LearnerEntry> = match batch.get(&key(keys::LEARNER, &[&facts.learner]))? {
@@ -652,6 +690,12 @@ impl HubViews {
                 Ok(())
             }
         }
+    }
+
+    /// The filter of voided ids (see `voided`).
+    fn voided_ids(&self) -> std::sync::MutexGuard<'_, KnownIds> {
+        // Ids are only ever added, so it is whole even after a panic.
+        self.voided.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds the statement `id` to the views: `summary` to its learner's
@@ -1695,5 +1739,64 @@ mod tests {
         );
         // A range that cuts the week reads its days.
         assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 3), (3, 31))), [("2026-W10", 1, 1, 1, 0, 1)]);
+    }
+
+    /// Following the xAPI views' decisions, the hub reads no contribution
+    /// to learn a statement is new: a repeat in a later event is skipped by
+    /// the decision, one twice in an event by the batch's own writes.
+    #[test]
+    fn following_the_xapi_views_decisions_a_statement_is_counted_once_however_it_is_repeated() {
+        let xapi = std::sync::Arc::new(lrs_projection::Views::temporary().unwrap());
+        let views = HubViews::temporary(Frameworks::empty()).unwrap();
+        views.follow_decisions_of(xapi.clone());
+        let first = statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z");
+        let second = statement(&id(1), "b", COMPLETED, "https://c/1", "2026-03-02T11:00:00Z");
+        let events = [vec![first.clone()], vec![first], vec![second.clone(), second]];
+        for (offset, statements) in (0..).zip(events) {
+            let event = Event::StatementsStored { statements, attachments: Vec::new() };
+            let record = LogRecord { offset, payload: lrs_xapi::events::encode(&event) };
+            xapi.apply(std::slice::from_ref(&record)).unwrap();
+            views.apply(&[record]).unwrap();
+        }
+        assert_eq!(counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 2))), [("2026-03-02", 2, 2, 2, 1, 2)]);
+    }
+
+    /// Whether a statement was voided before it arrived is answered from a
+    /// filter built when the views open: a void stored before is known
+    /// while it is built and after.
+    #[test]
+    fn a_statement_voided_before_it_arrived_is_not_counted_after_a_reopen_while_and_after_the_filter_is_built() {
+        for wait_for_filter in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let open = || HubViews::open(dir.path(), lrs_projection::StoreOptions::cache(1 << 20), Frameworks::empty());
+            let views = open().unwrap();
+            apply(&views, 0, vec![void(&id(4), ID)]);
+            drop(views);
+            let views = open().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            if wait_for_filter {
+                loop {
+                    let mut voided = views.voided_ids();
+                    voided.poll_built();
+                    if voided.is_ready() {
+                        assert!(voided.may_contain(uuid::Uuid::parse_str(ID).unwrap()));
+                        break;
+                    }
+                    drop(voided);
+                    assert!(std::time::Instant::now() < deadline, "the filter was built");
+                    std::thread::yield_now();
+                }
+            }
+            apply(
+                &views,
+                1,
+                vec![
+                    statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
+                    statement(&id(1), "b", COMPLETED, "https://c/1", "2026-03-02T11:00:00Z"),
+                ],
+            );
+            let want = [("2026-03-02", 1, 1, 1, 0, 1)];
+            assert_eq!(counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 2))), want, "waited: {wait_for_filter}");
+        }
     }
 }

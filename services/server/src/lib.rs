@@ -10,7 +10,6 @@ mod documents;
 pub mod embedded;
 pub mod error;
 pub mod http;
-pub mod id_filter;
 pub mod import;
 pub mod jwt;
 pub mod metrics;

@@ -23,7 +23,12 @@ use lrs_xapi::events::{self, AttachmentContent, DocumentKey, Event};
 use lrs_xapi::statement::{format_time, statement_id};
 
 use crate::error::ApiError;
-use crate::id_filter::{FILTER_BITS_LOG2, IdFilter};
+use lrs_projection::id_filter::KnownIds;
+
+/// log2 of the bits of the writer's filter of stored ids: 2^28 bits are 32
+/// MiB, so up to about 10 million ids fewer than one check in 10,000 reads
+/// the views; at 30 million about one in a hundred does.
+const FILTER_BITS_LOG2: u32 = 28;
 
 /// Statements of one request, validated and completed except for `stored`.
 pub struct StatementBatch {
@@ -207,7 +212,7 @@ impl Sequencer {
             receiver,
             progress: progress.clone(),
             recent: HashMap::new(),
-            ids: IdFilterState::Unused,
+            ids: KnownIds::Unused,
             last_stored: DateTime::<Utc>::MIN_UTC,
             carried: None,
             max_lag: max_lag.max(1),
@@ -251,7 +256,10 @@ struct Writer {
     /// Statements appended but perhaps not yet projected: id → (fingerprint,
     /// offset of their event).
     recent: HashMap<Uuid, ([u8; 32], Offset)>,
-    ids: IdFilterState,
+    /// The ids the store holds, built from the views at start-up while the
+    /// writer already works (checking every id in the views until it is
+    /// ready), then kept by the writer alone.
+    ids: KnownIds,
     last_stored: DateTime<Utc>,
     carried: Option<Command>,
     max_lag: u64,
@@ -291,7 +299,10 @@ impl Writer {
         }
         // The views now hold every statement stored before this writer, and
         // every id it stores from here on is given to the filter as well.
-        self.ids = IdFilterState::build(self.views.clone(), self.progress.clone());
+        let progress = self.progress.clone();
+        self.ids = KnownIds::build("statement id", FILTER_BITS_LOG2, self.views.statement_ids(), move || {
+            progress.id_filter_ready.store(true, Ordering::SeqCst);
+        });
         self.progress.in_cycle.store(false, Ordering::SeqCst);
         loop {
             let first = match self.carried.take() {
@@ -393,9 +404,7 @@ impl Writer {
             self.progress.count_id_check(IdCheck::Recent);
             return Ok(Some(*known));
         }
-        if let IdFilterState::Ready(filter) = &self.ids
-            && !filter.may_contain(id)
-        {
+        if !self.ids.may_contain(id) {
             self.progress.count_id_check(IdCheck::Filter);
             return Ok(None);
         }
@@ -561,116 +570,9 @@ impl Writer {
     }
 }
 
-/// The writer's [`IdFilter`]: built from the views by a blocking task at
-/// start-up while the writer already works (checking every id in the
-/// views until it is ready), then kept by the writer alone.
-enum IdFilterState {
-    /// Before start-up is done (or after the build failed): every check
-    /// reads the views.
-    Unused,
-    Building {
-        /// Ids stored since the build began; the scan may not see them.
-        stored_since: Vec<Uuid>,
-        built: oneshot::Receiver<IdFilter>,
-    },
-    Ready(IdFilter),
-}
-
-impl IdFilterState {
-    /// Starts listing the ids in `views`, which must already hold every
-    /// statement stored before.
-    fn build(views: Arc<Views>, progress: Arc<WriteProgress>) -> Self {
-        let (done, built) = oneshot::channel();
-        tokio::task::spawn_blocking(move || {
-            let began = std::time::Instant::now();
-            let mut filter = IdFilter::new(FILTER_BITS_LOG2);
-            for id in views.statement_ids() {
-                // The writer has stopped; so has the need for the filter.
-                if filter.len().is_multiple_of(65_536) && done.is_closed() {
-                    return;
-                }
-                match id {
-                    Ok(id) => filter.insert(id),
-                    Err(error) => {
-                        // Dropping `done` leaves the writer reading the views.
-                        tracing::warn!(%error, "cannot list the stored statement ids; checking each in the views");
-                        return;
-                    }
-                }
-            }
-            let millis = began.elapsed().as_millis();
-            tracing::info!(ids = filter.len(), millis, "statement id filter built");
-            if done.send(filter).is_ok() {
-                progress.id_filter_ready.store(true, Ordering::SeqCst);
-            }
-        });
-        Self::Building { stored_since: Vec::new(), built }
-    }
-
-    /// Takes the built filter if it is ready.
-    fn poll_built(&mut self) {
-        let Self::Building { stored_since, built } = self else {
-            return;
-        };
-        match built.try_recv() {
-            Ok(mut filter) => {
-                for id in stored_since.drain(..) {
-                    filter.insert(id);
-                }
-                *self = Self::Ready(filter);
-            }
-            Err(oneshot::error::TryRecvError::Empty) => {}
-            Err(oneshot::error::TryRecvError::Closed) => *self = Self::Unused,
-        }
-    }
-
-    fn insert(&mut self, id: Uuid) {
-        match self {
-            Self::Unused => {}
-            Self::Building { stored_since, .. } => stored_since.push(id),
-            Self::Ready(filter) => filter.insert(id),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{IdFilterState, WriteProgress};
-    use crate::id_filter::IdFilter;
-    use tokio::sync::oneshot;
-    use uuid::Uuid;
-
-    /// The scan that builds the filter may miss ids stored while it runs:
-    /// the writer gives them to the filter when it takes it over.
-    #[test]
-    fn ids_stored_while_the_filter_is_built_are_in_it_once_it_is_ready() {
-        let (done, built) = oneshot::channel();
-        let mut state = IdFilterState::Building { stored_since: Vec::new(), built };
-        let scanned = Uuid::new_v4();
-        let stored_meanwhile = Uuid::new_v4();
-        state.insert(stored_meanwhile);
-        state.poll_built();
-        assert!(matches!(state, IdFilterState::Building { .. }), "not ready before the scan is done");
-        let mut filter = IdFilter::new(16);
-        filter.insert(scanned);
-        done.send(filter).ok();
-        state.poll_built();
-        let IdFilterState::Ready(filter) = &state else { panic!("the built filter is taken") };
-        assert!(filter.may_contain(scanned) && filter.may_contain(stored_meanwhile));
-        let stored_after = Uuid::new_v4();
-        state.insert(stored_after);
-        let IdFilterState::Ready(filter) = &state else { panic!("still ready") };
-        assert!(filter.may_contain(stored_after));
-    }
-
-    #[test]
-    fn a_build_that_failed_leaves_every_check_to_the_views() {
-        let (done, built) = oneshot::channel::<IdFilter>();
-        let mut state = IdFilterState::Building { stored_since: vec![Uuid::new_v4()], built };
-        drop(done);
-        state.poll_built();
-        assert!(matches!(state, IdFilterState::Unused));
-    }
+    use super::WriteProgress;
 
     /// Three appends of 100 statements each, ending at offsets 1, 2 and 3.
     fn three_appends() -> WriteProgress {
