@@ -286,6 +286,8 @@ pub struct HubViews {
     /// The ids of voided statements (`VOIDED` keys), so that a statement
     /// not voided (nearly every one) is known to be so without a read.
     voided: std::sync::Mutex<KnownIds>,
+    /// What the projector applied.
+    stats: lrs_projection::ProjectorStats,
     /// No write waits for these views, so their projector gathers events
     /// into batches of [`GATHER_EVENTS`] (cheaper per statement than
     /// batches of one) for up to a moment; readers call [`HubViews::hurry`].
@@ -387,6 +389,7 @@ impl HubViews {
             digest_write_interval: DEFAULT_DIGEST_WRITE_INTERVAL,
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
             voided: std::sync::Mutex::new(voided),
+            stats: lrs_projection::ProjectorStats::default(),
         };
         views.rebuild_unwritten_digests()?;
         Ok(views)
@@ -471,6 +474,11 @@ impl HubViews {
     pub fn state_digest(&self) -> Result<String, HubError> {
         self.write_unwritten_digests()?;
         Ok(lrs_projection::batch::tree_digest(&self.tree)?)
+    }
+
+    /// What the projector applied to these views since they opened.
+    pub fn projector_stats(&self) -> &lrs_projection::ProjectorStats {
+        &self.stats
     }
 
     pub fn applied_offset(&self) -> Offset {
@@ -1460,6 +1468,10 @@ impl lrs_projection::Projection for HubViews {
 
     fn gather(&self) -> Option<lrs_projection::Gather> {
         Some(self.gather.clone())
+    }
+
+    fn stats(&self) -> Option<&lrs_projection::ProjectorStats> {
+        Some(self.projector_stats())
     }
 }
 

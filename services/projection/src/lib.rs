@@ -19,6 +19,6 @@ mod views;
 
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
-pub use runner::{Gather, Projection, run_projector};
+pub use runner::{Gather, Projection, ProjectorStats, run_projector};
 pub use store::{StoreOptions, open_store};
 pub use views::{Document, FoundStatement, Outcome, StatementRecord, Views, ViewsError};

@@ -32,6 +32,44 @@ pub trait Projection: Send + Sync + 'static {
     fn gather(&self) -> Option<Gather> {
         None
     }
+    /// Where the projector counts what it applies, if anywhere.
+    fn stats(&self) -> Option<&ProjectorStats> {
+        None
+    }
+}
+
+/// What a projector has applied since the process started: batches,
+/// events, and the time spent applying them (read and gathering waits
+/// excluded), so that an operator can tell a projection that is busy all
+/// the time (the bound of every write rate) from one that waits.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    batches: AtomicU64,
+    events: AtomicU64,
+    apply_nanos: AtomicU64,
+}
+
+impl ProjectorStats {
+    fn applied(&self, events: usize, took: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events as u64, Ordering::Relaxed);
+        self.apply_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Batches applied (each one atomic write).
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Events applied.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Time spent applying batches, failed ones included.
+    pub fn apply_time(&self) -> Duration {
+        Duration::from_nanos(self.apply_nanos.load(Ordering::Relaxed))
+    }
 }
 
 /// How a projection that no write waits for gathers events into larger
@@ -75,6 +113,10 @@ impl Projection for Views {
 
     fn apply(&self, records: &[LogRecord]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Views::apply(self, records).map_err(Into::into)
+    }
+
+    fn stats(&self) -> Option<&ProjectorStats> {
+        Some(self.projector_stats())
     }
 }
 
@@ -192,7 +234,11 @@ pub async fn run_projector<P: Projection + ?Sized>(
         gathering = None;
         let views_for_apply = views.clone();
         let applied = tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
             let applied = views_for_apply.apply(&records);
+            if let Some(stats) = views_for_apply.stats() {
+                stats.applied(if applied.is_ok() { records.len() } else { 0 }, began.elapsed());
+            }
             (applied, records)
         })
         .await;

@@ -280,6 +280,8 @@ pub struct Views {
     last_stored: std::sync::atomic::AtomicI64,
     /// Flushes views kept on disk (see [`Flusher`]).
     _flusher: Option<Flusher>,
+    /// What the projector applied.
+    stats: crate::ProjectorStats,
 }
 
 /// `Views::last_stored` when no statement is stored.
@@ -518,6 +520,7 @@ impl Views {
             kept: std::sync::Mutex::new(kept),
             last_stored,
             _flusher: None,
+            stats: crate::ProjectorStats::default(),
         })
     }
 
@@ -526,6 +529,11 @@ impl Views {
         // Only a written batch changes it, so it is whole even if an apply
         // panicked while holding the lock.
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the projector applied to these views since they opened.
+    pub fn projector_stats(&self) -> &crate::ProjectorStats {
+        &self.stats
     }
 
     /// The next log offset to apply: every event before it is reflected.

@@ -471,7 +471,38 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             }
         }
     }
+    render_projectors(&state, &mut out);
     text(out)
+}
+
+/// A counter's name, its help text, and how to read it from a projector's
+/// figures.
+type Counter = (&'static str, &'static str, fn(&lrs_projection::ProjectorStats) -> String);
+
+/// What each local projector applied, and how long applying took: a
+/// projection applying nearly all the time bounds every write rate.
+fn render_projectors(state: &AppState, out: &mut String) {
+    if !state.writer.projects_locally() {
+        return;
+    }
+    let stats = [("xapi", state.views.projector_stats()), ("learning-hub", state.hub.projector_stats())];
+    let counters: [Counter; 3] = [
+        ("lrs_projection_batches_total", "Batches a projection applied, each one atomic write.", |s| {
+            s.batches().to_string()
+        }),
+        ("lrs_projection_events_total", "Events a projection applied.", |s| s.events().to_string()),
+        (
+            "lrs_projection_apply_seconds_total",
+            "Time a projection spent applying batches (not reading the log or waiting for events).",
+            |s| s.apply_time().as_secs_f64().to_string(),
+        ),
+    ];
+    for (metric, help, value) in counters {
+        header_lines(out, metric, "counter", help);
+        for (name, stats) in stats {
+            let _ = writeln!(out, "{metric}{} {}", label_set(&[("projection", name)], None), value(stats));
+        }
+    }
 }
 
 /// `/metrics` of a stateless front: its requests only.

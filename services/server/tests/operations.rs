@@ -426,6 +426,13 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
         assert!(metrics.get("lrs_projection_lag_events", &[("projection", projection)]).is_some());
         assert!(metrics.get("lrs_projection_lag_seconds", &[("projection", projection)]).is_some());
     }
+    // Writes waited for the xAPI views: they applied all nine events, in
+    // one to nine batches, taking some time; the Learning Hub views follow.
+    let projector = |metric, projection| metrics.get(metric, &[("projection", projection)]).expect(metric);
+    assert_eq!(projector("lrs_projection_events_total", "xapi"), 9.0);
+    assert!((1.0..=9.0).contains(&projector("lrs_projection_batches_total", "xapi")));
+    assert!(projector("lrs_projection_apply_seconds_total", "xapi") > 0.0);
+    assert!(projector("lrs_projection_events_total", "learning-hub") <= 9.0);
     // No label names a person or carries a query.
     for (name, labels, _) in &metrics.samples {
         for value in labels.values() {
