@@ -216,6 +216,7 @@ impl Sequencer {
             last_stored: DateTime::<Utc>::MIN_UTC,
             carried: None,
             max_lag: max_lag.max(1),
+            refusing: Refusals::default(),
         };
         tokio::spawn(writer.run());
         Self { queue, progress }
@@ -263,6 +264,32 @@ struct Writer {
     last_stored: DateTime<Utc>,
     carried: Option<Command>,
     max_lag: u64,
+    /// Writes refused because the views were too far behind.
+    refusing: Refusals,
+}
+
+/// Writes refused while the views are too far behind the log. A bulk load
+/// keeps them there for minutes, each of its batches refused a few times,
+/// so the refusals are logged at most once a [`REFUSALS_LOGGED_EVERY`],
+/// with how many there were.
+#[derive(Debug, Default)]
+struct Refusals {
+    last_logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+const REFUSALS_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Refusals {
+    /// Counts a refusal at `now`; the refusals to log now, if it is time.
+    fn refused(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self.last_logged.is_some_and(|last| now.duration_since(last) < REFUSALS_LOGGED_EVERY) {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 impl Writer {
@@ -373,8 +400,16 @@ impl Writer {
             self.recent.retain(|_, (_, offset)| *offset >= applied);
         }
         let unprojected = self.recent.len();
-        (lag > self.max_lag || unprojected > MAX_UNPROJECTED_STATEMENTS).then(|| {
-            tracing::warn!(lag, unprojected, "the views are behind the log; refusing writes until they catch up");
+        let behind = lag > self.max_lag || unprojected > MAX_UNPROJECTED_STATEMENTS;
+        if behind && let Some(refused) = self.refusing.refused(std::time::Instant::now()) {
+            tracing::warn!(
+                lag,
+                unprojected,
+                refused,
+                "the views are behind the log; refusing writes until they catch up (logged at most once a minute)"
+            );
+        }
+        behind.then(|| {
             ApiError::Unavailable("the store is catching up with earlier writes; slow down and retry".to_owned())
         })
     }
@@ -572,7 +607,20 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::WriteProgress;
+    use super::{Refusals, WriteProgress};
+
+    #[test]
+    fn refusals_are_logged_at_most_once_a_minute_with_how_many_there_were() {
+        let mut refusals = Refusals::default();
+        let start = std::time::Instant::now();
+        let at = |seconds| start + std::time::Duration::from_secs(seconds);
+        assert_eq!(refusals.refused(at(0)), Some(1), "the first refusal is logged");
+        assert_eq!(refusals.refused(at(1)), None);
+        assert_eq!(refusals.refused(at(59)), None, "not again within the minute");
+        assert_eq!(refusals.refused(at(60)), Some(3), "then with the count since");
+        assert_eq!(refusals.refused(at(61)), None);
+        assert_eq!(refusals.refused(at(300)), Some(2));
+    }
 
     /// Three appends of 100 statements each, ending at offsets 1, 2 and 3.
     fn three_appends() -> WriteProgress {
