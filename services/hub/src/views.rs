@@ -284,8 +284,10 @@ pub struct HubViews {
     /// How often the unwritten digests are written (with a batch).
     digest_write_interval: std::time::Duration,
     /// The ids of voided statements (`VOIDED` keys), so that a statement
-    /// not voided (nearly every one) is known to be so without a read.
-    voided: std::sync::Mutex<KnownIds>,
+    /// not voided (nearly every one) is known to be so without a read;
+    /// started by the first batch applied (views that only answer queries
+    /// never scan them).
+    voided: std::sync::Mutex<Option<KnownIds>>,
     /// What the projector applied.
     stats: lrs_projection::ProjectorStats,
     /// No write waits for these views, so their projector gathers events
@@ -309,6 +311,21 @@ const MAX_UNWRITTEN_DIGESTS: usize = 2_000;
 /// log2 of the bits of the filter of voided ids (2 MiB): voids are a few
 /// percent of the statements.
 const VOIDED_FILTER_BITS_LOG2: u32 = 24;
+
+/// The filter of the voided ids in `tree`: empty if it holds none, else
+/// built from them by a thread of its own.
+fn voided_filter(tree: &sled::Tree) -> KnownIds {
+    if tree.scan_prefix([keys::VOIDED]).next().is_none() {
+        return KnownIds::empty(VOIDED_FILTER_BITS_LOG2);
+    }
+    let scan = tree.scan_prefix([keys::VOIDED]).filter_map(|entry| match entry {
+        // A voided id that is not a UUID has no bits in the filter; no
+        // statement id is checked against it there.
+        Ok((key, _)) => Some(Ok(keys::parts(&key)?.first().and_then(|id| uuid::Uuid::parse_str(id).ok())?)),
+        Err(error) => Some(Err(error)),
+    });
+    KnownIds::build("voided statement id", VOIDED_FILTER_BITS_LOG2, scan, || {})
+}
 
 /// Events the Learning Hub projector gathers before applying, when it may.
 pub const GATHER_EVENTS: usize = 64;
@@ -361,20 +378,6 @@ impl HubViews {
             Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
             None => 0,
         };
-        let voided = match tree.scan_prefix([keys::VOIDED]).next().transpose()? {
-            None => KnownIds::empty(VOIDED_FILTER_BITS_LOG2),
-            Some(_) => {
-                let scan = tree.scan_prefix([keys::VOIDED]).filter_map(|entry| match entry {
-                    // A voided id that is not a UUID has no bits in the
-                    // filter; no statement id is checked against it there.
-                    Ok((key, _)) => {
-                        Some(Ok(keys::parts(&key)?.first().and_then(|id| uuid::Uuid::parse_str(id).ok())?))
-                    }
-                    Err(error) => Some(Err(error)),
-                });
-                KnownIds::build("voided statement id", VOIDED_FILTER_BITS_LOG2, scan, || {})
-            }
-        };
         let views = Self {
             tree,
             db,
@@ -388,7 +391,7 @@ impl HubViews {
             numbers: std::sync::Mutex::new(HashMap::new()),
             digest_write_interval: DEFAULT_DIGEST_WRITE_INTERVAL,
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
-            voided: std::sync::Mutex::new(voided),
+            voided: std::sync::Mutex::new(None),
             stats: lrs_projection::ProjectorStats::default(),
         };
         views.rebuild_unwritten_digests()?;
@@ -505,7 +508,7 @@ impl HubViews {
             || self.unwritten.read().map_or(0, |unwritten| unwritten.len()) >= MAX_UNWRITTEN_DIGESTS;
         let changes = std::cell::RefCell::new(DigestChanges::default());
         let committed = std::cell::RefCell::new((HashMap::new(), Vec::new()));
-        self.voided_ids().poll_built();
+        self.voided_ids().get_or_insert_with(|| voided_filter(&self.tree)).poll_built();
         let applied = apply_records_then(
             &self.tree,
             self.applied_offset(),
@@ -627,8 +630,8 @@ impl HubViews {
             Reading::Ignored => Ok(()),
             Reading::Voids(target) => {
                 batch.put(key(keys::VOIDED, &[&target]), Vec::new());
-                if let Ok(id) = uuid::Uuid::parse_str(&target) {
-                    self.voided_ids().insert(id);
+                if let (Ok(id), Some(voided)) = (uuid::Uuid::parse_str(&target), self.voided_ids().as_mut()) {
+                    voided.insert(id);
                 }
                 let contribution_key = key(keys::CONTRIBUTION, &[&target]);
                 if let Some(bytes) = batch.get(&contribution_key)? {
@@ -639,8 +642,10 @@ impl HubViews {
                 Ok(())
             }
             Reading::Counts(facts) => {
-                let maybe_voided =
-                    uuid::Uuid::parse_str(&facts.id).map_or(true, |id| self.voided_ids().may_contain(id));
+                let maybe_voided = match (uuid::Uuid::parse_str(&facts.id), self.voided_ids().as_ref()) {
+                    (Ok(id), Some(voided)) => voided.may_contain(id),
+                    _ => true,
+                };
                 if maybe_voided && batch.contains(&key(keys::VOIDED, &[&facts.id]))? {
                     return Ok(());
                 }
@@ -701,7 +706,7 @@ impl HubViews {
     }
 
     /// The filter of voided ids (see `voided`).
-    fn voided_ids(&self) -> std::sync::MutexGuard<'_, KnownIds> {
+    fn voided_ids(&self) -> std::sync::MutexGuard<'_, Option<KnownIds>> {
         // Ids are only ever added, so it is whole even after a panic.
         self.voided.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -1786,15 +1791,19 @@ mod tests {
             drop(views);
             let views = open().unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            assert!(views.voided_ids().is_none(), "views that apply nothing scan nothing");
             if wait_for_filter {
+                // Started by the first batch applied.
+                views.apply(&[]).unwrap();
                 loop {
-                    let mut voided = views.voided_ids();
+                    let mut guard = views.voided_ids();
+                    let voided = guard.as_mut().unwrap();
                     voided.poll_built();
                     if voided.is_ready() {
                         assert!(voided.may_contain(uuid::Uuid::parse_str(ID).unwrap()));
                         break;
                     }
-                    drop(voided);
+                    drop(guard);
                     assert!(std::time::Instant::now() < deadline, "the filter was built");
                     std::thread::yield_now();
                 }

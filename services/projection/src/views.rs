@@ -291,13 +291,41 @@ const NONE_STORED: i64 = i64::MIN;
 struct Kept {
     book: Bookkeeping,
     definitions: LastDefinitions,
-    /// The ids of the statements stored, so that a new one (nearly every
-    /// statement) is known to be new without a read of the tree.
+    /// Started by the first batch applied: views that only answer queries
+    /// (those `lrs verify` compares, say) never scan their ids.
+    filters: Option<Filters>,
+}
+
+/// Filters of what the tree holds, so that applying a statement reads
+/// nothing to learn what nearly every statement is.
+struct Filters {
+    /// The ids of the statements stored: a new one is known to be new.
     ids: KnownIds,
-    /// The targets of the StatementRefs stored, so that a statement no
-    /// other refers to (nearly every one) gives its facets to no referrer
-    /// without a scan of the tree.
+    /// The targets of the StatementRefs stored: a statement no other
+    /// refers to gives its facets to no referrer, without a scan.
     referenced: KnownIds,
+}
+
+impl Filters {
+    /// Empty if the tree holds nothing they would hold, else built from it.
+    fn of(tree: &sled::Tree) -> Self {
+        let referenced = tree.scan_prefix([keys::REFERENCES]).map(|entry| {
+            let (key, _) = entry?;
+            key.get(1..17)
+                .and_then(|bytes| Uuid::from_slice(bytes).ok())
+                .ok_or_else(|| ViewsError::Corrupt("StatementRef key".to_owned()))
+        });
+        Self {
+            ids: known_ids("views' statement id", ID_FILTER_BITS_LOG2, tree, keys::STATEMENT_ID, id_scan(tree)),
+            referenced: known_ids(
+                "StatementRef target",
+                REFERENCED_FILTER_BITS_LOG2,
+                tree,
+                keys::REFERENCES,
+                referenced,
+            ),
+        }
+    }
 }
 
 /// log2 of the bits of the views' filter of statement ids: 2^27 bits are
@@ -309,19 +337,20 @@ const ID_FILTER_BITS_LOG2: u32 = 27;
 /// are a few percent of the statements.
 const REFERENCED_FILTER_BITS_LOG2: u32 = 23;
 
-/// The filter of the ids `scan` lists, built by a thread of its own if
-/// the tree holds any (see [`KnownIds::build`]).
+/// The filter of the ids `scan` lists, built by a thread of its own
+/// unless the tree has no key under `prefix` (see [`KnownIds::build`]).
 fn known_ids(
     what: &'static str,
     bits_log2: u32,
     tree: &sled::Tree,
     prefix: u8,
     scan: impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static,
-) -> Result<KnownIds, ViewsError> {
-    Ok(match tree.scan_prefix([prefix]).next().transpose()? {
+) -> KnownIds {
+    match tree.scan_prefix([prefix]).next() {
         None => KnownIds::empty(bits_log2),
+        // A read that fails here fails in the scan too, which says so.
         Some(_) => KnownIds::build(what, bits_log2, scan, || {}),
-    })
+    }
 }
 
 /// The activity definition merged last into each activity the views know,
@@ -502,16 +531,7 @@ impl Views {
         }
         let (sender, _) = watch::channel(book.offset);
         let last_stored = std::sync::atomic::AtomicI64::new(book.last_stored.unwrap_or(NONE_STORED));
-        let ids = known_ids("views' statement id", ID_FILTER_BITS_LOG2, &tree, keys::STATEMENT_ID, id_scan(&tree))?;
-        let referenced = tree.scan_prefix([keys::REFERENCES]).map(|entry| {
-            let (key, _) = entry?;
-            key.get(1..17)
-                .and_then(|bytes| Uuid::from_slice(bytes).ok())
-                .ok_or_else(|| ViewsError::Corrupt("StatementRef key".to_owned()))
-        });
-        let referenced =
-            known_ids("StatementRef target", REFERENCED_FILTER_BITS_LOG2, &tree, keys::REFERENCES, referenced)?;
-        let kept = Kept { book, definitions: LastDefinitions::new(), ids, referenced };
+        let kept = Kept { book, definitions: LastDefinitions::new(), filters: None };
         Ok(Self {
             db,
             tree,
@@ -562,7 +582,8 @@ impl Views {
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
         let mut kept = self.kept();
-        let Kept { book, definitions, ids, referenced } = &mut *kept;
+        let Kept { book, definitions, filters } = &mut *kept;
+        let Filters { ids, referenced } = filters.get_or_insert_with(|| Filters::of(&self.tree));
         ids.poll_built();
         referenced.poll_built();
         let applying = std::cell::RefCell::new(Applying {
@@ -1468,13 +1489,17 @@ mod tests {
             // A reopen waits, bounded, for the lock sled releases after a close.
             let views = Views::open(dir.path(), crate::StoreOptions::cache(1 << 20)).unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            assert!(views.kept().filters.is_none(), "views that apply nothing scan nothing");
             if wait_for_filters {
+                // Started by the first batch applied.
+                views.apply(&[]).unwrap();
                 loop {
                     let mut kept = views.kept();
-                    kept.ids.poll_built();
-                    kept.referenced.poll_built();
-                    if kept.ids.is_ready() && kept.referenced.is_ready() {
-                        assert!(kept.ids.may_contain(taken) && kept.referenced.may_contain(target));
+                    let filters = kept.filters.as_mut().unwrap();
+                    filters.ids.poll_built();
+                    filters.referenced.poll_built();
+                    if filters.ids.is_ready() && filters.referenced.is_ready() {
+                        assert!(filters.ids.may_contain(taken) && filters.referenced.may_contain(target));
                         break;
                     }
                     drop(kept);
