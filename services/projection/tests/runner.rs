@@ -114,8 +114,9 @@ async fn a_follower_reads_each_record_once_however_its_leader_and_its_applies_ho
     for n in 0..40u8 {
         log.append(vec![vec![n]]).await.unwrap();
     }
-    // Three events of 3 MiB: a batch holds at most 8 MiB, so they are
-    // applied over two batches from one read.
+    // Three events of 3 MiB: a read stops once it holds 4 MiB and a batch
+    // holds at most that, so the first read's two are applied as two
+    // batches.
     for n in 0..3u8 {
         log.append(vec![vec![n; 3 * 1024 * 1024]]).await.unwrap();
     }
@@ -182,9 +183,9 @@ async fn a_projection_far_behind_reads_the_log_in_pieces_not_all_at_once() {
     task.await.unwrap();
 
     assert_eq!(*follower.applied.lock().unwrap(), (0..24).collect::<Vec<_>>(), "every event once, in order");
-    // A read stops once it holds 8 MiB: with 1 MiB events, at 8 of them.
+    // A read stops once it holds 4 MiB: with 1 MiB events, at 4 of them.
     let largest = *log.largest_read.lock().unwrap();
-    assert!(largest <= 8 * 1024 * 1024, "one read handed out {largest} bytes: the log is not read in pieces");
+    assert!(largest <= 4 * 1024 * 1024, "one read handed out {largest} bytes: the log is not read in pieces");
 }
 
 /// A projection no write waits for: it records the size of each batch and
