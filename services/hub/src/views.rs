@@ -312,12 +312,8 @@ const MAX_UNWRITTEN_DIGESTS: usize = 2_000;
 /// percent of the statements.
 const VOIDED_FILTER_BITS_LOG2: u32 = 24;
 
-/// The filter of the voided ids in `tree`: empty if it holds none, else
-/// built from them by a thread of its own.
+/// The filter of the voided ids in `tree` (see [`KnownIds::build`]).
 fn voided_filter(tree: &sled::Tree) -> KnownIds {
-    if tree.scan_prefix([keys::VOIDED]).next().is_none() {
-        return KnownIds::empty(VOIDED_FILTER_BITS_LOG2);
-    }
     let scan = tree.scan_prefix([keys::VOIDED]).filter_map(|entry| match entry {
         // A voided id that is not a UUID has no bits in the filter; no
         // statement id is checked against it there.

@@ -108,22 +108,23 @@ pub enum KnownIds {
 }
 
 impl KnownIds {
-    /// A filter of `2^bits_log2` bits for a store that holds no id yet.
-    pub fn empty(bits_log2: u32) -> Self {
-        Self::Ready(IdFilter::new(bits_log2))
-    }
-
     /// Starts a thread that puts every id `scan` lists into a filter of
     /// `2^bits_log2` bits, and calls `ready` once the filter is handed
     /// over. The scan must see every id stored before this call. It stops
     /// early when the returned value is dropped, so a closed store is not
-    /// held open by its scan for long.
-    pub fn build<E: std::fmt::Display>(
+    /// held open by its scan for long. A scan that lists nothing (a new
+    /// store) gives an empty filter at once, without a thread.
+    pub fn build<E: std::fmt::Display + Send + 'static>(
         what: &'static str,
         bits_log2: u32,
         scan: impl Iterator<Item = Result<Uuid, E>> + Send + 'static,
         ready: impl FnOnce() + Send + 'static,
     ) -> Self {
+        let mut scan = scan.peekable();
+        if scan.peek().is_none() {
+            ready();
+            return Self::Ready(IdFilter::new(bits_log2));
+        }
         let (done, built) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new().name(format!("{what} filter")).spawn(move || {
             let began = std::time::Instant::now();
@@ -290,6 +291,15 @@ mod tests {
         assert!(held.iter().all(|id| known.may_contain(*id)));
         let wrong = (0..10_000).filter(|_| known.may_contain(Uuid::new_v4())).count();
         assert!(wrong < 10, "{wrong} of 10,000 new ids looked held");
+    }
+
+    #[test]
+    fn a_scan_that_lists_nothing_gives_an_empty_filter_at_once() {
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let known =
+            KnownIds::build("test", 16, std::iter::empty::<Result<Uuid, String>>(), move || ready.send(()).unwrap());
+        assert!(is_ready.try_recv().is_ok(), "reported ready at once");
+        assert!(known.is_ready() && !known.may_contain(Uuid::new_v4()));
     }
 
     #[test]

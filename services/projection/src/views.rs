@@ -307,7 +307,7 @@ struct Filters {
 }
 
 impl Filters {
-    /// Empty if the tree holds nothing they would hold, else built from it.
+    /// Built from the tree (see [`KnownIds::build`]).
     fn of(tree: &sled::Tree) -> Self {
         let referenced = tree.scan_prefix([keys::REFERENCES]).map(|entry| {
             let (key, _) = entry?;
@@ -316,14 +316,8 @@ impl Filters {
                 .ok_or_else(|| ViewsError::Corrupt("StatementRef key".to_owned()))
         });
         Self {
-            ids: known_ids("views' statement id", ID_FILTER_BITS_LOG2, tree, keys::STATEMENT_ID, id_scan(tree)),
-            referenced: known_ids(
-                "StatementRef target",
-                REFERENCED_FILTER_BITS_LOG2,
-                tree,
-                keys::REFERENCES,
-                referenced,
-            ),
+            ids: KnownIds::build("views' statement id", ID_FILTER_BITS_LOG2, id_scan(tree), || {}),
+            referenced: KnownIds::build("StatementRef target", REFERENCED_FILTER_BITS_LOG2, referenced, || {}),
         }
     }
 }
@@ -336,22 +330,6 @@ const ID_FILTER_BITS_LOG2: u32 = 27;
 /// log2 of the bits of the filter of StatementRef targets (1 MiB): they
 /// are a few percent of the statements.
 const REFERENCED_FILTER_BITS_LOG2: u32 = 23;
-
-/// The filter of the ids `scan` lists, built by a thread of its own
-/// unless the tree has no key under `prefix` (see [`KnownIds::build`]).
-fn known_ids(
-    what: &'static str,
-    bits_log2: u32,
-    tree: &sled::Tree,
-    prefix: u8,
-    scan: impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static,
-) -> KnownIds {
-    match tree.scan_prefix([prefix]).next() {
-        None => KnownIds::empty(bits_log2),
-        // A read that fails here fails in the scan too, which says so.
-        Some(_) => KnownIds::build(what, bits_log2, scan, || {}),
-    }
-}
 
 /// The activity definition merged last into each activity the views know,
 /// by a keyed hash of its JSON (or `None`: the activity is known, and no
