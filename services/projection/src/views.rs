@@ -524,8 +524,9 @@ impl Views {
 
     /// What the views remember as of the last batch written (see `kept`).
     fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
-        // Only a written batch changes it, so it is whole even if an apply
-        // panicked while holding the lock.
+        // Only a written batch changes its bookkeeping, and its filters
+        // only gain ids (one given in vain costs a read), so it is whole
+        // even if an apply panicked while holding the lock.
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
