@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod id_filter;
 mod keys;
+mod postings;
 mod query;
 mod records;
 mod runner;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::keys::{self, IndexKind, POSTING_LEN, StoredKey};
+use crate::postings::Posting;
 use crate::views::{Facets, FoundStatement, Views, ViewsError, decode_found};
 
 /// A GET /statements query, already parsed and checked.
@@ -110,7 +111,11 @@ impl Views {
         } else {
             let mut postings: Box<dyn Iterator<Item = Result<Posting, ViewsError>>> = Box::new(std::iter::empty());
             for list in &lists {
-                let more = list_postings(&self.tree, list, low, high, query.ascending);
+                // What is held in memory is taken before the tree is read: a
+                // list written meanwhile is then in the tree, and an entry
+                // both held and written is yielded once.
+                let held = self.held_postings_of(list, low, high);
+                let more = list_postings(&self.tree, list, held, low, high, query.ascending);
                 postings = Box::new(MergeSorted::new(postings, more, query.ascending));
             }
             Box::new(postings.map(|posting| posting.map(|(stored, _)| (stored, None))))
@@ -162,9 +167,6 @@ fn needs_statement(query: &StatementQuery) -> bool {
     facet_filters(query) > 1 || query.authority.is_some() || query.actor.is_some()
 }
 
-/// One posting: a statement's position and id.
-type Posting = (StoredKey, Uuid);
-
 /// A statement's position in a query's walk, with where its record is (the
 /// tree's value under the position) when the walk has read that already.
 type Position = (StoredKey, Option<sled::IVec>);
@@ -172,10 +174,12 @@ type Position = (StoredKey, Option<sled::IVec>);
 type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
 /// The entries of one posting list with positions in `low..=high`, in
-/// ascending or descending order: its chunks and late entries merged.
+/// ascending or descending order: its chunks, its late entries and the
+/// entries `held` in memory (ascending, within range) merged.
 fn list_postings(
     tree: &sled::Tree,
     list: &[u8],
+    mut held: Vec<Posting>,
     low: StoredKey,
     high: StoredKey,
     ascending: bool,
@@ -219,7 +223,10 @@ fn list_postings(
             ascending,
         }
     };
-    MergeSorted::new(chunks, late, ascending)
+    if !ascending {
+        held.reverse();
+    }
+    MergeSorted::new(MergeSorted::new(chunks, late, ascending), held.into_iter().map(Ok), ascending)
 }
 
 /// Where the statement records with positions in `low..=high` are, in
@@ -239,10 +246,12 @@ fn records_in_range(
     })
 }
 
-/// Every index entry of the tree, chunked or late, as `list ‖ position` and
-/// the statement id, in that key order (for the state digest).
+/// Every index entry, chunked, late or `held` in memory (by list, then
+/// position), as `list ‖ position` and the statement id, in that key order
+/// (for the state digest).
 pub(crate) fn all_index_entries(
     tree: &sled::Tree,
+    held: Vec<(Vec<u8>, Posting)>,
 ) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), ViewsError>> + '_ {
     let chunked = tree.scan_prefix([keys::INDEX]).flat_map(|entry| {
         let expanded: Vec<Result<(Vec<u8>, sled::IVec), ViewsError>> = match entry {
@@ -268,7 +277,11 @@ pub(crate) fn all_index_entries(
         let (key, id) = entry?;
         Ok((key[1..].to_vec(), id))
     });
-    MergeSorted::new(chunked, late, true)
+    let held = held.into_iter().map(|(mut list, (stored, id))| {
+        list.extend_from_slice(&stored.to_bytes());
+        Ok((list, sled::IVec::from(id.as_bytes())))
+    });
+    MergeSorted::new(MergeSorted::new(chunked, late, true), held, true)
 }
 
 fn position_at_end(key: &[u8]) -> Result<StoredKey, ViewsError> {

@@ -21,6 +21,7 @@ use lrs_xapi::statement::{
 use crate::batch::{PendingBatch, apply_records_then};
 use crate::id_filter::KnownIds;
 use crate::keys::{self, IdEntry, IndexKind, StoredKey};
+use crate::postings::{LIMITS, Plan, Posting, PostingBuffer};
 use crate::records::{Appending, RecordFile, RecordPointer};
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +279,10 @@ pub struct Views {
     /// The kept bookkeeping's `last_stored` ([`NONE_STORED`] if none), for
     /// readers that must not wait for a batch being applied.
     last_stored: std::sync::atomic::AtomicI64,
+    /// The newest posting-list entries, not yet in the tree (see
+    /// [`crate::postings`]): only `apply` and `flush` change them, holding
+    /// the `kept` lock, and only once what they planned is written.
+    postings: std::sync::RwLock<PostingBuffer>,
     /// Flushes views kept on disk (see [`Flusher`]).
     _flusher: Option<Flusher>,
     /// What the projector applied.
@@ -419,18 +424,24 @@ struct Bookkeeping {
     sequence: u64,
     /// The `stored` time (µs since the epoch) of the latest statement.
     last_stored: Option<i64>,
-    /// The highest position written to a posting chunk (see
-    /// [`keys::index_chunk`]).
+    /// The highest position posted to a list, written to a chunk or held
+    /// (see [`keys::index_chunk`]): an entry at or below it is a late one.
     index_high: Option<StoredKey>,
     /// The committed length of the file of statement records.
     records_end: u64,
+    /// The lowest position whose postings may be held in memory only (see
+    /// [`crate::postings`]): every posting of a statement below it is in
+    /// the tree.
+    postings_from: Option<StoredKey>,
 }
 
 impl Bookkeeping {
+    /// Its length with no postings held: all that views written before
+    /// postings were held wrote, and what they can read.
     const LEN: usize = 8 + 8 + 1 + 8 + 1 + StoredKey::LEN + 8;
 
     fn to_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::LEN);
+        let mut out = Vec::with_capacity(Self::LEN + StoredKey::LEN);
         out.extend_from_slice(&self.offset.to_be_bytes());
         out.extend_from_slice(&self.sequence.to_be_bytes());
         out.push(u8::from(self.last_stored.is_some()));
@@ -438,14 +449,21 @@ impl Bookkeeping {
         out.push(u8::from(self.index_high.is_some()));
         out.extend_from_slice(&self.index_high.unwrap_or(StoredKey { stored_micros: 0, sequence: 0 }).to_bytes());
         out.extend_from_slice(&self.records_end.to_be_bytes());
+        if let Some(from) = self.postings_from {
+            out.extend_from_slice(&from.to_bytes());
+        }
         out
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, ViewsError> {
         let corrupt = || ViewsError::Corrupt("the views' bookkeeping".to_owned());
-        if bytes.len() != Self::LEN {
-            return Err(corrupt());
-        }
+        let postings_from = match bytes.len() {
+            Self::LEN => None,
+            len if len == Self::LEN + StoredKey::LEN => {
+                Some(StoredKey::from_bytes(&bytes[Self::LEN..]).ok_or_else(corrupt)?)
+            }
+            _ => return Err(corrupt()),
+        };
         let present = |flag: u8| match flag {
             0 => Ok(false),
             1 => Ok(true),
@@ -458,7 +476,8 @@ impl Bookkeeping {
             sequence: decode_u64(&bytes[8..16])?,
             last_stored: present(bytes[16])?.then_some(last_stored),
             index_high: present(bytes[25])?.then_some(index_high),
-            records_end: decode_u64(&bytes[42..])?,
+            records_end: decode_u64(&bytes[42..Self::LEN])?,
+            postings_from,
         })
     }
 }
@@ -507,6 +526,10 @@ impl Views {
             clear(&tree, &records)?;
             book = Bookkeeping::default();
         }
+        let postings = match book.postings_from {
+            Some(from) => recover_postings(&tree, &records, from)?,
+            None => PostingBuffer::default(),
+        };
         let (sender, _) = watch::channel(book.offset);
         let last_stored = std::sync::atomic::AtomicI64::new(book.last_stored.unwrap_or(NONE_STORED));
         let kept = Kept { book, definitions: LastDefinitions::new(), filters: None };
@@ -517,6 +540,7 @@ impl Views {
             applied: sender,
             kept: std::sync::Mutex::new(kept),
             last_stored,
+            postings: std::sync::RwLock::new(postings),
             _flusher: None,
             stats: crate::ProjectorStats::default(),
         })
@@ -551,10 +575,53 @@ impl Views {
         Ok((micros != NONE_STORED).then_some(micros))
     }
 
-    /// Flushes projected state to disk (not needed for correctness: the log
-    /// is replayed from the stored offset after a crash).
+    /// Writes the postings held and flushes projected state to disk (not
+    /// needed for correctness: the log is replayed from the stored offset
+    /// after a crash, and held postings are read again from the records).
     pub fn flush(&self) -> Result<(), ViewsError> {
+        self.write_held_postings()?;
         flush(&self.db, &self.records)
+    }
+
+    /// The postings held (see [`crate::postings`]).
+    fn held(&self) -> std::sync::RwLockReadGuard<'_, PostingBuffer> {
+        // Only a written plan changes them, all at once.
+        self.postings.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes every posting held to the tree, so none is held.
+    fn write_held_postings(&self) -> Result<(), ViewsError> {
+        let mut kept = self.kept();
+        let (plan, batch) = {
+            let held = self.held();
+            if held.entries() == 0 {
+                return Ok(());
+            }
+            let plan = held.plan_all();
+            let mut batch = PendingBatch::new(&self.tree);
+            for (list, entries) in held.chunks(&plan) {
+                put_chunk(&mut batch, list, &entries);
+            }
+            (plan, batch)
+        };
+        let mut book = kept.book;
+        book.postings_from = None;
+        let mut batch = batch;
+        batch.put(keys::META_STATE.to_vec(), book.to_bytes());
+        self.tree.apply_batch(batch.into_sled_batch())?;
+        self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(plan);
+        kept.book = book;
+        Ok(())
+    }
+
+    /// Postings held in memory, not yet in the tree.
+    pub fn held_postings(&self) -> usize {
+        self.held().entries()
+    }
+
+    /// The postings held of `list` with positions in `low..=high`, ascending.
+    pub(crate) fn held_postings_of(&self, list: &[u8], low: StoredKey, high: StoredKey) -> Vec<Posting> {
+        self.held().entries_in(list, low, high)
     }
 
     /// Applies consecutive log records atomically. Records below the applied
@@ -574,6 +641,7 @@ impl Views {
             appending: Appending::new(book.records_end),
             records: &self.records,
         });
+        let planned = std::cell::RefCell::new(Plan::default());
         let applied = apply_records_then(
             &self.tree,
             book.offset,
@@ -582,7 +650,7 @@ impl Views {
             |batch, offset, event| apply_event(batch, &mut applying.borrow_mut(), offset, event),
             |batch, next| {
                 let Applying { book, appending, .. } = &mut *applying.borrow_mut();
-                write_postings(batch, book)?;
+                *planned.borrow_mut() = write_postings(batch, book, &self.held())?;
                 // The records before the tree that points at them.
                 self.records.write(appending)?;
                 book.records_end = appending.end();
@@ -592,6 +660,7 @@ impl Views {
             },
         )?;
         if let Some(next) = applied {
+            self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(planned.into_inner());
             let Applying { book: written, merged, .. } = applying.into_inner();
             *book = written;
             definitions.remember(merged);
@@ -605,7 +674,8 @@ impl Views {
     /// A digest of the projected state: two views with the same digest
     /// hold the same state. Index entries count by what they say (list,
     /// position, id), not by how batches happened to group them into
-    /// chunks, so a replay in other batches digests the same.
+    /// chunks or whether they are held in memory, so a replay in other
+    /// batches digests the same.
     pub fn state_digest(&self) -> Result<String, ViewsError> {
         use sha1::Digest;
         let mut hasher = sha1::Sha1::new();
@@ -622,6 +692,11 @@ impl Views {
                 // Records by what they hold, not where in the file they are.
                 // One that cannot be read makes the digest differ from any
                 // store whose records can, rather than stop the comparison.
+                // Which postings are held in memory is not state either.
+                _ if &key[..] == keys::META_STATE => {
+                    let book = Bookkeeping { postings_from: None, ..Bookkeeping::from_bytes(&value)? };
+                    hash(&key, &book.to_bytes());
+                }
                 Some(&keys::STATEMENT) => match self.record_at(&value) {
                     Ok(record) => hash(&key, &record),
                     Err(ViewsError::Corrupt(_)) => hash(&key, &[b"unreadable: ".as_slice(), &value].concat()),
@@ -630,7 +705,8 @@ impl Views {
                 _ => hash(&key, &value),
             }
         }
-        for entry in crate::query::all_index_entries(&self.tree) {
+        let held = self.held().all_sorted();
+        for entry in crate::query::all_index_entries(&self.tree, held) {
             let (key, id) = entry?;
             hash(&key, &id);
         }
@@ -775,6 +851,62 @@ fn find_record<B: AsRef<[u8]>>(
         Some(pointer) => Ok(Some((entry.stored, decode_record(&read(RecordPointer::from_bytes(pointer.as_ref())?)?)?))),
         None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
     }
+}
+
+/// The postings held in memory when the views were last written (see
+/// [`crate::postings`]), read again from the records of the statements at
+/// and above `from`: each of their postings that is neither in a chunk of
+/// its list (whose entries are all up to its last chunk's highest) nor a
+/// late entry.
+fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: StoredKey) -> Result<PostingBuffer, ViewsError> {
+    let mut buffer = PostingBuffer::default();
+    let mut chunked_to: std::collections::HashMap<Vec<u8>, Option<StoredKey>> = std::collections::HashMap::new();
+    let top = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
+    let corrupt = |what: &str| ViewsError::Corrupt(what.to_owned());
+    for entry in tree.range(keys::statement(from)..=keys::statement(top)) {
+        let (key, pointer) = entry?;
+        let stored = key.get(1..).and_then(StoredKey::from_bytes).ok_or_else(|| corrupt("statement position"))?;
+        // A record that cannot be read is reported by the queries that
+        // reach it (and makes the state digest differ); it does not keep
+        // the views from opening.
+        let record = match records.read(RecordPointer::from_bytes(&pointer)?).and_then(|bytes| decode_record(&bytes)) {
+            Ok(record) => record,
+            Err(ViewsError::Corrupt(error)) => {
+                tracing::warn!(%error, "a statement record cannot be read; its postings held are lost");
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        let Some(id) = lrs_xapi::statement::statement_id(&record.statement) else {
+            tracing::warn!("a statement record has no id; its postings held are lost");
+            continue;
+        };
+        for (kind, value) in Facets::of_with(&record.statement, &record.inherited).entries() {
+            let list = keys::posting_list(kind, value);
+            let chunked = match chunked_to.get(&list) {
+                Some(chunked) => *chunked,
+                None => {
+                    let bottom = StoredKey { stored_micros: i64::MIN, sequence: 0 };
+                    let last = tree.range(keys::index_chunk(&list, bottom)..=keys::index_chunk(&list, top)).next_back();
+                    let chunked = match last {
+                        Some(chunk) => {
+                            let (key, _) = chunk?;
+                            let start = key.len().saturating_sub(StoredKey::LEN);
+                            Some(StoredKey::from_bytes(&key[start..]).ok_or_else(|| corrupt("posting chunk key"))?)
+                        }
+                        None => None,
+                    };
+                    chunked_to.insert(list.clone(), chunked);
+                    chunked
+                }
+            };
+            if chunked.is_some_and(|chunked| stored <= chunked) || tree.contains_key(keys::late_entry(&list, stored))? {
+                continue;
+            }
+            buffer.hold(list, (stored, id));
+        }
+    }
+    Ok(buffer)
 }
 
 /// The name of the file of statement records in the views' directory.
@@ -1139,12 +1271,20 @@ fn apply_statements(
 }
 
 /// Writes the postings a batch collected: per list, the entries above every
-/// position already chunked become one chunk (one sled key), and any at or
-/// below it (older statements that gained facets) a late entry each.
-fn write_postings(batch: &mut PendingBatch<'_>, book: &mut Bookkeeping) -> Result<(), ViewsError> {
+/// position already posted join what the list holds in memory, written as
+/// one chunk (one sled key) when the plan says so (see
+/// [`crate::postings`]); any at or below it (older statements that gained
+/// facets) are a late entry each. Returns the plan, for the held postings
+/// to take in once the batch is written.
+fn write_postings(
+    batch: &mut PendingBatch<'_>,
+    book: &mut Bookkeeping,
+    held: &PostingBuffer,
+) -> Result<Plan, ViewsError> {
     let postings = batch.take_postings();
     let high = book.index_high;
     let mut new_high = high;
+    let mut added = Vec::with_capacity(postings.len());
     for (list, mut entries) in postings {
         entries.sort_unstable_by_key(|(stored, _)| *stored);
         entries.dedup_by_key(|(stored, _)| *stored);
@@ -1152,19 +1292,32 @@ fn write_postings(batch: &mut PendingBatch<'_>, book: &mut Bookkeeping) -> Resul
         for (stored, id) in &entries[..late] {
             batch.put(keys::late_entry(&list, *stored), id.as_bytes().to_vec());
         }
-        let chunk = &entries[late..];
-        if let Some((highest, _)) = chunk.last() {
-            let mut value = Vec::with_capacity(chunk.len() * keys::POSTING_LEN);
-            for (stored, id) in chunk {
-                value.extend_from_slice(&stored.to_bytes());
-                value.extend_from_slice(id.as_bytes());
-            }
-            batch.put(keys::index_chunk(&list, *highest), value);
+        let new = entries.split_off(late);
+        if let Some((highest, _)) = new.last() {
             new_high = new_high.max(Some(*highest));
+            added.push((list, new));
         }
     }
     book.index_high = new_high;
-    Ok(())
+    let plan = held.plan(added, book.sequence, LIMITS);
+    for (list, entries) in held.chunks(&plan) {
+        put_chunk(batch, list, &entries);
+    }
+    book.postings_from = plan.held_from;
+    Ok(plan)
+}
+
+/// Writes `entries` (ascending) as one chunk of `list`.
+fn put_chunk(batch: &mut PendingBatch<'_>, list: &[u8], entries: &[Posting]) {
+    let Some((highest, _)) = entries.last() else {
+        return;
+    };
+    let mut value = Vec::with_capacity(entries.len() * keys::POSTING_LEN);
+    for (stored, id) in entries {
+        value.extend_from_slice(&stored.to_bytes());
+        value.extend_from_slice(id.as_bytes());
+    }
+    batch.put(keys::index_chunk(list, *highest), value);
 }
 
 fn stored_micros(statement: &Value) -> i64 {
@@ -1347,6 +1500,25 @@ mod tests {
 
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn bookkeeping_with_nothing_held_keeps_the_length_older_views_read() {
+        let position = |sequence| StoredKey { stored_micros: 1_767_225_600_000_000, sequence };
+        let book = Bookkeeping {
+            offset: 12,
+            sequence: 40,
+            last_stored: Some(1_767_225_600_000_000),
+            index_high: Some(position(39)),
+            records_end: 9_000,
+            postings_from: None,
+        };
+        assert_eq!(book.to_bytes().len(), Bookkeeping::LEN);
+        assert_eq!(Bookkeeping::from_bytes(&book.to_bytes()).unwrap(), book);
+        let holding = Bookkeeping { postings_from: Some(position(30)), ..book };
+        assert_eq!(holding.to_bytes().len(), Bookkeeping::LEN + StoredKey::LEN);
+        assert_eq!(Bookkeeping::from_bytes(&holding.to_bytes()).unwrap(), holding);
+        assert!(Bookkeeping::from_bytes(&holding.to_bytes()[..Bookkeeping::LEN + 3]).is_err());
+    }
 
     fn statement() -> Value {
         json!({
