@@ -503,6 +503,14 @@ fn render_projectors(state: &AppState, out: &mut String) {
             let _ = writeln!(out, "{metric}{} {}", label_set(&[("projection", name)], None), value(stats));
         }
     }
+    let held = "lrs_views_postings_held";
+    header_lines(
+        out,
+        held,
+        "gauge",
+        "Posting-list entries the xAPI views hold in memory, not yet written (read again from the statement records when the views open after a stop).",
+    );
+    let _ = writeln!(out, "{held} {}", state.views.held_postings());
 }
 
 /// `/metrics` of a stateless front: its requests only.

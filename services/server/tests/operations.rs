@@ -433,6 +433,8 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
     assert!((1.0..=9.0).contains(&projector("lrs_projection_batches_total", "xapi")));
     assert!(projector("lrs_projection_apply_seconds_total", "xapi") > 0.0);
     assert!(projector("lrs_projection_events_total", "learning-hub") <= 9.0);
+    // Applied in small batches, their postings are held in memory.
+    assert!(metrics.get("lrs_views_postings_held", &[]).expect("postings held") > 0.0);
     // No label names a person or carries a query.
     for (name, labels, _) in &metrics.samples {
         for value in labels.values() {
