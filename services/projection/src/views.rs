@@ -296,6 +296,7 @@ const NONE_STORED: i64 = i64::MIN;
 struct Kept {
     book: Bookkeeping,
     definitions: LastDefinitions,
+    names: KnownNames,
     /// Started by the first batch applied: views that only answer queries
     /// (those `lrs verify` compares, say) never scan their ids.
     filters: Option<Filters>,
@@ -371,17 +372,43 @@ impl LastDefinitions {
     }
 }
 
+/// The names stored for the agents seen lately (`P` keys), so that a
+/// statement whose actor's name is known (most: a learner's statements come
+/// in sessions) neither reads nor writes them. Names are only ever added,
+/// so a name remembered here is in the tree. At most [`KNOWN_NAMES`]
+/// agents: when full it starts again empty.
+#[derive(Default)]
+struct KnownNames {
+    by_agent: std::collections::HashMap<String, Vec<String>>,
+}
+
+/// How many agents [`KnownNames`] remembers: a few MB.
+const KNOWN_NAMES: usize = 1 << 15;
+
+impl KnownNames {
+    /// Takes in what a written batch read or wrote.
+    fn remember(&mut self, named: std::collections::HashMap<String, Vec<String>>) {
+        if self.by_agent.len() + named.len() > KNOWN_NAMES {
+            self.by_agent.clear();
+        }
+        self.by_agent.extend(named);
+    }
+}
+
 /// What applying one batch works on besides the tree: its bookkeeping, and
 /// the definitions it merged (see [`LastDefinitions`]); both are kept only
 /// once the batch is written.
 struct Applying<'k> {
     book: Bookkeeping,
     definitions: &'k LastDefinitions,
+    names: &'k KnownNames,
     /// Given the ids the batch stores and refers to as it applies them (an
     /// id given for a batch that then fails only costs a read later).
     ids: &'k mut KnownIds,
     referenced: &'k mut KnownIds,
     merged: std::collections::HashMap<String, Option<u64>>,
+    /// The names the batch read or wrote, by agent (see [`KnownNames`]).
+    named: std::collections::HashMap<String, Vec<String>>,
     /// The statement records the batch appends.
     appending: Appending,
     records: &'k RecordFile,
@@ -532,7 +559,7 @@ impl Views {
         };
         let (sender, _) = watch::channel(book.offset);
         let last_stored = std::sync::atomic::AtomicI64::new(book.last_stored.unwrap_or(NONE_STORED));
-        let kept = Kept { book, definitions: LastDefinitions::new(), filters: None };
+        let kept = Kept { book, definitions: LastDefinitions::new(), names: KnownNames::default(), filters: None };
         Ok(Self {
             db,
             tree,
@@ -628,16 +655,18 @@ impl Views {
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
         let mut kept = self.kept();
-        let Kept { book, definitions, filters } = &mut *kept;
+        let Kept { book, definitions, names, filters } = &mut *kept;
         let Filters { ids, referenced } = filters.get_or_insert_with(|| Filters::of(&self.tree));
         ids.poll_built();
         referenced.poll_built();
         let applying = std::cell::RefCell::new(Applying {
             book: *book,
             definitions,
+            names,
             ids,
             referenced,
             merged: std::collections::HashMap::new(),
+            named: std::collections::HashMap::new(),
             appending: Appending::new(book.records_end),
             records: &self.records,
         });
@@ -661,9 +690,10 @@ impl Views {
         )?;
         if let Some(next) = applied {
             self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(planned.into_inner());
-            let Applying { book: written, merged, .. } = applying.into_inner();
+            let Applying { book: written, merged, named, .. } = applying.into_inner();
             *book = written;
             definitions.remember(merged);
+            names.remember(named);
             self.last_stored.store(written.last_stored.unwrap_or(NONE_STORED), std::sync::atomic::Ordering::Release);
             drop(kept);
             self.applied.send_replace(next);
@@ -1364,7 +1394,7 @@ fn apply_statement(
         applying.book.last_stored = Some(micros);
     }
     remember_activities(batch, applying, &statement)?;
-    remember_agent_names(batch, &statement)?;
+    remember_agent_names(batch, applying, &statement)?;
     let record = StatementRecord { stored_micros: micros, sequence, statement, inherited };
     applying.put_record(batch, &record)?;
     batch.put(keys::statement_id(id), IdEntry { stored: stored_key, fingerprint }.to_bytes().to_vec());
@@ -1477,11 +1507,19 @@ fn remember_activities(
     Ok(())
 }
 
-fn remember_agent_names(batch: &mut PendingBatch<'_>, statement: &Value) -> Result<(), ViewsError> {
+fn remember_agent_names(
+    batch: &mut PendingBatch<'_>,
+    applying: &mut Applying<'_>,
+    statement: &Value,
+) -> Result<(), ViewsError> {
     let actor = &statement["actor"];
     let (Some(ifi), Some(name)) = (ifi_key(actor), actor.get("name").and_then(Value::as_str)) else {
         return Ok(());
     };
+    let known = applying.named.get(&ifi).or_else(|| applying.names.by_agent.get(&ifi));
+    if known.is_some_and(|names| names.iter().any(|n| n == name)) {
+        return Ok(());
+    }
     let key = keys::agent(&ifi);
     let mut names: Vec<String> = match batch.get(&key)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))?,
@@ -1491,6 +1529,7 @@ fn remember_agent_names(batch: &mut PendingBatch<'_>, statement: &Value) -> Resu
         names.push(name.to_owned());
         batch.put(key, serde_json::to_vec(&names).unwrap_or_default());
     }
+    applying.named.insert(ifi, names);
     Ok(())
 }
 

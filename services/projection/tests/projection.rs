@@ -941,3 +941,38 @@ fn postings_of_small_batches_are_held_found_recovered_and_written_by_a_flush() {
     }
     assert_eq!(views.state_digest().unwrap(), whole.state_digest().unwrap());
 }
+
+/// The views remember the names of the agents they saw lately, so that a
+/// statement repeating one reads nothing; a name in a refused batch is not
+/// remembered, so it is stored when it comes again.
+#[test]
+fn agent_names_are_kept_whatever_the_batches_and_a_refused_batch_teaches_none() {
+    let named = |n: u64, name: &str| {
+        let mut statement = stored_statement(
+            Uuid::from_u64_pair(11, n),
+            1,
+            "http://adlnet.gov/expapi/verbs/completed",
+            json!({ "id": "https://learninghub.nhs.uk/activities/1" }),
+            n,
+        );
+        statement["actor"]["name"] = json!(name);
+        statements_event(vec![statement])
+    };
+    let log = vec![named(0, "Ann"), named(1, "Ann B"), named(2, "Ann"), named(3, "Ann C"), named(4, "Ann B")];
+    let root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
+    let ifi = "mbox:mailto:learner1@example.nhs.uk";
+    assert_eq!(clean.agent_names(ifi).unwrap(), ["Ann", "Ann B", "Ann C"]);
+
+    let views = open(&root.path().join("refused"));
+    views.apply(&records(&log, 0, 1)).unwrap();
+    let mut refused = records(&log, 1, 2);
+    refused.push(LogRecord { offset: 2, payload: b"not an event".to_vec() });
+    views.apply(&refused).unwrap_err();
+    assert_eq!(views.agent_names(ifi).unwrap(), ["Ann"]);
+    for offset in 1..log.len() {
+        views.apply(&records(&log, offset, offset + 1)).unwrap();
+    }
+    assert_eq!(views.agent_names(ifi).unwrap(), ["Ann", "Ann B", "Ann C"]);
+    assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+}
