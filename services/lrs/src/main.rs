@@ -31,6 +31,9 @@ enum Command {
     Serve(ServeArgs),
     /// Checks a stopped store: replays its whole log into fresh projections
     /// and compares them with the live ones (exit status 1 if they differ).
+    /// The replay is written under the data directory, in `verify-scratch`
+    /// (removed afterwards): it needs about as much free disk as the
+    /// store's `views` and `hub` take.
     Verify(VerifyArgs),
     /// Bulk-loads statements (NDJSON, or one JSON array) into a stopped
     /// store, validated as the API does; resumes after an interruption.

@@ -1564,6 +1564,10 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     drop(Server::serve(dir.path()));
     let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
     assert!(verified.status.success(), "{}", describe(&verified));
+    // The replay went to a scratch store beside the live one, which its
+    // help warns about, and is gone.
+    assert!(!dir.path().join("verify-scratch").exists(), "the replay's scratch store is left behind");
+    assert_help_mentions(&["verify", "--help"], &["--data-dir", "verify-scratch"]);
     {
         // Tamper with the views behind the store's back.
         let db = sled::open(dir.path().join("views")).unwrap();
