@@ -611,8 +611,18 @@ pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
                     break;
                 }
             }
+            // A run shorter than a clock tick has no host figures, and would
+            // lose the disk's with them: wait (briefly) for the next tick.
+            let mut host_after = HostTicks::read();
+            let tick_deadline = Instant::now() + std::time::Duration::from_millis(200);
+            while host_before.zip(host_after).is_some_and(|(before, after)| after.total == before.total)
+                && Instant::now() < tick_deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                host_after = HostTicks::read();
+            }
             let host = host_before
-                .zip(HostTicks::read())
+                .zip(host_after)
                 .and_then(|(before, after)| after.since(before))
                 .map(|host| HostReport { disk: disk_before.and_then(|(disk, before)| disk.since(before)), ..host });
             (server.and_then(|s| s.report()), client.report(), host)
