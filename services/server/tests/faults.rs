@@ -238,6 +238,17 @@ async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_
     })
     .await;
     assert_eq!(app.post(&statement(0)).await.status(), 200);
+    // Acknowledged ahead, the first write may not be projected yet: the
+    // stall starts once it is, so the lag below counts only what follows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
+        if ready["checks"]["projection:xapi"]["lag_events"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first write was never projected: {ready}");
+        tokio::task::yield_now().await;
+    }
     app.log.stall_reads.store(true, Ordering::SeqCst);
     let mut acknowledged = Vec::new();
     for n in 1..=3 {
