@@ -284,7 +284,9 @@ pub(crate) fn all_index_entries(
     MergeSorted::new(MergeSorted::new(chunked, late, true), held, true)
 }
 
-fn position_at_end(key: &[u8]) -> Result<StoredKey, ViewsError> {
+/// The position a key ends with (a record's, a chunk's highest, a late
+/// entry's).
+pub(crate) fn position_at_end(key: &[u8]) -> Result<StoredKey, ViewsError> {
     key.len()
         .checked_sub(StoredKey::LEN)
         .and_then(|start| StoredKey::from_bytes(&key[start..]))

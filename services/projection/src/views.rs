@@ -631,9 +631,8 @@ impl Views {
             }
             (plan, batch)
         };
-        let mut book = kept.book;
+        let (mut batch, mut book) = (batch, kept.book);
         book.postings_from = None;
-        let mut batch = batch;
         batch.put(keys::META_STATE.to_vec(), book.to_bytes());
         self.tree.apply_batch(batch.into_sled_batch())?;
         self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(plan);
@@ -892,10 +891,9 @@ fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: StoredKey) ->
     let mut buffer = PostingBuffer::default();
     let mut chunked_to: std::collections::HashMap<Vec<u8>, Option<StoredKey>> = std::collections::HashMap::new();
     let top = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
-    let corrupt = |what: &str| ViewsError::Corrupt(what.to_owned());
     for entry in tree.range(keys::statement(from)..=keys::statement(top)) {
         let (key, pointer) = entry?;
-        let stored = key.get(1..).and_then(StoredKey::from_bytes).ok_or_else(|| corrupt("statement position"))?;
+        let stored = crate::query::position_at_end(&key)?;
         // A record that cannot be read is reported by the queries that
         // reach it (and makes the state digest differ); it does not keep
         // the views from opening.
@@ -919,11 +917,7 @@ fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: StoredKey) ->
                     let bottom = StoredKey { stored_micros: i64::MIN, sequence: 0 };
                     let last = tree.range(keys::index_chunk(&list, bottom)..=keys::index_chunk(&list, top)).next_back();
                     let chunked = match last {
-                        Some(chunk) => {
-                            let (key, _) = chunk?;
-                            let start = key.len().saturating_sub(StoredKey::LEN);
-                            Some(StoredKey::from_bytes(&key[start..]).ok_or_else(|| corrupt("posting chunk key"))?)
-                        }
+                        Some(chunk) => Some(crate::query::position_at_end(&chunk?.0)?),
                         None => None,
                     };
                     chunked_to.insert(list.clone(), chunked);
