@@ -13,6 +13,7 @@ use lrs_projection::batch::{PendingBatch, apply_records_then};
 use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
+use crate::digest_queue::{self, DigestQueue};
 use crate::digests::{self, Digest, DigestChanges};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
@@ -275,14 +276,15 @@ pub struct HubViews {
     /// [`HubViews::apply`]).
     unwritten: std::sync::RwLock<HashMap<Vec<u8>, Digest>>,
     /// Held while a batch is applied or the unwritten digests are written:
-    /// when they were last written.
-    writing: std::sync::Mutex<std::time::Instant>,
+    /// the unwritten digests' keys, oldest first, which batches write a few
+    /// at a time as they fall due.
+    writing: std::sync::Mutex<DigestQueue>,
     /// Learner and activity numbers committed (number key → number), so a
     /// statement seldom reads them from the tree; past
     /// [`MAX_KEPT_NUMBERS`] it starts again empty.
     numbers: std::sync::Mutex<HashMap<Vec<u8>, u32>>,
-    /// How often the unwritten digests are written (with a batch).
-    digest_write_interval: std::time::Duration,
+    /// When the unwritten digests are written (with a batch).
+    digest_limits: digest_queue::Limits,
     /// The ids of voided statements (`VOIDED` keys), so that a statement
     /// not voided (nearly every one) is known to be so without a read;
     /// started by the first batch applied (views that only answer queries
@@ -296,16 +298,21 @@ pub struct HubViews {
     gather: lrs_projection::Gather,
 }
 
-/// How often the uptake digests batches change are written to the tree, by
-/// default: a busy organisation's digests change in every batch, and are
-/// written once in this time rather than each time.
+/// How long an uptake digest a batch changes may wait to be written to the
+/// tree, by default: a busy organisation's digests change in every batch,
+/// and are written once in this time rather than each time.
 pub const DEFAULT_DIGEST_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Unwritten digests a batch writes for their age, at most: enough for
+/// thousands a second, few enough that no batch holds sled's write lock
+/// long (see `digest_queue`).
+const DIGESTS_WRITTEN_PER_BATCH: usize = 64;
 /// Learner and activity numbers kept in memory at most (about 100 bytes
 /// each).
 const MAX_KEPT_NUMBERS: usize = 250_000;
-/// Unwritten digests past which they are written with the next batch
-/// (those of a day, its week and month for 600 organisations fit; a
-/// month's digest of a busy organisation holds tens of kilobytes).
+/// Unwritten digests past which the oldest are written with the next batch,
+/// whatever their age (those of a day, its week and month for 600
+/// organisations fit; a month's digest of a busy organisation holds tens of
+/// kilobytes).
 const MAX_UNWRITTEN_DIGESTS: usize = 2_000;
 
 /// log2 of the bits of the filter of voided ids (2 MiB): voids are a few
@@ -383,9 +390,13 @@ impl HubViews {
             uptake_cache: UptakeCache::default(),
             touched: std::sync::Mutex::new((Vec::new(), false)),
             unwritten: std::sync::RwLock::new(HashMap::new()),
-            writing: std::sync::Mutex::new(std::time::Instant::now()),
+            writing: std::sync::Mutex::new(DigestQueue::default()),
             numbers: std::sync::Mutex::new(HashMap::new()),
-            digest_write_interval: DEFAULT_DIGEST_WRITE_INTERVAL,
+            digest_limits: digest_queue::Limits {
+                interval: DEFAULT_DIGEST_WRITE_INTERVAL,
+                per_batch: DIGESTS_WRITTEN_PER_BATCH,
+                max_waiting: MAX_UNWRITTEN_DIGESTS,
+            },
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
             voided: std::sync::Mutex::new(None),
             stats: lrs_projection::ProjectorStats::default(),
@@ -421,15 +432,15 @@ impl HubViews {
         Ok(())
     }
 
-    /// How often the uptake digests batches change are written to the tree
-    /// (zero: with every batch).
+    /// How long an uptake digest a batch changes may wait to be written to
+    /// the tree (zero: it is written with that batch).
     pub fn set_digest_write_interval(&mut self, interval: std::time::Duration) {
-        self.digest_write_interval = interval;
+        self.digest_limits.interval = interval;
     }
 
     /// Writes every unwritten digest to the tree now.
     fn write_unwritten_digests(&self) -> Result<(), HubError> {
-        let mut last_written = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queue = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut unwritten = self.unwritten.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !unwritten.is_empty() {
             let mut batch = PendingBatch::new(&self.tree);
@@ -439,7 +450,7 @@ impl HubViews {
             self.tree.apply_batch(batch.into_sled_batch())?;
             unwritten.clear();
         }
-        *last_written = std::time::Instant::now();
+        queue.clear();
         Ok(())
     }
 
@@ -493,15 +504,18 @@ impl HubViews {
     /// Applies consecutive records atomically with the new offset.
     ///
     /// The uptake digests the batch changes are kept in memory once it
-    /// commits, and marked in the tree (in the same batch) as changed; every
-    /// [`DEFAULT_DIGEST_WRITE_INTERVAL`] (or past [`MAX_UNWRITTEN_DIGESTS`])
-    /// a batch writes them all and drops the marks. Views opened with marks
-    /// left rebuild those digests from the fact rows, which are written with
-    /// every batch.
+    /// commits, and marked in the tree (in the same batch) as changed. Each
+    /// batch writes those that are due, dropping their marks: the oldest,
+    /// once they have waited [`DEFAULT_DIGEST_WRITE_INTERVAL`] (a few with
+    /// each batch), or past [`MAX_UNWRITTEN_DIGESTS`] waiting. Views opened
+    /// with marks left rebuild those digests from the fact rows, which are
+    /// written with every batch.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), HubError> {
-        let mut last_written = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let write_all = last_written.elapsed() >= self.digest_write_interval
-            || self.unwritten.read().map_or(0, |unwritten| unwritten.len()) >= MAX_UNWRITTEN_DIGESTS;
+        let mut queue = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let write_changed = self.digest_limits.interval.is_zero();
+        let due = queue.due(now, self.digest_limits);
+        let due_keys: HashSet<Vec<u8>> = queue.oldest(due).map(<[u8]>::to_vec).collect();
         let changes = std::cell::RefCell::new(DigestChanges::default());
         let committed = std::cell::RefCell::new((HashMap::new(), Vec::new()));
         self.voided_ids().get_or_insert_with(|| voided_filter(&self.tree)).poll_built();
@@ -514,15 +528,15 @@ impl HubViews {
             |batch, next| {
                 let (changed, numbers) = changes.take().into_parts();
                 let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if write_all {
-                    for (digest_key, digest) in unwritten.iter().filter(|(k, _)| !changed.contains_key(*k)) {
+                for digest_key in due_keys.iter().filter(|k| !changed.contains_key(*k)) {
+                    if let Some(digest) = unwritten.get(digest_key) {
                         write_digest(batch, digest_key, digest);
                     }
-                    for (digest_key, digest) in &changed {
+                }
+                for (digest_key, digest) in &changed {
+                    if write_changed || due_keys.contains(digest_key) {
                         write_digest(batch, digest_key, digest);
-                    }
-                } else {
-                    for digest_key in changed.keys().filter(|k| !unwritten.contains_key(*k)) {
+                    } else if !unwritten.contains_key(digest_key) {
                         batch.put(pending_key(digest_key), Vec::new());
                     }
                 }
@@ -534,11 +548,17 @@ impl HubViews {
         if let Ok(Some(_)) = applied {
             let (changed, numbers) = committed.take();
             let mut unwritten = self.unwritten.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if write_all {
-                unwritten.clear();
-                *last_written = std::time::Instant::now();
-            } else {
-                unwritten.extend(changed);
+            for digest_key in &due_keys {
+                unwritten.remove(digest_key);
+            }
+            queue.written(due);
+            for (digest_key, digest) in changed {
+                if write_changed || due_keys.contains(&digest_key) {
+                    continue;
+                }
+                if unwritten.insert(digest_key.clone(), digest).is_none() {
+                    queue.push(now, digest_key);
+                }
             }
             drop(unwritten);
             let mut kept = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -1723,6 +1743,77 @@ mod tests {
             counts(&uptake_of(&views, Granularity::Day, (3, 1), (3, 31))),
             [("2026-03-03", 1, 1, 1, 0, 1), ("2026-03-04", 1, 1, 0, 0, 1)]
         );
+    }
+
+    /// The labels of the digests written to the tree, sorted.
+    fn written_digests(views: &HubViews) -> Vec<String> {
+        let mut labels: Vec<String> = views
+            .tree
+            .scan_prefix([keys::DIGEST])
+            .keys()
+            .map(|k| keys::parts(&k.unwrap()).unwrap()[2].clone())
+            .collect();
+        labels.sort();
+        labels
+    }
+
+    fn marked_digests(views: &HubViews) -> usize {
+        views.tree.scan_prefix([keys::DIGEST_PENDING]).count()
+    }
+
+    #[test]
+    fn unwritten_digests_are_written_a_few_with_each_batch_oldest_first_never_all_at_once() {
+        let mut views = HubViews::temporary(Frameworks::empty()).unwrap();
+        views.digest_limits =
+            digest_queue::Limits { interval: std::time::Duration::from_secs(3600), per_batch: 2, max_waiting: 4 };
+        let mut reference = HubViews::temporary(Frameworks::empty()).unwrap();
+        reference.set_digest_write_interval(std::time::Duration::ZERO);
+        // Each statement falls in a day, a week and a month of its own:
+        // three digests changed.
+        let days = ["2026-01-05", "2026-02-09", "2026-03-09", "2026-04-06", "2026-04-06"];
+        let batch = |views: &HubViews, n: usize| {
+            let at = format!("{}T10:00:00Z", days[n]);
+            apply(views, n as Offset, vec![statement(&id(n as u8), "a", COMPLETED, "https://c/1", &at)]);
+        };
+        for n in 0..5 {
+            batch(&reference, n);
+        }
+        let month = |views: &HubViews| uptake_of(views, Granularity::Month, (1, 1), (4, 30));
+        let want = month(&reference);
+        assert_eq!(want.len(), 4);
+
+        batch(&views, 0);
+        batch(&views, 1);
+        assert!(written_digests(&views).is_empty(), "six wait, none for an hour");
+        assert_eq!((views.unwritten.read().unwrap().len(), marked_digests(&views)), (6, 6));
+        assert_eq!(month(&views), want[..2]);
+
+        // Past four waiting, the oldest are written, as many as keep four
+        // waiting before the batch: two of January's.
+        batch(&views, 2);
+        let written = written_digests(&views);
+        assert_eq!(written.len(), 2, "{written:?}");
+        assert!(written.iter().all(|label| label.starts_with("2026-01") || label == "2026-W02"), "{written:?}");
+        assert_eq!((views.unwritten.read().unwrap().len(), marked_digests(&views)), (7, 7));
+        assert_eq!(month(&views), want[..3]);
+
+        // Those that have waited the interval are written, at most two a
+        // batch, oldest first: January's last, then February's.
+        views.digest_limits.interval = std::time::Duration::from_nanos(1);
+        views.digest_limits.max_waiting = 100;
+        batch(&views, 3);
+        let written = written_digests(&views);
+        assert_eq!(written.len(), 4, "{written:?}");
+        assert_eq!(written.iter().filter(|label| label.starts_with("2026-01") || *label == "2026-W02").count(), 3);
+        assert_eq!((views.unwritten.read().unwrap().len(), marked_digests(&views)), (8, 8));
+        batch(&views, 4);
+        assert_eq!(written_digests(&views).len(), 6);
+        assert_eq!(month(&views), want);
+
+        // However long they waited, uptake and the tree end the same as
+        // digests written with every batch.
+        assert_eq!(views.state_digest().unwrap(), reference.state_digest().unwrap());
+        assert_eq!(marked_digests(&views), 0);
     }
 
     #[test]
