@@ -511,6 +511,14 @@ fn render_projectors(state: &AppState, out: &mut String) {
         "Posting-list entries the xAPI views hold in memory, not yet written (read again from the statement records when the views open after a stop).",
     );
     let _ = writeln!(out, "{held} {}", state.views.held_postings());
+    let unwritten = "lrs_hub_digests_unwritten";
+    header_lines(
+        out,
+        unwritten,
+        "gauge",
+        "Uptake digests the Learning Hub views changed and have not yet written, a few being written with each batch (rebuilt from the fact rows when the views open after a stop).",
+    );
+    let _ = writeln!(out, "{unwritten} {}", state.hub.unwritten_digests());
 }
 
 /// `/metrics` of a stateless front: its requests only.

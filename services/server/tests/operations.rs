@@ -435,6 +435,8 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
     assert!(projector("lrs_projection_events_total", "learning-hub") <= 9.0);
     // Applied in small batches, their postings are held in memory.
     assert!(metrics.get("lrs_views_postings_held", &[]).expect("postings held") > 0.0);
+    // These statements name no organisation: no uptake digest waits.
+    assert_eq!(metrics.get("lrs_hub_digests_unwritten", &[]), Some(0.0));
     // No label names a person or carries a query.
     for (name, labels, _) in &metrics.samples {
         for value in labels.values() {
@@ -447,6 +449,21 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
         again.get("lrs_http_requests_total", &[("route", "/metrics"), ("method", "GET"), ("status", "200")]),
         Some(1.0)
     );
+    // A statement naming its organisation changes the uptake digests of its
+    // day, week and month, which wait (no later batch writes them).
+    let mut counted = statement(None, "urn:counted");
+    counted["context"] = json!({ "extensions": { lrs_hub::facts::ORGANISATION_EXTENSION: "RJ1" } });
+    counted["timestamp"] = json!("2026-03-02T10:00:00Z");
+    assert_eq!(post().json(&counted).send().await.unwrap().status(), 200);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let waiting = app.metrics().await.get("lrs_hub_digests_unwritten", &[]);
+        if waiting == Some(3.0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "unwritten digests: {waiting:?}");
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The writer tells a new statement id from a stored one by a filter of
