@@ -1579,6 +1579,38 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     assert!(text(&verified.stdout).contains("DIFFER"), "{}", describe(&verified));
 }
 
+/// The MiB `lrs verify` says its replay took on disk.
+fn scratch_mib(stdout: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.starts_with("the replay took ")).expect("the scratch disk is reported");
+    line["the replay took ".len()..].split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn verify_can_compress_its_scratch_store_which_then_takes_less_disk_and_leaves_the_live_store_as_it_was() {
+    let dir = TempDir::new().unwrap();
+    let ndjson = dir.path().join("statements.ndjson");
+    let lines: Vec<String> = (0..3_000).map(|n| import_statement(n, true).to_string()).collect();
+    std::fs::write(&ndjson, lines.join("\n") + "\n").unwrap();
+    let data = dir.path().join("data");
+    run_ok(&["import", ndjson.to_str().unwrap(), "--data-dir", dir_arg(&data), "--quiet"]);
+    let plain = run_ok(&["verify", "--data-dir", dir_arg(&data)]);
+    assert!(plain.contains("the projections match a replay of the log"), "{plain}");
+    let compressed = run_ok(&["verify", "--data-dir", dir_arg(&data), "--compress-scratch"]);
+    assert!(compressed.contains("the projections match a replay of the log"), "{compressed}");
+    assert!(compressed.contains(", compressed (removed)"), "{compressed}");
+    let (plain_mib, compressed_mib) = (scratch_mib(&plain), scratch_mib(&compressed));
+    assert!(
+        plain_mib > 0.0 && compressed_mib < plain_mib * 0.8,
+        "plain {plain_mib} MiB, compressed {compressed_mib} MiB"
+    );
+    assert!(!data.join("verify-scratch").exists());
+    assert!(
+        !sled_conf_compressed(&data.join("views")) && !sled_conf_compressed(&data.join("hub")),
+        "the live store changed"
+    );
+    assert_help_mentions(&["verify", "--help"], &["--compress-scratch"]);
+}
+
 #[test]
 fn verify_says_the_projections_differ_when_a_statement_record_is_damaged() {
     let dir = TempDir::new().unwrap();

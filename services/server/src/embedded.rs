@@ -178,6 +178,9 @@ pub struct VerifyReport {
     pub replayed_views: String,
     pub live_hub: String,
     pub replayed_hub: String,
+    /// The disk the replay's scratch store took once it had caught up
+    /// (removed afterwards): about the free disk a verification needs.
+    pub scratch_bytes: u64,
 }
 
 impl VerifyReport {
@@ -220,15 +223,18 @@ pub(crate) async fn caught_up(
 /// replays the whole log into fresh projections (in a scratch directory
 /// inside the data directory, removed afterwards) and compares the two by
 /// digest.
-pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError> {
+pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<VerifyReport, StartError> {
     let log: Arc<dyn EventLog> = Arc::new(open_embedded(&options.data_dir.join("log"))?);
     let end = log.end_offset().await?;
     let scratch = options.data_dir.join("verify-scratch");
     let _ = std::fs::remove_dir_all(&scratch);
     let mut digests = Vec::new();
-    for dir in [options.data_dir.clone(), scratch.clone()] {
-        let views = Arc::new(Views::open(&dir.join("views"), options.store)?);
-        let hub = Arc::new(HubViews::open(&dir.join("hub"), options.store, options.frameworks.clone())?);
+    // The live store keeps the compression it was made with; only the
+    // scratch store is made compressed when asked.
+    let scratch_store = StoreOptions { compress_new: compress_scratch, ..options.store };
+    for (dir, store) in [(options.data_dir.clone(), options.store), (scratch.clone(), scratch_store)] {
+        let views = Arc::new(Views::open(&dir.join("views"), store)?);
+        let hub = Arc::new(HubViews::open(&dir.join("hub"), store, options.frameworks.clone())?);
         let projectors = Projectors::start(&log, &views, &hub);
         // Projectors never stop on their own (they retry and log), so this
         // waits as long as the replay takes.
@@ -236,8 +242,32 @@ pub async fn verify(options: EmbeddedOptions) -> Result<VerifyReport, StartError
         projectors.stop(&views, &hub).await?;
         digests.push((views.state_digest()?, hub.state_digest()?));
     }
+    let scratch_bytes = disk_usage(&scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let [(live_views, live_hub), (replayed_views, replayed_hub)] = <[(String, String); 2]>::try_from(digests)
         .map_err(|_| StartError::DataDir { path: scratch, reason: "verification did not run".to_owned() })?;
-    Ok(VerifyReport { end, live_views, replayed_views, live_hub, replayed_hub })
+    Ok(VerifyReport { end, live_views, replayed_views, live_hub, replayed_hub, scratch_bytes })
+}
+
+/// The disk the files under `path` take (blocks allocated, so a sparse
+/// file counts what it holds); what cannot be read counts nothing.
+fn disk_usage(path: &std::path::Path) -> u64 {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if metadata.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return 0;
+        };
+        return entries.filter_map(Result::ok).map(|entry| disk_usage(&entry.path())).sum();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        metadata.blocks() * 512
+    }
+    #[cfg(not(unix))]
+    {
+        metadata.len()
+    }
 }
