@@ -619,7 +619,7 @@ impl Views {
     /// Writes every posting held to the tree, so none is held.
     fn write_held_postings(&self) -> Result<(), ViewsError> {
         let mut kept = self.kept();
-        let (plan, batch) = {
+        let (plan, mut batch) = {
             let held = self.held();
             if held.entries() == 0 {
                 return Ok(());
@@ -631,7 +631,7 @@ impl Views {
             }
             (plan, batch)
         };
-        let (mut batch, mut book) = (batch, kept.book);
+        let mut book = kept.book;
         book.postings_from = None;
         batch.put(keys::META_STATE.to_vec(), book.to_bytes());
         self.tree.apply_batch(batch.into_sled_batch())?;
