@@ -5,13 +5,15 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 5 = uptake digests per organisation and period,
-/// learners and activities numbered (4 = transcript entries made from the summaries when
+/// The current layout: 6 = no contribution record for a statement on an
+/// activity in views that follow the xAPI views, its summary keeping what
+/// the directory credited (5 = uptake digests per organisation and period,
+/// learners and activities numbered; 4 = transcript entries made from the summaries when
 /// read, not stored (3 = stored; a statement's contribution record keeps
 /// only what retracting it reads; 2 = one summary list per learner and
 /// activity, contributions holding all the statement's facts; 1 = one
 /// summary key per statement).
-pub const LAYOUT: u64 = 5;
+pub const LAYOUT: u64 = 6;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -19,7 +21,9 @@ pub const LEARNER: u8 = b'L';
 pub const ORGANISATION: u8 = b'O';
 /// Children of an organisation: parent, child.
 pub const CHILD: u8 = b'K';
-/// What a statement contributed, to retract it when voided.
+/// What a statement contributed, to retract it when voided: kept for
+/// every counted statement by views that follow no xAPI views, else only
+/// for one on no activity (see `Contribution` in `views.rs`).
 pub const CONTRIBUTION: u8 = b'X';
 /// Statements voided (possibly before they arrived).
 pub const VOIDED: u8 = b'Y';

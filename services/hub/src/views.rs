@@ -28,6 +28,8 @@ pub enum HubError {
     Corrupt(String),
     #[error("event at offset {offset} cannot be read: {reason}")]
     BadEvent { offset: Offset, reason: String },
+    #[error("the xAPI views the hub follows cannot be read: {0}")]
+    Decisions(String),
 }
 
 fn corrupt(error: impl std::fmt::Display) -> HubError {
@@ -42,8 +44,11 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, HubError> 
     serde_json::from_slice(bytes).map_err(corrupt)
 }
 
-/// What one counting statement contributed, kept under its id to retract
-/// it if it is voided: only what retracting reads.
+/// What one counting statement contributed: what retracting it reads if it
+/// is voided. Views that follow the xAPI views keep it under the statement's
+/// id only for a statement on no activity; for one on an activity it is made
+/// again from the statement those views store and the summary the statement
+/// left (see [`HubViews::contribution_from_summary`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Contribution {
     learner: String,
@@ -75,6 +80,18 @@ struct Summary {
     platform: String,
     #[serde(default)]
     name: Option<String>,
+    /// The organisation and staff group the learner directory credited when
+    /// the statement arrived, if the statement did not name both itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credited: Option<Credited>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Credited {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    organisation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    staff_group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,7 +487,10 @@ impl HubViews {
     /// Makes this projection follow the xAPI views' decisions: a statement
     /// event they refused (a conflict between ingest replicas) counts
     /// nowhere, and repeated statements count once. The projector then
-    /// never runs ahead of those views.
+    /// never runs ahead of those views. A void then reads the statement it
+    /// voids from them, so views that follow once must always follow (as
+    /// every process that keeps them does): a statement on an activity
+    /// keeps no contribution record.
     pub fn follow_decisions_of(&self, views: std::sync::Arc<lrs_projection::Views>) {
         let _ = self.decisions.set(views);
     }
@@ -523,6 +543,8 @@ impl HubViews {
         let due = queue.due(now, self.digest_limits);
         let due_keys: HashSet<Vec<u8>> = queue.oldest(due).map(<[u8]>::to_vec).collect();
         let changes = std::cell::RefCell::new(DigestChanges::default());
+        // The ids of the statements this batch counts.
+        let counted = std::cell::RefCell::new(HashSet::new());
         let committed = std::cell::RefCell::new((HashMap::new(), Vec::new()));
         self.voided_ids().get_or_insert_with(|| voided_filter(&self.tree)).poll_built();
         let applied = apply_records_then(
@@ -530,7 +552,9 @@ impl HubViews {
             self.applied_offset(),
             records,
             |offset, reason| HubError::BadEvent { offset, reason },
-            |batch, offset, event| self.apply_event(batch, &mut changes.borrow_mut(), offset, event),
+            |batch, offset, event| {
+                self.apply_event(batch, &mut changes.borrow_mut(), &mut counted.borrow_mut(), offset, event)
+            },
             |batch, next| {
                 let (changed, numbers) = changes.take().into_parts();
                 let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -591,6 +615,7 @@ impl HubViews {
         &self,
         batch: &mut PendingBatch<'_>,
         changes: &mut DigestChanges,
+        counted: &mut HashSet<String>,
         offset: Offset,
         event: Event,
     ) -> Result<(), HubError> {
@@ -608,7 +633,8 @@ impl HubViews {
                 }
                 for (index, statement) in statements.iter().enumerate() {
                     if !outcome.repeats.contains(&index) {
-                        self.apply_statement(batch, changes, (u128::from(offset) << 20) | index as u128, statement)?;
+                        let sequence = (u128::from(offset) << 20) | index as u128;
+                        self.apply_statement(batch, changes, counted, sequence, statement)?;
                     }
                 }
             }
@@ -645,6 +671,7 @@ impl HubViews {
         &self,
         batch: &mut PendingBatch<'_>,
         changes: &mut DigestChanges,
+        counted: &mut HashSet<String>,
         sequence: u128,
         statement: &Value,
     ) -> Result<(), HubError> {
@@ -660,6 +687,8 @@ impl HubViews {
                     let contribution: Contribution = from_json(&bytes)?;
                     self.retract(batch, changes, &target, &contribution)?;
                     batch.delete(contribution_key);
+                } else if let Some((id, contribution)) = self.contribution_from_summary(batch, &target)? {
+                    self.retract(batch, changes, &id, &contribution)?;
                 }
                 Ok(())
             }
@@ -674,14 +703,16 @@ impl HubViews {
                 // Following the xAPI views' decisions, a statement they did
                 // not take as a repeat was never counted here by an earlier
                 // event, only perhaps by this batch.
-                let contribution = key(keys::CONTRIBUTION, &[&facts.id]);
-                let counted = match self.decisions.get() {
-                    Some(_) => batch.is_pending(&contribution),
-                    None => batch.contains(&contribution)?,
+                let following = self.decisions.get().is_some();
+                let repeat = if following {
+                    counted.contains(&facts.id)
+                } else {
+                    batch.contains(&key(keys::CONTRIBUTION, &[&facts.id]))?
                 };
-                if counted {
+                if repeat {
                     return Ok(());
                 }
+                counted.insert(facts.id.clone());
                 let directory: Option<LearnerEntry> = match batch.get(&key(keys::LEARNER, &[&facts.learner]))? {
                     Some(bytes) => Some(from_json(&bytes)?),
                     None => None,
@@ -690,41 +721,91 @@ impl HubViews {
                     facts.organisation.clone().or_else(|| directory.as_ref().map(|d| d.organisation.clone()));
                 let staff_group =
                     facts.staff_group.clone().or_else(|| directory.as_ref().and_then(|d| d.staff_group.clone()));
-                let evidence = self.frameworks.evidence(&EvidenceInput {
-                    verb: &facts.verb,
-                    activity_id: facts.activity.as_deref(),
-                    activity_type: facts.activity_type.as_deref(),
-                    scaled: facts.scaled,
-                    context_activity_ids: &facts.context_activities,
-                });
-                let StatementFacts {
-                    id,
-                    learner,
-                    time,
-                    verb,
-                    activity,
-                    scaled,
-                    duration_ms,
-                    platform,
-                    activity_name,
-                    ..
-                } = *facts;
-                let summary = Summary {
-                    time,
-                    sequence,
-                    verb: verb.clone(),
-                    scaled,
-                    duration_ms,
-                    platform: platform.clone(),
-                    name: activity_name,
-                };
-                let contribution =
-                    Contribution { learner, time, verb, activity, platform, organisation, staff_group, evidence };
+                let credited = (organisation != facts.organisation || staff_group != facts.staff_group)
+                    .then(|| Credited { organisation: organisation.clone(), staff_group: staff_group.clone() });
+                let contribution = self.contribution(&facts, organisation, staff_group);
+                let StatementFacts { id, time, verb, scaled, duration_ms, platform, activity_name, .. } = *facts;
+                let summary =
+                    Summary { time, sequence, verb, scaled, duration_ms, platform, name: activity_name, credited };
                 self.contribute(batch, changes, &id, &contribution, summary)?;
-                batch.put(key(keys::CONTRIBUTION, &[&id]), to_json(&contribution));
+                // A statement on an activity leaves a summary, from which
+                // (with the statement the xAPI views keep) a void retracts it.
+                if !following || contribution.activity.is_none() {
+                    batch.put(key(keys::CONTRIBUTION, &[&id]), to_json(&contribution));
+                }
                 Ok(())
             }
         }
+    }
+
+    /// What a statement contributes, crediting `organisation` and
+    /// `staff_group`.
+    fn contribution(
+        &self,
+        facts: &StatementFacts,
+        organisation: Option<String>,
+        staff_group: Option<String>,
+    ) -> Contribution {
+        let evidence = self.frameworks.evidence(&EvidenceInput {
+            verb: &facts.verb,
+            activity_id: facts.activity.as_deref(),
+            activity_type: facts.activity_type.as_deref(),
+            scaled: facts.scaled,
+            context_activity_ids: &facts.context_activities,
+        });
+        Contribution {
+            learner: facts.learner.clone(),
+            time: facts.time,
+            verb: facts.verb.clone(),
+            activity: facts.activity.clone(),
+            platform: facts.platform.clone(),
+            organisation,
+            staff_group,
+            evidence,
+        }
+    }
+
+    /// Following the xAPI views, what the statement `target` contributed,
+    /// if it was counted and is on an activity (its id as counted, and the
+    /// contribution): made from the statement those views store and the
+    /// summary it left, whose presence says it is counted (it is removed
+    /// when the statement is voided) and which keeps what the directory
+    /// credited. Evidence is the same again: frameworks that change rebuild
+    /// the views.
+    fn contribution_from_summary(
+        &self,
+        batch: &PendingBatch<'_>,
+        target: &str,
+    ) -> Result<Option<(String, Contribution)>, HubError> {
+        let (Some(views), Ok(target)) = (self.decisions.get(), uuid::Uuid::parse_str(target)) else {
+            return Ok(None);
+        };
+        let Some(record) = views.statement(target).map_err(|e| HubError::Decisions(e.to_string()))? else {
+            return Ok(None);
+        };
+        let Reading::Counts(facts) = read_statement(&record.statement) else {
+            return Ok(None);
+        };
+        let Some(activity) = facts.activity.as_deref() else {
+            return Ok(None);
+        };
+        let Some(bytes) = batch.get(&key(keys::SUMMARY, &[&facts.learner, activity]))? else {
+            return Ok(None);
+        };
+        let mut summaries: BTreeMap<String, Summary> = from_json(&bytes)?;
+        let Some(summary) = summaries.remove(&facts.id) else {
+            return Ok(None);
+        };
+        let (organisation, staff_group) = match summary.credited {
+            Some(credited) => (credited.organisation, credited.staff_group),
+            None => (facts.organisation.clone(), facts.staff_group.clone()),
+        };
+        let mut contribution = self.contribution(&facts, organisation, staff_group);
+        // The time counted: the xAPI views may have moved a statement's
+        // `stored` on (to keep it increasing), and that is its time when it
+        // has no `timestamp`.
+        contribution.time = summary.time;
+        Ok(Some((facts.id, contribution)))
     }
 
     /// The filter of voided ids (see `voided`).
@@ -1869,6 +1950,65 @@ mod tests {
             views.apply(&[record]).unwrap();
         }
         assert_eq!(counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 2))), [("2026-03-02", 2, 2, 2, 1, 2)]);
+    }
+
+    /// Following the xAPI views, a statement on an activity keeps no
+    /// contribution record: a void retracts it as made again from the
+    /// statement those views store and the summary it left, which keeps
+    /// what the directory credited (the learner has moved since). One on no
+    /// activity leaves no summary, so it keeps its record.
+    #[test]
+    fn following_the_xapi_views_only_a_statement_on_no_activity_keeps_a_contribution_record() {
+        let xapi = std::sync::Arc::new(lrs_projection::Views::temporary().unwrap());
+        let views = HubViews::temporary(Frameworks::empty()).unwrap();
+        views.follow_decisions_of(xapi.clone());
+        let both = |offset, event: &Event| {
+            let record = LogRecord { offset, payload: lrs_xapi::events::encode(event) };
+            xapi.apply(std::slice::from_ref(&record)).unwrap();
+            views.apply(&[record]).unwrap();
+        };
+        let directory = |organisation: &str| Event::LearnersImported {
+            learners: vec![LearnerEntry {
+                learner: "mbox:mailto:b@example.nhs.uk".to_owned(),
+                organisation: organisation.to_owned(),
+                staff_group: Some("Nursing".to_owned()),
+            }],
+        };
+        let uptake = |organisation: &str| {
+            let query = UptakeQuery {
+                organisation: organisation.to_owned(),
+                from: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+                to: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+                granularity: Granularity::Day,
+                activity: None,
+                platform: None,
+                staff_group: None,
+            };
+            views.uptake(&query).unwrap()
+        };
+        let contributions = || views.tree.scan_prefix([keys::CONTRIBUTION]).keys().count();
+        both(0, &directory("RJ2"));
+        let on_activity = statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z");
+        // Names no organisation: the directory credits RJ2.
+        let mut credited = statement(&id(1), "b", COMPLETED, "https://c/1", "2026-03-02T11:00:00Z");
+        credited["context"]["extensions"] = json!({});
+        let mut on_no_activity = statement(&id(2), "a", COMPLETED, "https://c/1", "2026-03-02T12:00:00Z");
+        on_no_activity["object"] = json!({ "objectType": "StatementRef", "id": id(9) });
+        let statements = vec![on_activity, credited, on_no_activity];
+        both(1, &Event::StatementsStored { statements, attachments: Vec::new() });
+        assert_eq!(contributions(), 1, "only the statement on no activity keeps a record");
+        assert_eq!(counts(&uptake("RJ1")), [("2026-03-02", 1, 1, 1, 1, 2)]);
+        assert_eq!(counts(&uptake("RJ2")), [("2026-03-02", 1, 1, 1, 0, 1)]);
+        assert_eq!(views.transcript("mbox:mailto:b@example.nhs.uk").unwrap().len(), 1);
+
+        both(2, &directory("RJ3"));
+        let voids = vec![void(&id(3), ID), void(&id(4), &id(1)), void(&id(5), &id(2))];
+        both(3, &Event::StatementsStored { statements: voids, attachments: Vec::new() });
+        assert_eq!(contributions(), 0);
+        assert_eq!(uptake("RJ1"), []);
+        assert_eq!(uptake("RJ2"), [], "retracted where the directory credited it");
+        assert_eq!(views.transcript("mbox:mailto:a@example.nhs.uk").unwrap(), []);
+        assert_eq!(views.transcript("mbox:mailto:b@example.nhs.uk").unwrap(), []);
     }
 
     /// Whether a statement was voided before it arrived is answered from a

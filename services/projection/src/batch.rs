@@ -45,11 +45,6 @@ impl<'a> PendingBatch<'a> {
         Ok(self.get(key)?.is_some())
     }
 
-    /// Whether this batch writes a value under `key` (the tree unread).
-    pub fn is_pending(&self, key: &[u8]) -> bool {
-        matches!(self.writes.get(key), Some(Some(_)))
-    }
-
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
     }
