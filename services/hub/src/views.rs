@@ -713,9 +713,13 @@ impl HubViews {
                     return Ok(());
                 }
                 counted.insert(facts.id.clone());
-                let directory: Option<LearnerEntry> = match batch.get(&key(keys::LEARNER, &[&facts.learner]))? {
-                    Some(bytes) => Some(from_json(&bytes)?),
-                    None => None,
+                // The directory is read only for what the statement does not
+                // name itself.
+                let named = facts.organisation.is_some() && facts.staff_group.is_some();
+                let directory: Option<LearnerEntry> = if named {
+                    None
+                } else {
+                    batch.get(&key(keys::LEARNER, &[&facts.learner]))?.map(|bytes| from_json(&bytes)).transpose()?
                 };
                 let organisation =
                     facts.organisation.clone().or_else(|| directory.as_ref().map(|d| d.organisation.clone()));
