@@ -1732,9 +1732,19 @@ mod tests {
     }
 
     fn uptake_of(views: &HubViews, granularity: Granularity, from: (u32, u32), to: (u32, u32)) -> Vec<UptakeRow> {
+        uptake_in(views, "RJ1", granularity, from, to)
+    }
+
+    fn uptake_in(
+        views: &HubViews,
+        organisation: &str,
+        granularity: Granularity,
+        from: (u32, u32),
+        to: (u32, u32),
+    ) -> Vec<UptakeRow> {
         views
             .uptake(&UptakeQuery {
-                organisation: "RJ1".to_owned(),
+                organisation: organisation.to_owned(),
                 from: NaiveDate::from_ymd_opt(2026, from.0, from.1).unwrap(),
                 to: NaiveDate::from_ymd_opt(2026, to.0, to.1).unwrap(),
                 granularity,
@@ -1978,18 +1988,7 @@ mod tests {
                 staff_group: Some("Nursing".to_owned()),
             }],
         };
-        let uptake = |organisation: &str| {
-            let query = UptakeQuery {
-                organisation: organisation.to_owned(),
-                from: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
-                to: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
-                granularity: Granularity::Day,
-                activity: None,
-                platform: None,
-                staff_group: None,
-            };
-            views.uptake(&query).unwrap()
-        };
+        let uptake = |organisation: &str| uptake_in(&views, organisation, Granularity::Day, (3, 2), (3, 2));
         let contributions = || views.tree.scan_prefix([keys::CONTRIBUTION]).keys().count();
         both(0, &directory("RJ2"));
         let on_activity = statement(ID, "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z");
