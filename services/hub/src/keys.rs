@@ -5,15 +5,17 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 6 = no contribution record for a statement on an
+/// The current layout: 7 = a learner's summaries on an activity in a
+/// compact binary form (`summaries.rs`; 6 = as JSON, no contribution
+/// record for a statement on an
 /// activity in views that follow the xAPI views, its summary keeping what
-/// the directory credited (5 = uptake digests per organisation and period,
+/// the directory credited; 5 = uptake digests per organisation and period,
 /// learners and activities numbered; 4 = transcript entries made from the summaries when
 /// read, not stored (3 = stored; a statement's contribution record keeps
 /// only what retracting it reads; 2 = one summary list per learner and
 /// activity, contributions holding all the statement's facts; 1 = one
 /// summary key per statement).
-pub const LAYOUT: u64 = 6;
+pub const LAYOUT: u64 = 7;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';

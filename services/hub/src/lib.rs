@@ -12,6 +12,7 @@ mod digests;
 pub mod facts;
 pub mod frameworks;
 mod keys;
+mod summaries;
 mod uptake_cache;
 mod views;
 

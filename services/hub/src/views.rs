@@ -18,6 +18,7 @@ use crate::digests::{self, Digest, DigestChanges};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
 use crate::keys::{self, key};
+use crate::summaries::{self, Credited, Summaries, Summary};
 use crate::uptake_cache::{MAX_CACHED_DAYS, PeriodKey, UptakeCache};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,33 +66,6 @@ struct Contribution {
     staff_group: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     evidence: Vec<Evidence>,
-}
-
-/// One statement's part in a transcript entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Summary {
-    time: DateTime<Utc>,
-    sequence: u128,
-    verb: String,
-    #[serde(default)]
-    scaled: Option<f64>,
-    #[serde(default)]
-    duration_ms: Option<u64>,
-    platform: String,
-    #[serde(default)]
-    name: Option<String>,
-    /// The organisation and staff group the learner directory credited when
-    /// the statement arrived, if the statement did not name both itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    credited: Option<Credited>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Credited {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    organisation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    staff_group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -796,7 +770,7 @@ impl HubViews {
         let Some(bytes) = batch.get(&key(keys::SUMMARY, &[&facts.learner, activity]))? else {
             return Ok(None);
         };
-        let mut summaries: BTreeMap<String, Summary> = from_json(&bytes)?;
+        let mut summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
         let Some(summary) = summaries.remove(&facts.id) else {
             return Ok(None);
         };
@@ -984,7 +958,7 @@ impl HubViews {
             let (summaries_key, bytes) = entry?;
             let [_, activity] = keys::split(&summaries_key).ok_or_else(|| corrupt("summary key parts"))?;
             let activity = std::str::from_utf8(activity).map_err(corrupt)?;
-            let summaries: BTreeMap<String, Summary> = from_json(&bytes)?;
+            let summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
             let summaries: Vec<Summary> = summaries.into_values().collect();
             entries.extend(transcript_entry(activity, &summaries));
         }
@@ -1499,18 +1473,18 @@ fn update_summaries(
     batch: &mut PendingBatch<'_>,
     learner: &str,
     activity: &str,
-    change: impl FnOnce(&mut BTreeMap<String, Summary>),
+    change: impl FnOnce(&mut Summaries),
 ) -> Result<(), HubError> {
     let summaries_key = key(keys::SUMMARY, &[learner, activity]);
-    let mut summaries: BTreeMap<String, Summary> = match batch.get(&summaries_key)? {
-        Some(bytes) => from_json(&bytes)?,
-        None => BTreeMap::new(),
+    let mut summaries = match batch.get(&summaries_key)? {
+        Some(bytes) => summaries::decode(&bytes).map_err(HubError::Corrupt)?,
+        None => Summaries::new(),
     };
     change(&mut summaries);
     if summaries.is_empty() {
         batch.delete(summaries_key);
     } else {
-        batch.put(summaries_key, to_json(&summaries));
+        batch.put(summaries_key, summaries::encode(&summaries));
     }
     Ok(())
 }
@@ -1669,6 +1643,14 @@ mod tests {
         let mut fields: Vec<&str> = stored.as_object().unwrap().keys().map(String::as_str).collect();
         fields.sort_unstable();
         assert_eq!(fields, ["activity", "learner", "organisation", "platform", "staff_group", "time", "verb"]);
+
+        // The summaries are kept in their binary form, not as JSON.
+        let (_, summaries) = views.tree.scan_prefix(key(keys::SUMMARY, &[])).next().unwrap().unwrap();
+        assert!(serde_json::from_slice::<Value>(&summaries).is_err());
+        let summaries = summaries::decode(&summaries).unwrap();
+        let summary = &summaries[ID];
+        assert_eq!((summary.verb.as_str(), summary.scaled, summary.duration_ms), (PASSED, Some(0.9), Some(600_000)));
+        assert_eq!(summary.name.as_deref(), Some("Infection control"));
 
         // What it keeps is enough to take the statement out again.
         let uptake = UptakeQuery {
