@@ -5,8 +5,10 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 7 = a learner's summaries on an activity in a
-/// compact binary form (`summaries.rs`; 6 = as JSON, no contribution
+/// The current layout: 8 = fact rows keyed by the learner's and activity's
+/// numbers, their counts as varints (7 = by their text, the counts as JSON;
+/// a learner's summaries on an activity in a
+/// compact binary form, `summaries.rs`; 6 = as JSON, no contribution
 /// record for a statement on an
 /// activity in views that follow the xAPI views, its summary keeping what
 /// the directory credited; 5 = uptake digests per organisation and period,
@@ -15,7 +17,7 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// only what retracting it reads; 2 = one summary list per learner and
 /// activity, contributions holding all the statement's facts; 1 = one
 /// summary key per statement).
-pub const LAYOUT: u64 = 7;
+pub const LAYOUT: u64 = 8;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -38,7 +40,10 @@ pub const EVIDENCE: u8 = b'E';
 pub const COMPETENCY: u8 = b'Q';
 /// Achieved competencies by organisation: organisation, competency, learner.
 pub const COVERAGE: u8 = b'G';
-/// Uptake facts: organisation, day, learner, activity, platform, staff group.
+/// Uptake facts: organisation, day, learner's number, activity's number
+/// (empty for a statement on no activity), platform, staff group → counts
+/// (see `FactCounts` in `views.rs`). The numbers are those of the digests
+/// (`LEARNER_NUMBER`, `ACTIVITY_NUMBER`), four bytes big-endian.
 pub const FACT: u8 = b'F';
 /// Uptake digests: organisation, granularity (`day`, `week`, `month`),
 /// period label → what the period's uptake row counts (see `digests`).
@@ -55,12 +60,28 @@ pub const META_LEARNER_NUMBERS: &[u8] = b"M:learner-numbers";
 pub const META_ACTIVITY_NUMBERS: &[u8] = b"M:activity-numbers";
 
 pub fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
-    let mut out = vec![tag];
+    let mut out = Vec::with_capacity(1 + parts.iter().map(|part| 4 + part.len()).sum::<usize>());
+    out.push(tag);
     for part in parts {
-        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        out.extend_from_slice(part.as_bytes());
+        push_part(&mut out, part.as_bytes());
     }
     out
+}
+
+/// [`key`] of parts that need not be text (such as numbers).
+pub fn key_of_bytes(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + parts.iter().map(|part| 4 + part.len()).sum::<usize>());
+    out.push(tag);
+    for part in parts {
+        push_part(&mut out, part);
+    }
+    out
+}
+
+/// A part: its length (u32, big-endian), then its bytes.
+fn push_part(out: &mut Vec<u8>, part: &[u8]) {
+    out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+    out.extend_from_slice(part);
 }
 
 /// The length-prefixed part at the start of `rest`, which moves past it;

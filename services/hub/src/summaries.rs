@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::codec::{Reader, put_str, put_varint, unzigzag, zigzag};
+
 /// One statement's part in a transcript entry.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Summary {
@@ -123,7 +125,7 @@ pub(crate) fn encode(summaries: &Summaries) -> Vec<u8> {
 
 /// Summaries from what [`encode`] wrote; an error names what is wrong.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Summaries, String> {
-    let mut input = Reader { bytes, at: 0 };
+    let mut input = Reader::new(bytes);
     let format = input.byte()?;
     if format != FORMAT {
         return Err(format!("summaries of unknown format {format}"));
@@ -132,7 +134,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Summaries, String> {
     let mut summaries = Summaries::new();
     let mut previous: Option<Summary> = None;
     for _ in 0..count {
-        let id = input.id()?;
+        let id = read_id(&mut input)?;
         let flags = u16::from_le_bytes([input.byte()?, input.byte()?]);
         if flags & !KNOWN_FLAGS != 0 {
             return Err(format!("summary flags {flags:#x} unknown"));
@@ -147,11 +149,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Summaries, String> {
         };
         let verb = if has(SAME_VERB) { from_previous(|p| Some(&p.verb))? } else { input.string()? };
         let scaled = if has(SCALED) { Some(f64::from_le_bytes(input.array()?)) } else { None };
-        let duration_ms = if has(DURATION) {
-            Some(u64::try_from(input.varint()?).map_err(|_| "summary duration out of range")?)
-        } else {
-            None
-        };
+        let duration_ms = if has(DURATION) { Some(input.u64()?) } else { None };
         let platform = if has(SAME_PLATFORM) { from_previous(|p| Some(&p.platform))? } else { input.string()? };
         let name = match (has(NAME), has(SAME_NAME)) {
             (false, false) => None,
@@ -172,7 +170,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Summaries, String> {
         previous = Some(summary.clone());
         summaries.insert(id, summary);
     }
-    if input.at != bytes.len() {
+    if !input.is_done() {
         return Err("bytes after the last summary".to_owned());
     }
     Ok(summaries)
@@ -193,79 +191,11 @@ fn put_id(out: &mut Vec<u8>, id: &str) {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, text: &str) {
-    put_varint(out, text.len() as u128);
-    out.extend_from_slice(text.as_bytes());
-}
-
-/// Little-endian base-128, seven bits a byte, the high bit set on every
-/// byte but the last.
-fn put_varint(out: &mut Vec<u8>, mut value: u128) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn zigzag(value: i64) -> u128 {
-    u128::from(((value << 1) ^ (value >> 63)) as u64)
-}
-
-fn unzigzag(value: u128) -> Option<i64> {
-    let value = u64::try_from(value).ok()?;
-    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let byte = *self.bytes.get(self.at).ok_or("summaries cut short")?;
-        self.at += 1;
-        Ok(byte)
-    }
-
-    fn take(&mut self, len: usize) -> Result<&[u8], String> {
-        let end = self.at.checked_add(len).filter(|end| *end <= self.bytes.len()).ok_or("summaries cut short")?;
-        let taken = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(taken)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut array = [0; N];
-        array.copy_from_slice(self.take(N)?);
-        Ok(array)
-    }
-
-    fn varint(&mut self) -> Result<u128, String> {
-        let mut value = 0u128;
-        for shift in (0..128).step_by(7) {
-            let byte = self.byte()?;
-            value |= u128::from(byte & 0x7f).checked_shl(shift).ok_or("varint too long")?;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint too long".to_owned())
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let len = usize::try_from(self.varint()?).map_err(|_| "string length out of range")?;
-        let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "a summary string is not UTF-8".to_owned())
-    }
-
-    fn id(&mut self) -> Result<String, String> {
-        match self.byte()? {
-            ID_UUID => Ok(uuid::Uuid::from_bytes(self.array()?).hyphenated().to_string()),
-            ID_TEXT => self.string(),
-            other => Err(format!("summary id of unknown kind {other}")),
-        }
+fn read_id(input: &mut Reader<'_>) -> Result<String, String> {
+    match input.byte()? {
+        ID_UUID => Ok(uuid::Uuid::from_bytes(input.array()?).hyphenated().to_string()),
+        ID_TEXT => input.string(),
+        other => Err(format!("summary id of unknown kind {other}")),
     }
 }
 

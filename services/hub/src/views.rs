@@ -13,6 +13,7 @@ use lrs_projection::batch::{PendingBatch, apply_records_then};
 use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
+use crate::codec;
 use crate::digest_queue::{self, DigestQueue};
 use crate::digests::{self, Digest, DigestChanges};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
@@ -239,11 +240,60 @@ pub struct Coverage {
     pub learners_achieved: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// What a fact row counts: three varints.
+#[derive(Debug, Clone, Copy, Default)]
 struct FactCounts {
     statements: u64,
     completed: u64,
     passed: u64,
+}
+
+impl FactCounts {
+    fn encode(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(6);
+        for count in [self.statements, self.completed, self.passed] {
+            codec::put_varint(&mut out, u128::from(count));
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, HubError> {
+        let mut input = codec::Reader::new(bytes);
+        let mut read = || input.u64().map_err(|e| corrupt(format!("fact counts {e}")));
+        let counts = Self { statements: read()?, completed: read()?, passed: read()? };
+        if !input.is_done() {
+            return Err(corrupt("fact counts with bytes after them"));
+        }
+        Ok(counts)
+    }
+}
+
+/// The key of a fact row (see [`keys::FACT`]).
+fn fact_key(
+    organisation: &str,
+    day: &str,
+    learner: u32,
+    activity: Option<u32>,
+    platform: &str,
+    staff_group: &str,
+) -> Vec<u8> {
+    let activity = activity.map(u32::to_be_bytes);
+    keys::key_of_bytes(
+        keys::FACT,
+        &[
+            organisation.as_bytes(),
+            day.as_bytes(),
+            &learner.to_be_bytes(),
+            activity.as_ref().map_or(&[][..], |a| &a[..]),
+            platform.as_bytes(),
+            staff_group.as_bytes(),
+        ],
+    )
+}
+
+/// A learner's or activity's number as a fact key holds it.
+fn number_in_key(part: &[u8]) -> Result<u32, HubError> {
+    Ok(u32::from_be_bytes(part.try_into().map_err(|_| corrupt("a number in a fact key"))?))
 }
 
 /// The projection.
@@ -413,7 +463,7 @@ impl HubViews {
                 Granularity::parse(&granularity).ok_or_else(|| corrupt("a pending digest's granularity"))?;
             let (first, last) =
                 digests::label_bounds(granularity, &label).ok_or_else(|| corrupt("a pending digest's period"))?;
-            let digest = digest_from_facts(&self.tree, &mut batch, &organisation, first, last)?;
+            let digest = digest_from_facts(&self.tree, &organisation, first, last)?;
             write_digest(&mut batch, &digest_key, &digest);
             any = true;
         }
@@ -862,19 +912,24 @@ impl HubViews {
             return Ok(());
         };
         self.touch(Some(c.time.date_naive()), false);
-        let fact_key = key(
-            keys::FACT,
-            &[
-                organisation,
-                &day_key(c.time),
-                &c.learner,
-                c.activity.as_deref().unwrap_or(""),
-                &c.platform,
-                c.staff_group.as_deref().unwrap_or(""),
-            ],
+        let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let numbers = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let learner = number(batch, &numbers, &mut changes.numbers, LEARNERS, &c.learner)?;
+        // A statement on no activity has no pair.
+        let activity = match c.activity.as_deref().filter(|a| !a.is_empty()) {
+            Some(activity) => Some(number(batch, &numbers, &mut changes.numbers, ACTIVITIES, activity)?),
+            None => None,
+        };
+        let fact_key = fact_key(
+            organisation,
+            &day_key(c.time),
+            learner,
+            activity,
+            &c.platform,
+            c.staff_group.as_deref().unwrap_or(""),
         );
-        let mut counts: FactCounts = match batch.get(&fact_key)? {
-            Some(bytes) => from_json(&bytes)?,
+        let mut counts = match batch.get(&fact_key)? {
+            Some(bytes) => FactCounts::decode(&bytes)?,
             None => FactCounts::default(),
         };
         let step = |value: &mut u64, applies: bool| {
@@ -888,11 +943,9 @@ impl HubViews {
         if counts.statements == 0 {
             batch.delete(fact_key);
         } else {
-            batch.put(fact_key, to_json(&counts));
+            batch.put(fact_key, counts.encode());
         }
-        let unwritten = self.unwritten.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let numbers = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        count_in_digests(batch, changes, Kept { digests: &unwritten, numbers: &numbers }, organisation, c, sign)
+        count_in_digests(batch, changes, &unwritten, organisation, c, (learner, activity), sign)
     }
 
     // ----- queries -----
@@ -1139,9 +1192,9 @@ impl HubViews {
     /// `to`, from the fact rows (for a question with a filter).
     ///
     /// One pass over the fact rows of each organisation in the range. A
-    /// row's key is read in place, learners and activities are numbered as
-    /// first seen (the distinct sets hold numbers, not copies of text), and a
-    /// day's period is worked out once per day, not once per row.
+    /// row's key is read in place (its learner and activity are numbers,
+    /// which the distinct sets hold), and a day's period is worked out once
+    /// per day, not once per row.
     fn scan_uptake(
         &self,
         query: &UptakeQuery,
@@ -1160,8 +1213,15 @@ impl HubViews {
         // Each period's label, in order, and its place in `periods`.
         let mut labels: BTreeMap<String, usize> = BTreeMap::new();
         let mut periods: Vec<Period> = Vec::new();
-        let mut learners = Numbering::default();
-        let mut activities = Numbering::default();
+        // Fact rows name the activity by its number: one with none is in no
+        // row.
+        let activity_filter = match &query.activity {
+            Some(activity) => match self.tree.get(key(keys::ACTIVITY_NUMBER, &[activity]))? {
+                Some(number) => Some(number.to_vec()),
+                None => return Ok(BTreeMap::new()),
+            },
+            None => None,
+        };
         // The day of the row before and its period (`None`: not wanted):
         // rows come in day order within each organisation.
         let mut current: Option<(Vec<u8>, Option<usize>)> = None;
@@ -1171,7 +1231,7 @@ impl HubViews {
                 let (fact_key, value) = entry?;
                 let [_, day, learner, activity, platform, staff_group] =
                     keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
-                if !wanted(&query.activity, activity)
+                if activity_filter.as_deref().is_some_and(|wanted| wanted != activity)
                     || !wanted(&query.platform, platform)
                     || !wanted(&query.staff_group, staff_group)
                 {
@@ -1199,13 +1259,13 @@ impl HubViews {
                     }
                 };
                 let Some(index) = index else { continue };
-                let counts: FactCounts = from_json(&value)?;
+                let counts = FactCounts::decode(&value)?;
                 let period = &mut periods[index];
-                let learner = learners.number(learner);
+                let learner = number_in_key(learner)?;
                 period.learners.insert(learner);
                 period.statements += counts.statements;
                 if !activity.is_empty() {
-                    let pair = (learner, activities.number(activity));
+                    let pair = (learner, number_in_key(activity)?);
                     if counts.completed > 0 {
                         period.completed.insert(pair);
                     }
@@ -1234,35 +1294,11 @@ impl HubViews {
     }
 }
 
-/// Numbers texts in the order first seen, so sets can hold numbers.
-#[derive(Default)]
-struct Numbering {
-    numbers: HashMap<Vec<u8>, u32>,
-}
-
-impl Numbering {
-    fn number(&mut self, text: &[u8]) -> u32 {
-        if let Some(number) = self.numbers.get(text) {
-            return *number;
-        }
-        let number = self.numbers.len() as u32;
-        self.numbers.insert(text.to_vec(), number);
-        number
-    }
-}
-
 /// The granularities uptake digests are kept in.
 const DIGEST_GRANULARITIES: [Granularity; 3] = [Granularity::Day, Granularity::Week, Granularity::Month];
 
 fn digest_key(organisation: &str, granularity: Granularity, label: &str) -> Vec<u8> {
     key(keys::DIGEST, &[organisation, granularity.name(), label])
-}
-
-/// What committed batches left in memory: unwritten digests and numbers.
-#[derive(Clone, Copy)]
-struct Kept<'a> {
-    digests: &'a HashMap<Vec<u8>, Digest>,
-    numbers: &'a HashMap<Vec<u8>, u32>,
 }
 
 /// The number of `text` in the table `tag` (learners or activities),
@@ -1330,24 +1366,18 @@ fn fact_level(counts: &FactCounts) -> u8 {
 fn count_in_digests(
     batch: &mut PendingBatch<'_>,
     changes: &mut DigestChanges,
-    kept: Kept<'_>,
+    unwritten: &HashMap<Vec<u8>, Digest>,
     organisation: &str,
     c: &Contribution,
+    (learner, activity): (u32, Option<u32>),
     sign: i64,
 ) -> Result<(), HubError> {
-    let load = |batch: &PendingBatch<'_>, digest_key: &[u8]| match kept.digests.get(digest_key) {
+    let load = |batch: &PendingBatch<'_>, digest_key: &[u8]| match unwritten.get(digest_key) {
         Some(digest) => Ok(Some(digest.clone())),
         None => load_digest(batch, digest_key),
     };
     let day = c.time.date_naive();
-    let learner = number(batch, kept.numbers, &mut changes.numbers, LEARNERS, &c.learner)?;
-    // As in the fact rows' scan: a statement on no activity has no pair.
-    let activity = c.activity.as_deref().filter(|a| !a.is_empty());
-    let activity_number = match activity {
-        Some(activity) => Some(number(batch, kept.numbers, &mut changes.numbers, ACTIVITIES, activity)?),
-        None => None,
-    };
-    let pair = activity_number.map(|a| digests::pair(learner, a));
+    let pair = activity.map(|a| digests::pair(learner, a));
     let level = match c.verb.as_str() {
         PASSED => digests::PASSED,
         COMPLETED => digests::COMPLETED,
@@ -1368,7 +1398,7 @@ fn count_in_digests(
             let on_day = match remaining_by_day.get(&day) {
                 Some(on_day) => *on_day,
                 None => {
-                    let on_day = remaining_on(batch, organisation, day, &c.learner, activity)?;
+                    let on_day = remaining_on(batch, organisation, day, learner, activity)?;
                     remaining_by_day.insert(day, on_day);
                     on_day
                 }
@@ -1410,7 +1440,6 @@ fn write_digest(batch: &mut PendingBatch<'_>, digest_key: &[u8], digest: &Digest
 /// The digest of an organisation's fact rows from `first` to `last`.
 fn digest_from_facts(
     tree: &sled::Tree,
-    batch: &mut PendingBatch<'_>,
     organisation: &str,
     first: NaiveDate,
     last: NaiveDate,
@@ -1418,20 +1447,14 @@ fn digest_from_facts(
     let rows: Vec<(sled::IVec, sled::IVec)> =
         tree.range(fact_range(organisation, first, last)).collect::<Result<_, _>>()?;
     let mut digest = Digest::default();
-    let (kept, mut learned) = (HashMap::new(), Vec::new());
     for (fact_key, value) in rows {
-        let Some([_, _, learner, activity, _, _]) =
-            keys::parts(&fact_key).and_then(|p| <[String; 6]>::try_from(p).ok())
-        else {
-            return Err(corrupt("fact key parts"));
-        };
-        let counts: FactCounts = from_json(&value)?;
-        let learner = number(batch, &kept, &mut learned, LEARNERS, &learner)?;
+        let [_, _, learner, activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
+        let counts = FactCounts::decode(&value)?;
+        let learner = number_in_key(learner)?;
         let pair = if activity.is_empty() {
             None
         } else {
-            let activity = number(batch, &kept, &mut learned, ACTIVITIES, &activity)?;
-            Some((digests::pair(learner, activity), fact_level(&counts)))
+            Some((digests::pair(learner, number_in_key(activity)?), fact_level(&counts)))
         };
         digest.add(counts.statements, learner, pair);
     }
@@ -1452,15 +1475,17 @@ fn remaining_on(
     batch: &PendingBatch<'_>,
     organisation: &str,
     day: NaiveDate,
-    learner: &str,
-    activity: Option<&str>,
+    learner: u32,
+    activity: Option<u32>,
 ) -> Result<Remaining, HubError> {
     let mut out = Remaining::default();
-    for (fact_key, value) in batch.scan_prefix(&key(keys::FACT, &[organisation, &day_text(day), learner]))? {
+    let prefix =
+        keys::key_of_bytes(keys::FACT, &[organisation.as_bytes(), day_text(day).as_bytes(), &learner.to_be_bytes()]);
+    for (fact_key, value) in batch.scan_prefix(&prefix)? {
         let [_, _, _, row_activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
         out.learner = true;
-        if activity.is_some_and(|a| a.as_bytes() == row_activity) {
-            let counts: FactCounts = from_json(&value)?;
+        if activity.is_some_and(|a| a.to_be_bytes() == row_activity) {
+            let counts = FactCounts::decode(&value)?;
             out.level = out.level.max(Some(fact_level(&counts)));
         }
     }
@@ -1651,6 +1676,12 @@ mod tests {
         let summary = &summaries[ID];
         assert_eq!((summary.verb.as_str(), summary.scaled, summary.duration_ms), (PASSED, Some(0.9), Some(600_000)));
         assert_eq!(summary.name.as_deref(), Some("Infection control"));
+        // Its fact row names the learner and activity by their numbers, and
+        // counts in varints: one statement, completed, passed.
+        let (fact, counts) = views.tree.scan_prefix([keys::FACT]).next().unwrap().unwrap();
+        let [_, _, learner, activity, _, _] = keys::split(&fact).unwrap();
+        assert_eq!((learner.len(), activity.len()), (4, 4));
+        assert_eq!(counts.as_ref(), [1, 1, 1]);
 
         // What it keeps is enough to take the statement out again.
         let uptake = UptakeQuery {

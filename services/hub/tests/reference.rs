@@ -758,12 +758,14 @@ fn compare_uptake(views: &HubViews, reference: &Reference) -> Result<(), String>
 fn queries() -> Vec<UptakeQuery> {
     let wide = (NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 4, 30).unwrap());
     let narrow = (NaiveDate::from_ymd_opt(2026, 1, 15).unwrap(), NaiveDate::from_ymd_opt(2026, 2, 10).unwrap());
-    let filters: [(Option<&str>, Option<&str>, Option<&str>); 5] = [
+    let filters: [(Option<&str>, Option<&str>, Option<&str>); 6] = [
         (None, None, None),
         (Some(GEN_101), None, None),
         (None, Some("e-LfH"), None),
         (None, None, Some("Nursing")),
         (Some(RESUS), Some("moodle"), Some("Medical")),
+        // An activity no statement is on (the views have no number for it).
+        (Some("https://courses.example.com/never-taken"), None, None),
     ];
     let mut out = Vec::new();
     for organisation in QUERY_ORGS {
