@@ -7,7 +7,6 @@
 //!   activity, outcome, organisation…).
 //! - [`HubViews`]: the projection itself, in sled, with its queries.
 
-mod codec;
 mod digest_queue;
 mod digests;
 pub mod facts;

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::codec::{Reader, put_str, put_varint, unzigzag, zigzag};
+use lrs_projection::codec::{Reader, put_str, put_varint, unzigzag, zigzag};
 
 /// One statement's part in a transcript entry.
 #[derive(Debug, Clone, PartialEq)]

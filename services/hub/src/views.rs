@@ -13,7 +13,6 @@ use lrs_projection::batch::{PendingBatch, apply_records_then};
 use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
-use crate::codec;
 use crate::digest_queue::{self, DigestQueue};
 use crate::digests::{self, Digest, DigestChanges};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
@@ -21,6 +20,7 @@ use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
 use crate::keys::{self, key};
 use crate::summaries::{self, Credited, Summaries, Summary};
 use crate::uptake_cache::{MAX_CACHED_DAYS, PeriodKey, UptakeCache};
+use lrs_projection::codec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {

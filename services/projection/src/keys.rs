@@ -11,15 +11,17 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 pub const META_STATE: &[u8] = b"M:state";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 9 = statement records in a file beside the tree,
-/// which keeps where each is (8 = records in the tree, with no posting list
+/// The current layout: 10 = posting chunks of positions only, each the
+/// difference from the one before (9 = position ‖ id, 32 bytes an entry;
+/// statement records in a file beside the tree,
+/// which keeps where each is; 8 = records in the tree, with no posting list
 /// of all statements, the records being one; 7 = with it; the bookkeeping in one key; 6 = in four keys,
 /// with statement records compressed with zstd; 5 = not compressed,
 /// keeping only the facets they inherit by StatementRef; 4 = records keyed
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
 /// holding the primary entries too; 1 = one key per index entry).
-pub const LAYOUT: u64 = 9;
+pub const LAYOUT: u64 = 10;
 
 /// Where each statement record is in the file of records, by position
 /// ([`StoredKey`]): appended in order.
@@ -145,11 +147,8 @@ pub fn posting_list(kind: IndexKind, value: &str) -> Vec<u8> {
     list
 }
 
-/// One entry of a posting list: the statement's position and id.
-pub const POSTING_LEN: usize = StoredKey::LEN + 16;
-
 /// Key of a posting chunk: `I ‖ list ‖ the highest position in the chunk`.
-/// The value is the chunk's entries (position ‖ id), ascending. A chunk
+/// The value is the chunk's positions, ascending ([`encode_chunk`]). A chunk
 /// holds what one projection batch added to one list above every position
 /// already chunked, so the chunks of a list never overlap and their keys
 /// sort them; one sled key serves many statements.
@@ -160,6 +159,49 @@ pub fn index_chunk(list: &[u8], highest: StoredKey) -> Vec<u8> {
     key.extend_from_slice(&highest.to_bytes());
     key
 }
+
+/// The value of a posting chunk: a format byte, then each position as
+/// the difference from the one before (the first from zero): its stored
+/// time, zigzag-encoded, then its sequence, each a varint. The entries of
+/// one list are close in time and sequence, so most take 3 to 6 bytes
+/// instead of 16. A posting needs no statement id: a query reads the
+/// record at the position, which holds it.
+pub fn encode_chunk(positions: impl IntoIterator<Item = StoredKey>) -> Vec<u8> {
+    use crate::codec::{put_varint, zigzag};
+    let mut out = vec![CHUNK_FORMAT];
+    let mut previous = StoredKey { stored_micros: 0, sequence: 0 };
+    for position in positions {
+        put_varint(&mut out, zigzag(position.stored_micros.wrapping_sub(previous.stored_micros)));
+        put_varint(&mut out, zigzag(position.sequence.wrapping_sub(previous.sequence) as i64));
+        previous = position;
+    }
+    out
+}
+
+/// The positions [`encode_chunk`] wrote; `None` if the value is not one.
+pub fn decode_chunk(value: &[u8]) -> Option<Vec<StoredKey>> {
+    use crate::codec::{Reader, unzigzag};
+    let (&format, rest) = value.split_first()?;
+    if format != CHUNK_FORMAT {
+        return None;
+    }
+    let mut input = Reader::new(rest);
+    let mut positions = Vec::with_capacity(rest.len() / 3);
+    let mut previous = StoredKey { stored_micros: 0, sequence: 0 };
+    while !input.is_done() {
+        let micros = unzigzag(input.varint().ok()?)?;
+        let sequence = unzigzag(input.varint().ok()?)?;
+        previous = StoredKey {
+            stored_micros: previous.stored_micros.wrapping_add(micros),
+            sequence: previous.sequence.wrapping_add(sequence as u64),
+        };
+        positions.push(previous);
+    }
+    Some(positions)
+}
+
+/// The first byte of a posting chunk's value.
+const CHUNK_FORMAT: u8 = 1;
 
 /// Key of a late entry: `J ‖ list ‖ position`, value the statement id. An
 /// entry at or below the positions already chunked (a StatementRef target
@@ -288,5 +330,31 @@ mod tests {
         let early = statement(StoredKey { stored_micros: 1, sequence: 9 });
         let late = statement(StoredKey { stored_micros: 2, sequence: 0 });
         assert!(early < late);
+    }
+
+    #[test]
+    fn a_chunk_of_close_positions_takes_a_few_bytes_each_and_damage_is_refused() {
+        let base = 1_764_892_800_000_000; // 2025-12-05, in microseconds
+        let positions: Vec<StoredKey> =
+            (0..100).map(|n| StoredKey { stored_micros: base + n * 1_500, sequence: 40_000 + n as u64 * 7 }).collect();
+        let chunk = encode_chunk(positions.iter().copied());
+        assert_eq!(decode_chunk(&chunk), Some(positions));
+        // The first entry in full, the others in three bytes or fewer.
+        assert!(chunk.len() < 1 + 12 + 99 * 3, "{} bytes", chunk.len());
+        assert_eq!(decode_chunk(&encode_chunk([])), Some(Vec::new()));
+        assert_eq!(decode_chunk(&[]), None, "no format byte");
+        assert_eq!(decode_chunk(&[9, 0, 0]), None, "an unknown format");
+        assert_eq!(decode_chunk(&chunk[..chunk.len() - 1]), None, "cut inside the last entry");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_positions_round_trip_through_a_chunk(
+            positions in proptest::collection::vec((proptest::prelude::any::<i64>(), proptest::prelude::any::<u64>()), 0..40)
+        ) {
+            let positions: Vec<StoredKey> =
+                positions.into_iter().map(|(stored_micros, sequence)| StoredKey { stored_micros, sequence }).collect();
+            proptest::prop_assert_eq!(decode_chunk(&encode_chunk(positions.iter().copied())), Some(positions));
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! rebuilt from offset 0 ends in the same state.
 
 pub mod batch;
+pub mod codec;
 pub mod id_filter;
 mod keys;
 mod postings;

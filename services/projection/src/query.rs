@@ -4,9 +4,8 @@
 use std::ops::Bound;
 
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::keys::{self, IndexKind, POSTING_LEN, StoredKey};
+use crate::keys::{self, IndexKind, StoredKey};
 use crate::postings::Posting;
 use crate::views::{Facets, FoundStatement, Views, ViewsError, decode_found};
 
@@ -109,7 +108,8 @@ impl Views {
                 Ok((stored, Some(pointer)))
             }))
         } else {
-            let mut postings: Box<dyn Iterator<Item = Result<Posting, ViewsError>>> = Box::new(std::iter::empty());
+            let mut postings: Box<dyn Iterator<Item = Result<(StoredKey, ()), ViewsError>>> =
+                Box::new(std::iter::empty());
             for list in &lists {
                 // What is held in memory is taken before the tree is read: a
                 // list written meanwhile is then in the tree, and an entry
@@ -173,23 +173,21 @@ type Position = (StoredKey, Option<sled::IVec>);
 
 type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
-/// The entries of one posting list with positions in `low..=high`, in
-/// ascending or descending order: its chunks, its late entries and the
-/// entries `held` in memory (ascending, within range) merged.
+/// The positions in one posting list within `low..=high`, in ascending or
+/// descending order: its chunks, its late entries and the entries `held`
+/// in memory (ascending, within range) merged.
 fn list_postings(
     tree: &sled::Tree,
     list: &[u8],
-    mut held: Vec<Posting>,
+    held: Vec<Posting>,
     low: StoredKey,
     high: StoredKey,
     ascending: bool,
-) -> impl Iterator<Item = Result<Posting, ViewsError>> + use<> {
+) -> impl Iterator<Item = Result<(StoredKey, ()), ViewsError>> + use<> {
     let late_range = tree.range(keys::late_entry(list, low)..=keys::late_entry(list, high));
     let late: Range = if ascending { Box::new(late_range) } else { Box::new(late_range.rev()) };
-    let late = late.map(|entry| {
-        let (key, id) = entry?;
-        Ok((position_at_end(&key)?, uuid_of(&id)?))
-    });
+    let late = late.map(|entry| Ok((position_at_end(&entry?.0)?, ())));
+    let mut held: Vec<(StoredKey, ())> = held.into_iter().map(|(stored, _)| (stored, ())).collect();
     let top = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
     let chunks = if ascending {
         // Chunks are keyed by their highest entry: the first to read is the
@@ -247,39 +245,36 @@ fn records_in_range(
 }
 
 /// Every index entry, chunked, late or `held` in memory (by list, then
-/// position), as `list ‖ position` and the statement id, in that key order
-/// (for the state digest).
+/// position), as `list ‖ position`, in that key order (for the state
+/// digest).
 pub(crate) fn all_index_entries(
     tree: &sled::Tree,
     held: Vec<(Vec<u8>, Posting)>,
-) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), ViewsError>> + '_ {
+) -> impl Iterator<Item = Result<(Vec<u8>, ()), ViewsError>> + '_ {
     let chunked = tree.scan_prefix([keys::INDEX]).flat_map(|entry| {
-        let expanded: Vec<Result<(Vec<u8>, sled::IVec), ViewsError>> = match entry {
+        let expanded: Vec<Result<(Vec<u8>, ()), ViewsError>> = match entry {
             Err(error) => vec![Err(error.into())],
-            Ok((key, value)) if key.len() < 1 + StoredKey::LEN || value.len() % POSTING_LEN != 0 => {
-                vec![Err(ViewsError::Corrupt("posting chunk".to_owned()))]
-            }
-            Ok((key, value)) => {
-                let list = &key[1..key.len() - StoredKey::LEN];
-                value
-                    .chunks_exact(POSTING_LEN)
-                    .map(|entry| {
-                        let mut logical = list.to_vec();
-                        logical.extend_from_slice(&entry[..StoredKey::LEN]);
-                        Ok((logical, sled::IVec::from(&entry[StoredKey::LEN..])))
-                    })
-                    .collect()
-            }
+            Ok((key, value)) => match (key.len().checked_sub(StoredKey::LEN), keys::decode_chunk(&value)) {
+                (Some(end), Some(positions)) if end >= 1 => {
+                    let list = &key[1..end];
+                    positions
+                        .into_iter()
+                        .map(|stored| {
+                            let mut logical = list.to_vec();
+                            logical.extend_from_slice(&stored.to_bytes());
+                            Ok((logical, ()))
+                        })
+                        .collect()
+                }
+                _ => vec![Err(ViewsError::Corrupt("posting chunk".to_owned()))],
+            },
         };
         expanded
     });
-    let late = tree.scan_prefix([keys::LATE_INDEX]).map(|entry| {
-        let (key, id) = entry?;
-        Ok((key[1..].to_vec(), id))
-    });
-    let held = held.into_iter().map(|(mut list, (stored, id))| {
+    let late = tree.scan_prefix([keys::LATE_INDEX]).map(|entry| Ok((entry?.0[1..].to_vec(), ())));
+    let held = held.into_iter().map(|(mut list, (stored, _))| {
         list.extend_from_slice(&stored.to_bytes());
-        Ok((list, sled::IVec::from(id.as_bytes())))
+        Ok((list, ()))
     });
     MergeSorted::new(MergeSorted::new(chunked, late, true), held, true)
 }
@@ -293,16 +288,12 @@ pub(crate) fn position_at_end(key: &[u8]) -> Result<StoredKey, ViewsError> {
         .ok_or_else(|| ViewsError::Corrupt("index key".to_owned()))
 }
 
-fn uuid_of(bytes: &[u8]) -> Result<Uuid, ViewsError> {
-    Uuid::from_slice(bytes).map_err(|e| ViewsError::Corrupt(e.to_string()))
-}
-
 /// Reads the chunks of one list in order, yielding the entries within
 /// `low..=high` in the scan's direction.
 struct ChunkScan {
     straddling: Option<sled::Result<(sled::IVec, sled::IVec)>>,
     chunks: Range,
-    pending: std::vec::IntoIter<Posting>,
+    pending: std::vec::IntoIter<StoredKey>,
     low: StoredKey,
     high: StoredKey,
     done: bool,
@@ -310,12 +301,12 @@ struct ChunkScan {
 }
 
 impl Iterator for ChunkScan {
-    type Item = Result<Posting, ViewsError>;
+    type Item = Result<(StoredKey, ()), ViewsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(posting) = self.pending.next() {
-                return Some(Ok(posting));
+            if let Some(stored) = self.pending.next() {
+                return Some(Ok((stored, ())));
             }
             if self.done {
                 return None;
@@ -328,22 +319,16 @@ impl Iterator for ChunkScan {
                 Some(Err(error)) => return Some(Err(error.into())),
                 Some(Ok((_, chunk))) => chunk,
             };
-            if chunk.len() % POSTING_LEN != 0 {
+            let Some(positions) = keys::decode_chunk(&chunk) else {
                 return Some(Err(ViewsError::Corrupt("posting chunk".to_owned())));
-            }
-            let mut entries = Vec::with_capacity(chunk.len() / POSTING_LEN);
-            for entry in chunk.chunks_exact(POSTING_LEN) {
-                let Some(stored) = StoredKey::from_bytes(&entry[..StoredKey::LEN]) else {
-                    return Some(Err(ViewsError::Corrupt("posting".to_owned())));
-                };
+            };
+            let mut entries = Vec::with_capacity(positions.len());
+            for stored in positions {
                 if stored > self.high && self.ascending {
                     self.done = true;
                 }
                 if stored >= self.low && stored <= self.high {
-                    match uuid_of(&entry[StoredKey::LEN..]) {
-                        Ok(id) => entries.push((stored, id)),
-                        Err(error) => return Some(Err(error)),
-                    }
+                    entries.push(stored);
                 }
             }
             if !self.ascending {

@@ -736,8 +736,8 @@ impl Views {
         }
         let held = self.held().all_sorted();
         for entry in crate::query::all_index_entries(&self.tree, held) {
-            let (key, id) = entry?;
-            hash(&key, &id);
+            let (key, ()) = entry?;
+            hash(&key, &[]);
         }
         Ok(hex::encode(hasher.finalize()))
     }
@@ -1336,12 +1336,7 @@ fn put_chunk(batch: &mut PendingBatch<'_>, list: &[u8], entries: &[Posting]) {
     let Some((highest, _)) = entries.last() else {
         return;
     };
-    let mut value = Vec::with_capacity(entries.len() * keys::POSTING_LEN);
-    for (stored, id) in entries {
-        value.extend_from_slice(&stored.to_bytes());
-        value.extend_from_slice(id.as_bytes());
-    }
-    batch.put(keys::index_chunk(list, *highest), value);
+    batch.put(keys::index_chunk(list, *highest), keys::encode_chunk(entries.iter().map(|(stored, _)| *stored)));
 }
 
 fn stored_micros(statement: &Value) -> i64 {

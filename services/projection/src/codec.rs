@@ -1,9 +1,10 @@
-//! The small binary forms the hub keeps some tables in: varints, strings,
-//! and a reader that refuses what is cut short or malformed.
+//! The small binary forms the projections keep some values in (posting
+//! chunks here, the Learning Hub views' summaries and fact rows): varints,
+//! strings, and a reader that refuses what is cut short or malformed.
 
 /// Little-endian base-128, seven bits a byte, the high bit set on every
 /// byte but the last.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u128) {
+pub fn put_varint(out: &mut Vec<u8>, mut value: u128) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -12,38 +13,38 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u128) {
 }
 
 /// A string: its length as a varint, then its UTF-8 bytes.
-pub(crate) fn put_str(out: &mut Vec<u8>, text: &str) {
+pub fn put_str(out: &mut Vec<u8>, text: &str) {
     put_varint(out, text.len() as u128);
     out.extend_from_slice(text.as_bytes());
 }
 
 /// A signed number as an unsigned one, small when near zero either side.
-pub(crate) fn zigzag(value: i64) -> u128 {
+pub fn zigzag(value: i64) -> u128 {
     u128::from(((value << 1) ^ (value >> 63)) as u64)
 }
 
-pub(crate) fn unzigzag(value: u128) -> Option<i64> {
+pub fn unzigzag(value: u128) -> Option<i64> {
     let value = u64::try_from(value).ok()?;
     Some(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
 /// Reads what the `put_` functions wrote, from the start of `bytes`.
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Self { bytes, at: 0 }
     }
 
     /// Whether every byte has been read.
-    pub(crate) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         self.at == self.bytes.len()
     }
 
-    pub(crate) fn byte(&mut self) -> Result<u8, String> {
+    pub fn byte(&mut self) -> Result<u8, String> {
         let byte = *self.bytes.get(self.at).ok_or("cut short")?;
         self.at += 1;
         Ok(byte)
@@ -56,13 +57,13 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut array = [0; N];
         array.copy_from_slice(self.take(N)?);
         Ok(array)
     }
 
-    pub(crate) fn varint(&mut self) -> Result<u128, String> {
+    pub fn varint(&mut self) -> Result<u128, String> {
         let mut value = 0u128;
         for shift in (0..128).step_by(7) {
             let byte = self.byte()?;
@@ -74,11 +75,11 @@ impl<'a> Reader<'a> {
         Err("varint too long".to_owned())
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64, String> {
+    pub fn u64(&mut self) -> Result<u64, String> {
         u64::try_from(self.varint()?).map_err(|_| "number out of range".to_owned())
     }
 
-    pub(crate) fn string(&mut self) -> Result<String, String> {
+    pub fn string(&mut self) -> Result<String, String> {
         let len = usize::try_from(self.varint()?).map_err(|_| "string length out of range")?;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| "a string is not UTF-8".to_owned())
