@@ -468,7 +468,7 @@ impl HubViews {
             any = true;
         }
         if any {
-            self.tree.apply_batch(batch.into_sled_batch())?;
+            lrs_projection::batch::commit(&self.tree, batch)?;
         }
         Ok(())
     }
@@ -488,7 +488,7 @@ impl HubViews {
             for (digest_key, digest) in unwritten.iter() {
                 write_digest(&mut batch, digest_key, digest);
             }
-            self.tree.apply_batch(batch.into_sled_batch())?;
+            lrs_projection::batch::commit(&self.tree, batch)?;
             unwritten.clear();
         }
         queue.clear();

@@ -136,8 +136,36 @@ pub fn apply_records_then<'t, E: From<sled::Error>>(
         return Ok(None);
     }
     finish(&mut batch, next)?;
-    tree.apply_batch(batch.into_sled_batch())?;
+    commit(tree, batch)?;
     Ok(Some(next))
+}
+
+/// Writes `batch` to `tree` in one atomic sled batch, then lets the epoch
+/// collector free what it replaced.
+///
+/// sled hands every page version a write replaces to crossbeam-epoch, to
+/// be freed once no thread can still read it. The collector frees them a
+/// little at a time: at most eight bags of 64 objects every 128 pins of a
+/// thread. sled pins once for a whole batch, so a projection applying
+/// batches of thousands of writes, with little else pinning in the process
+/// (a rebuild from the log while nothing is asked), left far more behind
+/// than was freed: rebuilding the xAPI views of 5 million statements grew
+/// the server by 40 MB a second until it ran out of memory. Pinning and
+/// flushing about once per 64 writes after each batch frees them as fast
+/// as they come; it costs a fraction of a microsecond each.
+pub fn commit(tree: &sled::Tree, batch: PendingBatch<'_>) -> Result<(), sled::Error> {
+    let writes = batch.writes.len();
+    tree.apply_batch(batch.into_sled_batch())?;
+    collect_garbage(writes);
+    Ok(())
+}
+
+/// Pins and flushes this thread's epoch handle enough times for the
+/// collector to free what about `writes` writes replaced (see [`commit`]).
+fn collect_garbage(writes: usize) {
+    for _ in 0..writes / 64 + 8 {
+        crossbeam_epoch::pin().flush();
+    }
 }
 
 /// A digest of every key and value of a tree: two trees with the same

@@ -634,7 +634,7 @@ impl Views {
         let mut book = kept.book;
         book.postings_from = None;
         batch.put(keys::META_STATE.to_vec(), book.to_bytes());
-        self.tree.apply_batch(batch.into_sled_batch())?;
+        crate::batch::commit(&self.tree, batch)?;
         self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(plan);
         kept.book = book;
         Ok(())
