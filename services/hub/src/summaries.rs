@@ -4,8 +4,9 @@
 //! The table is read and rewritten for every statement counted, and read
 //! whole for every transcript. As JSON, each summary repeated its field
 //! names, spelt its time and statement id out as text, and repeated the
-//! verb, platform and activity name the summary before it mostly had. Here
-//! each summary is:
+//! verb, platform and activity name the summary before it mostly had. Here,
+//! after a format byte and the number of summaries (a varint), each
+//! summary is:
 //!
 //! - the statement id: its 16 bytes when it is a UUID in canonical text, else
 //!   the text;
