@@ -11,8 +11,10 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 pub const META_STATE: &[u8] = b"M:state";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 10 = posting chunks of positions only, each the
-/// difference from the one before (9 = position ‖ id, 32 bytes an entry;
+/// The current layout: 11 = where each record is kept in a file of slots
+/// by sequence, not under its position in the tree, and a posting list of
+/// all statements (10 = posting chunks of positions only, each the
+/// difference from the one before; 9 = position ‖ id, 32 bytes an entry;
 /// statement records in a file beside the tree,
 /// which keeps where each is; 8 = records in the tree, with no posting list
 /// of all statements, the records being one; 7 = with it; the bookkeeping in one key; 6 = in four keys,
@@ -21,11 +23,13 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
 /// holding the primary entries too; 1 = one key per index entry).
-pub const LAYOUT: u64 = 10;
+pub const LAYOUT: u64 = 11;
 
-/// Where each statement record is in the file of records, by position
-/// ([`StoredKey`]): appended in order.
-pub const STATEMENT: u8 = b'S';
+/// Where a statement record written again is (a later statement gave it
+/// facets by StatementRef), by its sequence: the file of slots has it too,
+/// written once the batch is, and these repair it when the views open
+/// (see `records.rs`). Rare: most statements' records are written once.
+pub const REWRITTEN: u8 = b'S';
 /// Statement id → position and content fingerprint ([`ID_ENTRY_LEN`] bytes).
 pub const STATEMENT_ID: u8 = b'U';
 pub const INDEX: u8 = b'I';
@@ -38,8 +42,8 @@ pub const AGENT: u8 = b'P';
 pub const ATTACHMENT: u8 = b'H';
 pub const OUTCOME: u8 = b'O';
 
-/// The secondary indexes of statements. There is no index of all
-/// statements: the records, keyed by position, are one.
+/// The secondary indexes of statements, and the list of all statements
+/// (which a query with no facet filter walks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
     Agent,
@@ -52,6 +56,8 @@ pub enum IndexKind {
     /// `related_activities` query reads this list and the `Activity` list.
     RelatedActivity,
     Registration,
+    /// Every statement, under one list ([`all_statements`]).
+    All,
 }
 
 impl IndexKind {
@@ -63,6 +69,7 @@ impl IndexKind {
             Self::Activity => b'o',
             Self::RelatedActivity => b'O',
             Self::Registration => b'r',
+            Self::All => b'*',
         }
     }
 }
@@ -94,12 +101,21 @@ impl StoredKey {
     }
 }
 
-/// The key of the statement record at `stored`.
-pub fn statement(stored: StoredKey) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + StoredKey::LEN);
-    key.push(STATEMENT);
-    key.extend_from_slice(&stored.to_bytes());
+/// The key under which a record written again is pointed at (see
+/// [`REWRITTEN`]).
+pub fn rewritten(sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(REWRITTEN);
+    key.extend_from_slice(&sequence.to_be_bytes());
     key
+}
+
+/// The sequence a [`rewritten`] key names.
+pub fn rewritten_sequence(key: &[u8]) -> Option<u64> {
+    match key {
+        [REWRITTEN, sequence @ ..] => Some(u64::from_be_bytes(sequence.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 /// The key of a statement's id entry.
@@ -144,6 +160,14 @@ impl IdEntry {
 pub fn posting_list(kind: IndexKind, value: &str) -> Vec<u8> {
     let mut list = vec![kind.tag()];
     list.extend_from_slice(&Sha1::digest(value.as_bytes())[..16]);
+    list
+}
+
+/// The posting list of every statement: as long as the others, with no
+/// value to hash.
+pub fn all_statements() -> Vec<u8> {
+    let mut list = vec![IndexKind::All.tag()];
+    list.extend_from_slice(&[0; 16]);
     list
 }
 
@@ -326,10 +350,15 @@ mod tests {
     }
 
     #[test]
-    fn statement_records_sort_by_position() {
-        let early = statement(StoredKey { stored_micros: 1, sequence: 9 });
-        let late = statement(StoredKey { stored_micros: 2, sequence: 0 });
-        assert!(early < late);
+    fn records_written_again_are_keyed_by_sequence_and_the_list_of_all_is_a_list() {
+        let key = rewritten(0x0102_0304_0506_0708);
+        assert_eq!(key, [b'S', 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(rewritten_sequence(&key), Some(0x0102_0304_0506_0708));
+        assert_eq!(rewritten_sequence(&key[..8]), None);
+        assert_eq!(rewritten_sequence(&statement_id(Uuid::nil())), None);
+        let all = all_statements();
+        assert_eq!(all.len(), posting_list(IndexKind::Agent, "mbox:mailto:a@example.org").len());
+        assert!(all != posting_list(IndexKind::Verb, ""));
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //! statements old.
 //!
 //! What is held is lost if the process stops. The views' bookkeeping keeps
-//! the lowest position held (`postings_from`), written with every batch,
-//! and views opened with one read the postings of every statement from
-//! there again from its record (`recover_postings` in `views.rs`).
+//! the lowest sequence of a statement with a posting held (`postings_from`),
+//! written with every batch, and views opened with one read the postings of
+//! every statement from there on again from its record (`recover_postings`
+//! in `views.rs`). A sequence, not a position: statements are numbered in
+//! the order they are stored, which their `stored` times need not follow.
 //!
 //! Invariants: a list's held entries are ascending and above every entry of
-//! its chunks, and every posting of a statement below `postings_from` is in
-//! the tree.
+//! its chunks, and every posting of a statement numbered below
+//! `postings_from` is in the tree.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -52,6 +54,8 @@ pub(crate) struct PostingBuffer {
     lists: HashMap<Vec<u8>, Vec<Posting>>,
     /// Each list held, by its oldest entry's position.
     by_oldest: BTreeSet<(StoredKey, Vec<u8>)>,
+    /// Each list held, by the lowest sequence among its entries.
+    by_lowest_sequence: BTreeSet<(u64, Vec<u8>)>,
     entries: usize,
 }
 
@@ -63,8 +67,8 @@ pub(crate) struct Plan {
     /// the list has), and whether the list is written now, with what the
     /// buffer holds of it, or its new entries are held.
     lists: BTreeMap<Vec<u8>, (Vec<Posting>, bool)>,
-    /// The lowest position held once the batch is written.
-    pub held_from: Option<StoredKey>,
+    /// The lowest sequence held once the batch is written.
+    pub held_from: Option<u64>,
 }
 
 impl PostingBuffer {
@@ -92,8 +96,17 @@ impl PostingBuffer {
     /// reading their postings again when opened).
     pub fn hold(&mut self, list: Vec<u8>, posting: Posting) {
         let held = self.lists.entry(list.clone()).or_default();
-        if held.is_empty() {
-            self.by_oldest.insert((posting.0, list));
+        let sequence = posting.0.sequence;
+        match held.iter().map(|(stored, _)| stored.sequence).min() {
+            None => {
+                self.by_oldest.insert((posting.0, list.clone()));
+                self.by_lowest_sequence.insert((sequence, list));
+            }
+            Some(lowest) if sequence < lowest => {
+                self.by_lowest_sequence.remove(&(lowest, list.clone()));
+                self.by_lowest_sequence.insert((sequence, list));
+            }
+            Some(_) => {}
         }
         held.push(posting);
         self.entries += 1;
@@ -154,17 +167,17 @@ impl PostingBuffer {
                 *write = true;
             }
         }
-        for (oldest, list) in &self.by_oldest {
+        for (lowest, list) in &self.by_lowest_sequence {
             if !matches!(plan.lists.get(list), Some((_, true))) {
-                oldest_held = Some(*oldest);
+                oldest_held = Some(*lowest);
                 break;
             }
         }
         let new_lists_oldest = plan
             .lists
             .iter()
-            .filter(|(list, (_, write))| !*write && !self.lists.contains_key(*list))
-            .filter_map(|(_, (new, _))| new.first().map(|(stored, _)| *stored))
+            .filter(|(_, (_, write))| !*write)
+            .flat_map(|(_, (new, _))| new.iter().map(|(stored, _)| stored.sequence))
             .min();
         plan.held_from = match (oldest_held, new_lists_oldest) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -195,6 +208,9 @@ impl PostingBuffer {
             if write {
                 if let Some(held) = self.lists.remove(&list) {
                     self.entries -= held.len();
+                    if let Some(lowest) = held.iter().map(|(stored, _)| stored.sequence).min() {
+                        self.by_lowest_sequence.remove(&(lowest, list.clone()));
+                    }
                     if let Some((oldest, _)) = held.first() {
                         self.by_oldest.remove(&(*oldest, list));
                     }
@@ -234,7 +250,10 @@ mod tests {
             .collect();
         let held_from = plan.held_from;
         buffer.commit(plan);
-        assert_eq!(held_from, buffer.by_oldest.first().map(|(oldest, _)| *oldest), "held_from is the oldest held");
+        let lowest = buffer.lists.values().flatten().map(|(stored, _)| stored.sequence).min();
+        assert_eq!(held_from, lowest, "held_from is the lowest sequence held");
+        assert_eq!(buffer.by_lowest_sequence.first().map(|(lowest, _)| *lowest), lowest);
+        assert_eq!(buffer.by_lowest_sequence.len(), buffer.lists.len());
         assert_eq!(buffer.entries, buffer.lists.values().map(Vec::len).sum::<usize>());
         written
     }
@@ -290,6 +309,26 @@ mod tests {
     }
 
     #[test]
+    fn statements_are_read_again_from_the_lowest_sequence_held_not_the_lowest_position() {
+        let mut buffer = PostingBuffer::default();
+        // Statement 5 was stored with an earlier time than statement 3.
+        let earlier = (StoredKey { stored_micros: 10, sequence: 5 }, Uuid::from_u128(5));
+        let later = (StoredKey { stored_micros: 20, sequence: 3 }, Uuid::from_u128(3));
+        apply(&mut buffer, vec![(list(1), vec![earlier]), (list(2), vec![later])], 6);
+        assert_eq!(buffer.plan(Vec::new(), 6, SMALL).held_from, Some(3));
+        // A list given an older statement's entry (it gained a facet).
+        let gained = (StoredKey { stored_micros: 30, sequence: 1 }, Uuid::from_u128(1));
+        assert_eq!(buffer.plan(vec![(list(1), vec![gained])], 6, SMALL).held_from, Some(1));
+        apply(&mut buffer, vec![(list(1), vec![gained])], 6);
+        // Once list 1 is written, list 2's statement is the lowest held.
+        let plan = buffer.plan_all();
+        let mut only_1 = buffer.plan(Vec::new(), 6, SMALL);
+        only_1.lists = plan.lists.into_iter().filter(|(list_, _)| *list_ == list(1)).collect();
+        buffer.commit(only_1);
+        assert_eq!(buffer.plan(Vec::new(), 6, SMALL).held_from, Some(3));
+    }
+
+    #[test]
     fn writing_everything_leaves_nothing_held() {
         let mut buffer = PostingBuffer::default();
         apply(&mut buffer, vec![(list(1), vec![at(0)]), (list(2), vec![at(1), at(2)])], 3);
@@ -301,6 +340,7 @@ mod tests {
         buffer.commit(plan);
         assert_eq!(buffer.entries(), 0);
         assert!(buffer.by_oldest.is_empty());
+        assert!(buffer.by_lowest_sequence.is_empty());
         assert!(buffer.all_sorted().is_empty());
     }
 }

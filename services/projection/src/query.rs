@@ -52,8 +52,8 @@ impl Views {
     pub fn query(&self, query: &StatementQuery, max_limit: usize) -> Result<QueryPage, ViewsError> {
         let limit = if query.limit == 0 { max_limit } else { query.limit.min(max_limit) };
         // The narrowest index; a "related" query reads the primary list and
-        // the list of related-only entries. With no facet filter, no list:
-        // the statement records, keyed by position, are walked themselves.
+        // the list of related-only entries. With no facet filter, the list
+        // of all statements.
         let lists: Vec<Vec<u8>> = if let Some(agent) = &query.agent {
             let mut lists = vec![keys::posting_list(IndexKind::Agent, agent)];
             if query.related_agents {
@@ -71,7 +71,7 @@ impl Views {
         } else if let Some(verb) = &query.verb {
             vec![keys::posting_list(IndexKind::Verb, verb)]
         } else {
-            Vec::new()
+            vec![keys::all_statements()]
         };
         let mut low = StoredKey { stored_micros: i64::MIN, sequence: 0 };
         let mut high = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
@@ -100,38 +100,21 @@ impl Views {
         if low > high {
             return Ok(QueryPage { statements: Vec::new(), next: None });
         }
-        // Positions in the query's order, each with where its record is
-        // when the walk read that already.
-        let positions: Box<dyn Iterator<Item = Result<Position, ViewsError>>> = if lists.is_empty() {
-            Box::new(records_in_range(&self.tree, low, high, query.ascending).map(|record| {
-                let (stored, pointer) = record?;
-                Ok((stored, Some(pointer)))
-            }))
-        } else {
-            let mut postings: Box<dyn Iterator<Item = Result<(StoredKey, ()), ViewsError>>> =
-                Box::new(std::iter::empty());
-            for list in &lists {
-                // What is held in memory is taken before the tree is read: a
-                // list written meanwhile is then in the tree, and an entry
-                // both held and written is yielded once.
-                let held = self.held_postings_of(list, low, high);
-                let more = list_postings(&self.tree, list, held, low, high, query.ascending);
-                postings = Box::new(MergeSorted::new(postings, more, query.ascending));
-            }
-            Box::new(postings.map(|posting| posting.map(|(stored, _)| (stored, None))))
-        };
+        // Positions in the query's order.
+        let mut positions: Box<dyn Iterator<Item = Result<(StoredKey, ()), ViewsError>>> = Box::new(std::iter::empty());
+        for list in &lists {
+            // What is held in memory is taken before the tree is read: a
+            // list written meanwhile is then in the tree, and an entry
+            // both held and written is yielded once.
+            let held = self.held_postings_of(list, low, high);
+            let more = list_postings(&self.tree, list, held, low, high, query.ascending);
+            positions = Box::new(MergeSorted::new(positions, more, query.ascending));
+        }
 
         let mut statements = Vec::new();
         for position in positions {
-            let (stored, pointer) = position?;
-            let pointer = match pointer {
-                Some(pointer) => pointer,
-                None => match self.tree.get(keys::statement(stored))? {
-                    Some(pointer) => pointer,
-                    None => continue,
-                },
-            };
-            let found = decode_found(&self.record_at(&pointer)?)?;
+            let (stored, ()) = position?;
+            let found = decode_found(&self.record(stored)?)?;
             if needs_statement(query) && !matches(query, &found.statement()?, &found.inherited) {
                 continue;
             }
@@ -166,10 +149,6 @@ fn facet_filters(query: &StatementQuery) -> usize {
 fn needs_statement(query: &StatementQuery) -> bool {
     facet_filters(query) > 1 || query.authority.is_some() || query.actor.is_some()
 }
-
-/// A statement's position in a query's walk, with where its record is (the
-/// tree's value under the position) when the walk has read that already.
-type Position = (StoredKey, Option<sled::IVec>);
 
 type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
@@ -225,23 +204,6 @@ fn list_postings(
         held.reverse();
     }
     MergeSorted::new(MergeSorted::new(chunks, late, ascending), held.into_iter().map(Ok), ascending)
-}
-
-/// Where the statement records with positions in `low..=high` are, in
-/// ascending or descending order: every statement is there, so a query with
-/// no facet filter walks them instead of an index.
-fn records_in_range(
-    tree: &sled::Tree,
-    low: StoredKey,
-    high: StoredKey,
-    ascending: bool,
-) -> impl Iterator<Item = Result<(StoredKey, sled::IVec), ViewsError>> + use<> {
-    let range = tree.range(keys::statement(low)..=keys::statement(high));
-    let range: Range = if ascending { Box::new(range) } else { Box::new(range.rev()) };
-    range.map(|entry| {
-        let (key, bytes) = entry?;
-        Ok((position_at_end(&key)?, bytes))
-    })
 }
 
 /// Every index entry, chunked, late or `held` in memory (by list, then

@@ -429,13 +429,16 @@ impl Applying<'_> {
         batch: &PendingBatch<'_>,
         id: Uuid,
     ) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
-        find_record(id, |key| batch.get(key), |pointer| self.appending.read(self.records, pointer))
+        find_record(id, |key| batch.get(key), |sequence| self.appending.record(self.records, sequence))
     }
 
-    /// Appends `record` and points its position at it.
+    /// Appends `record` and points its statement's slot at it (see
+    /// `records.rs`).
     fn put_record(&mut self, batch: &mut PendingBatch<'_>, record: &StatementRecord) -> Result<(), ViewsError> {
-        let pointer = self.appending.push(&encode_record(record))?;
-        batch.put(keys::statement(record.stored_key()), pointer.to_bytes().to_vec());
+        let (pointer, earlier) = self.appending.put(record.sequence, &encode_record(record))?;
+        if earlier {
+            batch.put(keys::rewritten(record.sequence), pointer.to_bytes().to_vec());
+        }
         Ok(())
     }
 }
@@ -456,10 +459,10 @@ struct Bookkeeping {
     index_high: Option<StoredKey>,
     /// The committed length of the file of statement records.
     records_end: u64,
-    /// The lowest position whose postings may be held in memory only (see
-    /// [`crate::postings`]): every posting of a statement below it is in
-    /// the tree.
-    postings_from: Option<StoredKey>,
+    /// The lowest sequence of a statement whose postings may be held in
+    /// memory only (see [`crate::postings`]): every posting of a statement
+    /// numbered below it is in the tree.
+    postings_from: Option<u64>,
 }
 
 impl Bookkeeping {
@@ -468,7 +471,7 @@ impl Bookkeeping {
     const LEN: usize = 8 + 8 + 1 + 8 + 1 + StoredKey::LEN + 8;
 
     fn to_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::LEN + StoredKey::LEN);
+        let mut out = Vec::with_capacity(Self::LEN + 8);
         out.extend_from_slice(&self.offset.to_be_bytes());
         out.extend_from_slice(&self.sequence.to_be_bytes());
         out.push(u8::from(self.last_stored.is_some()));
@@ -477,7 +480,7 @@ impl Bookkeeping {
         out.extend_from_slice(&self.index_high.unwrap_or(StoredKey { stored_micros: 0, sequence: 0 }).to_bytes());
         out.extend_from_slice(&self.records_end.to_be_bytes());
         if let Some(from) = self.postings_from {
-            out.extend_from_slice(&from.to_bytes());
+            out.extend_from_slice(&from.to_be_bytes());
         }
         out
     }
@@ -486,9 +489,7 @@ impl Bookkeeping {
         let corrupt = || ViewsError::Corrupt("the views' bookkeeping".to_owned());
         let postings_from = match bytes.len() {
             Self::LEN => None,
-            len if len == Self::LEN + StoredKey::LEN => {
-                Some(StoredKey::from_bytes(&bytes[Self::LEN..]).ok_or_else(corrupt)?)
-            }
+            len if len == Self::LEN + 8 => Some(decode_u64(&bytes[Self::LEN..])?),
             _ => return Err(corrupt()),
         };
         let present = |flag: u8| match flag {
@@ -513,7 +514,7 @@ impl Views {
     /// Opens (or creates) the views in `dir`.
     pub fn open(dir: &Path, store: crate::StoreOptions) -> Result<Self, ViewsError> {
         let db = crate::store::open_store_flushed_by_caller(dir, store)?;
-        let records = RecordFile::open(&dir.join(RECORD_FILE))?;
+        let records = RecordFile::open(&dir.join(RECORD_FILE), &dir.join(SLOT_FILE))?;
         let views = Self::from_db(db, records)?;
         Ok(Self { _flusher: Some(Flusher::start(views.db.clone(), views.records.clone())), ..views })
     }
@@ -544,17 +545,26 @@ impl Views {
             Some(bytes) => Bookkeeping::from_bytes(&bytes)?,
             None => Bookkeeping::default(),
         };
-        if !records.recover(book.records_end)? {
+        if !records.recover(book.records_end, book.sequence)? {
             tracing::warn!(
                 committed = book.records_end,
-                "the file of statement records is shorter than the views say (the machine stopped before it \
-                 reached the disk?); rebuilding the views from the log"
+                statements = book.sequence,
+                "the file of statement records or of their slots is shorter than the views say (the machine \
+                 stopped before it reached the disk?); rebuilding the views from the log"
             );
             clear(&tree, &records)?;
             book = Bookkeeping::default();
         }
+        // Records written again: their slots were written after their batch,
+        // which a stop can come between.
+        for entry in tree.scan_prefix([keys::REWRITTEN]) {
+            let (key, pointer) = entry?;
+            let sequence = keys::rewritten_sequence(&key)
+                .ok_or_else(|| ViewsError::Corrupt("the key of a statement record written again".to_owned()))?;
+            records.write_slot(sequence, RecordPointer::from_bytes(&pointer)?)?;
+        }
         let postings = match book.postings_from {
-            Some(from) => recover_postings(&tree, &records, from)?,
+            Some(from) => recover_postings(&tree, &records, from, book.sequence)?,
             None => PostingBuffer::default(),
         };
         let (sender, _) = watch::channel(book.offset);
@@ -666,7 +676,7 @@ impl Views {
             referenced,
             merged: std::collections::HashMap::new(),
             named: std::collections::HashMap::new(),
-            appending: Appending::new(book.records_end),
+            appending: Appending::new(book.records_end, book.sequence),
             records: &self.records,
         });
         let planned = std::cell::RefCell::new(Plan::default());
@@ -689,7 +699,10 @@ impl Views {
         )?;
         if let Some(next) = applied {
             self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(planned.into_inner());
-            let Applying { book: written, merged, named, .. } = applying.into_inner();
+            let Applying { book: written, merged, named, appending, .. } = applying.into_inner();
+            // The batch is written; should this fail, the views' next open
+            // writes these slots from the tree.
+            self.records.write_rewritten(&appending)?;
             *book = written;
             definitions.remember(merged);
             names.remember(named);
@@ -717,21 +730,28 @@ impl Views {
         for entry in self.tree.iter() {
             let (key, value) = entry?;
             match key.first() {
-                Some(&keys::INDEX | &keys::LATE_INDEX) => {}
-                // Records by what they hold, not where in the file they are.
-                // One that cannot be read makes the digest differ from any
-                // store whose records can, rather than stop the comparison.
+                // Where records written again are is in their slots, hashed
+                // below with the rest: whether a record was written again
+                // in its own batch or a later one is not state.
+                Some(&keys::INDEX | &keys::LATE_INDEX | &keys::REWRITTEN) => {}
                 // Which postings are held in memory is not state either.
                 _ if &key[..] == keys::META_STATE => {
                     let book = Bookkeeping { postings_from: None, ..Bookkeeping::from_bytes(&value)? };
                     hash(&key, &book.to_bytes());
                 }
-                Some(&keys::STATEMENT) => match self.record_at(&value) {
-                    Ok(record) => hash(&key, &record),
-                    Err(ViewsError::Corrupt(_)) => hash(&key, &[b"unreadable: ".as_slice(), &value].concat()),
-                    Err(other) => return Err(other),
-                },
                 _ => hash(&key, &value),
+            }
+        }
+        // Records by what they hold, not where in the file they are. One
+        // that cannot be read makes the digest differ from any store whose
+        // records can, rather than stop the comparison.
+        let statements = self.kept().book.sequence;
+        for sequence in 0..statements {
+            let key = keys::rewritten(sequence);
+            match self.records.record(sequence) {
+                Ok(record) => hash(&key, &record),
+                Err(ViewsError::Corrupt(error)) => hash(&key, format!("unreadable: {error}").as_bytes()),
+                Err(other) => return Err(other),
             }
         }
         let held = self.held().all_sorted();
@@ -743,13 +763,13 @@ impl Views {
     }
 
     pub fn statement(&self, id: Uuid) -> Result<Option<StatementRecord>, ViewsError> {
-        Ok(find_record(id, |key| self.tree.get(key), |pointer| self.records.read(pointer))?.map(|(_, record)| record))
+        Ok(find_record(id, |key| self.tree.get(key), |sequence| self.records.record(sequence))?
+            .map(|(_, record)| record))
     }
 
-    /// The record that `pointer` (the tree's value under a position)
-    /// points at, as stored.
-    pub(crate) fn record_at(&self, pointer: &[u8]) -> Result<Vec<u8>, ViewsError> {
-        self.records.read(RecordPointer::from_bytes(pointer)?)
+    /// The record of the statement at `stored`, as stored.
+    pub(crate) fn record(&self, stored: StoredKey) -> Result<Vec<u8>, ViewsError> {
+        self.records.record(stored.sequence)
     }
 
     /// The SHA-256 content fingerprint (see `content_fingerprint`) of the
@@ -866,38 +886,34 @@ fn find_id_entry<B: AsRef<[u8]>>(
     }
 }
 
-/// The record of the statement `id` and where it is: its id entry and
-/// pointer read with `get`, the record with `read`.
+/// The record of the statement `id` and where it is: its id entry read
+/// with `get`, the record of its sequence with `read`.
 fn find_record<B: AsRef<[u8]>>(
     id: Uuid,
     get: impl Fn(&[u8]) -> Result<Option<B>, sled::Error>,
-    read: impl Fn(RecordPointer) -> Result<Vec<u8>, ViewsError>,
+    read: impl Fn(u64) -> Result<Vec<u8>, ViewsError>,
 ) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
     let Some(entry) = find_id_entry(id, &get)? else {
         return Ok(None);
     };
-    match get(&keys::statement(entry.stored))? {
-        Some(pointer) => Ok(Some((entry.stored, decode_record(&read(RecordPointer::from_bytes(pointer.as_ref())?)?)?))),
-        None => Err(ViewsError::Corrupt(format!("statement {id} has an id entry but no record"))),
-    }
+    Ok(Some((entry.stored, decode_record(&read(entry.stored.sequence)?)?)))
 }
 
 /// The postings held in memory when the views were last written (see
-/// [`crate::postings`]), read again from the records of the statements at
-/// and above `from`: each of their postings that is neither in a chunk of
-/// its list (whose entries are all up to its last chunk's highest) nor a
-/// late entry.
-fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: StoredKey) -> Result<PostingBuffer, ViewsError> {
+/// [`crate::postings`]), read again from the records of the statements
+/// numbered `from` up to `end`: each of their postings that is neither in a
+/// chunk of its list (whose entries are all up to its last chunk's highest)
+/// nor a late entry.
+fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: u64, end: u64) -> Result<PostingBuffer, ViewsError> {
     let mut buffer = PostingBuffer::default();
     let mut chunked_to: std::collections::HashMap<Vec<u8>, Option<StoredKey>> = std::collections::HashMap::new();
     let top = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
-    for entry in tree.range(keys::statement(from)..=keys::statement(top)) {
-        let (key, pointer) = entry?;
-        let stored = crate::query::position_at_end(&key)?;
+    let mut held = Vec::new();
+    for sequence in from..end {
         // A record that cannot be read is reported by the queries that
         // reach it (and makes the state digest differ); it does not keep
         // the views from opening.
-        let record = match records.read(RecordPointer::from_bytes(&pointer)?).and_then(|bytes| decode_record(&bytes)) {
+        let record = match records.record(sequence).and_then(|bytes| decode_record(&bytes)) {
             Ok(record) => record,
             Err(ViewsError::Corrupt(error)) => {
                 tracing::warn!(%error, "a statement record cannot be read; its postings held are lost");
@@ -909,8 +925,10 @@ fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: StoredKey) ->
             tracing::warn!("a statement record has no id; its postings held are lost");
             continue;
         };
-        for (kind, value) in Facets::of_with(&record.statement, &record.inherited).entries() {
-            let list = keys::posting_list(kind, value);
+        let stored = record.stored_key();
+        let facets = Facets::of_with(&record.statement, &record.inherited);
+        // The list of all statements is never held.
+        for list in facets.entries().into_iter().map(|(kind, value)| keys::posting_list(kind, value)) {
             let chunked = match chunked_to.get(&list) {
                 Some(chunked) => *chunked,
                 None => {
@@ -927,14 +945,22 @@ fn recover_postings(tree: &sled::Tree, records: &RecordFile, from: StoredKey) ->
             if chunked.is_some_and(|chunked| stored <= chunked) || tree.contains_key(keys::late_entry(&list, stored))? {
                 continue;
             }
-            buffer.hold(list, (stored, id));
+            held.push((stored, list, id));
         }
+    }
+    // Each list's entries held in ascending order, as they were held: by
+    // position, which the order of sequences need not be.
+    held.sort_unstable();
+    for (stored, list, id) in held {
+        buffer.hold(list, (stored, id));
     }
     Ok(buffer)
 }
 
 /// The name of the file of statement records in the views' directory.
 const RECORD_FILE: &str = "statement-records";
+/// The name of the file of their slots (see `records.rs`).
+const SLOT_FILE: &str = "statement-record-slots";
 
 /// Empties the views: the tree (keeping only its layout) and the records.
 /// The tree goes first, so a stop in between leaves an empty tree and a
@@ -1297,9 +1323,10 @@ fn apply_statements(
 /// Writes the postings a batch collected: per list, the entries above every
 /// position already posted join what the list holds in memory, written as
 /// one chunk (one sled key) when the plan says so (see
-/// [`crate::postings`]); any at or below it (older statements that gained
-/// facets) are a late entry each. Returns the plan, for the held postings
-/// to take in once the batch is written.
+/// [`crate::postings`]), except the list of all statements, whose new
+/// entries are a chunk every batch; any at or below it (older statements
+/// that gained facets) are a late entry each. Returns the plan, for the
+/// held postings to take in once the batch is written.
 fn write_postings(
     batch: &mut PendingBatch<'_>,
     book: &mut Bookkeeping,
@@ -1309,6 +1336,7 @@ fn write_postings(
     let high = book.index_high;
     let mut new_high = high;
     let mut added = Vec::with_capacity(postings.len());
+    let all = keys::all_statements();
     for (list, mut entries) in postings {
         entries.sort_unstable_by_key(|(stored, _)| *stored);
         entries.dedup_by_key(|(stored, _)| *stored);
@@ -1319,7 +1347,14 @@ fn write_postings(
         let new = entries.split_off(late);
         if let Some((highest, _)) = new.last() {
             new_high = new_high.max(Some(*highest));
-            added.push((list, new));
+            if list == all {
+                // Never held: a statement whose record cannot be read
+                // after a stop is still walked by the queries with no
+                // filter, which report it.
+                put_chunk(batch, &list, &new);
+            } else {
+                added.push((list, new));
+            }
         }
     }
     book.index_high = new_high;
@@ -1379,6 +1414,7 @@ fn apply_statement(
     for (kind, value) in facets.entries() {
         batch.post(keys::posting_list(kind, value), stored_key, id);
     }
+    batch.post(keys::all_statements(), stored_key, id);
     if applying.book.last_stored.is_none_or(|last| micros > last) {
         applying.book.last_stored = Some(micros);
     }
@@ -1542,8 +1578,8 @@ mod tests {
         };
         assert_eq!(book.to_bytes().len(), Bookkeeping::LEN);
         assert_eq!(Bookkeeping::from_bytes(&book.to_bytes()).unwrap(), book);
-        let holding = Bookkeeping { postings_from: Some(position(30)), ..book };
-        assert_eq!(holding.to_bytes().len(), Bookkeeping::LEN + StoredKey::LEN);
+        let holding = Bookkeeping { postings_from: Some(30), ..book };
+        assert_eq!(holding.to_bytes().len(), Bookkeeping::LEN + 8);
         assert_eq!(Bookkeeping::from_bytes(&holding.to_bytes()).unwrap(), holding);
         assert!(Bookkeeping::from_bytes(&holding.to_bytes()[..Bookkeeping::LEN + 3]).is_err());
     }

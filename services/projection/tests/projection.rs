@@ -752,6 +752,7 @@ fn views_of_an_older_layout_are_rebuilt_from_the_log() {
         (Some(6), b"M:sequence".to_vec()),
         (Some(7), [&b"It"[..], &[0; 16]].concat()),
         (Some(8), [&b"S"[..], &[0; 16]].concat()),
+        (Some(10), [&b"S"[..], &[0; 16]].concat()),
     ] {
         let root = tempfile::tempdir().unwrap();
         {
@@ -807,6 +808,11 @@ fn record_file(dir: &Path) -> std::path::PathBuf {
     dir.join("statement-records")
 }
 
+/// The file of where each statement's record is, by sequence.
+fn slot_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("statement-record-slots")
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
@@ -825,39 +831,103 @@ fn records_past_the_committed_length_are_cut_off_when_the_views_are_opened() {
     views.apply(&records(&log, 0, 20)).unwrap();
     drop(views);
     let committed = file_len(&record_file(&dir));
-    let mut file = std::fs::OpenOptions::new().append(true).open(record_file(&dir)).unwrap();
-    std::io::Write::write_all(&mut file, &[0xA5; 1000]).unwrap();
-    drop(file);
+    let slots = file_len(&slot_file(&dir));
+    assert!(slots > 0 && slots.is_multiple_of(12), "{slots}");
+    for path in [record_file(&dir), slot_file(&dir)] {
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        std::io::Write::write_all(&mut file, &[0xA5; 1000]).unwrap();
+    }
 
     let views = open(&dir);
     assert_eq!(file_len(&record_file(&dir)), committed);
+    assert_eq!(file_len(&slot_file(&dir)), slots);
     assert_eq!(views.applied_offset(), 20);
     views.apply(&records(&log, 20, log.len())).unwrap();
     assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
     assert_eq!(file_len(&record_file(&dir)), file_len(&record_file(&root.path().join("clean"))));
+    assert_eq!(file_len(&slot_file(&dir)), file_len(&slot_file(&root.path().join("clean"))));
 }
 
-/// Views whose file of records is shorter than their tree says (the
-/// machine stopped before the file reached the disk) are rebuilt from the
-/// log, and end as views that never lost anything.
+/// Views whose file of records, or of their slots, is shorter than their
+/// tree says (the machine stopped before the file reached the disk) are
+/// rebuilt from the log, and end as views that never lost anything.
 #[test]
-fn views_whose_record_file_lost_its_end_are_rebuilt_from_the_log() {
+fn views_whose_record_or_slot_file_lost_its_end_are_rebuilt_from_the_log() {
     let log = events(13, 50);
     let root = tempfile::tempdir().unwrap();
     let clean = applied_whole(&root.path().join("clean"), &log);
 
-    let dir = root.path().join("cut");
-    drop(applied_whole(&dir, &log));
-    let file = std::fs::OpenOptions::new().write(true).open(record_file(&dir)).unwrap();
-    file.set_len(file_len(&record_file(&dir)) - 1).unwrap();
+    for (n, cut) in [record_file as fn(&Path) -> std::path::PathBuf, slot_file].into_iter().enumerate() {
+        let dir = root.path().join(format!("cut-{n}"));
+        drop(applied_whole(&dir, &log));
+        let file = std::fs::OpenOptions::new().write(true).open(cut(&dir)).unwrap();
+        file.set_len(file_len(&cut(&dir)) - 1).unwrap();
+        drop(file);
+
+        let views = open(&dir);
+        assert_eq!(views.applied_offset(), 0, "views pointing past their records must be replayed from the start");
+        assert!(views.query(&StatementQuery::default(), 10).unwrap().statements.is_empty());
+        assert_eq!(file_len(&record_file(&dir)), 0);
+        assert_eq!(file_len(&slot_file(&dir)), 0);
+        views.apply(&records(&log, 0, log.len())).unwrap();
+        assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+    }
+}
+
+/// A record written again for a statement of an earlier batch (its target,
+/// stored later, gave it facets) has its slot pointed at the new copy once
+/// the batch is written. A stop in between leaves the slot at the older
+/// copy; opening the views points it at the new one, from the tree.
+#[test]
+fn a_record_written_again_is_found_after_a_stop_before_its_slot_was_written() {
+    let referrer = Uuid::from_u64_pair(21, 1);
+    let target = Uuid::from_u64_pair(21, 2);
+    let activity = "https://learninghub.nhs.uk/activities/referred";
+    let log = vec![
+        statements_event(vec![stored_statement(
+            referrer,
+            1,
+            "http://adlnet.gov/expapi/verbs/completed",
+            json!({ "objectType": "StatementRef", "id": target.to_string() }),
+            1,
+        )]),
+        statements_event(vec![stored_statement(
+            target,
+            2,
+            "http://adlnet.gov/expapi/verbs/completed",
+            json!({ "id": activity }),
+            2,
+        )]),
+    ];
+    let root = tempfile::tempdir().unwrap();
+    let whole = applied_whole(&root.path().join("whole"), &log);
+    let inherits =
+        |views: &Views| views.statement(referrer).unwrap().unwrap().facets().activities.contains(&activity.to_owned());
+    assert!(inherits(&whole));
+
+    let dir = root.path().join("stopped");
+    let views = open(&dir);
+    views.apply(&records(&log, 0, 1)).unwrap();
+    let first_slot = std::fs::read(slot_file(&dir)).unwrap();
+    assert_eq!(first_slot.len(), 12);
+    views.apply(&records(&log, 1, 2)).unwrap();
+    assert!(inherits(&views));
+    assert_eq!(views.state_digest().unwrap(), whole.state_digest().unwrap());
+    drop(views);
+    // As if the process had stopped after the batch and before the slot.
+    let file = std::fs::OpenOptions::new().write(true).open(slot_file(&dir)).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &first_slot, 0).unwrap();
     drop(file);
 
     let views = open(&dir);
-    assert_eq!(views.applied_offset(), 0, "views pointing past their records must be replayed from the start");
-    assert!(views.query(&StatementQuery::default(), 10).unwrap().statements.is_empty());
-    assert_eq!(file_len(&record_file(&dir)), 0);
-    views.apply(&records(&log, 0, log.len())).unwrap();
-    assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+    assert!(inherits(&views), "the slot should point at the record written again");
+    let by_activity = StatementQuery { activity: Some(activity.to_owned()), ..Default::default() };
+    let mut found = ids_of(&views, &by_activity);
+    found.sort();
+    let mut want = vec![referrer.to_string(), target.to_string()];
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(views.state_digest().unwrap(), whole.state_digest().unwrap());
 }
 
 /// A record damaged on disk is reported as corrupt, never returned.
@@ -905,7 +975,7 @@ fn postings_of_small_batches_are_held_found_recovered_and_written_by_a_flush() {
         views.apply(&records(&log, offset, offset + 1)).unwrap();
     }
     // Actor, authority (a related agent), verb and activity: four postings
-    // a statement, none written.
+    // a statement, none written (the list of all statements is never held).
     assert_eq!(views.held_postings(), 4 * learners as usize);
     let by_agent = |views: &Views, n: u64| {
         ids_of(
