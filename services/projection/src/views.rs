@@ -559,9 +559,12 @@ impl Views {
         // which a stop can come between.
         for entry in tree.scan_prefix([keys::REWRITTEN]) {
             let (key, pointer) = entry?;
-            let sequence = keys::rewritten_sequence(&key)
-                .ok_or_else(|| ViewsError::Corrupt("the key of a statement record written again".to_owned()))?;
-            records.write_slot(sequence, RecordPointer::from_bytes(&pointer)?)?;
+            match (keys::rewritten_sequence(&key), RecordPointer::from_bytes(&pointer)) {
+                (Some(sequence), Ok(pointer)) if sequence < book.sequence => records.write_slot(sequence, pointer)?,
+                // Not one the views wrote: the state digest counts it, so
+                // `lrs verify` reports it; the views open all the same.
+                _ => tracing::warn!("a key among the statement records written again is malformed; left alone"),
+            }
         }
         let postings = match book.postings_from {
             Some(from) => recover_postings(&tree, &records, from, book.sequence)?,
@@ -730,10 +733,16 @@ impl Views {
         for entry in self.tree.iter() {
             let (key, value) = entry?;
             match key.first() {
+                Some(&keys::INDEX | &keys::LATE_INDEX) => {}
                 // Where records written again are is in their slots, hashed
                 // below with the rest: whether a record was written again
-                // in its own batch or a later one is not state.
-                Some(&keys::INDEX | &keys::LATE_INDEX | &keys::REWRITTEN) => {}
+                // in its own batch or a later one is not state. A pointer
+                // its slot does not hold is not one the views wrote, and
+                // counts.
+                Some(&keys::REWRITTEN)
+                    if keys::rewritten_sequence(&key)
+                        .zip(RecordPointer::from_bytes(&value).ok())
+                        .is_some_and(|(sequence, pointer)| self.records.pointer(sequence).ok() == Some(pointer)) => {}
                 // Which postings are held in memory is not state either.
                 _ if &key[..] == keys::META_STATE => {
                     let book = Bookkeeping { postings_from: None, ..Bookkeeping::from_bytes(&value)? };

@@ -930,6 +930,32 @@ fn a_record_written_again_is_found_after_a_stop_before_its_slot_was_written() {
     assert_eq!(views.state_digest().unwrap(), whole.state_digest().unwrap());
 }
 
+/// Keys among the records written again that the views did not write (a
+/// malformed one; one pointing where its slot does not) leave the views
+/// opening, and make their digest differ from a replay's.
+#[test]
+fn foreign_keys_among_records_written_again_open_and_make_the_digest_differ() {
+    let log = events(15, 20);
+    let root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
+    let foreign: [(Vec<u8>, Vec<u8>); 2] = [
+        (b"S-tampered".to_vec(), b"x".to_vec()),
+        ([&b"S"[..], &3_u64.to_be_bytes()].concat(), [0_u8; 12].to_vec()),
+    ];
+    for (n, (key, value)) in foreign.into_iter().enumerate() {
+        let dir = root.path().join(format!("tampered-{n}"));
+        drop(applied_whole(&dir, &log));
+        {
+            let db = sled::open(&dir).unwrap();
+            db.open_tree("views").unwrap().insert(key, value).unwrap();
+            db.flush().unwrap();
+        }
+        let views = open(&dir);
+        assert_eq!(views.applied_offset(), log.len() as u64);
+        assert_ne!(views.state_digest().unwrap(), clean.state_digest().unwrap(), "key {n}");
+    }
+}
+
 /// A record damaged on disk is reported as corrupt, never returned.
 #[test]
 fn a_damaged_record_is_reported_as_corrupt() {
