@@ -703,15 +703,18 @@ impl Views {
         if let Some(next) = applied {
             self.postings.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(planned.into_inner());
             let Applying { book: written, merged, named, appending, .. } = applying.into_inner();
-            // The batch is written; should this fail, the views' next open
-            // writes these slots from the tree.
-            self.records.write_rewritten(&appending)?;
+            // The batch is written: what is kept follows it first, whatever
+            // happens to the slots. Should writing them fail, the error is
+            // reported, readers find the older copies meanwhile, and the
+            // views' next open writes the slots from the tree.
+            let slots = self.records.write_rewritten(&appending);
             *book = written;
             definitions.remember(merged);
             names.remember(named);
             self.last_stored.store(written.last_stored.unwrap_or(NONE_STORED), std::sync::atomic::Ordering::Release);
             drop(kept);
             self.applied.send_replace(next);
+            slots?;
         }
         Ok(())
     }

@@ -938,10 +938,8 @@ fn foreign_keys_among_records_written_again_open_and_make_the_digest_differ() {
     let log = events(15, 20);
     let root = tempfile::tempdir().unwrap();
     let clean = applied_whole(&root.path().join("clean"), &log);
-    let foreign: [(Vec<u8>, Vec<u8>); 2] = [
-        (b"S-tampered".to_vec(), b"x".to_vec()),
-        ([&b"S"[..], &3_u64.to_be_bytes()].concat(), [0_u8; 12].to_vec()),
-    ];
+    let foreign: [(Vec<u8>, Vec<u8>); 2] =
+        [(b"S-tampered".to_vec(), b"x".to_vec()), ([&b"S"[..], &3_u64.to_be_bytes()].concat(), [0_u8; 12].to_vec())];
     for (n, (key, value)) in foreign.into_iter().enumerate() {
         let dir = root.path().join(format!("tampered-{n}"));
         drop(applied_whole(&dir, &log));
