@@ -11,7 +11,12 @@ use lrs_xapi::events::{DocumentKey, DocumentKind};
 pub const META_STATE: &[u8] = b"M:state";
 /// The layout of the views; views of another layout are rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 11 = where each record is kept in a file of slots
+/// The dictionary the statement records are compressed with (zstd's bytes),
+/// trained once the views hold `DICTIONARY_SAMPLES` statements and written
+/// with the first batch whose records use it.
+pub const META_RECORD_DICTIONARY: &[u8] = b"M:record-dictionary";
+/// The current layout: 12 = records after the first 4,096 compressed with
+/// a dictionary trained on those (11 = where each record is kept in a file of slots
 /// by sequence, not under its position in the tree, and a posting list of
 /// all statements (10 = posting chunks of positions only, each the
 /// difference from the one before; 9 = position ‖ id, 32 bytes an entry;
@@ -22,8 +27,8 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// keeping only the facets they inherit by StatementRef; 4 = records keyed
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
-/// holding the primary entries too; 1 = one key per index entry).
-pub const LAYOUT: u64 = 11;
+/// holding the primary entries too; 1 = one key per index entry)).
+pub const LAYOUT: u64 = 12;
 
 /// Where a statement record written again is (a later statement gave it
 /// facets by StatementRef), by its sequence: the file of slots has it too,

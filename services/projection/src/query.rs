@@ -114,7 +114,7 @@ impl Views {
         let mut statements = Vec::new();
         for position in positions {
             let (stored, ()) = position?;
-            let found = decode_found(&self.record(stored)?)?;
+            let found = decode_found(&self.record(stored)?, self.record_dictionary())?;
             if needs_statement(query) && !matches(query, &found.statement()?, &found.inherited) {
                 continue;
             }

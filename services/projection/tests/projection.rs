@@ -745,7 +745,8 @@ fn queries_find_every_matching_statement_once_in_order_whatever_the_batches() {
 fn views_of_an_older_layout_are_rebuilt_from_the_log() {
     // Layout 1 had no layout mark; layout 3 kept statement records by id;
     // layout 6 kept its bookkeeping in four keys; layout 7 had a posting
-    // list of all statements; layout 8 kept records in the tree.
+    // list of all statements; layout 8 kept records in the tree; layout 11
+    // compressed every record without a dictionary.
     for (mark, old_key) in [
         (None, b"Itold-style-entry".to_vec()),
         (Some(3_u64), [&b"S"[..], Uuid::new_v4().as_bytes()].concat()),
@@ -753,6 +754,7 @@ fn views_of_an_older_layout_are_rebuilt_from_the_log() {
         (Some(7), [&b"It"[..], &[0; 16]].concat()),
         (Some(8), [&b"S"[..], &[0; 16]].concat()),
         (Some(10), [&b"S"[..], &[0; 16]].concat()),
+        (Some(11), [&b"U"[..], &[0; 16]].concat()),
     ] {
         let root = tempfile::tempdir().unwrap();
         {
@@ -1068,5 +1070,145 @@ fn agent_names_are_kept_whatever_the_batches_and_a_refused_batch_teaches_none() 
         views.apply(&records(&log, offset, offset + 1)).unwrap();
     }
     assert_eq!(views.agent_names(ifi).unwrap(), ["Ann", "Ann B", "Ann C"]);
+    assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+}
+
+/// Statements alike in their structure, as the Learning Hub's traffic is:
+/// `count` of them, `per_event` to an event, `stored` increasing.
+fn alike_statements(count: usize, per_event: usize) -> (Vec<Vec<u8>>, Vec<Value>) {
+    let mut random = XorShift(2026);
+    let statements: Vec<Value> = (0..count)
+        .map(|n| {
+            let learner = random.below(500);
+            let activity = random.below(40);
+            let (verb, display) = [("completed", "completed"), ("passed", "passed"), ("experienced", "experienced")]
+                [random.below(3) as usize];
+            json!({
+                "id": Uuid::from_u64_pair(77, n as u64).to_string(),
+                "actor": { "objectType": "Agent", "name": format!("Learner {learner}"),
+                           "mbox": format!("mailto:learner{learner}@nhs.net") },
+                "verb": { "id": format!("http://adlnet.gov/expapi/verbs/{verb}"), "display": { "en-GB": display } },
+                "object": { "objectType": "Activity", "id": format!("https://learninghub.nhs.uk/activities/{activity}"),
+                            "definition": { "name": { "en-GB": format!("Course {activity}") },
+                                            "type": "http://adlnet.gov/expapi/activities/course" } },
+                "result": { "score": { "scaled": random.below(100) as f64 / 100.0 }, "completion": true,
+                            "duration": format!("PT{}M", random.below(90)) },
+                "context": {
+                    "registration": Uuid::from_u64_pair(78, random.next()).to_string(),
+                    "platform": "e-Learning for Healthcare",
+                    "language": "en-GB",
+                    "extensions": {
+                        "https://learninghub.nhs.uk/extensions/ods-code": format!("R{:02}", random.below(30)),
+                        "https://learninghub.nhs.uk/extensions/staff-group": "Nursing and Midwifery"
+                    }
+                },
+                "timestamp": format!("2026-01-01T{:02}:{:02}:00Z", n / 60 % 24, n % 60),
+                "stored": format!("2026-02-01T00:00:00.{:06}Z", n),
+                "authority": { "objectType": "Agent", "account": { "homePage": "https://lrs.example", "name": "client" } },
+                "version": "1.0.3"
+            })
+        })
+        .collect();
+    let events = statements.chunks(per_event).map(|chunk| statements_event(chunk.to_vec())).collect();
+    (events, statements)
+}
+
+/// Applies `log` from offset `from` to `to` in batches of `events` events.
+fn apply_in_batches(views: &Views, log: &[Vec<u8>], (from, to): (usize, usize), events: usize) {
+    for start in (from..to).step_by(events) {
+        views.apply(&records(log, start, (start + events).min(to))).unwrap();
+    }
+}
+
+/// Every statement of `statements` reads back from `views` as it was.
+fn assert_all_read_back(views: &Views, statements: &[Value]) {
+    for statement in statements {
+        let id = Uuid::parse_str(statement["id"].as_str().unwrap()).unwrap();
+        let record = views.statement(id).unwrap().unwrap_or_else(|| panic!("statement {id} not found"));
+        assert_eq!(&record.statement, statement);
+    }
+}
+
+/// Once the views hold 4,096 statements they train a dictionary on those
+/// statements' records, and compress every later record with it: a record
+/// of statements alike takes a fraction of what it took alone. It is
+/// written with the first batch that uses it, so reopened views read every
+/// record; and since records count by what they hold, views that trained
+/// it at another batch's start digest the same.
+#[test]
+fn records_after_the_first_4096_statements_are_compressed_with_a_dictionary_trained_on_them() {
+    let (log, statements) = alike_statements(6000, 50);
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("in-400s");
+    let views = open(&dir);
+    // Batches of 400 statements: the dictionary is trained at 4,400.
+    apply_in_batches(&views, &log, (0, 88), 8);
+    let before = file_len(&record_file(&dir)) as f64 / 4400.0;
+    apply_in_batches(&views, &log, (88, log.len()), 8);
+    let after = (file_len(&record_file(&dir)) as f64 - before * 4400.0) / 1600.0;
+    assert!(after < before * 0.5, "{after:.0} bytes a record with the dictionary, {before:.0} without");
+    let digest = views.state_digest().unwrap();
+    drop(views);
+
+    let reopened = open(&dir);
+    assert_all_read_back(&reopened, &statements);
+    assert_eq!(reopened.state_digest().unwrap(), digest);
+
+    // Batches of 350 statements train it at 4,200; one batch of them all,
+    // never (until the next).
+    for (name, events) in [("in-350s", 7), ("whole", log.len())] {
+        let other = open(&root.path().join(name));
+        apply_in_batches(&other, &log, (0, log.len()), events);
+        assert_eq!(other.state_digest().unwrap(), digest, "{name}");
+    }
+}
+
+/// A batch refused after the dictionary was trained for it leaves it to be
+/// written by the next batch, whose records use it.
+#[test]
+fn a_dictionary_trained_for_a_refused_batch_is_written_by_the_next() {
+    let (log, statements) = alike_statements(6000, 50);
+    let root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
+
+    let dir = root.path().join("refused");
+    let views = open(&dir);
+    views.apply(&records(&log, 0, 82)).unwrap();
+    let mut refused = records(&log, 82, 90);
+    refused.push(LogRecord { offset: 90, payload: b"not an event".to_vec() });
+    assert!(matches!(views.apply(&refused).unwrap_err(), ViewsError::BadEvent { offset: 90, .. }));
+    views.apply(&records(&log, 82, log.len())).unwrap();
+    drop(views);
+
+    let reopened = open(&dir);
+    assert_all_read_back(&reopened, &statements);
+    assert_eq!(reopened.state_digest().unwrap(), clean.state_digest().unwrap());
+}
+
+/// Views whose dictionary of records cannot be read cannot read the
+/// records compressed with it: they are rebuilt from the log.
+#[test]
+fn views_whose_dictionary_is_damaged_are_rebuilt_from_the_log() {
+    let (log, statements) = alike_statements(5000, 50);
+    let root = tempfile::tempdir().unwrap();
+    let clean = applied_whole(&root.path().join("clean"), &log);
+
+    let dir = root.path().join("damaged");
+    let views = open(&dir);
+    apply_in_batches(&views, &log, (0, log.len()), 10);
+    drop(views);
+    {
+        let db = sled::open(&dir).unwrap();
+        let tree = db.open_tree("views").unwrap();
+        let mut dictionary = tree.get(b"M:record-dictionary").unwrap().expect("a dictionary was written").to_vec();
+        dictionary.truncate(4);
+        tree.insert(b"M:record-dictionary", dictionary).unwrap();
+        db.flush().unwrap();
+    }
+    let views = open(&dir);
+    assert_eq!(views.applied_offset(), 0, "views that cannot read their records must be replayed from the start");
+    assert_eq!(file_len(&record_file(&dir)), 0);
+    apply_in_batches(&views, &log, (0, log.len()), 10);
+    assert_all_read_back(&views, &statements);
     assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
 }
