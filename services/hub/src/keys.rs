@@ -5,8 +5,9 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 8 = fact rows keyed by the learner's and activity's
-/// numbers, their counts as varints (7 = by their text, the counts as JSON;
+/// The current layout: 9 = a learner's summaries on an activity keyed by
+/// their numbers (8 = by their text; fact rows keyed by the learner's and activity's
+/// numbers, their counts as varints; 7 = by their text, the counts as JSON;
 /// a learner's summaries on an activity in a
 /// compact binary form, `summaries.rs`; 6 = as JSON, no contribution
 /// record for a statement on an
@@ -16,8 +17,8 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// read, not stored (3 = stored; a statement's contribution record keeps
 /// only what retracting it reads; 2 = one summary list per learner and
 /// activity, contributions holding all the statement's facts; 1 = one
-/// summary key per statement).
-pub const LAYOUT: u64 = 8;
+/// summary key per statement)).
+pub const LAYOUT: u64 = 9;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -31,8 +32,9 @@ pub const CHILD: u8 = b'K';
 pub const CONTRIBUTION: u8 = b'X';
 /// Statements voided (possibly before they arrived).
 pub const VOIDED: u8 = b'Y';
-/// Transcript evidence: learner, activity → each statement's summary, by
-/// id, from which the transcript entry is made when read.
+/// Transcript evidence: learner's number, activity's number (four bytes
+/// each, big-endian, no length parts) → each statement's summary, by id,
+/// from which the transcript entry is made when read.
 pub const SUMMARY: u8 = b'R';
 /// Competency evidence: learner, competency, statement.
 pub const EVIDENCE: u8 = b'E';
@@ -51,10 +53,12 @@ pub const DIGEST: u8 = b'P';
 /// An uptake digest changed by a committed batch and not yet written:
 /// the tag, then the digest's key. Rebuilt from the fact rows on open.
 pub const DIGEST_PENDING: u8 = b'D';
-/// Learner numbers (in digests): learner → u32.
+/// Learner numbers (in digests and summaries' keys): learner → u32.
 pub const LEARNER_NUMBER: u8 = b'N';
-/// Activity numbers (in digests): activity → u32.
+/// Activity numbers (in digests and summaries' keys): activity → u32.
 pub const ACTIVITY_NUMBER: u8 = b'A';
+/// Activities by number: u32 (big-endian, no length part) → activity.
+pub const ACTIVITY_OF_NUMBER: u8 = b'B';
 /// The next learner number and the next activity number.
 pub const META_LEARNER_NUMBERS: &[u8] = b"M:learner-numbers";
 pub const META_ACTIVITY_NUMBERS: &[u8] = b"M:activity-numbers";

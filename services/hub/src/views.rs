@@ -817,7 +817,10 @@ impl HubViews {
         let Some(activity) = facts.activity.as_deref() else {
             return Ok(None);
         };
-        let Some(bytes) = batch.get(&key(keys::SUMMARY, &[&facts.learner, activity]))? else {
+        let Some(numbers) = self.known_numbers(batch, &facts.learner, activity)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = batch.get(&summaries_key(numbers))? else {
             return Ok(None);
         };
         let mut summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
@@ -842,6 +845,40 @@ impl HubViews {
         self.voided.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The numbers of `learner` and `activity` (see [`number`]), numbering
+    /// either that has none.
+    fn numbers_of(
+        &self,
+        batch: &mut PendingBatch<'_>,
+        changes: &mut DigestChanges,
+        learner: &str,
+        activity: &str,
+    ) -> Result<(u32, u32), HubError> {
+        let numbers = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok((
+            number(batch, &numbers, &mut changes.numbers, LEARNERS, learner)?,
+            number(batch, &numbers, &mut changes.numbers, ACTIVITIES, activity)?,
+        ))
+    }
+
+    /// The numbers of `learner` and `activity`, if both have one.
+    fn known_numbers(
+        &self,
+        batch: &PendingBatch<'_>,
+        learner: &str,
+        activity: &str,
+    ) -> Result<Option<(u32, u32)>, HubError> {
+        let numbers = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = |tag: u8, text: &str| -> Result<Option<u32>, HubError> {
+            let number_key = key(tag, &[text]);
+            match numbers.get(&number_key) {
+                Some(number) => Ok(Some(*number)),
+                None => batch.get(&number_key)?.map(|bytes| read_number(&bytes)).transpose(),
+            }
+        };
+        Ok(known(keys::LEARNER_NUMBER, learner)?.zip(known(keys::ACTIVITY_NUMBER, activity)?))
+    }
+
     /// Adds the statement `id` to the views: `summary` to its learner's
     /// transcript, its evidence, its uptake.
     fn contribute(
@@ -853,7 +890,8 @@ impl HubViews {
         summary: Summary,
     ) -> Result<(), HubError> {
         if let Some(activity) = &c.activity {
-            update_summaries(batch, &c.learner, activity, |summaries| {
+            let numbers = self.numbers_of(batch, changes, &c.learner, activity)?;
+            update_summaries(batch, numbers, |summaries| {
                 summaries.insert(id.to_owned(), summary);
             })?;
         }
@@ -875,7 +913,8 @@ impl HubViews {
         c: &Contribution,
     ) -> Result<(), HubError> {
         if let Some(activity) = &c.activity {
-            update_summaries(batch, &c.learner, activity, |summaries| {
+            let numbers = self.numbers_of(batch, changes, &c.learner, activity)?;
+            update_summaries(batch, numbers, |summaries| {
                 summaries.remove(id);
             })?;
         }
@@ -1007,10 +1046,21 @@ impl HubViews {
     /// activity, made from the summaries of the learner's statements on it.
     pub fn transcript(&self, learner: &str) -> Result<Vec<TranscriptEntry>, HubError> {
         let mut entries: Vec<TranscriptEntry> = Vec::new();
-        for entry in self.tree.scan_prefix(key(keys::SUMMARY, &[learner])) {
+        // A learner with no number has no summary.
+        let Some(learner) = self.tree.get(key(keys::LEARNER_NUMBER, &[learner]))? else {
+            return Ok(entries);
+        };
+        let mut prefix = vec![keys::SUMMARY];
+        prefix.extend_from_slice(&learner);
+        for entry in self.tree.scan_prefix(prefix) {
             let (summaries_key, bytes) = entry?;
-            let [_, activity] = keys::split(&summaries_key).ok_or_else(|| corrupt("summary key parts"))?;
-            let activity = std::str::from_utf8(activity).map_err(corrupt)?;
+            let activity = summaries_key
+                .get(5..)
+                .and_then(|number| <[u8; 4]>::try_from(number).ok())
+                .ok_or_else(|| corrupt("summary key"))?;
+            let activity = self.tree.get(activity_of_number_key(u32::from_be_bytes(activity)))?;
+            let activity = activity.ok_or_else(|| corrupt("a summary of an activity with no number"))?;
+            let activity = std::str::from_utf8(&activity).map_err(corrupt)?;
             let summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
             let summaries: Vec<Summary> = summaries.into_values().collect();
             entries.extend(transcript_entry(activity, &summaries));
@@ -1316,24 +1366,47 @@ fn number(
     if let Some(number) = kept.get(&number_key) {
         return Ok(*number);
     }
-    let read = |bytes: Vec<u8>| -> Result<u32, HubError> {
-        Ok(u32::from_be_bytes(bytes.as_slice().try_into().map_err(|_| corrupt("a number of the uptake digests"))?))
-    };
     let number = match batch.get(&number_key)? {
-        Some(bytes) => read(bytes)?,
+        Some(bytes) => read_number(&bytes)?,
         None => {
             let next = match batch.get(counter)? {
-                Some(bytes) => read(bytes)?,
+                Some(bytes) => read_number(&bytes)?,
                 None => 0,
             };
             let after = next.checked_add(1).ok_or_else(|| corrupt("more than 2^32 learners or activities"))?;
             batch.put(counter.to_vec(), after.to_be_bytes().to_vec());
             batch.put(number_key.clone(), next.to_be_bytes().to_vec());
+            if tag == keys::ACTIVITY_NUMBER {
+                batch.put(activity_of_number_key(next), text.as_bytes().to_vec());
+            }
             next
         }
     };
     learned.push((number_key, number));
     Ok(number)
+}
+
+/// A number as stored (four bytes, big-endian).
+fn read_number(bytes: &[u8]) -> Result<u32, HubError> {
+    Ok(u32::from_be_bytes(bytes.try_into().map_err(|_| corrupt("a number of a learner or activity"))?))
+}
+
+/// Where the activity numbered `number` is named.
+fn activity_of_number_key(number: u32) -> Vec<u8> {
+    let mut out = vec![keys::ACTIVITY_OF_NUMBER];
+    out.extend_from_slice(&number.to_be_bytes());
+    out
+}
+
+/// Where the summaries of a learner's statements on an activity are, by
+/// their numbers (nine bytes: the table, then each number big-endian, so a
+/// learner's are together).
+fn summaries_key((learner, activity): (u32, u32)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(keys::SUMMARY);
+    out.extend_from_slice(&learner.to_be_bytes());
+    out.extend_from_slice(&activity.to_be_bytes());
+    out
 }
 
 const LEARNERS: (u8, &[u8]) = (keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS);
@@ -1496,11 +1569,10 @@ fn remaining_on(
 /// for them all, so a session's statements in one batch are one write).
 fn update_summaries(
     batch: &mut PendingBatch<'_>,
-    learner: &str,
-    activity: &str,
+    numbers: (u32, u32),
     change: impl FnOnce(&mut Summaries),
 ) -> Result<(), HubError> {
-    let summaries_key = key(keys::SUMMARY, &[learner, activity]);
+    let summaries_key = summaries_key(numbers);
     let mut summaries = match batch.get(&summaries_key)? {
         Some(bytes) => summaries::decode(&bytes).map_err(HubError::Corrupt)?,
         None => Summaries::new(),
@@ -1638,6 +1710,7 @@ mod tests {
             tables(&views),
             [
                 keys::ACTIVITY_NUMBER,
+                keys::ACTIVITY_OF_NUMBER,
                 pending,
                 pending,
                 pending,
@@ -1653,6 +1726,7 @@ mod tests {
             tables(&views),
             [
                 keys::ACTIVITY_NUMBER,
+                keys::ACTIVITY_OF_NUMBER,
                 keys::FACT,
                 keys::LEARNER_NUMBER,
                 digest,
@@ -1669,8 +1743,10 @@ mod tests {
         fields.sort_unstable();
         assert_eq!(fields, ["activity", "learner", "organisation", "platform", "staff_group", "time", "verb"]);
 
-        // The summaries are kept in their binary form, not as JSON.
-        let (_, summaries) = views.tree.scan_prefix(key(keys::SUMMARY, &[])).next().unwrap().unwrap();
+        // The summaries are kept in their binary form, not as JSON, under
+        // the learner's and the activity's numbers.
+        let (summaries_key, summaries) = views.tree.scan_prefix([keys::SUMMARY]).next().unwrap().unwrap();
+        assert_eq!(summaries_key.len(), 9);
         assert!(serde_json::from_slice::<Value>(&summaries).is_err());
         let summaries = summaries::decode(&summaries).unwrap();
         let summary = &summaries[ID];
@@ -1712,7 +1788,7 @@ mod tests {
         views.flush().unwrap();
         assert_eq!(
             tables(&views),
-            [keys::ACTIVITY_NUMBER, keys::LEARNER_NUMBER, keys::VOIDED],
+            [keys::ACTIVITY_NUMBER, keys::ACTIVITY_OF_NUMBER, keys::LEARNER_NUMBER, keys::VOIDED],
             "digests counting nothing go"
         );
     }
