@@ -163,11 +163,13 @@ scale() {
   wait_caught_up "$SERVER_URL"
   # Readers alone, asking about what the import stored (--skip: the reads
   # follow the generator past the N statements imported), then readers and
-  # writers together.
+  # writers together. Both skip the N statements imported: without it the
+  # writes would be those statements again, which the store answers as
+  # repeats without writing them.
   run_load scale-reads-only --url "$SERVER_URL" --scenario reads --concurrency 4 --duration 60s \
     --learners 200000 --organisations 300 --seed 21 --skip "$N" --server-pid "$SERVER_PID"
   run_load scale-reads --url "$SERVER_URL" --scenario mixed --concurrency 8 --duration 60s \
-    --learners 200000 --organisations 300 --seed 21 --server-pid "$SERVER_PID"
+    --learners 200000 --organisations 300 --seed 21 --skip "$N" --server-pid "$SERVER_PID"
   stop "$SERVER_PID"
 }
 
