@@ -287,7 +287,7 @@ pub struct Views {
     /// The dictionary records are compressed with, once trained (see
     /// [`DICTIONARY_SAMPLES`]); set once, before the first batch that uses
     /// it is written.
-    dictionary: std::sync::OnceLock<std::sync::Arc<Dictionary>>,
+    dictionary: std::sync::OnceLock<Dictionary>,
     /// Flushes views kept on disk (see [`Flusher`]).
     _flusher: Option<Flusher>,
     /// What the projector applied.
@@ -423,7 +423,7 @@ struct Applying<'k> {
     appending: Appending,
     records: &'k RecordFile,
     /// The dictionary its records are compressed with, if trained.
-    dictionary: Option<std::sync::Arc<Dictionary>>,
+    dictionary: Option<&'k Dictionary>,
 }
 
 impl Applying<'_> {
@@ -441,19 +441,13 @@ impl Applying<'_> {
         batch: &PendingBatch<'_>,
         id: Uuid,
     ) -> Result<Option<(StoredKey, StatementRecord)>, ViewsError> {
-        find_record(
-            id,
-            |key| batch.get(key),
-            |sequence| self.appending.record(self.records, sequence),
-            self.dictionary.as_deref(),
-        )
+        find_record(id, |key| batch.get(key), |sequence| self.appending.record(self.records, sequence), self.dictionary)
     }
 
     /// Appends `record` and points its statement's slot at it (see
     /// `records.rs`).
     fn put_record(&mut self, batch: &mut PendingBatch<'_>, record: &StatementRecord) -> Result<(), ViewsError> {
-        let (pointer, earlier) =
-            self.appending.put(record.sequence, &encode_record(record, self.dictionary.as_deref()))?;
+        let (pointer, earlier) = self.appending.put(record.sequence, &encode_record(record, self.dictionary))?;
         if earlier {
             batch.put(keys::rewritten(record.sequence), pointer.to_bytes().to_vec());
         }
@@ -577,7 +571,7 @@ impl Views {
         if let Some(bytes) = tree.get(keys::META_RECORD_DICTIONARY)? {
             match Dictionary::from_bytes(bytes.to_vec(), RECORD_COMPRESSION_LEVEL) {
                 Ok(trained) => {
-                    let _ = dictionary.set(std::sync::Arc::new(trained));
+                    let _ = dictionary.set(trained);
                 }
                 Err(error) => {
                     tracing::warn!(
@@ -601,7 +595,7 @@ impl Views {
             }
         }
         let postings = match book.postings_from {
-            Some(from) => recover_postings(&tree, &records, dictionary.get().map(|d| &**d), from, book.sequence)?,
+            Some(from) => recover_postings(&tree, &records, dictionary.get(), from, book.sequence)?,
             None => PostingBuffer::default(),
         };
         let (sender, _) = watch::channel(book.offset);
@@ -716,7 +710,7 @@ impl Views {
         if self.dictionary.get().is_none() && !*dictionary_failed && book.sequence >= DICTIONARY_SAMPLES {
             match train_dictionary(&self.records) {
                 Ok(trained) => {
-                    let _ = self.dictionary.set(std::sync::Arc::new(trained));
+                    let _ = self.dictionary.set(trained);
                 }
                 Err(error) => {
                     *dictionary_failed = true;
@@ -724,8 +718,8 @@ impl Views {
                 }
             }
         }
-        let dictionary = self.dictionary.get().cloned();
-        let write_dictionary = dictionary.as_ref().filter(|_| !*dictionary_written).cloned();
+        let dictionary = self.dictionary.get();
+        let write_dictionary = dictionary.filter(|_| !*dictionary_written);
         let applying = std::cell::RefCell::new(Applying {
             book: *book,
             definitions,
@@ -826,11 +820,7 @@ impl Views {
         let statements = self.kept().book.sequence;
         for sequence in 0..statements {
             let key = keys::rewritten(sequence);
-            match self
-                .records
-                .record(sequence)
-                .and_then(|bytes| Ok(record_json(&bytes, self.record_dictionary())?.into_owned()))
-            {
+            match record_json_of(&self.records, sequence, self.record_dictionary()) {
                 Ok(record) => hash(&key, &record),
                 Err(ViewsError::Corrupt(error)) => hash(&key, format!("unreadable: {error}").as_bytes()),
                 Err(other) => return Err(other),
@@ -856,7 +846,7 @@ impl Views {
 
     /// The dictionary records are compressed with, if trained.
     pub(crate) fn record_dictionary(&self) -> Option<&Dictionary> {
-        self.dictionary.get().map(|dictionary| &**dictionary)
+        self.dictionary.get()
     }
 
     /// The record of the statement at `stored`, as stored.
@@ -1174,13 +1164,18 @@ fn record_json<'b>(bytes: &'b [u8], dictionary: Option<&Dictionary>) -> Result<s
     Ok(std::borrow::Cow::Owned(json.map_err(|e| corrupt(e.to_string()))?))
 }
 
+/// The JSON of the record of statement `sequence` in `records`.
+fn record_json_of(records: &RecordFile, sequence: u64, dictionary: Option<&Dictionary>) -> Result<Vec<u8>, ViewsError> {
+    Ok(record_json(&records.record(sequence)?, dictionary)?.into_owned())
+}
+
 /// Trains the dictionary of records on the records of the first
 /// [`DICTIONARY_SAMPLES`] statements (compressed without one): the same
 /// records, so the same dictionary, however the log was cut into batches.
 fn train_dictionary(records: &RecordFile) -> Result<Dictionary, ViewsError> {
     let mut samples = Vec::new();
     for sequence in 0..DICTIONARY_SAMPLES {
-        match records.record(sequence).and_then(|bytes| Ok(record_json(&bytes, None)?.into_owned())) {
+        match record_json_of(records, sequence, None) {
             Ok(json) => samples.push(json),
             // A record that cannot be read is not a sample; the queries
             // that reach it report it.
