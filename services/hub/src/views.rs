@@ -1050,15 +1050,10 @@ impl HubViews {
         let Some(learner) = self.tree.get(key(keys::LEARNER_NUMBER, &[learner]))? else {
             return Ok(entries);
         };
-        let mut prefix = vec![keys::SUMMARY];
-        prefix.extend_from_slice(&learner);
-        for entry in self.tree.scan_prefix(prefix) {
+        for entry in self.tree.scan_prefix(summaries_prefix(read_number(&learner)?)) {
             let (summaries_key, bytes) = entry?;
-            let activity = summaries_key
-                .get(5..)
-                .and_then(|number| <[u8; 4]>::try_from(number).ok())
-                .ok_or_else(|| corrupt("summary key"))?;
-            let activity = self.tree.get(activity_of_number_key(u32::from_be_bytes(activity)))?;
+            let activity = summaries_activity(&summaries_key).ok_or_else(|| corrupt("summary key"))?;
+            let activity = self.tree.get(activity_of_number_key(activity))?;
             let activity = activity.ok_or_else(|| corrupt("a summary of an activity with no number"))?;
             let activity = std::str::from_utf8(&activity).map_err(corrupt)?;
             let summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
@@ -1402,11 +1397,22 @@ fn activity_of_number_key(number: u32) -> Vec<u8> {
 /// their numbers (nine bytes: the table, then each number big-endian, so a
 /// learner's are together).
 fn summaries_key((learner, activity): (u32, u32)) -> Vec<u8> {
+    let mut out = summaries_prefix(learner);
+    out.extend_from_slice(&activity.to_be_bytes());
+    out
+}
+
+/// The start of the summaries keys of the learner numbered `learner`.
+fn summaries_prefix(learner: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(9);
     out.push(keys::SUMMARY);
     out.extend_from_slice(&learner.to_be_bytes());
-    out.extend_from_slice(&activity.to_be_bytes());
     out
+}
+
+/// The activity's number in a summaries key; `None` if it is malformed.
+fn summaries_activity(summaries_key: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(summaries_key.get(5..)?.try_into().ok()?))
 }
 
 const LEARNERS: (u8, &[u8]) = (keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS);
