@@ -114,6 +114,12 @@ pub fn duration_ms(text: &str) -> Option<u64> {
     Some(total.round() as u64)
 }
 
+/// The organisation a statement names for its learner (the organisation
+/// context extension), as the views read it.
+pub fn statement_organisation(statement: &Value) -> Option<String> {
+    context_extension(statement, ORGANISATION_EXTENSION)
+}
+
 fn context_extension(statement: &Value, iri: &str) -> Option<String> {
     let value = statement.pointer("/context/extensions")?.get(iri)?;
     let text = value.as_str()?.trim();
@@ -157,7 +163,7 @@ pub fn read_statement(statement: &Value) -> Reading {
         scaled: statement.pointer("/result/score/scaled").and_then(Value::as_f64),
         duration_ms: statement.pointer("/result/duration").and_then(Value::as_str).and_then(duration_ms),
         platform,
-        organisation: context_extension(statement, ORGANISATION_EXTENSION),
+        organisation: statement_organisation(statement),
         staff_group: context_extension(statement, STAFF_GROUP_EXTENSION),
         context_activities,
     }))

@@ -57,9 +57,9 @@ pub(crate) fn require_organisation(state: &AppState, principal: &Principal, code
     }
 }
 
-/// Resolves `{learner}` (or `?agent=`) to an agent key and checks access.
-fn learner_for(state: &AppState, principal: &Principal, learner: &str, params: &Params) -> Result<String, ApiError> {
-    let key = if learner == "me" {
+/// Resolves `{learner}` (or `?agent=`) to an agent key.
+fn learner_key(principal: &Principal, learner: &str, params: &Params) -> Result<String, ApiError> {
+    Ok(if learner == "me" {
         principal
             .learner
             .clone()
@@ -72,7 +72,11 @@ fn learner_for(state: &AppState, principal: &Principal, learner: &str, params: &
         })?
     } else {
         learning_hub_learner(learner)
-    };
+    })
+}
+
+/// Checks the caller may see the learner with agent key `key`.
+fn check_learner_access(state: &AppState, principal: &Principal, key: String) -> Result<String, ApiError> {
     if let Some(own) = &principal.learner {
         return if *own == key {
             Ok(key)
@@ -106,7 +110,10 @@ async fn learner_view<T: serde::Serialize + Send + 'static>(
     let principal = authenticate(&state, request.headers())?;
     let params = Params::parse(request.uri().query())?;
     params.only(LEARNER_PARAMETERS)?;
-    let key = learner_for(&state, &principal, &learner, &params)?;
+    let key = learner_key(&principal, &learner, &params)?;
+    // Before the access check, which reads the learner directory.
+    state.wait_for_learner_writes(&key).await;
+    let key = check_learner_access(&state, &principal, key)?;
     let hub = state.hub.clone();
     let lookup = key.clone();
     let view = tokio::task::spawn_blocking(move || read(&hub, &lookup)).await.map_err(ApiError::internal)??;
@@ -156,6 +163,8 @@ pub async fn uptake(State(state): State<AppState>, request: Request) -> Result<R
     let params = Params::parse(request.uri().query())?;
     params.only(UPTAKE_PARAMETERS)?;
     let organisation = organisation_param(&params)?;
+    // Before the access check, which reads the organisation tree.
+    state.wait_for_organisation_writes(&organisation).await?;
     require_organisation(&state, &principal, &organisation)?;
     let to = date_param(&params, "to")?.unwrap_or_else(|| Utc::now().date_naive());
     let from = date_param(&params, "from")?.unwrap_or(to - chrono::Duration::days(30));
@@ -219,6 +228,7 @@ pub async fn coverage(State(state): State<AppState>, request: Request) -> Result
     let params = Params::parse(request.uri().query())?;
     params.only(COVERAGE_PARAMETERS)?;
     let organisation = organisation_param(&params)?;
+    state.wait_for_organisation_writes(&organisation).await?;
     require_organisation(&state, &principal, &organisation)?;
     let hub = state.hub.clone();
     let code = organisation.clone();
@@ -374,7 +384,8 @@ async fn import(state: AppState, request: Request, learners: bool) -> Result<Res
     let content_type = media_type(request.headers());
     let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
     let (events, count) = directory_events(content_type.as_deref(), &body, learners)?;
-    state.writer.append_events(events).await?;
+    let visible = state.writer.append_events(events).await?;
+    state.wait_visible(visible, crate::scoped_writes::WriteScope::everyone()).await;
     Ok(axum::Json(json!({ "imported": count })).into_response())
 }
 

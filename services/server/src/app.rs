@@ -20,6 +20,7 @@ use lrs_xapi::statement::format_time;
 use crate::credentials::CredentialStore;
 use crate::error::ApiError;
 use crate::http::{access_log, alternate_syntax_layer, consistent_through_layer, version_layer};
+use crate::scoped_writes::WriteScope;
 use crate::writer::Writer;
 use crate::{analytics, documents, resources, statements};
 
@@ -103,6 +104,10 @@ pub struct AppState {
     /// The log offset every acknowledged write is below: what a read waits
     /// for the views to reach.
     pub acknowledged: Arc<std::sync::atomic::AtomicU64>,
+    /// Per learner and per organisation, where the acknowledged writes that
+    /// may change their Learning Hub views end: what a read of those views
+    /// waits for instead (see [`crate::scoped_writes`]).
+    pub acknowledged_for: Arc<crate::scoped_writes::AcknowledgedFor>,
 }
 
 impl AppState {
@@ -135,15 +140,18 @@ impl AppState {
             jwt: jwt.map(Arc::new),
             metrics: Default::default(),
             acknowledged: Default::default(),
+            acknowledged_for: Default::default(),
         }
     }
 
     /// Before acknowledging a write: waits (bounded) until the views show
     /// it, or with `acknowledge_ahead` only until they are close enough
     /// behind it; either way a read from then on waits for them to show it
-    /// (see [`read_acknowledged_writes`]). If a bound passes, the
-    /// Consistent-Through header stays honest about what is visible.
-    pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt) {
+    /// (see [`read_acknowledged_writes`]), and a read of a learner's own
+    /// views does when `scope` says the write may change them. If a bound
+    /// passes, the Consistent-Through header stays honest about what is
+    /// visible.
+    pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt, scope: WriteScope) {
         if !self.writer.projects_locally() {
             // Kafka ingest answered once a projection had applied the write.
             return;
@@ -154,7 +162,55 @@ impl AppState {
         let _ = tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= after))
             .await;
         self.metrics.observe_write_stage(crate::metrics::WriteStage::Views, began.elapsed());
+        self.acknowledged_for.acknowledged(&scope.resolve(&self.views), visible);
         self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Before a read of `learner`'s own views (transcript, competencies):
+    /// with the embedded writer, waits (bounded) until both projections show
+    /// every acknowledged write that may change them. Elsewhere the read
+    /// already waited for every acknowledged write (see
+    /// [`read_acknowledged_writes`]).
+    pub async fn wait_for_learner_writes(&self, learner: &str) {
+        if self.waits_per_scope() {
+            self.wait_for_hub(self.acknowledged_for.learner(learner)).await;
+        }
+    }
+
+    /// Before a read of an organisation's figures (uptake, competency
+    /// coverage), which count the bodies below it too: with the embedded
+    /// writer, waits (bounded) until both projections show every
+    /// acknowledged write that may change the organisation tree, and then
+    /// every one that may change the figures of the organisation or a body
+    /// below it. Elsewhere the read already waited for every acknowledged
+    /// write.
+    pub async fn wait_for_organisation_writes(&self, organisation: &str) -> Result<(), ApiError> {
+        if !self.waits_per_scope() {
+            return Ok(());
+        }
+        self.wait_for_hub(self.acknowledged_for.every_organisation()).await;
+        let hub = self.hub.clone();
+        let code = organisation.to_owned();
+        let bodies = tokio::task::spawn_blocking(move || hub.organisation_and_descendants(&code))
+            .await
+            .map_err(ApiError::internal)??;
+        self.wait_for_hub(self.acknowledged_for.organisations(bodies.iter().map(String::as_str))).await;
+        Ok(())
+    }
+
+    /// Waits (bounded) until both projections have applied everything
+    /// before `end`.
+    async fn wait_for_hub(&self, end: lrs_eventlog::Offset) {
+        if self.views.applied_offset() < end || self.hub.applied_offset() < end {
+            crate::embedded::caught_up(&self.views, Some(&self.hub), end, self.config.read_your_writes_timeout).await;
+        }
+    }
+
+    /// Whether this process knows whose views the writes it acknowledged
+    /// may change: only the embedded writer acknowledges with its own views
+    /// (a projection replica waits for the whole log instead).
+    fn waits_per_scope(&self) -> bool {
+        matches!(self.writer, Writer::Embedded(_))
     }
 
     /// The log offset every write acknowledged so far is below, as far as
@@ -199,6 +255,7 @@ impl AppState {
 /// so a read sent as `POST ?method=GET` waits too.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if waits_for_writes(&request)
+        && !(state.waits_per_scope() && reads_one_scope(&request))
         && let Some(end) = state.acknowledged_end().await
     {
         let hub = reads_learning_hub(request.uri().path()).then_some(&*state.hub);
@@ -207,6 +264,21 @@ async fn read_acknowledged_writes(State(state): State<AppState>, request: Reques
         }
     }
     next.run(request).await
+}
+
+/// Whether a read is of one learner's own views or one organisation's
+/// figures, which wait in their handler for the writes that may change them
+/// ([`AppState::wait_for_learner_writes`], [`AppState::wait_for_organisation_writes`]).
+fn reads_one_scope(request: &Request) -> bool {
+    request.extensions().get::<axum::extract::MatchedPath>().is_some_and(|path| {
+        matches!(
+            path.as_str(),
+            "/analytics/learners/{learner}/transcript"
+                | "/analytics/learners/{learner}/competencies"
+                | "/analytics/uptake"
+                | "/analytics/competencies/coverage"
+        )
+    })
 }
 
 /// Whether a read may be served from the Learning Hub views: anything but

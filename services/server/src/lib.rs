@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod more_links;
 pub mod openapi;
 mod resources;
+pub mod scoped_writes;
 pub mod sequencer;
 pub mod statements;
 pub mod throttle;

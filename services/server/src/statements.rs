@@ -26,6 +26,7 @@ use crate::app::AppState;
 use crate::credentials::Scope;
 use crate::error::ApiError;
 use crate::http::{Params, Principal, authenticate, header_text, http_date, media_type, read_body};
+use crate::scoped_writes::WriteScope;
 use crate::sequencer::{StatementBatch, VisibleAt};
 
 /// A UUID in its hyphenated form only (as statement ids are written).
@@ -75,8 +76,8 @@ pub async fn put_statement(State(state): State<AppState>, request: Request) -> R
             }
         }
     }
-    let visible = store(&state, version, &principal, vec![statement], attachments).await?;
-    state.wait_visible(visible.0).await;
+    let (visible, _, scope) = store(&state, version, &principal, vec![statement], attachments).await?;
+    state.wait_visible(visible, scope).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -101,8 +102,8 @@ pub async fn post_statements(State(state): State<AppState>, request: Request) ->
         object @ Value::Object(_) => vec![object],
         _ => return Err(ApiError::bad_request("the body must be a statement object or an array of statements")),
     };
-    let (visible, ids) = store(&state, version, &principal, statements, attachments).await?;
-    state.wait_visible(visible).await;
+    let (visible, ids, scope) = store(&state, version, &principal, statements, attachments).await?;
+    state.wait_visible(visible, scope).await;
     Ok((StatusCode::OK, axum::Json(json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()))).into_response())
 }
 
@@ -249,7 +250,7 @@ async fn store(
     principal: &Principal,
     statements: Vec<Value>,
     parts: Vec<multipart::AttachmentPart>,
-) -> Result<(VisibleAt, Vec<Uuid>), ApiError> {
+) -> Result<(VisibleAt, Vec<Uuid>, WriteScope), ApiError> {
     let single = statements.len() == 1;
     let mut ids = Vec::with_capacity(statements.len());
     let mut seen = HashSet::new();
@@ -286,11 +287,12 @@ async fn store(
         .into_iter()
         .map(|p| AttachmentContent { sha2: p.sha2, content_type: p.content_type, content: p.body })
         .collect();
+    let scope = WriteScope::of_statements(&completed);
     let began = std::time::Instant::now();
     let visible =
         state.writer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await;
     state.metrics.observe_write_stage(crate::metrics::WriteStage::Writer, began.elapsed());
-    Ok((visible?, ids))
+    Ok((visible?, ids, scope))
 }
 
 /// How statements are validated and completed for storage: shared by the

@@ -483,6 +483,119 @@ async fn an_xapi_read_does_not_wait_for_the_learning_hub_views() {
     assert_eq!(hub.applied_offset(), 0, "the hub never applied the write");
 }
 
+/// A learner's own views (transcript, competencies) wait only for the
+/// acknowledged writes that may change them: that learner's statements,
+/// voids of them, directory loads; an organisation's figures (uptake,
+/// coverage) for the statements naming it, voids of them, directory loads.
+/// With the Learning Hub views never applying anything (only the xAPI
+/// views' projector runs), reads of another learner and another
+/// organisation answer at once after a statement and the void of it, while
+/// the ends those reads would wait for move as they must; after a
+/// directory load, every such read waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_hub_reads_wait_for_the_writes_that_may_change_them_not_everyones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (credential, secret) = credentials::add(dir.path(), "writer", None, None, vec![Scope::All]).unwrap();
+    credentials::grant_organisations(dir.path(), &credential.key, vec!["*".to_owned()]).unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap());
+    let store = lrs_server::StoreOptions::cache(8 * 1024 * 1024);
+    let views = Arc::new(lrs_projection::Views::open(&dir.path().join("views"), store).unwrap());
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(lrs_projection::run_projector(log.clone(), views.clone(), stopped));
+    let hub = Arc::new(
+        lrs_hub::HubViews::open(&dir.path().join("hub"), store, lrs_hub::frameworks::Frameworks::empty()).unwrap(),
+    );
+    // Were a read to wait for the hub, it would wait this long.
+    let config = lrs_server::ServerConfig { read_your_writes_timeout: Duration::from_secs(600), ..Default::default() };
+    let writer = lrs_server::writer::Writer::Embedded(lrs_server::sequencer::Sequencer::start(
+        log.clone(),
+        views.clone(),
+        64,
+        1_000,
+    ));
+    let state = lrs_server::AppState::new(
+        log.clone(),
+        views,
+        hub.clone(),
+        writer,
+        lrs_xapi::StatementValidator::new().unwrap(),
+        credentials::CredentialStore::open(dir.path()).unwrap(),
+        lrs_server::more_links::MoreLinks::open(dir.path()).unwrap(),
+        config,
+        None,
+    );
+    let writes = state.acknowledged_for.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, lrs_server::app(state)).await });
+    let client = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let send = |request: reqwest::RequestBuilder| {
+        request.basic_auth(&credential.key, Some(&secret)).header("X-Experience-API-Version", "2.0.0").send()
+    };
+    let (ada, bea) = (lrs_hub::facts::learning_hub_learner("ada"), lrs_hub::facts::learning_hub_learner("bea"));
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let statement = json!({
+        "id": id,
+        "actor": { "objectType": "Agent", "account": { "homePage": "https://learninghub.nhs.uk", "name": "ada" } },
+        "verb": { "id": support::COMPLETED },
+        "object": { "objectType": "Activity", "id": "https://learninghub.nhs.uk/activities/1" },
+        "context": { "extensions": { "https://learninghub.nhs.uk/xapi/ext/organisation": "RJ1" } },
+        "timestamp": "2026-03-01T10:00:00.000Z"
+    });
+    let response = send(client.post(format!("{base}/xapi/statements")).json(&statement)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let after_statement = log.end_offset().await.unwrap();
+    assert_eq!((writes.learner(&ada), writes.learner(&bea)), (after_statement, 0));
+    assert_eq!((writes.organisations(["RJ1"]), writes.organisations(["RJ2"])), (after_statement, 0));
+    let transcript_of = |learner: &str| send(client.get(format!("{base}/analytics/learners/{learner}/transcript")));
+    let uptake_of = |code: &str| send(client.get(format!("{base}/analytics/uptake?org={code}")));
+    let coverage_of = |code: &str| send(client.get(format!("{base}/analytics/competencies/coverage?org={code}")));
+    let response = transcript_of("bea").await.expect("bea's transcript waited for ada's write");
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = uptake_of("RJ2").await.expect("RJ2's uptake waited for a write in RJ1");
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = coverage_of("RJ2").await.expect("RJ2's coverage waited for a write in RJ1");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The void is by someone else; the views it changes are ada's.
+    let void = json!({
+        "actor": { "objectType": "Agent", "mbox": "mailto:admin@example.nhs.uk" },
+        "verb": { "id": support::VOIDED },
+        "object": { "objectType": "StatementRef", "id": id }
+    });
+    let response = send(client.post(format!("{base}/xapi/statements")).json(&void)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let after_void = log.end_offset().await.unwrap();
+    assert!(after_void > after_statement);
+    assert_eq!(writes.learner(&ada), after_void, "a void moves the end of the voided statement's actor");
+    assert_eq!(writes.learner("mbox:mailto:admin@example.nhs.uk"), 0, "not the voiding actor's");
+    assert_eq!(writes.learner(&bea), 0);
+    assert_eq!((writes.organisations(["RJ1"]), writes.organisations(["RJ2"])), (after_void, 0));
+    let response = transcript_of("bea").await.expect("bea's transcript waited for the void of ada's statement");
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = uptake_of("RJ2").await.expect("RJ2's uptake waited for the void of a statement in RJ1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(hub.applied_offset(), 0, "the hub never applied a write");
+
+    let response = send(
+        client
+            .post(format!("{base}/admin/learners"))
+            .header("Content-Type", "text/csv")
+            .body("learner,organisation,staff_group\nbea,RXX,\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let after_directory = log.end_offset().await.unwrap();
+    assert_eq!(
+        (writes.learner(&ada), writes.learner(&bea), writes.organisations(["RJ2"])),
+        (after_directory, after_directory, after_directory),
+        "a directory load may change anyone's views"
+    );
+}
+
 /// The Learning Hub projection gathers events into larger batches, as no
 /// write waits for it; a Learning Hub read right after a write must not
 /// wait for that. With the projection allowed to hold a small batch for an

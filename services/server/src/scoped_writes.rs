@@ -1,0 +1,299 @@
+//! Which acknowledged writes a Learning Hub read waits for.
+//!
+//! A read waits until the views show every write acknowledged before it
+//! (read-your-writes). Under steady traffic that keeps a Learning Hub read
+//! waiting for the views to apply everyone's latest writes, though most of
+//! them cannot change what it reads:
+//!
+//! - a learner's transcript and competencies change only with that
+//!   learner's statements and voids of them;
+//! - an organisation's uptake and competency coverage change only with the
+//!   statements that name it (or a body below it) in the organisation
+//!   context extension, and voids of them;
+//! - a directory load may change any of them.
+//!
+//! So the embedded writer remembers, per learner and per organisation, the
+//! end of the last acknowledged write that may change their views, in fixed
+//! tables of slots by a hash of the agent key or ODS code; and the end of
+//! the last one that may change anyone's. Sharing a slot only makes a read
+//! wait longer than it must, never shorter. A statement whose learner the
+//! views take from the learner directory (it names no organisation) may
+//! change any organisation's figures, as may a void the views cannot name
+//! the statement of.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use lrs_eventlog::Offset;
+use lrs_hub::facts::statement_organisation;
+use lrs_projection::Views;
+use lrs_xapi::agent::ifi_key;
+use lrs_xapi::statement::voided_target;
+
+/// Slots of each table (8 bytes each, 512 KiB): at thousands of statements
+/// a second, a learner's slot is seldom moved by someone else's write
+/// within the moment the Learning Hub views lag.
+const SLOTS: usize = 1 << 16;
+
+/// Whose views of one kind (learners' or organisations') a write may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    /// Those of these keys (none: nobody's).
+    Some(Vec<String>),
+    Everyone,
+}
+
+/// What an acknowledged write may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touches {
+    /// Learners' own views, by agent key.
+    pub learners: Touched,
+    /// Organisations' figures, by ODS code.
+    pub organisations: Touched,
+}
+
+/// Whose views a write may change, as known before it is stored: for
+/// statements, their actors and organisations, and the statements their
+/// voids void (looked up once the write is visible, see [`WriteScope::resolve`]).
+#[derive(Debug, Default)]
+pub struct WriteScope {
+    learners: Vec<String>,
+    organisations: Vec<String>,
+    voided: Vec<Uuid>,
+    every_learner: bool,
+    every_organisation: bool,
+}
+
+impl WriteScope {
+    /// A write that changes no Learning Hub view (a document).
+    pub fn nobody() -> Self {
+        Self::default()
+    }
+
+    /// A write that may change any Learning Hub view (a directory load).
+    pub fn everyone() -> Self {
+        Self { every_learner: true, every_organisation: true, ..Self::default() }
+    }
+
+    pub fn of_statements(statements: &[Value]) -> Self {
+        let mut scope = Self::default();
+        for statement in statements {
+            if let Some(target) = voided_target(statement) {
+                scope.voided.push(target);
+                continue;
+            }
+            match ifi_key(&statement["actor"]) {
+                Some(learner) => scope.learners.push(learner),
+                None => scope.every_learner = true,
+            }
+            match statement_organisation(statement) {
+                Some(organisation) => scope.organisations.push(organisation),
+                None => scope.every_organisation = true,
+            }
+        }
+        scope
+    }
+
+    /// Once the write is visible: what it touches, with each voided
+    /// statement read from the views (everyone's views when one cannot be
+    /// read: not stored yet, or not yet shown by views acknowledged ahead).
+    pub fn resolve(self, views: &Views) -> Touches {
+        let Self { mut learners, mut organisations, voided, mut every_learner, mut every_organisation } = self;
+        for id in voided {
+            if every_learner && every_organisation {
+                break;
+            }
+            let statement = match views.statement(id) {
+                Ok(record) => record.map(|record| record.statement),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read a voided statement");
+                    None
+                }
+            };
+            match statement.as_ref().and_then(|statement| ifi_key(&statement["actor"])) {
+                Some(learner) => learners.push(learner),
+                None => every_learner = true,
+            }
+            match statement.as_ref().and_then(statement_organisation) {
+                Some(organisation) => organisations.push(organisation),
+                None => every_organisation = true,
+            }
+        }
+        let touched =
+            |everyone: bool, keys: Vec<String>| if everyone { Touched::Everyone } else { Touched::Some(keys) };
+        Touches {
+            learners: touched(every_learner, learners),
+            organisations: touched(every_organisation, organisations),
+        }
+    }
+}
+
+/// One table: per slot, and for everyone, the end of the last acknowledged
+/// write that touched it.
+struct Ends {
+    slots: Box<[AtomicU64]>,
+    everyone: AtomicU64,
+}
+
+impl Default for Ends {
+    fn default() -> Self {
+        Self { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), everyone: AtomicU64::new(0) }
+    }
+}
+
+impl Ends {
+    fn slot(&self, key: &str) -> &AtomicU64 {
+        // SipHash with fixed keys: the same slot for a key in every
+        // process, and not steerable by whoever names learners.
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        &self.slots[(hasher.finish() as usize) % SLOTS]
+    }
+
+    fn acknowledged(&self, touched: &Touched, end: Offset) {
+        match touched {
+            Touched::Some(keys) => {
+                for key in keys {
+                    self.slot(key).fetch_max(end, Ordering::SeqCst);
+                }
+            }
+            Touched::Everyone => {
+                self.everyone.fetch_max(end, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn everyone(&self) -> Offset {
+        self.everyone.load(Ordering::SeqCst)
+    }
+
+    fn end_for(&self, key: &str) -> Offset {
+        self.slot(key).load(Ordering::SeqCst)
+    }
+}
+
+/// Where the acknowledged writes that may change each learner's and each
+/// organisation's views end.
+#[derive(Default)]
+pub struct AcknowledgedFor {
+    learners: Ends,
+    organisations: Ends,
+}
+
+impl AcknowledgedFor {
+    /// A write ending at `end` that `touches` these views was acknowledged.
+    pub fn acknowledged(&self, touches: &Touches, end: Offset) {
+        self.learners.acknowledged(&touches.learners, end);
+        self.organisations.acknowledged(&touches.organisations, end);
+    }
+
+    /// The log offset every acknowledged write that may change `learner`'s
+    /// own views is below.
+    pub fn learner(&self, learner: &str) -> Offset {
+        self.learners.end_for(learner).max(self.learners.everyone())
+    }
+
+    /// The log offset every acknowledged write that may change any
+    /// organisation's figures, or the organisation tree, is below.
+    pub fn every_organisation(&self) -> Offset {
+        self.organisations.everyone()
+    }
+
+    /// The log offset every acknowledged write that may change the figures
+    /// of these organisations is below.
+    pub fn organisations<'a>(&self, codes: impl IntoIterator<Item = &'a str>) -> Offset {
+        codes.into_iter().map(|code| self.organisations.end_for(code)).fold(self.every_organisation(), Offset::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn statement(actor: Value, organisation: Option<&str>) -> Value {
+        let mut statement = json!({ "actor": actor, "verb": { "id": "http://adlnet.gov/expapi/verbs/completed" },
+                                    "object": { "id": "https://example.org/a" } });
+        if let Some(code) = organisation {
+            statement["context"] =
+                json!({ "extensions": { "https://learninghub.nhs.uk/xapi/ext/organisation": code } });
+        }
+        statement
+    }
+
+    fn some(keys: &[&str]) -> Touched {
+        Touched::Some(keys.iter().map(|k| (*k).to_owned()).collect())
+    }
+
+    #[test]
+    fn ends_move_with_the_writes_that_touch_them_and_with_everyones() {
+        let acknowledged = AcknowledgedFor::default();
+        let (ada, bea) = ("mbox:mailto:ada@example.org", "mbox:mailto:bea@example.org");
+        let ends = &acknowledged.learners;
+        assert!(!std::ptr::eq(ends.slot(ada), ends.slot(bea)), "two learners chosen apart");
+        let ada_in_rj1 = Touches { learners: some(&[ada]), organisations: some(&["RJ1"]) };
+        acknowledged.acknowledged(&ada_in_rj1, 7);
+        assert_eq!((acknowledged.learner(ada), acknowledged.learner(bea)), (7, 0));
+        assert_eq!((acknowledged.organisations(["RJ1"]), acknowledged.organisations(["RJ2"])), (7, 0));
+        assert_eq!(acknowledged.organisations(["RJ2", "RJ1"]), 7, "the latest of several");
+        acknowledged.acknowledged(&ada_in_rj1, 5);
+        assert_eq!(acknowledged.learner(ada), 7, "an end never moves back");
+        acknowledged.acknowledged(&WriteScope::nobody().resolve(&Views::temporary().unwrap()), 9);
+        assert_eq!((acknowledged.learner(ada), acknowledged.learner(bea)), (7, 0));
+        acknowledged.acknowledged(&Touches { learners: some(&[]), organisations: Touched::Everyone }, 8);
+        assert_eq!((acknowledged.learner(bea), acknowledged.organisations(["RJ2"])), (0, 8));
+        acknowledged.acknowledged(&WriteScope::everyone().resolve(&Views::temporary().unwrap()), 10);
+        assert_eq!((acknowledged.learner(bea), acknowledged.organisations(["RJ2"])), (10, 10));
+    }
+
+    #[test]
+    fn a_statement_touches_its_actor_and_the_organisation_it_names() {
+        let views = Views::temporary().unwrap();
+        let ada = json!({ "mbox": "mailto:ada@example.org" });
+        let scope = WriteScope::of_statements(&[statement(ada.clone(), Some("RJ1")), statement(ada.clone(), None)]);
+        assert_eq!(
+            scope.resolve(&views),
+            Touches {
+                learners: some(&["mbox:mailto:ada@example.org"; 2]),
+                organisations: Touched::Everyone, // the views take the second's from the directory
+            }
+        );
+        let anonymous = json!({ "objectType": "Group", "member": [{ "mbox": "mailto:ada@example.org" }] });
+        let scope = WriteScope::of_statements(&[statement(anonymous, Some("RJ1"))]);
+        assert_eq!(scope.resolve(&views), Touches { learners: Touched::Everyone, organisations: some(&["RJ1"]) });
+    }
+
+    #[test]
+    fn a_void_touches_the_voided_statements_actor_and_organisation_or_everyone_when_the_views_cannot_name_it() {
+        let views = Views::temporary().unwrap();
+        let target = Uuid::new_v4();
+        let void = json!({ "actor": { "mbox": "mailto:admin@example.org" },
+                           "verb": { "id": "http://adlnet.gov/expapi/verbs/voided" },
+                           "object": { "objectType": "StatementRef", "id": target.to_string() },
+                           "context": { "extensions": { "https://learninghub.nhs.uk/xapi/ext/organisation": "X26" } } });
+        let everyone = Touches { learners: Touched::Everyone, organisations: Touched::Everyone };
+        assert_eq!(
+            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views),
+            everyone,
+            "a statement the views do not hold"
+        );
+
+        let mut stored = statement(json!({ "mbox": "mailto:Ada@example.org" }), Some("RJ1"));
+        stored["id"] = json!(target.to_string());
+        stored["object"]["objectType"] = json!("Activity");
+        stored["timestamp"] = json!("2026-03-01T10:00:00.000Z");
+        stored["stored"] = json!("2026-03-01T10:00:00.000Z");
+        stored["authority"] = json!({ "objectType": "Agent", "mbox": "mailto:platform@example.org" });
+        stored["version"] = json!("1.0.0");
+        let event = lrs_xapi::events::Event::StatementsStored { statements: vec![stored], attachments: Vec::new() };
+        views.apply(&[lrs_eventlog::LogRecord { offset: 0, payload: lrs_xapi::events::encode(&event) }]).unwrap();
+        assert_eq!(
+            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views),
+            Touches { learners: some(&["mbox:mailto:ada@example.org"]), organisations: some(&["RJ1"]) },
+            "the voided statement's actor and organisation, not the void's"
+        );
+    }
+}
