@@ -20,6 +20,7 @@ use lrs_xapi::statement::format_time;
 use crate::credentials::CredentialStore;
 use crate::error::ApiError;
 use crate::http::{access_log, alternate_syntax_layer, consistent_through_layer, version_layer};
+use crate::metrics::ReadWait;
 use crate::scoped_writes::WriteScope;
 use crate::writer::Writer;
 use crate::{analytics, documents, resources, statements};
@@ -173,7 +174,7 @@ impl AppState {
     /// [`read_acknowledged_writes`]).
     pub async fn wait_for_learner_writes(&self, learner: &str) {
         if self.waits_per_scope() {
-            self.wait_for_hub(self.acknowledged_for.learner(learner)).await;
+            self.wait_for_hub(self.acknowledged_for.learner(learner), ReadWait::Learner).await;
         }
     }
 
@@ -188,21 +189,24 @@ impl AppState {
         if !self.waits_per_scope() {
             return Ok(());
         }
-        self.wait_for_hub(self.acknowledged_for.every_organisation()).await;
+        self.wait_for_hub(self.acknowledged_for.every_organisation(), ReadWait::Organisation).await;
         let hub = self.hub.clone();
         let code = organisation.to_owned();
         let bodies = tokio::task::spawn_blocking(move || hub.organisation_and_descendants(&code))
             .await
             .map_err(ApiError::internal)??;
-        self.wait_for_hub(self.acknowledged_for.organisations(bodies.iter().map(String::as_str))).await;
+        let end = self.acknowledged_for.organisations(bodies.iter().map(String::as_str));
+        self.wait_for_hub(end, ReadWait::Organisation).await;
         Ok(())
     }
 
     /// Waits (bounded) until both projections have applied everything
     /// before `end`.
-    async fn wait_for_hub(&self, end: lrs_eventlog::Offset) {
+    async fn wait_for_hub(&self, end: lrs_eventlog::Offset, wait: ReadWait) {
         if self.views.applied_offset() < end || self.hub.applied_offset() < end {
+            let began = std::time::Instant::now();
             crate::embedded::caught_up(&self.views, Some(&self.hub), end, self.config.read_your_writes_timeout).await;
+            self.metrics.observe_read_wait(wait, began.elapsed());
         }
     }
 
@@ -260,7 +264,9 @@ async fn read_acknowledged_writes(State(state): State<AppState>, request: Reques
     {
         let hub = reads_learning_hub(request.uri().path()).then_some(&*state.hub);
         if state.views.applied_offset() < end || hub.is_some_and(|hub| hub.applied_offset() < end) {
+            let began = std::time::Instant::now();
             crate::embedded::caught_up(&state.views, hub, end, state.config.read_your_writes_timeout).await;
+            state.metrics.observe_read_wait(ReadWait::Everything, began.elapsed());
         }
     }
     next.run(request).await

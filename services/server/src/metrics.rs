@@ -145,6 +145,31 @@ impl WriteStage {
     }
 }
 
+/// What a read waited for before it was served: the projections to show
+/// the writes acknowledged before it that it must see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadWait {
+    /// Every acknowledged write (xAPI resources, pages, and every read on a
+    /// projection replica).
+    Everything,
+    /// Those that may change one learner's own views.
+    Learner,
+    /// Those that may change one organisation's figures.
+    Organisation,
+}
+
+impl ReadWait {
+    const ALL: [Self; 3] = [Self::Everything, Self::Learner, Self::Organisation];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Everything => "everything",
+            Self::Learner => "learner",
+            Self::Organisation => "organisation",
+        }
+    }
+}
+
 type LogSize = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 /// The counters and histograms of one service.
@@ -161,6 +186,8 @@ pub struct Metrics {
     /// By [`WriteStage`], in the order of `WriteStage::ALL` (the order the
     /// variants are declared in, which `stage as usize` indexes by).
     write_stages: [Histogram; WriteStage::ALL.len()],
+    /// By [`ReadWait`], in the order of `ReadWait::ALL`: reads that waited.
+    read_waits: [Histogram; ReadWait::ALL.len()],
     flushes_observed: AtomicBool,
     log_size: OnceLock<LogSize>,
     /// Offsets are Kafka's (`record << 16 | event`): lags count records.
@@ -191,6 +218,12 @@ impl Metrics {
     /// Records how long a statement or document write spent in `stage`.
     pub fn observe_write_stage(&self, stage: WriteStage, elapsed: Duration) {
         self.write_stages[stage as usize].observe(elapsed);
+    }
+
+    /// Records how long a read waited for the projections (only reads that
+    /// found them behind what they must see).
+    pub fn observe_read_wait(&self, wait: ReadWait, elapsed: Duration) {
+        self.read_waits[wait as usize].observe(elapsed);
     }
 
     /// Records how long one append to the log took (until durable).
@@ -273,6 +306,18 @@ impl Metrics {
         );
         for (stage, histogram) in WriteStage::ALL.iter().zip(&self.write_stages) {
             histogram.render(out, "lrs_write_stage_duration_seconds", &[("stage", stage.label())]);
+        }
+    }
+
+    fn render_read_waits(&self, out: &mut String) {
+        header_lines(
+            out,
+            "lrs_read_wait_duration_seconds",
+            "histogram",
+            "Time reads that found the projections behind spent waiting for them to show the acknowledged writes they must see: everything, or those that may change one learner's views or one organisation's figures.",
+        );
+        for (wait, histogram) in ReadWait::ALL.iter().zip(&self.read_waits) {
+            histogram.render(out, "lrs_read_wait_duration_seconds", &[("for", wait.label())]);
         }
     }
 
@@ -441,6 +486,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if writes {
         state.metrics.render_rejections(&mut out);
         state.metrics.render_write_stages(&mut out);
+        state.metrics.render_read_waits(&mut out);
     }
     state.metrics.render_log(&mut out, writes);
     if let Ok(end) = log_end(&state).await {

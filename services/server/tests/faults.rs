@@ -630,4 +630,15 @@ async fn a_learning_hub_read_after_a_write_has_the_hub_apply_what_it_gathered_at
     let transcript: Value = response.json().await.unwrap();
     let activities = transcript["activities"].as_array().expect("activities");
     assert_eq!(activities.len(), 1, "the transcript shows the write: {transcript}");
+    // The read waited, for that learner's writes, and /metrics says so.
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let waits = |wait: &str| {
+        let name = format!("lrs_read_wait_duration_seconds_count{{for=\"{wait}\"}} ");
+        metrics.lines().find_map(|line| line.strip_prefix(&name)).map(str::to_owned)
+    };
+    assert_eq!(
+        (waits("learner").as_deref(), waits("everything").as_deref(), waits("organisation").as_deref()),
+        (Some("1"), Some("0"), Some("0")),
+        "{metrics}"
+    );
 }
