@@ -174,7 +174,7 @@ impl AppState {
     /// [`read_acknowledged_writes`]).
     pub async fn wait_for_learner_writes(&self, learner: &str) {
         if self.waits_per_scope() {
-            self.wait_for_hub(self.acknowledged_for.learner(learner), ReadWait::Learner).await;
+            self.wait_applied(self.acknowledged_for.learner(learner), true, ReadWait::Learner).await;
         }
     }
 
@@ -186,28 +186,38 @@ impl AppState {
     /// below it. Elsewhere the read already waited for every acknowledged
     /// write.
     pub async fn wait_for_organisation_writes(&self, organisation: &str) -> Result<(), ApiError> {
-        if !self.waits_per_scope() {
+        // With every acknowledged write shown, no organisation's can be
+        // missing: skip reading the organisation tree.
+        if !self.waits_per_scope() || self.shows_every_acknowledged_write() {
             return Ok(());
         }
-        self.wait_for_hub(self.acknowledged_for.every_organisation(), ReadWait::Organisation).await;
+        self.wait_applied(self.acknowledged_for.every_organisation(), true, ReadWait::Organisation).await;
         let hub = self.hub.clone();
         let code = organisation.to_owned();
         let bodies = tokio::task::spawn_blocking(move || hub.organisation_and_descendants(&code))
             .await
             .map_err(ApiError::internal)??;
         let end = self.acknowledged_for.organisations(bodies.iter().map(String::as_str));
-        self.wait_for_hub(end, ReadWait::Organisation).await;
+        self.wait_applied(end, true, ReadWait::Organisation).await;
         Ok(())
     }
 
-    /// Waits (bounded) until both projections have applied everything
-    /// before `end`.
-    async fn wait_for_hub(&self, end: lrs_eventlog::Offset, wait: ReadWait) {
-        if self.views.applied_offset() < end || self.hub.applied_offset() < end {
+    /// Waits (bounded) until the xAPI views, and the Learning Hub views when
+    /// `hub`, have applied everything before `end`; counts the wait in the
+    /// metrics as `wait` when they had not yet.
+    async fn wait_applied(&self, end: lrs_eventlog::Offset, hub: bool, wait: ReadWait) {
+        let hub = hub.then_some(&*self.hub);
+        if self.views.applied_offset() < end || hub.is_some_and(|hub| hub.applied_offset() < end) {
             let began = std::time::Instant::now();
-            crate::embedded::caught_up(&self.views, Some(&self.hub), end, self.config.read_your_writes_timeout).await;
+            crate::embedded::caught_up(&self.views, hub, end, self.config.read_your_writes_timeout).await;
             self.metrics.observe_read_wait(wait, began.elapsed());
         }
+    }
+
+    /// Whether both projections show every write this process acknowledged.
+    fn shows_every_acknowledged_write(&self) -> bool {
+        let end = self.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+        self.views.applied_offset() >= end && self.hub.applied_offset() >= end
     }
 
     /// Whether this process knows whose views the writes it acknowledged
@@ -262,12 +272,7 @@ async fn read_acknowledged_writes(State(state): State<AppState>, request: Reques
         && !(state.waits_per_scope() && reads_one_scope(&request))
         && let Some(end) = state.acknowledged_end().await
     {
-        let hub = reads_learning_hub(request.uri().path()).then_some(&*state.hub);
-        if state.views.applied_offset() < end || hub.is_some_and(|hub| hub.applied_offset() < end) {
-            let began = std::time::Instant::now();
-            crate::embedded::caught_up(&state.views, hub, end, state.config.read_your_writes_timeout).await;
-            state.metrics.observe_read_wait(ReadWait::Everything, began.elapsed());
-        }
+        state.wait_applied(end, reads_learning_hub(request.uri().path()), ReadWait::Everything).await;
     }
     next.run(request).await
 }
