@@ -8,6 +8,7 @@ pub mod document;
 pub mod events;
 pub mod format;
 pub mod multipart;
+pub mod prune;
 pub mod signature;
 pub mod statement;
 pub mod validate;
