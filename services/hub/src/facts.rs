@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_xapi::agent::ifi_key;
-use lrs_xapi::prune::Keep;
 use lrs_xapi::statement::{statement_id, voided_target};
 
 /// The home page of Learning Hub accounts.
@@ -127,40 +126,7 @@ fn context_extension(statement: &Value, iri: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// Every member of a statement that [`read_statement`] reads, and nothing
-/// else: the views decode the statements of their events keeping only
-/// these (see `lrs_xapi::prune`), which costs a fraction of parsing each
-/// statement whole. A member read here and missing there would read as
-/// absent; `tests::reading_a_pruned_statement_reads_as_the_whole` checks
-/// the two agree.
-pub static READ_STATEMENT: Keep = Keep::Members(&[
-    ("id", Keep::All),
-    ("actor", Keep::All),
-    ("verb", Keep::Members(&[("id", Keep::All)])),
-    (
-        "object",
-        Keep::Members(&[
-            ("objectType", Keep::All),
-            ("id", Keep::All),
-            ("definition", Keep::Members(&[("type", Keep::All), ("name", Keep::All)])),
-        ]),
-    ),
-    ("timestamp", Keep::All),
-    ("stored", Keep::All),
-    ("result", Keep::Members(&[("score", Keep::Members(&[("scaled", Keep::All)])), ("duration", Keep::All)])),
-    (
-        "context",
-        Keep::Members(&[
-            ("platform", Keep::All),
-            ("contextActivities", Keep::All),
-            ("extensions", Keep::Members(&[(ORGANISATION_EXTENSION, Keep::All), (STAFF_GROUP_EXTENSION, Keep::All)])),
-        ]),
-    ),
-    ("authority", Keep::Members(&[("name", Keep::All), ("account", Keep::Members(&[("name", Keep::All)]))])),
-]);
-
-/// Reads a stored statement (with `stored` and `authority` set), whole or
-/// as [`READ_STATEMENT`] keeps it.
+/// Reads a stored statement (with `stored` and `authority` set).
 pub fn read_statement(statement: &Value) -> Reading {
     if let Some(target) = voided_target(statement) {
         return Reading::Voids(target.to_string());
@@ -206,97 +172,7 @@ pub fn read_statement(statement: &Value) -> Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use serde_json::json;
-
-    /// A statement with any of the members `read_statement` reads, in
-    /// forms it takes and forms it ignores, and members it never reads.
-    fn any_statement() -> impl Strategy<Value = Value> {
-        let text = || {
-            prop_oneof![
-                Just(json!("x")),
-                Just(json!(7)),
-                Just(json!({ "en": "x" })),
-                "[a-z]{1,4}".prop_map(Value::from)
-            ]
-        };
-        let verb = prop_oneof![Just(COMPLETED), Just(PASSED), Just(FAILED), Just(lrs_xapi::statement::VOIDED_VERB)];
-        let id = prop_oneof![Just(json!("6690e6c9-3ef0-4ed3-8b37-7f3964730bee")), Just(json!("not an id"))];
-        let time =
-            prop_oneof![Just(json!("2026-03-01T10:00:00Z")), Just(json!("2026-03-02T11:00:00+01:00")), Just(json!(1))];
-        let object = prop_oneof![
-            (proptest::option::of(text()), proptest::option::of(text()), proptest::option::of(text())).prop_map(
-                |(kind, name, description)| {
-                    json!({ "id": "https://a", "objectType": "Activity", "definition": {
-                        "type": kind, "name": { "fr": description, "en-US": name, "en-GB": kind }, "description": { "en": "d" },
-                    } })
-                }
-            ),
-            Just(json!({ "objectType": "StatementRef", "id": "5fe8c9f2-1d3f-4c0e-9f6e-0a3a3f8e2b11" })),
-            Just(json!({ "objectType": "Agent", "mbox": "mailto:b@example.com" })),
-            Just(json!({ "id": "https://b" })),
-        ];
-        let context = (proptest::option::of(text()), proptest::option::of(text()), proptest::option::of(text()), any::<bool>())
-            .prop_map(|(platform, organisation, staff_group, single)| {
-                let parent = if single { json!({ "id": "https://p" }) } else { json!([{ "id": "https://p" }, { "id": 3 }]) };
-                json!({
-                    "platform": platform, "registration": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
-                    "contextActivities": { "parent": parent, "grouping": [{ "id": "https://g", "definition": {} }] },
-                    "extensions": { ORGANISATION_EXTENSION: organisation, STAFF_GROUP_EXTENSION: staff_group, "https://other": 1 },
-                })
-            });
-        let result = (proptest::option::of(-1.0f64..=1.0), proptest::option::of(prop_oneof![Just("PT1H30M"), Just("P1DT1S"), Just("5")]))
-            .prop_map(|(scaled, duration)| json!({ "score": { "scaled": scaled, "raw": 5 }, "duration": duration, "success": true }));
-        let authority = (proptest::option::of(text()), proptest::option::of(text())).prop_map(
-            |(name, account)| json!({ "name": name, "account": { "homePage": "https://x", "name": account } }),
-        );
-        (id, verb, object, proptest::option::of(time.clone()), time, proptest::option::of(context), proptest::option::of(result), authority)
-            .prop_map(|(id, verb, object, timestamp, stored, context, result, authority)| {
-                let mut statement = json!({
-                    "id": id,
-                    "actor": { "objectType": "Agent", "account": { "homePage": LEARNING_HUB_HOME_PAGE, "name": "42" }, "name": "N" },
-                    "verb": { "id": verb, "display": { "en": "did" } },
-                    "object": object,
-                    "stored": stored,
-                    "authority": authority,
-                    "version": "1.0.3",
-                });
-                for (name, value) in [("timestamp", timestamp), ("context", context), ("result", result)] {
-                    if let Some(value) = value {
-                        statement[name] = value;
-                    }
-                }
-                statement
-            })
-    }
-
-    proptest! {
-        /// What the views decode of a statement reads as the whole.
-        #[test]
-        fn reading_a_pruned_statement_reads_as_the_whole(statement in any_statement()) {
-            let pruned = lrs_xapi::prune::prune(&statement, &READ_STATEMENT);
-            prop_assert_eq!(read_statement(&pruned), read_statement(&statement));
-        }
-    }
-
-    #[test]
-    fn a_pruned_statement_keeps_what_is_read_and_drops_the_rest() {
-        let statement = json!({
-            "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
-            "actor": { "account": { "homePage": LEARNING_HUB_HOME_PAGE, "name": "42" } },
-            "verb": { "id": PASSED, "display": { "en": "passed" } },
-            "object": { "id": "https://a", "definition": { "name": { "en-GB": "A" }, "description": { "en-GB": "long" } } },
-            "result": { "score": { "scaled": 0.9, "raw": 9 }, "duration": "PT10M", "response": "long" },
-            "context": { "platform": "e-LfH", "extensions": { ORGANISATION_EXTENSION: "RJ1", "https://other": "x" } },
-            "stored": "2026-03-01T10:00:00Z",
-            "attachments": [{ "usageType": "x" }],
-        });
-        let pruned = lrs_xapi::prune::prune(&statement, &READ_STATEMENT);
-        let text = pruned.to_string();
-        assert!(!text.contains("long") && !text.contains("https://other") && !text.contains("attachments"), "{text}");
-        assert_eq!(read_statement(&pruned), read_statement(&statement));
-        assert!(matches!(read_statement(&pruned), Reading::Counts(facts) if facts.duration_ms == Some(600_000)));
-    }
 
     #[test]
     fn durations() {

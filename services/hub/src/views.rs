@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_eventlog::{LogRecord, Offset};
-use lrs_projection::batch::{PendingBatch, apply_decoded_records_then};
+use lrs_projection::batch::{PendingBatch, apply_records_then};
 use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
 use crate::digest_queue::{self, DigestQueue};
 use crate::digests::{self, Digest, DigestChanges};
-use crate::facts::{COMPLETED, FAILED, PASSED, READ_STATEMENT, Reading, StatementFacts, read_statement};
+use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
 use crate::keys::{self, key};
 use crate::summaries::{self, Credited, Summaries, Summary};
@@ -571,11 +571,10 @@ impl HubViews {
         let counted = std::cell::RefCell::new(HashSet::new());
         let committed = std::cell::RefCell::new((HashMap::new(), Vec::new()));
         self.voided_ids().get_or_insert_with(|| voided_filter(&self.tree)).poll_built();
-        let applied = apply_decoded_records_then(
+        let applied = apply_records_then(
             &self.tree,
             self.applied_offset(),
             records,
-            |payload| lrs_xapi::events::decode_keeping(payload, &READ_STATEMENT),
             |offset, reason| HubError::BadEvent { offset, reason },
             |batch, offset, event| {
                 self.apply_event(batch, &mut changes.borrow_mut(), &mut counted.borrow_mut(), offset, event)

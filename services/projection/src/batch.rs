@@ -118,21 +118,6 @@ pub fn apply_records_then<'t, E: From<sled::Error>>(
     next: lrs_eventlog::Offset,
     records: &[lrs_eventlog::LogRecord],
     bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
-    apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
-    finish: impl FnOnce(&mut PendingBatch<'t>, lrs_eventlog::Offset) -> Result<(), E>,
-) -> Result<Option<lrs_eventlog::Offset>, E> {
-    apply_decoded_records_then(tree, next, records, lrs_xapi::events::decode, bad_event, apply, finish)
-}
-
-/// [`apply_records_then`], each event decoded by `decode` (such as
-/// [`lrs_xapi::events::decode_keeping`], for a projection that reads a few
-/// members of each statement).
-pub fn apply_decoded_records_then<'t, E: From<sled::Error>>(
-    tree: &'t sled::Tree,
-    next: lrs_eventlog::Offset,
-    records: &[lrs_eventlog::LogRecord],
-    decode: impl Fn(&[u8]) -> Result<lrs_xapi::events::Event, lrs_xapi::events::EventError>,
-    bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
     mut apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
     finish: impl FnOnce(&mut PendingBatch<'t>, lrs_eventlog::Offset) -> Result<(), E>,
 ) -> Result<Option<lrs_eventlog::Offset>, E> {
@@ -143,7 +128,7 @@ pub fn apply_decoded_records_then<'t, E: From<sled::Error>>(
         if record.offset < next {
             continue;
         }
-        let event = decode(&record.payload).map_err(|e| bad_event(record.offset, e.to_string()))?;
+        let event = lrs_xapi::events::decode(&record.payload).map_err(|e| bad_event(record.offset, e.to_string()))?;
         apply(&mut batch, record.offset, event)?;
         next = record.offset + 1;
     }

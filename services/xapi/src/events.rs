@@ -6,11 +6,8 @@
 //! [`decode`] upcasts them to the current shape.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::prune::{Keep, PrunedSeq, prune};
 
 /// Where a document lives: which of the three document resources, and its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,70 +220,6 @@ pub fn encode(event: &Event) -> Vec<u8> {
     serde_json::to_vec(&wire).unwrap_or_default()
 }
 
-/// [`decode`] for a reader of a few members of each statement: each
-/// statement of a `statements_stored` event holds only what `keep` names
-/// (see [`crate::prune`]), and the event's attachments are left unread
-/// (it has none). Other events are decoded whole.
-pub fn decode_keeping(bytes: &[u8], keep: &'static Keep) -> Result<Event, EventError> {
-    if !bytes.starts_with(STATEMENTS_STORED_HEAD) {
-        return Ok(match decode(bytes)? {
-            Event::StatementsStored { statements, .. } => Event::StatementsStored {
-                statements: statements.iter().map(|statement| prune(statement, keep)).collect(),
-                attachments: Vec::new(),
-            },
-            other => other,
-        });
-    }
-    let (version, statements) = KeepingStatements(keep)
-        .deserialize(&mut serde_json::Deserializer::from_slice(bytes))
-        .map_err(|e| EventError::Malformed(e.to_string()))?;
-    if version != 1 {
-        return Err(EventError::UnknownVersion { kind: "statements_stored", version });
-    }
-    Ok(Event::StatementsStored { statements, attachments: Vec::new() })
-}
-
-/// How [`encode`] begins a `statements_stored` event.
-const STATEMENTS_STORED_HEAD: &[u8] = br#"{"type":"statements_stored","#;
-
-/// A `statements_stored` event's version and statements, each kept as `.0`
-/// says; its type (known already) and attachments are skipped.
-struct KeepingStatements(&'static Keep);
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeepingStatements {
-    type Value = (u32, Vec<Value>);
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
-        struct EventVisitor(&'static Keep);
-        impl<'de> Visitor<'de> for EventVisitor {
-            type Value = (u32, Vec<Value>);
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a statements_stored event")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let (mut version, mut statements) = (None, None);
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "v" => version = Some(map.next_value::<u32>()?),
-                        "statements" => statements = Some(map.next_value_seed(PrunedSeq(self.0))?),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok((
-                    version.ok_or_else(|| A::Error::missing_field("v"))?,
-                    statements.ok_or_else(|| A::Error::missing_field("statements"))?,
-                ))
-            }
-        }
-        deserializer.deserialize_map(EventVisitor(self.0))
-    }
-}
-
 /// Reads an event of any version ever written, upcast to the current shape.
 pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
     // Statements are most of the log: read their type first, then parse the
@@ -299,7 +232,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
     // `encode` writes the type first, so the usual event says what it is in
     // its first bytes; anything else (other writers, fixtures) is read for
     // its type in full.
-    let statements = bytes.starts_with(STATEMENTS_STORED_HEAD) || {
+    let statements = bytes.starts_with(br#"{"type":"statements_stored","#) || {
         let head: Head<'_> = serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
         head.kind == "statements_stored"
     };
@@ -451,42 +384,6 @@ mod tests {
         let future = br#"{"type":"statements_stored","v":2,"statements":[],"attachments":[]}"#;
         assert!(matches!(decode(future), Err(EventError::UnknownVersion { .. })));
         assert!(matches!(decode(br#"{"type":"statements_stored","v":1"#), Err(EventError::Malformed(_))));
-    }
-
-    #[test]
-    fn decoding_keeping_some_members_prunes_statements_and_skips_attachments() {
-        static KEEP: Keep = Keep::Members(&[("id", Keep::All), ("verb", Keep::Members(&[("id", Keep::All)]))]);
-        let whole = json!({"id": "x", "verb": {"id": "v", "display": {"en": "did"}}, "actor": {"name": "A"}});
-        let pruned = json!({"id": "x", "verb": {"id": "v"}});
-        let event = Event::StatementsStored {
-            statements: vec![whole.clone(), json!(3)],
-            attachments: vec![AttachmentContent {
-                sha2: "ab".into(),
-                content_type: "text/plain".into(),
-                content: vec![1],
-            }],
-        };
-        let expected = Event::StatementsStored { statements: vec![pruned.clone(), json!(3)], attachments: Vec::new() };
-        let encoded = encode(&event);
-        assert_eq!(decode_keeping(&encoded, &KEEP).unwrap(), expected);
-        // Fields in another order take the slow path, to the same end.
-        let reordered = serde_json::to_vec(&json!({
-            "v": 1, "statements": [whole, 3], "type": "statements_stored",
-            "attachments": [{"sha2": "ab", "contentType": "text/plain", "content_b64": "AQ=="}],
-        }))
-        .unwrap();
-        assert_eq!(decode_keeping(&reordered, &KEEP).unwrap(), expected);
-        // Versions and malformed events are refused as `decode` refuses them.
-        let future = br#"{"type":"statements_stored","v":2,"statements":[],"attachments":[]}"#;
-        assert!(matches!(decode_keeping(future, &KEEP), Err(EventError::UnknownVersion { .. })));
-        for bad in [&br#"{"type":"statements_stored","v":1"#[..], br#"{"type":"statements_stored","v":1}"#] {
-            assert!(matches!(decode_keeping(bad, &KEEP), Err(EventError::Malformed(_))));
-        }
-        // Other events are read whole.
-        let learners = Event::LearnersImported {
-            learners: vec![LearnerEntry { learner: "k".into(), organisation: "RJ1".into(), staff_group: None }],
-        };
-        assert_eq!(decode_keeping(&encode(&learners), &KEEP).unwrap(), learners);
     }
 
     #[test]

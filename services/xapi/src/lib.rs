@@ -8,7 +8,6 @@ pub mod document;
 pub mod events;
 pub mod format;
 pub mod multipart;
-pub mod prune;
 pub mod signature;
 pub mod statement;
 pub mod validate;
