@@ -163,7 +163,11 @@ impl AppState {
         let _ = tokio::time::timeout(self.config.read_your_writes_timeout, watch.wait_for(|applied| *applied >= after))
             .await;
         self.metrics.observe_write_stage(crate::metrics::WriteStage::Views, began.elapsed());
-        self.acknowledged_for.acknowledged(&scope.resolve(&self.views), visible);
+        // The Learning Hub views' learner directory is the one this write
+        // meets once they have applied every directory load before it.
+        let directory =
+            self.writer.directory_loads_end().filter(|end| self.hub.applied_offset() >= *end).map(|_| &*self.hub);
+        self.acknowledged_for.acknowledged(&scope.resolve(&self.views, directory), visible);
         self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
     }
 

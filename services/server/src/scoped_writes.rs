@@ -16,10 +16,18 @@
 //! end of the last acknowledged write that may change their views, in fixed
 //! tables of slots by a hash of the agent key or ODS code; and the end of
 //! the last one that may change anyone's. Sharing a slot only makes a read
-//! wait longer than it must, never shorter. A statement whose learner the
-//! views take from the learner directory (it names no organisation) may
-//! change any organisation's figures, as may a void the views cannot name
-//! the statement of.
+//! wait longer than it must, never shorter. A void the views cannot name
+//! the statement of may change any organisation's figures.
+//!
+//! A statement that names no organisation counts for the one the learner
+//! directory gives its learner when the Learning Hub views project it. Once
+//! those views have applied every directory load the writer appended before
+//! the statement, the directory they hold is the one the statement will
+//! meet, and the learner's organisation is read from it; until then the
+//! statement may change any organisation's figures. A void of such a
+//! statement still touches every organisation: the views retract it from
+//! the organisation it was credited to then, which the directory may no
+//! longer say.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +36,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use lrs_eventlog::Offset;
+use lrs_hub::HubViews;
 use lrs_hub::facts::statement_organisation;
 use lrs_projection::Views;
 use lrs_xapi::agent::ifi_key;
@@ -62,6 +71,9 @@ pub struct Touches {
 pub struct WriteScope {
     learners: Vec<String>,
     organisations: Vec<String>,
+    /// Learners of statements that name no organisation: theirs comes from
+    /// the learner directory.
+    directory_learners: Vec<String>,
     voided: Vec<Uuid>,
     every_learner: bool,
     every_organisation: bool,
@@ -85,13 +97,15 @@ impl WriteScope {
                 scope.voided.push(target);
                 continue;
             }
-            match ifi_key(&statement["actor"]) {
+            let learner = ifi_key(&statement["actor"]);
+            match (statement_organisation(statement), &learner) {
+                (Some(organisation), _) => scope.organisations.push(organisation),
+                (None, Some(learner)) => scope.directory_learners.push(learner.clone()),
+                (None, None) => scope.every_organisation = true,
+            }
+            match learner {
                 Some(learner) => scope.learners.push(learner),
                 None => scope.every_learner = true,
-            }
-            match statement_organisation(statement) {
-                Some(organisation) => scope.organisations.push(organisation),
-                None => scope.every_organisation = true,
             }
         }
         scope
@@ -99,9 +113,41 @@ impl WriteScope {
 
     /// Once the write is visible: what it touches, with each voided
     /// statement read from the views (everyone's views when one cannot be
-    /// read: not stored yet, or not yet shown by views acknowledged ahead).
-    pub fn resolve(self, views: &Views) -> Touches {
-        let Self { mut learners, mut organisations, voided, mut every_learner, mut every_organisation } = self;
+    /// read: not stored yet, or not yet shown by views acknowledged ahead),
+    /// and the organisation of each learner whose statement names none
+    /// read from `directory`: the Learning Hub views, given only once they
+    /// have applied every directory load appended before this write
+    /// (without them, such a statement touches every organisation).
+    pub fn resolve(self, views: &Views, directory: Option<&HubViews>) -> Touches {
+        let Self {
+            mut learners,
+            mut organisations,
+            mut directory_learners,
+            voided,
+            mut every_learner,
+            mut every_organisation,
+        } = self;
+        // A batch often holds several statements of one learner: one read each.
+        directory_learners.sort_unstable();
+        directory_learners.dedup();
+        match directory {
+            _ if directory_learners.is_empty() || every_organisation => {}
+            None => every_organisation = true,
+            Some(hub) => {
+                for learner in &directory_learners {
+                    match hub.learner(learner) {
+                        Ok(Some(entry)) => organisations.push(entry.organisation),
+                        // The views credit the statement to no organisation.
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot read the learner directory");
+                            every_organisation = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         for id in voided {
             if every_learner && every_organisation {
                 break;
@@ -241,11 +287,11 @@ mod tests {
         assert_eq!(acknowledged.organisations(["RJ2", "RJ1"]), 7, "the latest of several");
         acknowledged.acknowledged(&ada_in_rj1, 5);
         assert_eq!(acknowledged.learner(ada), 7, "an end never moves back");
-        acknowledged.acknowledged(&WriteScope::nobody().resolve(&Views::temporary().unwrap()), 9);
+        acknowledged.acknowledged(&WriteScope::nobody().resolve(&Views::temporary().unwrap(), None), 9);
         assert_eq!((acknowledged.learner(ada), acknowledged.learner(bea)), (7, 0));
         acknowledged.acknowledged(&Touches { learners: some(&[]), organisations: Touched::Everyone }, 8);
         assert_eq!((acknowledged.learner(bea), acknowledged.organisations(["RJ2"])), (0, 8));
-        acknowledged.acknowledged(&WriteScope::everyone().resolve(&Views::temporary().unwrap()), 10);
+        acknowledged.acknowledged(&WriteScope::everyone().resolve(&Views::temporary().unwrap(), None), 10);
         assert_eq!((acknowledged.learner(bea), acknowledged.organisations(["RJ2"])), (10, 10));
     }
 
@@ -255,7 +301,7 @@ mod tests {
         let ada = json!({ "mbox": "mailto:ada@example.org" });
         let scope = WriteScope::of_statements(&[statement(ada.clone(), Some("RJ1")), statement(ada.clone(), None)]);
         assert_eq!(
-            scope.resolve(&views),
+            scope.resolve(&views, None),
             Touches {
                 learners: some(&["mbox:mailto:ada@example.org"; 2]),
                 organisations: Touched::Everyone, // the views take the second's from the directory
@@ -263,7 +309,37 @@ mod tests {
         );
         let anonymous = json!({ "objectType": "Group", "member": [{ "mbox": "mailto:ada@example.org" }] });
         let scope = WriteScope::of_statements(&[statement(anonymous, Some("RJ1"))]);
-        assert_eq!(scope.resolve(&views), Touches { learners: Touched::Everyone, organisations: some(&["RJ1"]) });
+        assert_eq!(scope.resolve(&views, None), Touches { learners: Touched::Everyone, organisations: some(&["RJ1"]) });
+    }
+
+    #[test]
+    fn a_statement_naming_no_organisation_touches_the_one_the_directory_gives_once_the_hub_holds_it() {
+        let views = Views::temporary().unwrap();
+        let hub = HubViews::temporary(lrs_hub::frameworks::Frameworks::empty()).unwrap();
+        let (ada, cat) = (json!({ "mbox": "mailto:ada@example.org" }), json!({ "mbox": "mailto:cat@example.org" }));
+        let directory = lrs_xapi::events::Event::LearnersImported {
+            learners: vec![lrs_xapi::events::LearnerEntry {
+                learner: "mbox:mailto:ada@example.org".to_owned(),
+                organisation: "RJ1".to_owned(),
+                staff_group: None,
+            }],
+        };
+        hub.apply(&[lrs_eventlog::LogRecord { offset: 0, payload: lrs_xapi::events::encode(&directory) }]).unwrap();
+        let statements = [statement(ada.clone(), None), statement(ada, Some("RJ2"))];
+        assert_eq!(
+            WriteScope::of_statements(&statements).resolve(&views, Some(&hub)),
+            Touches {
+                learners: some(&["mbox:mailto:ada@example.org"; 2]),
+                organisations: some(&["RJ2", "RJ1"]), // named, then from the directory
+            }
+        );
+        let unplaced = WriteScope::of_statements(&[statement(cat, None)]).resolve(&views, Some(&hub));
+        assert_eq!(unplaced.organisations, some(&[]), "a learner the directory does not place counts nowhere");
+        assert_eq!(
+            WriteScope::of_statements(&statements).resolve(&views, None).organisations,
+            Touched::Everyone,
+            "without a directory the views are known to hold"
+        );
     }
 
     #[test]
@@ -276,7 +352,7 @@ mod tests {
                            "context": { "extensions": { "https://learninghub.nhs.uk/xapi/ext/organisation": "X26" } } });
         let everyone = Touches { learners: Touched::Everyone, organisations: Touched::Everyone };
         assert_eq!(
-            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views),
+            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views, None),
             everyone,
             "a statement the views do not hold"
         );
@@ -291,7 +367,7 @@ mod tests {
         let event = lrs_xapi::events::Event::StatementsStored { statements: vec![stored], attachments: Vec::new() };
         views.apply(&[lrs_eventlog::LogRecord { offset: 0, payload: lrs_xapi::events::encode(&event) }]).unwrap();
         assert_eq!(
-            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views),
+            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views, None),
             Touches { learners: some(&["mbox:mailto:ada@example.org"]), organisations: some(&["RJ1"]) },
             "the voided statement's actor and organisation, not the void's"
         );

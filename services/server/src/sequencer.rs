@@ -72,6 +72,12 @@ pub struct WriteProgress {
     id_filter_ready: AtomicBool,
     /// Appends the views may not have applied yet, oldest first.
     unprojected: Mutex<Unprojected>,
+    /// The end of the last directory load appended (or of the log when
+    /// the writer started, which may hold some): a statement appended from
+    /// then on meets every directory load before this in the Learning Hub
+    /// views. `u64::MAX` until the writer has started, and after an append
+    /// that failed (it may have reached the log).
+    directory_end: AtomicU64,
 }
 
 /// Where the writer found the answer to "is this statement id taken?".
@@ -120,6 +126,12 @@ impl Unprojected {
 }
 
 impl WriteProgress {
+    /// Where the directory loads appended so far end (see the field); none
+    /// known while the writer starts.
+    pub fn directory_loads_end(&self) -> Option<Offset> {
+        Some(self.directory_end.load(Ordering::SeqCst)).filter(|end| *end != u64::MAX)
+    }
+
     /// Notes an append that ends at `end` and holds `statements`, while
     /// the views have applied everything before `applied`.
     fn appended(&self, end: Offset, statements: u64, applied: Offset) {
@@ -205,7 +217,7 @@ impl Sequencer {
     /// projection slows clients down instead of growing memory.
     pub fn start(log: Arc<dyn EventLog>, views: Arc<Views>, queue_depth: usize, max_lag: u64) -> Self {
         let (queue, receiver) = mpsc::channel(queue_depth.max(1));
-        let progress = Arc::new(WriteProgress::default());
+        let progress = Arc::new(WriteProgress { directory_end: AtomicU64::new(u64::MAX), ..Default::default() });
         let writer = Writer {
             log,
             views,
@@ -306,6 +318,7 @@ impl Writer {
             }
         };
         self.progress.appended_end.store(end, Ordering::SeqCst);
+        self.progress.directory_end.store(end, Ordering::SeqCst);
         let mut watch = self.views.subscribe();
         if watch.wait_for(|applied| *applied >= end).await.is_err() {
             return false;
@@ -357,12 +370,17 @@ impl Writer {
                 Command::Append(events_to_append, reply) => {
                     let encoded: Vec<Vec<u8>> = events_to_append.iter().map(events::encode).collect();
                     let count = encoded.len() as u64;
+                    // Appends of events that need no decision are directory loads.
                     let result = match self.log.append(encoded).await {
                         Ok(first) => {
                             self.progress.appended(first + count, count, self.views.applied_offset());
+                            self.progress.directory_end.fetch_max(first + count, Ordering::SeqCst);
                             Ok(first + count)
                         }
-                        Err(error) => Err(ApiError::from(error)),
+                        Err(error) => {
+                            self.progress.directory_end.store(u64::MAX, Ordering::SeqCst);
+                            Err(ApiError::from(error))
+                        }
                     };
                     let _ = reply.send(result);
                 }
@@ -663,6 +681,40 @@ mod tests {
         assert_eq!(remembered, 1, "appends the views applied are forgotten");
         assert_eq!(progress.acknowledge_after(4, 3, 150), 3);
         assert_eq!(progress.acknowledge_after(4, 3, 99), 4);
+    }
+
+    /// Directory loads may be in the log before the writer starts (loaded
+    /// into a stopped store): until the writer has read the log's end, no
+    /// end is known, and then it is the log's end; each directory load
+    /// appended moves it.
+    #[tokio::test]
+    async fn the_directory_loads_end_at_the_logs_end_when_the_writer_starts_and_move_with_each_load() {
+        use lrs_eventlog::EventLog;
+        let dir = tempfile::tempdir().unwrap();
+        let log: std::sync::Arc<dyn EventLog> =
+            std::sync::Arc::new(lrs_eventlog::FileEventLog::open(&dir.path().join("log"), Default::default()).unwrap());
+        let load = || lrs_xapi::events::Event::LearnersImported {
+            learners: vec![lrs_xapi::events::LearnerEntry {
+                learner: "mbox:mailto:ada@example.org".to_owned(),
+                organisation: "RJ1".to_owned(),
+                staff_group: None,
+            }],
+        };
+        log.append(vec![lrs_xapi::events::encode(&load()), lrs_xapi::events::encode(&load())]).await.unwrap();
+        let views = std::sync::Arc::new(lrs_projection::Views::temporary().unwrap());
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(lrs_projection::run_projector(log.clone(), views.clone(), stopped));
+        let sequencer = super::Sequencer::start(log, views, 8, 1_000);
+        // On this thread the writer's task has not run yet.
+        assert_eq!(sequencer.progress.directory_loads_end(), None, "not known before the writer starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while sequencer.progress.directory_loads_end().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the writer did not start");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(sequencer.progress.directory_loads_end(), Some(2), "the log's end when the writer started");
+        assert_eq!(sequencer.append_events(vec![load()]).await.unwrap(), 3);
+        assert_eq!(sequencer.progress.directory_loads_end(), Some(3));
     }
 
     #[test]

@@ -50,6 +50,15 @@ impl Writer {
         !matches!(self, Self::Kafka(_))
     }
 
+    /// With the embedded writer, where the directory loads it appended end
+    /// (see [`crate::sequencer::WriteProgress::directory_loads_end`]).
+    pub fn directory_loads_end(&self) -> Option<VisibleAt> {
+        match self {
+            Self::Embedded(sequencer) => sequencer.progress.directory_loads_end(),
+            Self::Kafka(_) | Self::ReadOnly => None,
+        }
+    }
+
     /// The offset the views must have applied before a write visible at
     /// `visible` is acknowledged, when `ahead` statements may be
     /// acknowledged ahead of them (see [`crate::sequencer::WriteProgress::acknowledge_after`]).

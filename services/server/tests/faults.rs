@@ -492,47 +492,109 @@ async fn an_xapi_read_does_not_wait_for_the_learning_hub_views() {
 /// organisation answer at once after a statement and the void of it, while
 /// the ends those reads would wait for move as they must; after a
 /// directory load, every such read waits.
+/// A server whose Learning Hub views apply nothing unless a test hands
+/// them records (only the xAPI views' projector runs), with reads allowed
+/// to wait ten minutes for them: a read that waits for them fails on the
+/// client's 60 s timeout instead.
+struct HubLeftBehind {
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::watch::Sender<bool>,
+    log: Arc<dyn EventLog>,
+    hub: Arc<lrs_hub::HubViews>,
+    writes: Arc<lrs_server::scoped_writes::AcknowledgedFor>,
+    base: String,
+    client: Client,
+    key: String,
+    secret: String,
+}
+
+impl HubLeftBehind {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (credential, secret) = credentials::add(dir.path(), "writer", None, None, vec![Scope::All]).unwrap();
+        credentials::grant_organisations(dir.path(), &credential.key, vec!["*".to_owned()]).unwrap();
+        let log: Arc<dyn EventLog> =
+            Arc::new(FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap());
+        let store = lrs_server::StoreOptions::cache(8 * 1024 * 1024);
+        let views = Arc::new(lrs_projection::Views::open(&dir.path().join("views"), store).unwrap());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(lrs_projection::run_projector(log.clone(), views.clone(), stopped));
+        let hub = Arc::new(
+            lrs_hub::HubViews::open(&dir.path().join("hub"), store, lrs_hub::frameworks::Frameworks::empty()).unwrap(),
+        );
+        // Were a read to wait for the hub, it would wait this long.
+        let config =
+            lrs_server::ServerConfig { read_your_writes_timeout: Duration::from_secs(600), ..Default::default() };
+        let writer = lrs_server::writer::Writer::Embedded(lrs_server::sequencer::Sequencer::start(
+            log.clone(),
+            views.clone(),
+            64,
+            1_000,
+        ));
+        let state = lrs_server::AppState::new(
+            log.clone(),
+            views,
+            hub.clone(),
+            writer,
+            lrs_xapi::StatementValidator::new().unwrap(),
+            credentials::CredentialStore::open(dir.path()).unwrap(),
+            lrs_server::more_links::MoreLinks::open(dir.path()).unwrap(),
+            config,
+            None,
+        );
+        let writes = state.acknowledged_for.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, lrs_server::app(state)).await });
+        let client = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        Self { _dir: dir, _stop: stop, log, hub, writes, base, client, key: credential.key, secret }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        request.basic_auth(&self.key, Some(&self.secret)).header("X-Experience-API-Version", "2.0.0").send().await
+    }
+
+    /// Posts a statement, which must be stored; the log's end after it.
+    async fn post_statement(&self, statement: &Value) -> Offset {
+        let response =
+            self.send(self.client.post(format!("{}/xapi/statements", self.base)).json(statement)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        self.log.end_offset().await.unwrap()
+    }
+
+    /// Loads learners (CSV rows of learner, organisation); the log's end after.
+    async fn load_learners(&self, rows: &str) -> Offset {
+        let response = self
+            .send(
+                self.client
+                    .post(format!("{}/admin/learners", self.base))
+                    .header("Content-Type", "text/csv")
+                    .body(format!("learner,organisation,staff_group\n{rows}")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        self.log.end_offset().await.unwrap()
+    }
+
+    async fn uptake_of(&self, code: &str) -> reqwest::Result<reqwest::Response> {
+        self.send(self.client.get(format!("{}/analytics/uptake?org={code}", self.base))).await
+    }
+
+    /// Has the Learning Hub views apply everything the log holds.
+    async fn hub_catches_up(&self) {
+        let end = self.log.end_offset().await.unwrap();
+        let records = self.log.read(0, end as usize).await.unwrap();
+        self.hub.apply(&records).unwrap();
+        assert_eq!(self.hub.applied_offset(), end);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learning_hub_reads_wait_for_the_writes_that_may_change_them_not_everyones() {
-    let dir = tempfile::tempdir().unwrap();
-    let (credential, secret) = credentials::add(dir.path(), "writer", None, None, vec![Scope::All]).unwrap();
-    credentials::grant_organisations(dir.path(), &credential.key, vec!["*".to_owned()]).unwrap();
-    let log: Arc<dyn EventLog> =
-        Arc::new(FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap());
-    let store = lrs_server::StoreOptions::cache(8 * 1024 * 1024);
-    let views = Arc::new(lrs_projection::Views::open(&dir.path().join("views"), store).unwrap());
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(lrs_projection::run_projector(log.clone(), views.clone(), stopped));
-    let hub = Arc::new(
-        lrs_hub::HubViews::open(&dir.path().join("hub"), store, lrs_hub::frameworks::Frameworks::empty()).unwrap(),
-    );
-    // Were a read to wait for the hub, it would wait this long.
-    let config = lrs_server::ServerConfig { read_your_writes_timeout: Duration::from_secs(600), ..Default::default() };
-    let writer = lrs_server::writer::Writer::Embedded(lrs_server::sequencer::Sequencer::start(
-        log.clone(),
-        views.clone(),
-        64,
-        1_000,
-    ));
-    let state = lrs_server::AppState::new(
-        log.clone(),
-        views,
-        hub.clone(),
-        writer,
-        lrs_xapi::StatementValidator::new().unwrap(),
-        credentials::CredentialStore::open(dir.path()).unwrap(),
-        lrs_server::more_links::MoreLinks::open(dir.path()).unwrap(),
-        config,
-        None,
-    );
-    let writes = state.acknowledged_for.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, lrs_server::app(state)).await });
-    let client = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let send = |request: reqwest::RequestBuilder| {
-        request.basic_auth(&credential.key, Some(&secret)).header("X-Experience-API-Version", "2.0.0").send()
-    };
+    let app = HubLeftBehind::start().await;
+    let (log, hub, writes, base, client) = (&app.log, &app.hub, &app.writes, &app.base, &app.client);
+    let send = |request| app.send(request);
     let (ada, bea) = (lrs_hub::facts::learning_hub_learner("ada"), lrs_hub::facts::learning_hub_learner("bea"));
 
     let id = uuid::Uuid::new_v4().to_string();
@@ -594,6 +656,58 @@ async fn learning_hub_reads_wait_for_the_writes_that_may_change_them_not_everyon
         (after_directory, after_directory, after_directory),
         "a directory load may change anyone's views"
     );
+}
+
+/// A statement that names no organisation counts for the one the learner
+/// directory gives its learner. While the Learning Hub views have not
+/// applied every directory load before it, it may change any
+/// organisation's figures; once they have, it touches only the
+/// organisation the directory they hold gives (or none, for a learner it
+/// does not place), and other organisations' uptake answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_naming_no_organisation_waits_reads_of_the_directorys_organisation_once_the_hub_holds_it() {
+    let app = HubLeftBehind::start().await;
+    let statement_by = |name: &str| {
+        json!({
+            "actor": { "objectType": "Agent", "account": { "homePage": "https://learninghub.nhs.uk", "name": name } },
+            "verb": { "id": support::COMPLETED },
+            "object": { "objectType": "Activity", "id": "https://learninghub.nhs.uk/activities/1" },
+            "timestamp": "2026-03-01T10:00:00.000Z"
+        })
+    };
+    let after_directory = app.load_learners("ada,RJ1,\n").await;
+    assert_eq!(app.hub.applied_offset(), 0);
+    let after_first = app.post_statement(&statement_by("ada")).await;
+    assert!(after_first > after_directory);
+    assert_eq!(
+        (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"])),
+        (after_first, after_first),
+        "the hub has not applied the directory load: any organisation's figures may change"
+    );
+
+    app.hub_catches_up().await;
+    let after_second = app.post_statement(&statement_by("ada")).await;
+    assert_eq!(
+        (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"])),
+        (after_second, after_first),
+        "the organisation the directory gives ada, and no other"
+    );
+    let response = app.uptake_of("RJ2").await.expect("RJ2's uptake waited for a statement the directory puts in RJ1");
+    assert_eq!(response.status(), StatusCode::OK);
+    let after_unplaced = app.post_statement(&statement_by("nobody-placed")).await;
+    assert!(after_unplaced > after_second);
+    assert_eq!(
+        (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"])),
+        (after_second, after_first),
+        "a learner the directory does not place counts for no organisation"
+    );
+    assert_eq!(app.hub.applied_offset(), after_first, "the hub applied nothing after it caught up");
+
+    // A directory load the hub has not applied: ada may have moved.
+    let after_move = app.load_learners("ada,RJ2,\n").await;
+    let after_third = app.post_statement(&statement_by("ada")).await;
+    assert!(after_third > after_move);
+    assert_eq!(app.writes.organisations(["RJ3"]), after_third, "any organisation's figures may change");
 }
 
 /// The Learning Hub projection gathers events into larger batches, as no
