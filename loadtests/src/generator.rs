@@ -61,6 +61,10 @@ pub struct GeneratorConfig {
     pub active_sessions: usize,
     /// Share of voiding statements, per mille.
     pub void_per_mille: u64,
+    /// Share of sessions, per mille, whose statements name neither the
+    /// learner's organisation nor staff group: the Learning Hub views take
+    /// both from the learner directory. 0 keeps a seed's stream as it was.
+    pub unplaced_per_mille: u64,
 }
 
 impl Default for GeneratorConfig {
@@ -73,6 +77,7 @@ impl Default for GeneratorConfig {
             mean_interval_ms: 3_000,
             active_sessions: 64,
             void_per_mille: 25,
+            unplaced_per_mille: 0,
         }
     }
 }
@@ -462,6 +467,9 @@ struct Session {
     answered: u64,
     correct: u64,
     steps: VecDeque<Step>,
+    /// Its statements leave the organisation and staff group to the
+    /// learner directory.
+    unplaced: bool,
 }
 
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DDThh:mm:ss.mmmZ`.
@@ -772,6 +780,8 @@ impl Generator {
                 self.rng.index(self.catalogue.magpie.len())
             }
         };
+        // Drawn only when asked for, so that a seed's stream is otherwise unchanged.
+        let unplaced = self.config.unplaced_per_mille > 0 && self.rng.chance(self.config.unplaced_per_mille);
         Session {
             platform,
             learner,
@@ -782,6 +792,7 @@ impl Generator {
             answered: 0,
             correct: 0,
             steps,
+            unplaced,
         }
     }
 
@@ -880,16 +891,20 @@ impl Generator {
             push_string(out, &session.registration);
             out.extend_from_slice(br#","https://w3id.org/xapi/video/extensions/length":"#);
             push_seconds(out, length_cs);
-            out.push(b',');
+            if !session.unplaced {
+                out.push(b',');
+            }
         } else {
             out.extend_from_slice(br#"},"platform":"#);
             push_string(out, session.platform.name());
             out.extend_from_slice(br#","language":"en-GB","extensions":{"#);
         }
-        out.extend_from_slice(br#""https://learninghub.nhs.uk/xapi/ext/organisation":"#);
-        push_string(out, &self.organisations[learner.organisation].code);
-        out.extend_from_slice(br#","https://learninghub.nhs.uk/xapi/ext/staff-group":"#);
-        push_string(out, learner.staff_group);
+        if !session.unplaced {
+            out.extend_from_slice(br#""https://learninghub.nhs.uk/xapi/ext/organisation":"#);
+            push_string(out, &self.organisations[learner.organisation].code);
+            out.extend_from_slice(br#","https://learninghub.nhs.uk/xapi/ext/staff-group":"#);
+            push_string(out, learner.staff_group);
+        }
         out.extend_from_slice(b"}}");
     }
 

@@ -30,6 +30,11 @@ struct Population {
     /// Simulated time of the first statement (RFC 3339).
     #[arg(long, default_value = "2026-01-05T08:00:00Z")]
     start_time: DateTime<Utc>,
+    /// Share of learner sessions, per mille, whose statements name neither
+    /// organisation nor staff group (the Learning Hub views take them from
+    /// the learner directory). Any other value than 0 changes the seed's stream.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    unplaced_per_mille: u64,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +152,7 @@ fn generator_config(seed: u64, population: &Population) -> GeneratorConfig {
         learners: population.learners,
         organisations: population.organisations,
         start_time: population.start_time,
+        unplaced_per_mille: population.unplaced_per_mille,
         ..GeneratorConfig::default()
     }
 }

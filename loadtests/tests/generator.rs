@@ -211,3 +211,37 @@ fn text_path_matches_values() {
         assert_eq!(String::from_utf8(line).unwrap(), serde_json::to_string(&value).unwrap());
     }
 }
+
+/// Sessions left to the learner directory name neither organisation nor
+/// staff group, in about the share asked for, and stay valid; asking for
+/// none leaves every statement naming both.
+#[test]
+fn unplaced_sessions_leave_organisation_and_staff_group_to_the_directory() {
+    let unplaced = GeneratorConfig { unplaced_per_mille: 400, ..config(12) };
+    let validator = StatementValidator::new().unwrap();
+    let mut text = Generator::new(GeneratorConfig { unplaced_per_mille: 400, ..config(12) });
+    let (mut counted, mut without) = (0, 0);
+    for statement in Generator::new(unplaced).take(6_000) {
+        for version in [XapiVersion::V1_0_3, XapiVersion::V2_0_0] {
+            validator.validate(version, &statement).unwrap_or_else(|e| panic!("{e}\n{statement:#}"));
+        }
+        let mut line = Vec::new();
+        text.write_next_statement(&mut line);
+        assert_eq!(String::from_utf8(line).unwrap(), serde_json::to_string(&statement).unwrap());
+        if statement["object"]["objectType"] == "StatementRef" {
+            continue;
+        }
+        counted += 1;
+        let extensions = &statement["context"]["extensions"];
+        let (organisation, staff_group) =
+            (extensions.get(ORGANISATION_EXTENSION).is_some(), extensions.get(STAFF_GROUP_EXTENSION).is_some());
+        assert_eq!(organisation, staff_group, "both or neither: {statement:#}");
+        if !organisation {
+            without += 1;
+        }
+    }
+    let share = f64::from(without) / f64::from(counted);
+    assert!((0.3..=0.5).contains(&share), "share of statements left to the directory: {share}");
+    assert!(statements(12, 2_000).iter().all(|s| s["object"]["objectType"] == "StatementRef"
+        || s["context"]["extensions"][ORGANISATION_EXTENSION].is_string()));
+}
