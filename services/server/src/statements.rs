@@ -363,15 +363,11 @@ fn check_attachments(
         for (index, attachment) in attachments.iter().enumerate() {
             let sha2 = attachment.get("sha2").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
             let has_part = part_hashes.contains(sha2.as_str());
+            // `length` is not checked against the part: ADL's conformance
+            // suite expects a statement whose part is not `length` octets
+            // to be stored (RULES.md B.13). The part's bytes are what is
+            // stored and served, and its hash is checked.
             if has_part {
-                let declared = attachment.get("length").and_then(Value::as_u64);
-                let sent = parts.iter().find(|p| p.sha2.eq_ignore_ascii_case(&sha2)).map(|p| p.body.len() as u64);
-                if declared.is_some() && declared != sent {
-                    return Err(ApiError::bad_property(
-                        format!("{prefix}{path}/attachments/{index}/length"),
-                        "the attachment's length differs from the size of its multipart part",
-                    ));
-                }
                 referenced.insert(sha2.clone());
             } else if attachment.get("fileUrl").is_none() {
                 return Err(ApiError::bad_property(

@@ -1341,6 +1341,35 @@ async fn attachment_with_file_url_may_be_sent_as_plain_json() {
     }
 }
 
+/// ADL's conformance suite (H.Communication1.5, "should succeed when
+/// attachment is raw data and request content-type is multipart/mixed")
+/// sends a part that is not `length` octets long and expects it stored:
+/// the part's bytes are what is kept and served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_whose_part_is_not_its_declared_length_is_stored_as_sent() {
+    let app = spawn_app().await;
+    for version in VERSIONS {
+        let mut s = with_attachment(statement("len@example.com", COMPLETED, "http://example.com/len"), ATTACHMENT);
+        s["attachments"][0]["length"] = json!(ATTACHMENT.len() / 2);
+        let hash = sha256_hex(ATTACHMENT);
+        let body = multipart_body(&serde_json::to_vec(&s).expect("json"), &[("text/plain", &hash, ATTACHMENT)]);
+        let response = post_multipart(&app, version, body).send().await.expect("send");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 200, "{version}: {text}");
+        let id = serde_json::from_str::<Value>(&text).expect("ids")[0].as_str().expect("id").to_owned();
+        let response =
+            app.get(&format!("{STATEMENTS}?statementId={id}&attachments=true"), version).send().await.expect("send");
+        let content_type = response.headers()["content-type"].to_str().expect("text").to_owned();
+        let bytes = response.bytes().await.expect("body");
+        let boundary = lrs_xapi::multipart::boundary_from_content_type(&content_type).expect("boundary");
+        let parts = lrs_xapi::multipart::parse(&bytes, &boundary).expect("multipart");
+        let stored: Value = serde_json::from_slice(&parts[0].body).expect("statement");
+        assert_eq!(stored["attachments"][0]["length"], json!(ATTACHMENT.len() / 2), "{version}: as declared");
+        assert_eq!(parts.get(1).map(|p| p.body.as_slice()), Some(ATTACHMENT), "{version}: the bytes sent");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_json_keys_in_the_multipart_statement_part_are_rejected() {
     let app = spawn_app().await;
