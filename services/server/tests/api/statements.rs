@@ -1215,6 +1215,26 @@ fn post_multipart(app: &TestApp, version: &str, body: Vec<u8>) -> reqwest::Reque
     app.post(STATEMENTS, version).header("Content-Type", format!("multipart/mixed; boundary={BOUNDARY}")).body(body)
 }
 
+/// POSTs a multipart body, which must be stored: the ids answered.
+async fn post_multipart_stored(app: &TestApp, version: &str, body: Vec<u8>) -> Value {
+    let response = post_multipart(app, version, body).send().await.expect("send");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, 200, "{version}: {text}");
+    serde_json::from_str(&text).expect("ids")
+}
+
+/// The parts of the multipart/mixed answer to GET `path`.
+async fn multipart_answer(app: &TestApp, path: &str, version: &str) -> Vec<lrs_xapi::multipart::Part> {
+    let response = app.get(path, version).send().await.expect("send");
+    assert_eq!(response.status(), 200, "{version} {path}");
+    let content_type = response.headers()["content-type"].to_str().expect("text").to_owned();
+    assert!(content_type.starts_with("multipart/mixed"), "{version} {path}: {content_type}");
+    let bytes = response.bytes().await.expect("body");
+    let boundary = lrs_xapi::multipart::boundary_from_content_type(&content_type).expect("boundary");
+    lrs_xapi::multipart::parse(&bytes, &boundary).expect("multipart response")
+}
+
 fn with_attachment(mut s: Value, content: &[u8]) -> Value {
     s["attachments"] = json!([{
         "usageType": "http://example.com/attachment-usage/certificate",
@@ -1237,22 +1257,12 @@ async fn multipart_post_with_attachment_is_accepted_and_returned_with_attachment
             with_attachment(statement_with_id(&id, "att@example.com", COMPLETED, "http://example.com/att"), ATTACHMENT);
         let hash = sha256_hex(ATTACHMENT);
         let body = multipart_body(&serde_json::to_vec(&s).expect("json"), &[("text/plain", &hash, ATTACHMENT)]);
-        let response = post_multipart(&app, version, body).send().await.expect("send");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert_eq!(status, 200, "{version}: {text}");
-        assert_eq!(serde_json::from_str::<Value>(&text).expect("ids"), json!([id]), "{version}");
+        assert_eq!(post_multipart_stored(&app, version, body).await, json!([id]), "{version}");
 
         for path in
             [format!("{STATEMENTS}?statementId={id}&attachments=true"), format!("{STATEMENTS}?attachments=true")]
         {
-            let response = app.get(&path, version).send().await.expect("send");
-            assert_eq!(response.status(), 200, "{version} {path}");
-            let content_type = response.headers()["content-type"].to_str().expect("text").to_owned();
-            assert!(content_type.starts_with("multipart/mixed"), "{version} {path}: {content_type}");
-            let bytes = response.bytes().await.expect("body");
-            let boundary = lrs_xapi::multipart::boundary_from_content_type(&content_type).expect("boundary");
-            let parts = lrs_xapi::multipart::parse(&bytes, &boundary).expect("multipart response");
+            let parts = multipart_answer(&app, &path, version).await;
             assert_eq!(parts.len(), 2, "{version} {path}");
             assert!(parts[0].media_type().is_some_and(|m| m == "application/json"), "{version} {path}");
             let json: Value = serde_json::from_slice(&parts[0].body).expect("json part");
@@ -1353,17 +1363,8 @@ async fn an_attachment_whose_part_is_not_its_declared_length_is_stored_as_sent()
         s["attachments"][0]["length"] = json!(ATTACHMENT.len() / 2);
         let hash = sha256_hex(ATTACHMENT);
         let body = multipart_body(&serde_json::to_vec(&s).expect("json"), &[("text/plain", &hash, ATTACHMENT)]);
-        let response = post_multipart(&app, version, body).send().await.expect("send");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert_eq!(status, 200, "{version}: {text}");
-        let id = serde_json::from_str::<Value>(&text).expect("ids")[0].as_str().expect("id").to_owned();
-        let response =
-            app.get(&format!("{STATEMENTS}?statementId={id}&attachments=true"), version).send().await.expect("send");
-        let content_type = response.headers()["content-type"].to_str().expect("text").to_owned();
-        let bytes = response.bytes().await.expect("body");
-        let boundary = lrs_xapi::multipart::boundary_from_content_type(&content_type).expect("boundary");
-        let parts = lrs_xapi::multipart::parse(&bytes, &boundary).expect("multipart");
+        let id = post_multipart_stored(&app, version, body).await[0].as_str().expect("id").to_owned();
+        let parts = multipart_answer(&app, &format!("{STATEMENTS}?statementId={id}&attachments=true"), version).await;
         let stored: Value = serde_json::from_slice(&parts[0].body).expect("statement");
         assert_eq!(stored["attachments"][0]["length"], json!(ATTACHMENT.len() / 2), "{version}: as declared");
         assert_eq!(parts.get(1).map(|p| p.body.as_slice()), Some(ATTACHMENT), "{version}: the bytes sent");
@@ -1421,20 +1422,9 @@ async fn valid_signed_statement_is_accepted() {
             &serde_json::to_vec(&s).expect("json"),
             &[("application/octet-stream", &sha256_hex(&jws), &jws)],
         );
-        let response = post_multipart(&app, version, body).send().await.expect("send");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert_eq!(status, 200, "{version}: {text}");
-        assert_eq!(serde_json::from_str::<Value>(&text).expect("ids"), json!([payload["id"]]), "{version}");
-        let response = app
-            .get(&format!("{STATEMENTS}?statementId={}&attachments=true", payload["id"].as_str().expect("id")), version)
-            .send()
-            .await
-            .expect("send");
-        let content_type = response.headers()["content-type"].to_str().expect("text").to_owned();
-        let bytes = response.bytes().await.expect("body");
-        let boundary = lrs_xapi::multipart::boundary_from_content_type(&content_type).expect("boundary");
-        let parts = lrs_xapi::multipart::parse(&bytes, &boundary).expect("multipart");
+        assert_eq!(post_multipart_stored(&app, version, body).await, json!([payload["id"]]), "{version}");
+        let path = format!("{STATEMENTS}?statementId={}&attachments=true", payload["id"].as_str().expect("id"));
+        let parts = multipart_answer(&app, &path, version).await;
         assert_eq!(parts.get(1).map(|p| p.body.as_slice()), Some(jws.as_slice()), "{version}: signature not returned");
     }
 }
