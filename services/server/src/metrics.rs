@@ -109,6 +109,20 @@ fn header_lines(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A histogram family `name`, one histogram for each value of `label`.
+fn render_histograms_by<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    histograms: impl Iterator<Item = (&'static str, &'a Histogram)>,
+) {
+    header_lines(out, name, "histogram", help);
+    for (value, histogram) in histograms {
+        histogram.render(out, name, &[(label, value)]);
+    }
+}
+
 /// A method as a label: the standard ones, else `other`.
 fn method_label(method: &Method) -> &'static str {
     match *method {
@@ -298,27 +312,23 @@ impl Metrics {
     }
 
     fn render_write_stages(&self, out: &mut String) {
-        header_lines(
+        render_histograms_by(
             out,
             "lrs_write_stage_duration_seconds",
-            "histogram",
             "Time statement and document writes spent in each stage: writer (until decided and durable in the log), views (until the views show it, before the acknowledgement).",
+            "stage",
+            WriteStage::ALL.iter().map(|stage| stage.label()).zip(&self.write_stages),
         );
-        for (stage, histogram) in WriteStage::ALL.iter().zip(&self.write_stages) {
-            histogram.render(out, "lrs_write_stage_duration_seconds", &[("stage", stage.label())]);
-        }
     }
 
     fn render_read_waits(&self, out: &mut String) {
-        header_lines(
+        render_histograms_by(
             out,
             "lrs_read_wait_duration_seconds",
-            "histogram",
             "Time reads that found the projections behind spent waiting for them to show the acknowledged writes they must see: everything, or those that may change one learner's views or one organisation's figures.",
+            "for",
+            ReadWait::ALL.iter().map(|wait| wait.label()).zip(&self.read_waits),
         );
-        for (wait, histogram) in ReadWait::ALL.iter().zip(&self.read_waits) {
-            histogram.render(out, "lrs_read_wait_duration_seconds", &[("for", wait.label())]);
-        }
     }
 
     fn render_log(&self, out: &mut String, appends: bool) {

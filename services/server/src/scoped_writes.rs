@@ -127,13 +127,13 @@ impl WriteScope {
             mut every_learner,
             mut every_organisation,
         } = self;
-        // A batch often holds several statements of one learner: one read each.
-        directory_learners.sort_unstable();
-        directory_learners.dedup();
         match directory {
             _ if directory_learners.is_empty() || every_organisation => {}
             None => every_organisation = true,
             Some(hub) => {
+                // A batch often holds several statements of one learner: one read each.
+                directory_learners.sort_unstable();
+                directory_learners.dedup();
                 for learner in &directory_learners {
                     match hub.learner(learner) {
                         Ok(Some(entry)) => organisations.push(entry.organisation),

@@ -675,29 +675,27 @@ async fn a_statement_naming_no_organisation_waits_reads_of_the_directorys_organi
             "timestamp": "2026-03-01T10:00:00.000Z"
         })
     };
+    // RJ1's end and RJ2's.
+    let ends = || (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"]));
     let after_directory = app.load_learners("ada,RJ1,\n").await;
     assert_eq!(app.hub.applied_offset(), 0);
     let after_first = app.post_statement(&statement_by("ada")).await;
     assert!(after_first > after_directory);
     assert_eq!(
-        (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"])),
+        ends(),
         (after_first, after_first),
         "the hub has not applied the directory load: any organisation's figures may change"
     );
 
     app.hub_catches_up().await;
     let after_second = app.post_statement(&statement_by("ada")).await;
-    assert_eq!(
-        (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"])),
-        (after_second, after_first),
-        "the organisation the directory gives ada, and no other"
-    );
+    assert_eq!(ends(), (after_second, after_first), "the organisation the directory gives ada, and no other");
     let response = app.uptake_of("RJ2").await.expect("RJ2's uptake waited for a statement the directory puts in RJ1");
     assert_eq!(response.status(), StatusCode::OK);
     let after_unplaced = app.post_statement(&statement_by("nobody-placed")).await;
     assert!(after_unplaced > after_second);
     assert_eq!(
-        (app.writes.organisations(["RJ1"]), app.writes.organisations(["RJ2"])),
+        ends(),
         (after_second, after_first),
         "a learner the directory does not place counts for no organisation"
     );
