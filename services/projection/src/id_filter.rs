@@ -72,11 +72,18 @@ impl IdFilter {
 /// an id are `first + i * step`. Ids need not be random (version 1 and 7
 /// ids share most of their bits), so both halves are mixed into each hash.
 fn hashes(id: Uuid) -> (u64, u64) {
-    let (high, low) = id.as_u64_pair();
-    let first = mix(high ^ mix(low));
+    let (_, low) = id.as_u64_pair();
+    let first = hash(id);
     // An odd step visits distinct bits for any power-of-two size.
     let step = mix(low ^ first.rotate_left(29)) | 1;
     (first, step)
+}
+
+/// A 64-bit hash of the id in which every bit of the id counts (the first
+/// of the filter's hashes; the views' buckets of ids use it too).
+pub(crate) fn hash(id: Uuid) -> u64 {
+    let (high, low) = id.as_u64_pair();
+    mix(high ^ mix(low))
 }
 
 /// The finalizer of SplitMix64: every input bit affects every output bit.
@@ -205,11 +212,39 @@ impl KnownIds {
     }
 }
 
+/// `n` ids of which [`hash`] gives the same top `bits` bits, and the rest
+/// apart, made by undoing [`mix`]: ids that share a bucket of the views'
+/// table of ids, for tests.
+#[cfg(test)]
+pub(crate) fn ids_sharing_top_bits(bits: u32, n: u64) -> Vec<Uuid> {
+    fn unshift(y: u64, shift: u32) -> u64 {
+        (0..64 / shift).fold(y, |x, _| y ^ (x >> shift))
+    }
+    fn inverse(odd: u64) -> u64 {
+        (0..6).fold(odd, |inverse, _| inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse))))
+    }
+    fn unmix(y: u64) -> u64 {
+        let x = unshift(y, 31).wrapping_mul(inverse(0x94d0_49bb_1331_11eb));
+        let x = unshift(x, 27).wrapping_mul(inverse(0xbf58_476d_1ce4_e5b9));
+        unshift(x, 30).wrapping_sub(0x9e37_79b9_7f4a_7c15)
+    }
+    let top = 0x5a5a_5a5a_5a5a_5a5a_u64 >> (64 - bits) << (64 - bits);
+    (0..n).map(|i| Uuid::from_u64_pair(unmix(top | i) ^ mix(0), 0)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn ids_made_to_share_their_hashs_top_bits_do() {
+        let ids = ids_sharing_top_bits(20, 1_000);
+        let tops: std::collections::HashSet<u64> = ids.iter().map(|id| hash(*id) >> 44).collect();
+        assert_eq!(tops.len(), 1);
+        assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 1_000);
+    }
 
     #[test]
     fn every_inserted_id_may_be_contained() {

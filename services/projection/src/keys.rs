@@ -15,8 +15,10 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// trained once the views hold `DICTIONARY_SAMPLES` statements and written
 /// with the first batch whose records use it.
 pub const META_RECORD_DICTIONARY: &[u8] = b"M:record-dictionary";
-/// The current layout: 12 = records after the first 4,096 compressed with
-/// a dictionary trained on those (11 = where each record is kept in a file of slots
+/// The current layout: 13 = statement ids' entries many to a key, in
+/// 2^20 buckets by a hash of the id, each the sequence alone (12 = one key
+/// an id, position and content fingerprint; records after the
+/// first 4,096 compressed with a dictionary trained on those (11 = where each record is kept in a file of slots
 /// by sequence, not under its position in the tree, and a posting list of
 /// all statements (10 = posting chunks of positions only, each the
 /// difference from the one before; 9 = position ‖ id, 32 bytes an entry;
@@ -27,15 +29,16 @@ pub const META_RECORD_DICTIONARY: &[u8] = b"M:record-dictionary";
 /// keeping only the facets they inherit by StatementRef; 4 = records keyed
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
-/// holding the primary entries too; 1 = one key per index entry)).
-pub const LAYOUT: u64 = 12;
+/// holding the primary entries too; 1 = one key per index entry))).
+pub const LAYOUT: u64 = 13;
 
 /// Where a statement record written again is (a later statement gave it
 /// facets by StatementRef), by its sequence: the file of slots has it too,
 /// written once the batch is, and these repair it when the views open
 /// (see `records.rs`). Rare: most statements' records are written once.
 pub const REWRITTEN: u8 = b'S';
-/// Statement id → position and content fingerprint ([`ID_ENTRY_LEN`] bytes).
+/// Statement id → its sequence ([`IdEntry`]), many ids to a key: see
+/// [`id_bucket`].
 pub const STATEMENT_ID: u8 = b'U';
 pub const INDEX: u8 = b'I';
 pub const LATE_INDEX: u8 = b'J';
@@ -123,7 +126,36 @@ pub fn rewritten_sequence(key: &[u8]) -> Option<u64> {
     }
 }
 
-/// The key of a statement's id entry.
+/// How many buckets of id entries there are, as bits of an id's hash:
+/// 2^20, so about ten entries a bucket at 10 million statements.
+///
+/// sled keeps 33–45 bytes of memory for every key of an open tree, however
+/// small its value. One key per statement made the views' memory grow with
+/// the data (400–450 MB at 10 million statements); a fixed number of
+/// buckets bounds it (about 40 MB), at the cost of writing a statement's
+/// bucket whole, 24 bytes an entry already there.
+pub(crate) const ID_BUCKET_BITS: u32 = 20;
+
+/// The most entries a bucket holds. The entry of an id whose bucket is full
+/// has a key of its own ([`statement_id`]): buckets fill only past some 80
+/// million statements, or when ids are chosen to share one, and neither
+/// makes a write rewrite more than this many entries.
+pub const ID_BUCKET_CAPACITY: usize = 128;
+
+/// One entry of a bucket: the id, then its [`IdEntry`].
+const ID_BUCKET_ENTRY_LEN: usize = 16 + ID_ENTRY_LEN;
+
+/// The key of the bucket that holds `id`'s entry: `U` and 20 bits of a hash
+/// of the id, in three bytes. The value is the bucket's entries in the order
+/// they were stored ([`IdBucket`]).
+pub fn id_bucket(id: Uuid) -> Vec<u8> {
+    let bucket = crate::id_filter::hash(id) >> (64 - ID_BUCKET_BITS);
+    let [_, _, _, _, _, high, middle, low] = bucket.to_be_bytes();
+    vec![STATEMENT_ID, high, middle, low]
+}
+
+/// The key of the id entry of a statement whose bucket was full when it was
+/// stored: `U` and the id's 16 bytes, its value the [`IdEntry`].
 pub fn statement_id(id: Uuid) -> Vec<u8> {
     let mut key = Vec::with_capacity(17);
     key.push(STATEMENT_ID);
@@ -131,32 +163,77 @@ pub fn statement_id(id: Uuid) -> Vec<u8> {
     key
 }
 
-/// Length of an id entry: the position, then the SHA-256 content
-/// fingerprint.
-pub const ID_ENTRY_LEN: usize = StoredKey::LEN + 32;
+/// The entries of one bucket of ids ([`id_bucket`]), as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct IdBucket<'a>(&'a [u8]);
 
-/// Where a stored statement is and what it holds, as its id entry says.
+impl<'a> IdBucket<'a> {
+    /// The bucket `bytes` hold (none: an empty bucket), or `None` if they
+    /// are not one.
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let whole = bytes.len().is_multiple_of(ID_BUCKET_ENTRY_LEN);
+        (whole && bytes.len() <= ID_BUCKET_CAPACITY * ID_BUCKET_ENTRY_LEN).then_some(Self(bytes))
+    }
+
+    /// Each id in the bucket with its entry, in the order they were stored;
+    /// `None` for an entry that cannot be read.
+    pub fn entries(self) -> impl Iterator<Item = Option<(Uuid, IdEntry)>> + 'a {
+        self.0.chunks_exact(ID_BUCKET_ENTRY_LEN).map(|entry| {
+            let (id, rest) = entry.split_at(16);
+            Some((Uuid::from_slice(id).ok()?, IdEntry::from_bytes(rest)?))
+        })
+    }
+
+    /// The entry of `id` in this bucket; `None` for an entry that cannot be
+    /// read.
+    pub fn find(self, id: Uuid) -> Option<Option<IdEntry>> {
+        let found = self.0.chunks_exact(ID_BUCKET_ENTRY_LEN).find(|entry| entry[..16] == id.as_bytes()[..])?;
+        Some(IdEntry::from_bytes(&found[16..]))
+    }
+
+    /// Whether the bucket takes no more entries: the entries of ids that
+    /// hash to it and are not in it have keys of their own.
+    pub fn is_full(self) -> bool {
+        self.0.len() == ID_BUCKET_CAPACITY * ID_BUCKET_ENTRY_LEN
+    }
+}
+
+/// Adds `id`'s entry to the end of the bucket `bucket` (see [`IdBucket`]),
+/// which must not be full.
+pub fn push_id_entry(bucket: &mut Vec<u8>, id: Uuid, entry: IdEntry) {
+    bucket.extend_from_slice(id.as_bytes());
+    bucket.extend_from_slice(&entry.to_bytes());
+}
+
+/// The ids a key of the `U` table and its value hold: a bucket's, or the one
+/// id whose bucket was full; `None` if they are neither.
+pub fn ids_under(key: &[u8], value: &[u8]) -> Option<Vec<Uuid>> {
+    match key {
+        [STATEMENT_ID, _, _, _] => IdBucket::parse(value)?.entries().map(|entry| entry.map(|(id, _)| id)).collect(),
+        [STATEMENT_ID, id @ ..] => IdEntry::from_bytes(value).and(Uuid::from_slice(id).ok()).map(|id| vec![id]),
+        _ => None,
+    }
+}
+
+/// Length of an id entry: the statement's sequence, big-endian.
+pub const ID_ENTRY_LEN: usize = 8;
+
+/// Which statement an id is, as its id entry says: its sequence, which
+/// numbers the file of slots. Its record, read through the slot, has the
+/// rest (its position's time, and the content the fingerprint of a "same
+/// id, same statement?" check is taken from).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdEntry {
-    pub stored: StoredKey,
-    pub fingerprint: [u8; 32],
+    pub sequence: u64,
 }
 
 impl IdEntry {
     pub fn to_bytes(self) -> [u8; ID_ENTRY_LEN] {
-        let mut out = [0u8; ID_ENTRY_LEN];
-        out[..StoredKey::LEN].copy_from_slice(&self.stored.to_bytes());
-        out[StoredKey::LEN..].copy_from_slice(&self.fingerprint);
-        out
+        self.sequence.to_be_bytes()
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != ID_ENTRY_LEN {
-            return None;
-        }
-        let stored = StoredKey::from_bytes(&bytes[..StoredKey::LEN])?;
-        let fingerprint = bytes[StoredKey::LEN..].try_into().ok()?;
-        Some(Self { stored, fingerprint })
+        Some(Self { sequence: u64::from_be_bytes(bytes.try_into().ok()?) })
     }
 }
 
@@ -349,9 +426,49 @@ mod tests {
 
     #[test]
     fn id_entries_round_trip_and_refuse_other_lengths() {
-        let entry = IdEntry { stored: StoredKey { stored_micros: 7, sequence: 3 }, fingerprint: [9; 32] };
+        let entry = IdEntry { sequence: 0x0102_0304_0506_0708 };
+        assert_eq!(entry.to_bytes(), [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(IdEntry::from_bytes(&entry.to_bytes()), Some(entry));
         assert_eq!(IdEntry::from_bytes(&entry.to_bytes()[1..]), None);
+    }
+
+    #[test]
+    fn a_bucket_of_ids_finds_what_it_holds_fills_up_and_refuses_damage() {
+        let entry = |n: u64| IdEntry { sequence: n };
+        let ids = crate::id_filter::ids_sharing_top_bits(ID_BUCKET_BITS, ID_BUCKET_CAPACITY as u64 + 1);
+        let key = id_bucket(ids[0]);
+        assert_eq!((key.len(), key[0]), (4, STATEMENT_ID));
+        assert!(ids.iter().all(|id| id_bucket(*id) == key), "the ids share a bucket");
+        // Ids that differ in a few low bits (as time-ordered ids do) spread.
+        let sequential: std::collections::HashSet<Vec<u8>> = (0..1_000u128)
+            .map(|n| id_bucket(Uuid::from_u128((0x0190_0000_0000_7000_8000_0000_0000_0000) | n)))
+            .collect();
+        assert!(sequential.len() > 990, "{} buckets for 1,000 ids", sequential.len());
+
+        let mut bucket = Vec::new();
+        assert!(!IdBucket::parse(&bucket).unwrap().is_full());
+        for (n, id) in ids[..ID_BUCKET_CAPACITY].iter().enumerate() {
+            assert_eq!(IdBucket::parse(&bucket).unwrap().find(*id), None);
+            push_id_entry(&mut bucket, *id, entry(n as u64));
+        }
+        let full = IdBucket::parse(&bucket).unwrap();
+        assert!(full.is_full());
+        assert_eq!(full.find(ids[5]), Some(Some(entry(5))));
+        assert_eq!(full.find(ids[ID_BUCKET_CAPACITY]), None);
+        let listed: Vec<_> = full.entries().map(Option::unwrap).collect();
+        assert_eq!(listed.len(), ID_BUCKET_CAPACITY);
+        assert_eq!(listed[7], (ids[7], entry(7)), "entries in the order stored");
+        assert_eq!(ids_under(&key, &bucket), Some(ids[..ID_BUCKET_CAPACITY].to_vec()));
+        let own = statement_id(ids[ID_BUCKET_CAPACITY]);
+        assert_eq!(ids_under(&own, &entry(0).to_bytes()), Some(vec![ids[ID_BUCKET_CAPACITY]]));
+
+        let mut beyond = bucket.clone();
+        push_id_entry(&mut beyond, ids[ID_BUCKET_CAPACITY], entry(0));
+        assert!(IdBucket::parse(&beyond).is_none(), "more than a bucket holds");
+        assert!(IdBucket::parse(&bucket[1..]).is_none(), "a part of an entry");
+        assert_eq!(ids_under(&key, &bucket[..bucket.len() - 1]), None);
+        assert_eq!(ids_under(&own, &[0; 3]), None);
+        assert_eq!(ids_under(&key[..3], &[]), None, "a key of neither form");
     }
 
     #[test]

@@ -855,13 +855,14 @@ impl Views {
     }
 
     /// The SHA-256 content fingerprint (see `content_fingerprint`) of the
-    /// statement stored with `id`, read without the statement itself.
+    /// statement stored with `id`, taken from its record.
     pub fn fingerprint(&self, id: Uuid) -> Result<Option<[u8; 32]>, ViewsError> {
-        Ok(find_id_entry(id, |key| self.tree.get(key))?.map(|entry| entry.fingerprint))
+        Ok(self.statement(id)?.map(|record| lrs_xapi::statement::content_fingerprint(&record.statement)))
     }
 
-    /// The ids of every statement stored, in byte order of the ids; an entry
-    /// that is not an id is reported as corrupt. The iterator owns what it
+    /// The ids of every statement stored, bucket by bucket (see
+    /// [`keys::id_bucket`]); an entry that is not an id is reported as
+    /// corrupt. The iterator owns what it
     /// reads, so it may go to a thread of its own.
     pub fn statement_ids(&self) -> impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static {
         id_scan(&self.tree)
@@ -946,26 +947,53 @@ fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
 
 /// The ids of every statement in `tree` (see [`Views::statement_ids`]).
 fn id_scan(tree: &sled::Tree) -> impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static {
-    tree.scan_prefix([keys::STATEMENT_ID]).map(|entry| {
-        let (key, _) = entry?;
-        key.get(1..)
-            .and_then(|bytes| Uuid::from_slice(bytes).ok())
-            .ok_or_else(|| ViewsError::Corrupt("statement id key".to_owned()))
+    tree.scan_prefix([keys::STATEMENT_ID]).flat_map(|entry| {
+        let ids = entry.map_err(ViewsError::from).and_then(|(key, value)| {
+            keys::ids_under(&key, &value).ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned()))
+        });
+        match ids {
+            Ok(ids) => ids.into_iter().map(Ok).collect(),
+            Err(error) => vec![Err(error)],
+        }
     })
 }
 
 /// The id entry of the statement `id`, read with `get` (from the tree, or
-/// through a batch's pending writes).
+/// through a batch's pending writes): in its bucket, or, if that is full,
+/// under a key of its own.
 fn find_id_entry<B: AsRef<[u8]>>(
     id: Uuid,
     get: impl Fn(&[u8]) -> Result<Option<B>, sled::Error>,
 ) -> Result<Option<IdEntry>, ViewsError> {
+    let corrupt = || ViewsError::Corrupt("statement id entry".to_owned());
+    let Some(bytes) = get(&keys::id_bucket(id))? else {
+        return Ok(None);
+    };
+    let bucket = keys::IdBucket::parse(bytes.as_ref()).ok_or_else(corrupt)?;
+    if let Some(entry) = bucket.find(id) {
+        return entry.map(Some).ok_or_else(corrupt);
+    }
+    if !bucket.is_full() {
+        return Ok(None);
+    }
     match get(&keys::statement_id(id))? {
-        Some(bytes) => IdEntry::from_bytes(bytes.as_ref())
-            .map(Some)
-            .ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned())),
+        Some(bytes) => IdEntry::from_bytes(bytes.as_ref()).map(Some).ok_or_else(corrupt),
         None => Ok(None),
     }
+}
+
+/// Writes the id entry of the statement `id` into the batch: into its
+/// bucket, or, if that is full, under a key of its own.
+fn put_id_entry(batch: &mut PendingBatch<'_>, id: Uuid, entry: IdEntry) -> Result<(), ViewsError> {
+    let key = keys::id_bucket(id);
+    let mut bucket = batch.get(&key)?.unwrap_or_default();
+    if keys::IdBucket::parse(&bucket).ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned()))?.is_full() {
+        batch.put(keys::statement_id(id), entry.to_bytes().to_vec());
+    } else {
+        keys::push_id_entry(&mut bucket, id, entry);
+        batch.put(key, bucket);
+    }
+    Ok(())
 }
 
 /// The record of the statement `id` and where it is: its id entry read
@@ -979,7 +1007,11 @@ fn find_record<B: AsRef<[u8]>>(
     let Some(entry) = find_id_entry(id, &get)? else {
         return Ok(None);
     };
-    Ok(Some((entry.stored, decode_record(&read(entry.stored.sequence)?, dictionary)?)))
+    let record = decode_record(&read(entry.sequence)?, dictionary)?;
+    if lrs_xapi::statement::statement_id(&record.statement) != Some(id) || record.sequence != entry.sequence {
+        return Err(ViewsError::Corrupt(format!("the id entry of {id} names another statement's record")));
+    }
+    Ok(Some((StoredKey { stored_micros: record.stored_micros, sequence: record.sequence }, record)))
 }
 
 /// The postings held in memory when the views were last written (see
@@ -1425,8 +1457,9 @@ fn apply_statements(
         if !applying.ids.may_contain(id) {
             continue;
         }
-        if let Some(existing) = find_id_entry(id, |key| batch.get(key))? {
-            if existing.fingerprint != lrs_xapi::statement::content_fingerprint(statement) {
+        if let Some((_, existing)) = applying.find_record(batch, id)? {
+            let fingerprint = lrs_xapi::statement::content_fingerprint;
+            if fingerprint(&existing.statement) != fingerprint(statement) {
                 let message = format!("a different statement with id {id} is already stored; statements are immutable");
                 record_outcome(batch, offset, &Outcome { status: 409, message, repeats: Vec::new() });
                 return Ok(());
@@ -1533,7 +1566,6 @@ fn apply_statement(
         return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
     };
     let micros = stored_micros(&statement);
-    let fingerprint = lrs_xapi::statement::content_fingerprint(&statement);
     let mut facets = Facets::of(&statement);
     let mut inherited = Facets::default();
     let sequence = applying.book.sequence;
@@ -1562,7 +1594,7 @@ fn apply_statement(
     remember_agent_names(batch, applying, &statement)?;
     let record = StatementRecord { stored_micros: micros, sequence, statement, inherited };
     applying.put_record(batch, &record)?;
-    batch.put(keys::statement_id(id), IdEntry { stored: stored_key, fingerprint }.to_bytes().to_vec());
+    put_id_entry(batch, id, IdEntry { sequence })?;
     applying.ids.insert(id);
     propagate_to_referrers(batch, applying, id, &facets, 0)
 }
@@ -1824,6 +1856,61 @@ mod tests {
     fn at(offset: Offset, statements: Vec<Value>) -> LogRecord {
         let event = Event::StatementsStored { statements, attachments: Vec::new() };
         LogRecord { offset, payload: lrs_xapi::events::encode(&event) }
+    }
+
+    /// Statements' id entries are packed into buckets; the ids of a bucket
+    /// that is full have keys of their own, and are found, listed and
+    /// checked for conflicts as the others are, after a reopen too.
+    #[test]
+    fn ids_whose_bucket_is_full_are_stored_under_keys_of_their_own_and_found_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let crowded =
+            crate::id_filter::ids_sharing_top_bits(keys::ID_BUCKET_BITS, keys::ID_BUCKET_CAPACITY as u64 + 40);
+        let spread: Vec<Uuid> = (0..500).map(|_| Uuid::new_v4()).collect();
+        let statement =
+            |id: Uuid| stored(id, "https://example.org/verbs/a", json!({ "id": "https://example.org/a" }), 1);
+        let views = Views::open(dir.path(), crate::StoreOptions::cache(1 << 20)).unwrap();
+        let (first, second) = crowded.split_at(100);
+        views.apply(&[at(0, first.iter().map(|id| statement(*id)).collect())]).unwrap();
+        views.apply(&[at(1, second.iter().chain(&spread).map(|id| statement(*id)).collect())]).unwrap();
+        drop(views);
+        let views = Views::open(dir.path(), crate::StoreOptions::cache(1 << 20)).unwrap();
+
+        let own_keys =
+            views.tree.scan_prefix([keys::STATEMENT_ID]).keys().filter(|key| key.as_ref().unwrap().len() == 17);
+        assert_eq!(own_keys.count(), 40, "only the ids past a full bucket have keys of their own");
+        let buckets = views.tree.scan_prefix([keys::STATEMENT_ID]).count() - 40;
+        assert!(buckets <= 501, "{buckets} buckets for 501 of them at most");
+        for id in crowded.iter().chain(&spread) {
+            let record = views.statement(*id).unwrap().unwrap_or_else(|| panic!("{id} is found"));
+            assert_eq!(
+                views.fingerprint(*id).unwrap(),
+                Some(lrs_xapi::statement::content_fingerprint(&record.statement))
+            );
+        }
+        let mut listed: Vec<Uuid> = views.statement_ids().map(Result::unwrap).collect();
+        let mut expected: Vec<Uuid> = crowded.iter().chain(&spread).copied().collect();
+        listed.sort();
+        expected.sort();
+        assert_eq!(listed, expected, "every id listed once");
+        let unknown =
+            crate::id_filter::ids_sharing_top_bits(keys::ID_BUCKET_BITS, keys::ID_BUCKET_CAPACITY as u64 + 41).pop();
+        assert_eq!(views.fingerprint(unknown.unwrap()).unwrap(), None, "an id of the full bucket not stored");
+
+        // In the bucket, and past it: a repeat is skipped, other content refused.
+        let (inside, outside) = (crowded[3], crowded[keys::ID_BUCKET_CAPACITY + 2]);
+        let other = |id: Uuid| stored(id, "https://example.org/verbs/b", json!({ "id": "https://example.org/b" }), 2);
+        views.apply(&[at(2, vec![other(inside)]), at(3, vec![other(outside)])]).unwrap();
+        views.apply(&[at(4, vec![statement(inside), statement(outside)])]).unwrap();
+        assert_eq!((views.outcome(2).unwrap().status, views.outcome(3).unwrap().status), (409, 409));
+        assert_eq!(views.outcome(4).unwrap().repeats, vec![0, 1]);
+
+        // An entry is checked against the record it names.
+        let stray = Uuid::new_v4();
+        let mut bucket = views.tree.get(keys::id_bucket(stray)).unwrap().map(|b| b.to_vec()).unwrap_or_default();
+        keys::push_id_entry(&mut bucket, stray, IdEntry { sequence: 7 });
+        views.tree.insert(keys::id_bucket(stray), bucket).unwrap();
+        assert!(matches!(views.statement(stray), Err(ViewsError::Corrupt(_))), "the record is another id's");
     }
 
     /// The views answer "is this id stored?" and "does any statement refer
