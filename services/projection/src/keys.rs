@@ -132,7 +132,7 @@ pub fn rewritten_sequence(key: &[u8]) -> Option<u64> {
 /// sled keeps 33–45 bytes of memory for every key of an open tree, however
 /// small its value. One key per statement made the views' memory grow with
 /// the data (the server opened 10 million statements with 1.26 GB, and
-/// with 0.76 GB since); a fixed number of buckets bounds it (about 40 MB),
+/// with 0.78 GB since); a fixed number of buckets bounds it (about 40 MB),
 /// at the cost of writing a statement's bucket whole, 24 bytes an entry
 /// already there.
 pub(crate) const ID_BUCKET_BITS: u32 = 20;
