@@ -948,9 +948,9 @@ fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
 /// The ids of every statement in `tree` (see [`Views::statement_ids`]).
 fn id_scan(tree: &sled::Tree) -> impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static {
     tree.scan_prefix([keys::STATEMENT_ID]).flat_map(|entry| {
-        let ids = entry.map_err(ViewsError::from).and_then(|(key, value)| {
-            keys::ids_under(&key, &value).ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned()))
-        });
+        let ids = entry
+            .map_err(ViewsError::from)
+            .and_then(|(key, value)| keys::ids_under(&key, &value).ok_or_else(corrupt_id_entry));
         match ids {
             Ok(ids) => ids.into_iter().map(Ok).collect(),
             Err(error) => vec![Err(error)],
@@ -965,21 +965,25 @@ fn find_id_entry<B: AsRef<[u8]>>(
     id: Uuid,
     get: impl Fn(&[u8]) -> Result<Option<B>, sled::Error>,
 ) -> Result<Option<IdEntry>, ViewsError> {
-    let corrupt = || ViewsError::Corrupt("statement id entry".to_owned());
     let Some(bytes) = get(&keys::id_bucket(id))? else {
         return Ok(None);
     };
-    let bucket = keys::IdBucket::parse(bytes.as_ref()).ok_or_else(corrupt)?;
+    let bucket = keys::IdBucket::parse(bytes.as_ref()).ok_or_else(corrupt_id_entry)?;
     if let Some(entry) = bucket.find(id) {
-        return entry.map(Some).ok_or_else(corrupt);
+        return entry.map(Some).ok_or_else(corrupt_id_entry);
     }
     if !bucket.is_full() {
         return Ok(None);
     }
     match get(&keys::statement_id(id))? {
-        Some(bytes) => IdEntry::from_bytes(bytes.as_ref()).map(Some).ok_or_else(corrupt),
+        Some(bytes) => IdEntry::from_bytes(bytes.as_ref()).map(Some).ok_or_else(corrupt_id_entry),
         None => Ok(None),
     }
+}
+
+/// What an id entry or bucket that cannot be read is reported as.
+fn corrupt_id_entry() -> ViewsError {
+    ViewsError::Corrupt("statement id entry".to_owned())
 }
 
 /// Writes the id entry of the statement `id` into the batch: into its
@@ -987,7 +991,7 @@ fn find_id_entry<B: AsRef<[u8]>>(
 fn put_id_entry(batch: &mut PendingBatch<'_>, id: Uuid, entry: IdEntry) -> Result<(), ViewsError> {
     let key = keys::id_bucket(id);
     let mut bucket = batch.get(&key)?.unwrap_or_default();
-    if keys::IdBucket::parse(&bucket).ok_or_else(|| ViewsError::Corrupt("statement id entry".to_owned()))?.is_full() {
+    if keys::IdBucket::parse(&bucket).ok_or_else(corrupt_id_entry)?.is_full() {
         batch.put(keys::statement_id(id), entry.to_bytes().to_vec());
     } else {
         keys::push_id_entry(&mut bucket, id, entry);
