@@ -5,8 +5,10 @@ pub const META_OFFSET: &[u8] = b"M:offset";
 pub const META_FRAMEWORKS: &[u8] = b"M:frameworks";
 /// The layout of the tree; a tree of another layout is rebuilt from the log.
 pub const META_LAYOUT: &[u8] = b"M:layout";
-/// The current layout: 9 = a learner's summaries on an activity keyed by
-/// their numbers (8 = by their text; fact rows keyed by the learner's and activity's
+/// The current layout: 10 = uptake fact rows and a learner's summaries
+/// packed many to a key (`fact_chunks`, `summary_chunks`; 9 = a row, and a
+/// learner's summaries on one activity, to a key, keyed by their numbers;
+/// 8 = by their text; fact rows keyed by the learner's and activity's
 /// numbers, their counts as varints; 7 = by their text, the counts as JSON;
 /// a learner's summaries on an activity in a
 /// compact binary form, `summaries.rs`; 6 = as JSON, no contribution
@@ -18,7 +20,7 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// only what retracting it reads; 2 = one summary list per learner and
 /// activity, contributions holding all the statement's facts; 1 = one
 /// summary key per statement)).
-pub const LAYOUT: u64 = 9;
+pub const LAYOUT: u64 = 10;
 
 /// Learner directory: learner → organisation, staff group.
 pub const LEARNER: u8 = b'L';
@@ -32,9 +34,11 @@ pub const CHILD: u8 = b'K';
 pub const CONTRIBUTION: u8 = b'X';
 /// Statements voided (possibly before they arrived).
 pub const VOIDED: u8 = b'Y';
-/// Transcript evidence: learner's number, activity's number (four bytes
-/// each, big-endian, no length parts) → each statement's summary, by id,
-/// from which the transcript entry is made when read.
+/// Transcript evidence, in chunks of a learner's activities (see
+/// `summary_chunks`): learner's number, the chunk's first activity's number
+/// (four bytes each, big-endian, no length parts) → for each activity, each
+/// statement's summary, by id, from which the transcript entry is made when
+/// read.
 pub const SUMMARY: u8 = b'R';
 /// Competency evidence: learner, competency, statement.
 pub const EVIDENCE: u8 = b'E';
@@ -42,10 +46,12 @@ pub const EVIDENCE: u8 = b'E';
 pub const COMPETENCY: u8 = b'Q';
 /// Achieved competencies by organisation: organisation, competency, learner.
 pub const COVERAGE: u8 = b'G';
-/// Uptake facts: organisation, day, learner's number, activity's number
-/// (empty for a statement on no activity), platform, staff group → counts
-/// (see `FactCounts` in `views.rs`). The numbers are those of the digests
-/// (`LEARNER_NUMBER`, `ACTIVITY_NUMBER`), four bytes big-endian.
+/// Uptake facts, in chunks of rows of one organisation and day (see
+/// `fact_chunks`): organisation, day, then the chunk's first row's learner's
+/// number, activity's number (empty for a statement on no activity),
+/// platform and staff group → the chunk's rows and their counts. The
+/// numbers are those of the digests (`LEARNER_NUMBER`, `ACTIVITY_NUMBER`),
+/// four bytes big-endian.
 pub const FACT: u8 = b'F';
 /// Uptake digests: organisation, granularity (`day`, `week`, `month`),
 /// period label → what the period's uptake row counts (see `digests`).

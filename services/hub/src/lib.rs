@@ -9,10 +9,12 @@
 
 mod digest_queue;
 mod digests;
+mod fact_chunks;
 pub mod facts;
 pub mod frameworks;
 mod keys;
 mod summaries;
+mod summary_chunks;
 mod uptake_cache;
 mod views;
 

@@ -9,18 +9,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_eventlog::{LogRecord, Offset};
-use lrs_projection::batch::{PendingBatch, apply_records_then};
+use lrs_projection::batch::{Entry, PendingBatch, apply_records_then};
 use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
 use crate::digest_queue::{self, DigestQueue};
 use crate::digests::{self, Digest, DigestChanges};
+use crate::fact_chunks::{self, FactChunk, FactCounts, RowId};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
 use crate::keys::{self, key};
 use crate::summaries::{self, Credited, Summaries, Summary};
+use crate::summary_chunks::{self, SummaryChunk};
 use crate::uptake_cache::{MAX_CACHED_DAYS, PeriodKey, UptakeCache};
-use lrs_projection::codec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -238,62 +239,6 @@ pub struct Coverage {
     pub domain: String,
     pub framework: String,
     pub learners_achieved: u64,
-}
-
-/// What a fact row counts: three varints.
-#[derive(Debug, Clone, Copy, Default)]
-struct FactCounts {
-    statements: u64,
-    completed: u64,
-    passed: u64,
-}
-
-impl FactCounts {
-    fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(6);
-        for count in [self.statements, self.completed, self.passed] {
-            codec::put_varint(&mut out, u128::from(count));
-        }
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, HubError> {
-        let mut input = codec::Reader::new(bytes);
-        let mut read = || input.u64().map_err(|e| corrupt(format!("fact counts {e}")));
-        let counts = Self { statements: read()?, completed: read()?, passed: read()? };
-        if !input.is_done() {
-            return Err(corrupt("fact counts with bytes after them"));
-        }
-        Ok(counts)
-    }
-}
-
-/// The key of a fact row (see [`keys::FACT`]).
-fn fact_key(
-    organisation: &str,
-    day: &str,
-    learner: u32,
-    activity: Option<u32>,
-    platform: &str,
-    staff_group: &str,
-) -> Vec<u8> {
-    let activity = activity.map(u32::to_be_bytes);
-    keys::key_of_bytes(
-        keys::FACT,
-        &[
-            organisation.as_bytes(),
-            day.as_bytes(),
-            &learner.to_be_bytes(),
-            activity.as_ref().map_or(&[][..], |a| &a[..]),
-            platform.as_bytes(),
-            staff_group.as_bytes(),
-        ],
-    )
-}
-
-/// A learner's or activity's number as a fact key holds it.
-fn number_in_key(part: &[u8]) -> Result<u32, HubError> {
-    Ok(u32::from_be_bytes(part.try_into().map_err(|_| corrupt("a number in a fact key"))?))
 }
 
 /// The projection.
@@ -820,10 +765,11 @@ impl HubViews {
         let Some(numbers) = self.known_numbers(batch, &facts.learner, activity)? else {
             return Ok(None);
         };
-        let Some(bytes) = batch.get(&summaries_key(numbers))? else {
+        let (_, chunk) = summary_chunk(batch, numbers)?;
+        let Some(bytes) = chunk.get(numbers.1) else {
             return Ok(None);
         };
-        let mut summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
+        let mut summaries = summaries::decode(bytes).map_err(HubError::Corrupt)?;
         let Some(summary) = summaries.remove(&facts.id) else {
             return Ok(None);
         };
@@ -959,31 +905,22 @@ impl HubViews {
             Some(activity) => Some(number(batch, &numbers, &mut changes.numbers, ACTIVITIES, activity)?),
             None => None,
         };
-        let fact_key = fact_key(
-            organisation,
-            &day_key(c.time),
+        let row = RowId {
             learner,
             activity,
-            &c.platform,
-            c.staff_group.as_deref().unwrap_or(""),
-        );
-        let mut counts = match batch.get(&fact_key)? {
-            Some(bytes) => FactCounts::decode(&bytes)?,
-            None => FactCounts::default(),
+            platform: c.platform.clone(),
+            staff_group: c.staff_group.clone().unwrap_or_default(),
         };
-        let step = |value: &mut u64, applies: bool| {
-            if applies {
-                *value = value.saturating_add_signed(sign);
-            }
-        };
-        step(&mut counts.statements, true);
-        step(&mut counts.completed, c.verb == COMPLETED || c.verb == PASSED);
-        step(&mut counts.passed, c.verb == PASSED);
-        if counts.statements == 0 {
-            batch.delete(fact_key);
-        } else {
-            batch.put(fact_key, counts.encode());
-        }
+        change_fact_row(batch, organisation, &day_key(c.time), row, |counts| {
+            let step = |value: &mut u64, applies: bool| {
+                if applies {
+                    *value = value.saturating_add_signed(sign);
+                }
+            };
+            step(&mut counts.statements, true);
+            step(&mut counts.completed, c.verb == COMPLETED || c.verb == PASSED);
+            step(&mut counts.passed, c.verb == PASSED);
+        })?;
         count_in_digests(batch, changes, &unwritten, organisation, c, (learner, activity), sign)
     }
 
@@ -1050,15 +987,16 @@ impl HubViews {
         let Some(learner) = self.tree.get(key(keys::LEARNER_NUMBER, &[learner]))? else {
             return Ok(entries);
         };
-        for entry in self.tree.scan_prefix(summaries_prefix(read_number(&learner)?)) {
-            let (summaries_key, bytes) = entry?;
-            let activity = summaries_activity(&summaries_key).ok_or_else(|| corrupt("summary key"))?;
-            let activity = self.tree.get(activity_of_number_key(activity))?;
-            let activity = activity.ok_or_else(|| corrupt("a summary of an activity with no number"))?;
-            let activity = std::str::from_utf8(&activity).map_err(corrupt)?;
-            let summaries = summaries::decode(&bytes).map_err(HubError::Corrupt)?;
-            let summaries: Vec<Summary> = summaries.into_values().collect();
-            entries.extend(transcript_entry(activity, &summaries));
+        for entry in self.tree.scan_prefix(summary_chunks::learner_prefix(read_number(&learner)?)) {
+            let (_, chunk) = entry?;
+            for (activity, bytes) in SummaryChunk::decode(&chunk).map_err(HubError::Corrupt)?.activities() {
+                let activity = self.tree.get(activity_of_number_key(*activity))?;
+                let activity = activity.ok_or_else(|| corrupt("a summary of an activity with no number"))?;
+                let activity = std::str::from_utf8(&activity).map_err(corrupt)?;
+                let summaries = summaries::decode(bytes).map_err(HubError::Corrupt)?;
+                let summaries: Vec<Summary> = summaries.into_values().collect();
+                entries.extend(transcript_entry(activity, &summaries));
+            }
         }
         entries.sort_by(|a, b| b.last.cmp(&a.last).then(a.activity.cmp(&b.activity)));
         Ok(entries)
@@ -1262,7 +1200,7 @@ impl HubViews {
         // row.
         let activity_filter = match &query.activity {
             Some(activity) => match self.tree.get(key(keys::ACTIVITY_NUMBER, &[activity]))? {
-                Some(number) => Some(number.to_vec()),
+                Some(number) => Some(read_number(&number)?),
                 None => return Ok(BTreeMap::new()),
             },
             None => None,
@@ -1270,18 +1208,11 @@ impl HubViews {
         // The day of the row before and its period (`None`: not wanted):
         // rows come in day order within each organisation.
         let mut current: Option<(Vec<u8>, Option<usize>)> = None;
-        let wanted = |filter: &Option<String>, value: &[u8]| filter.as_deref().is_none_or(|f| f.as_bytes() == value);
+        let wanted = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
         for organisation in self.organisation_and_descendants(&query.organisation)? {
             for entry in self.tree.range(fact_range(&organisation, from, to)) {
-                let (fact_key, value) = entry?;
-                let [_, day, learner, activity, platform, staff_group] =
-                    keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
-                if activity_filter.as_deref().is_some_and(|wanted| wanted != activity)
-                    || !wanted(&query.platform, platform)
-                    || !wanted(&query.staff_group, staff_group)
-                {
-                    continue;
-                }
+                let (chunk_key, value) = entry?;
+                let day = fact_chunks::day_of(&chunk_key).ok_or_else(|| corrupt("fact key parts"))?;
                 let index = match &current {
                     Some((previous, index)) if previous.as_slice() == day => *index,
                     _ => {
@@ -1304,20 +1235,26 @@ impl HubViews {
                     }
                 };
                 let Some(index) = index else { continue };
-                let counts = FactCounts::decode(&value)?;
                 let period = &mut periods[index];
-                let learner = number_in_key(learner)?;
-                period.learners.insert(learner);
-                period.statements += counts.statements;
-                if !activity.is_empty() {
-                    let pair = (learner, number_in_key(activity)?);
-                    if counts.completed > 0 {
-                        period.completed.insert(pair);
+                for (row, counts) in FactChunk::decode(&value).map_err(corrupt)?.rows() {
+                    if activity_filter.is_some_and(|wanted| row.activity != Some(wanted))
+                        || !wanted(&query.platform, &row.platform)
+                        || !wanted(&query.staff_group, &row.staff_group)
+                    {
+                        continue;
                     }
-                    if counts.passed > 0 {
-                        period.passed.insert(pair);
+                    period.learners.insert(row.learner);
+                    period.statements += counts.statements;
+                    if let Some(activity) = row.activity {
+                        let pair = (row.learner, activity);
+                        if counts.completed > 0 {
+                            period.completed.insert(pair);
+                        }
+                        if counts.passed > 0 {
+                            period.passed.insert(pair);
+                        }
+                        period.started.insert(pair);
                     }
-                    period.started.insert(pair);
                 }
             }
         }
@@ -1391,28 +1328,6 @@ fn activity_of_number_key(number: u32) -> Vec<u8> {
     let mut out = vec![keys::ACTIVITY_OF_NUMBER];
     out.extend_from_slice(&number.to_be_bytes());
     out
-}
-
-/// Where the summaries of a learner's statements on an activity are, by
-/// their numbers (nine bytes: the table, then each number big-endian, so a
-/// learner's are together).
-fn summaries_key((learner, activity): (u32, u32)) -> Vec<u8> {
-    let mut out = summaries_prefix(learner);
-    out.extend_from_slice(&activity.to_be_bytes());
-    out
-}
-
-/// The start of the summaries keys of the learner numbered `learner`.
-fn summaries_prefix(learner: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9);
-    out.push(keys::SUMMARY);
-    out.extend_from_slice(&learner.to_be_bytes());
-    out
-}
-
-/// The activity's number in a summaries key; `None` if it is malformed.
-fn summaries_activity(summaries_key: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(summaries_key.get(5..)?.try_into().ok()?))
 }
 
 const LEARNERS: (u8, &[u8]) = (keys::LEARNER_NUMBER, keys::META_LEARNER_NUMBERS);
@@ -1526,16 +1441,11 @@ fn digest_from_facts(
     let rows: Vec<(sled::IVec, sled::IVec)> =
         tree.range(fact_range(organisation, first, last)).collect::<Result<_, _>>()?;
     let mut digest = Digest::default();
-    for (fact_key, value) in rows {
-        let [_, _, learner, activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
-        let counts = FactCounts::decode(&value)?;
-        let learner = number_in_key(learner)?;
-        let pair = if activity.is_empty() {
-            None
-        } else {
-            Some((digests::pair(learner, number_in_key(activity)?), fact_level(&counts)))
-        };
-        digest.add(counts.statements, learner, pair);
+    for (_, value) in rows {
+        for (row, counts) in FactChunk::decode(&value).map_err(corrupt)?.rows() {
+            let pair = row.activity.map(|activity| (digests::pair(row.learner, activity), fact_level(counts)));
+            digest.add(counts.statements, row.learner, pair);
+        }
     }
     Ok(digest)
 }
@@ -1558,38 +1468,110 @@ fn remaining_on(
     activity: Option<u32>,
 ) -> Result<Remaining, HubError> {
     let mut out = Remaining::default();
-    let prefix =
-        keys::key_of_bytes(keys::FACT, &[organisation.as_bytes(), day_text(day).as_bytes(), &learner.to_be_bytes()]);
-    for (fact_key, value) in batch.scan_prefix(&prefix)? {
-        let [_, _, _, row_activity, _, _] = keys::split(&fact_key).ok_or_else(|| corrupt("fact key parts"))?;
-        out.learner = true;
-        if activity.is_some_and(|a| a.to_be_bytes() == row_activity) {
-            let counts = FactCounts::decode(&value)?;
-            out.level = out.level.max(Some(fact_level(&counts)));
+    // The learner's rows are in the chunks from the one at or before their
+    // first possible row to the one before their next learner's.
+    let prefix = fact_chunks::day_prefix(organisation, &day_text(day));
+    let first = RowId { learner, activity: None, platform: String::new(), staff_group: String::new() };
+    let mut chunks: Vec<Entry> =
+        batch.last_at_or_before(&prefix, &first.key(organisation, &day_text(day)))?.into_iter().collect();
+    let next = learner.checked_add(1).map(|next| RowId { learner: next, ..first }.key(organisation, &day_text(day)));
+    let mut after = chunks.last().map_or_else(|| prefix.clone(), |(key, _)| key.clone());
+    while let Some(entry) = batch.first_after(&prefix, &after)? {
+        if next.as_ref().is_some_and(|next| entry.0 >= *next) {
+            break;
+        }
+        after = entry.0.clone();
+        chunks.push(entry);
+    }
+    for (_, value) in chunks {
+        for (row, counts) in FactChunk::decode(&value).map_err(corrupt)?.rows() {
+            if row.learner != learner {
+                continue;
+            }
+            out.learner = true;
+            if activity.is_some_and(|a| row.activity == Some(a)) {
+                out.level = out.level.max(Some(fact_level(counts)));
+            }
         }
     }
     Ok(out)
 }
 
-/// Changes the summaries of a learner's statements on one activity (one key
-/// for them all, so a session's statements in one batch are one write).
+/// Changes one fact row of an organisation's day (see [`fact_chunks`]): in
+/// the chunk that holds it, or would, which is written again under the key
+/// of its first row (split, if it grew too big; gone, if it is empty).
+fn change_fact_row(
+    batch: &mut PendingBatch<'_>,
+    organisation: &str,
+    day: &str,
+    row: RowId,
+    change: impl FnOnce(&mut FactCounts),
+) -> Result<(), HubError> {
+    let prefix = fact_chunks::day_prefix(organisation, day);
+    let (old_key, mut chunk) = match chunk_holding(batch, &prefix, &row.key(organisation, day))? {
+        Some((chunk_key, value)) => (Some(chunk_key), FactChunk::decode(&value).map_err(corrupt)?),
+        None => (None, FactChunk::default()),
+    };
+    let mut counts = chunk.get(&row).unwrap_or_default();
+    change(&mut counts);
+    chunk.set(row, counts);
+    store_chunk(batch, old_key, chunk.into_stored(organisation, day));
+    Ok(())
+}
+
+/// Changes the summaries of a learner's statements on one activity, in the
+/// chunk that holds them or would (see [`summary_chunks`]).
 fn update_summaries(
     batch: &mut PendingBatch<'_>,
     numbers: (u32, u32),
     change: impl FnOnce(&mut Summaries),
 ) -> Result<(), HubError> {
-    let summaries_key = summaries_key(numbers);
-    let mut summaries = match batch.get(&summaries_key)? {
-        Some(bytes) => summaries::decode(&bytes).map_err(HubError::Corrupt)?,
+    let (old_key, mut chunk) = summary_chunk(batch, numbers)?;
+    let mut summaries = match chunk.get(numbers.1) {
+        Some(bytes) => summaries::decode(bytes).map_err(HubError::Corrupt)?,
         None => Summaries::new(),
     };
     change(&mut summaries);
-    if summaries.is_empty() {
-        batch.delete(summaries_key);
-    } else {
-        batch.put(summaries_key, summaries::encode(&summaries));
-    }
+    chunk.set(numbers.1, (!summaries.is_empty()).then(|| summaries::encode(&summaries)));
+    store_chunk(batch, old_key, chunk.into_stored(numbers.0));
     Ok(())
+}
+
+/// The chunk of summaries that holds the learner's on the activity, or
+/// would, and its key (`None`: the learner has none).
+fn summary_chunk(
+    batch: &PendingBatch<'_>,
+    (learner, activity): (u32, u32),
+) -> Result<(Option<Vec<u8>>, SummaryChunk), HubError> {
+    let prefix = summary_chunks::learner_prefix(learner);
+    match chunk_holding(batch, &prefix, &summary_chunks::chunk_key(learner, activity))? {
+        Some((chunk_key, value)) => Ok((Some(chunk_key), SummaryChunk::decode(&value).map_err(HubError::Corrupt)?)),
+        None => Ok((None, SummaryChunk::default())),
+    }
+}
+
+/// Of a table packed in chunks under their first row's key, the chunk
+/// under `prefix` that holds the row whose key on its own is `row_key`, or
+/// would: the one with the greatest key at or before it, else (a row
+/// before them all) the first.
+fn chunk_holding(batch: &PendingBatch<'_>, prefix: &[u8], row_key: &[u8]) -> Result<Option<Entry>, sled::Error> {
+    match batch.last_at_or_before(prefix, row_key)? {
+        Some(chunk) => Ok(Some(chunk)),
+        None => batch.first_after(prefix, row_key),
+    }
+}
+
+/// Writes a chunk that was under `old_key` back as `stored` (its pieces'
+/// keys and values), deleting `old_key` if no piece is under it now.
+fn store_chunk(batch: &mut PendingBatch<'_>, old_key: Option<Vec<u8>>, stored: Vec<(Vec<u8>, Vec<u8>)>) {
+    if let Some(old_key) = old_key
+        && !stored.iter().any(|(chunk_key, _)| *chunk_key == old_key)
+    {
+        batch.delete(old_key);
+    }
+    for (chunk_key, value) in stored {
+        batch.put(chunk_key, value);
+    }
 }
 
 fn refresh_competency(batch: &mut PendingBatch<'_>, learner: &str, competency: &str) -> Result<(), HubError> {
@@ -1749,21 +1731,28 @@ mod tests {
         fields.sort_unstable();
         assert_eq!(fields, ["activity", "learner", "organisation", "platform", "staff_group", "time", "verb"]);
 
-        // The summaries are kept in their binary form, not as JSON, under
-        // the learner's and the activity's numbers.
-        let (summaries_key, summaries) = views.tree.scan_prefix([keys::SUMMARY]).next().unwrap().unwrap();
+        // The summaries are kept in their binary form, not as JSON, in a
+        // chunk under the learner's and the activity's numbers.
+        let (summaries_key, chunk) = views.tree.scan_prefix([keys::SUMMARY]).next().unwrap().unwrap();
         assert_eq!(summaries_key.len(), 9);
-        assert!(serde_json::from_slice::<Value>(&summaries).is_err());
-        let summaries = summaries::decode(&summaries).unwrap();
+        let chunk = SummaryChunk::decode(&chunk).unwrap();
+        let [(activity, summaries)] = chunk.activities() else { panic!("one activity") };
+        assert_eq!(summaries_key.to_vec(), summary_chunks::chunk_key(0, *activity));
+        assert!(serde_json::from_slice::<Value>(summaries).is_err());
+        let summaries = summaries::decode(summaries).unwrap();
         let summary = &summaries[ID];
         assert_eq!((summary.verb.as_str(), summary.scaled, summary.duration_ms), (PASSED, Some(0.9), Some(600_000)));
         assert_eq!(summary.name.as_deref(), Some("Infection control"));
-        // Its fact row names the learner and activity by their numbers, and
-        // counts in varints: one statement, completed, passed.
-        let (fact, counts) = views.tree.scan_prefix([keys::FACT]).next().unwrap().unwrap();
+        // Its fact row, in a chunk under the row's own key, names the
+        // learner and activity by their numbers, and counts one statement,
+        // completed and passed.
+        let (fact, chunk) = views.tree.scan_prefix([keys::FACT]).next().unwrap().unwrap();
         let [_, _, learner, activity, _, _] = keys::split(&fact).unwrap();
         assert_eq!((learner.len(), activity.len()), (4, 4));
-        assert_eq!(counts.as_ref(), [1, 1, 1]);
+        let chunk = FactChunk::decode(&chunk).unwrap();
+        let [(row, counts)] = chunk.rows() else { panic!("one row") };
+        assert_eq!(row.key("RJ1", "20260301"), fact.to_vec());
+        assert_eq!((counts.statements, counts.completed, counts.passed), (1, 1, 1));
 
         // What it keeps is enough to take the statement out again.
         let uptake = UptakeQuery {
@@ -2149,6 +2138,250 @@ mod tests {
             );
             let want = [("2026-03-02", 1, 1, 1, 0, 1)];
             assert_eq!(counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 2))), want, "waited: {wait_for_filter}");
+        }
+    }
+
+    /// Fact rows as the model counts them: (day, learner, activity,
+    /// platform) → (statements, completed, passed).
+    type FactModel = BTreeMap<(String, String, String, String), (u64, u64, u64)>;
+
+    /// The fact rows the views hold, in the model's terms, after checking
+    /// every chunk: under its first row's key, in order after the chunk
+    /// before it, and no bigger than a chunk may be.
+    fn stored_fact_rows(views: &HubViews) -> (FactModel, usize) {
+        let names = |tag: u8| -> HashMap<u32, String> {
+            views
+                .tree
+                .scan_prefix([tag])
+                .map(|entry| {
+                    let (name_key, number) = entry.unwrap();
+                    (read_number(&number).unwrap(), keys::parts(&name_key).unwrap().remove(0))
+                })
+                .collect()
+        };
+        let (learners, activities) = (names(keys::LEARNER_NUMBER), names(keys::ACTIVITY_NUMBER));
+        let mut rows = FactModel::new();
+        let mut chunks = 0;
+        let mut last: Option<(Vec<u8>, RowId)> = None;
+        for entry in views.tree.scan_prefix([keys::FACT]) {
+            let (chunk_key, value) = entry.unwrap();
+            chunks += 1;
+            let [organisation, day, ..] = keys::split::<6>(&chunk_key).unwrap();
+            let (organisation, day) = (std::str::from_utf8(organisation).unwrap(), std::str::from_utf8(day).unwrap());
+            let chunk = FactChunk::decode(&value).unwrap();
+            assert!(chunk.rows().len() <= fact_chunks::CHUNK_ROWS);
+            assert_eq!(chunk.rows()[0].0.key(organisation, day), chunk_key.to_vec(), "under its first row's key");
+            if let Some((last_day, last_row)) = &last
+                && last_day.as_slice() == day.as_bytes()
+            {
+                assert!(*last_row < chunk.rows()[0].0, "chunks of a day in order");
+            }
+            for (row, counts) in chunk.rows() {
+                let activity = activities[&row.activity.unwrap()].clone();
+                let at = (day.to_owned(), learners[&row.learner].clone(), activity, row.platform.clone());
+                rows.insert(at, (counts.statements, counts.completed, counts.passed));
+            }
+            last = Some((day.as_bytes().to_vec(), chunk.rows().last().unwrap().0.clone()));
+        }
+        (rows, chunks)
+    }
+
+    #[test]
+    fn fact_rows_packed_many_to_a_key_count_as_rows_of_their_own_would_through_batches_and_voids() {
+        const PLATFORMS: [&str; 3] = ["e-LfH", "MOOC", "Magpie"];
+        const VERBS: [&str; 3] = [PASSED, COMPLETED, "http://adlnet.gov/expapi/verbs/experienced"];
+        for seed in [1_u64, 2, 3] {
+            let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut next = |below: usize| -> usize {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % below as u64) as usize
+            };
+            let views = HubViews::temporary(Frameworks::empty()).unwrap();
+            // Statements kept (not voided): (id, day, learner, activity,
+            // platform, verb).
+            let mut kept: Vec<(String, String, String, String, String, &str)> = Vec::new();
+            let mut offset = 0;
+            let mut n = 0u32;
+            while n < 1_500 {
+                let mut batch = Vec::new();
+                for _ in 0..1 + next(60) {
+                    if !kept.is_empty() && next(10) == 0 {
+                        let (target, ..) = kept.swap_remove(next(kept.len()));
+                        batch.push(void(&format!("{n:08x}-0000-4000-8000-00000000000a"), &target));
+                    } else {
+                        let id = format!("{n:08x}-0000-4000-8000-000000000000");
+                        let day = 2 + next(2);
+                        let (learner, activity) = (format!("l{}", next(80)), format!("https://c/{}", next(4)));
+                        let (platform, verb) = (PLATFORMS[next(3)], VERBS[next(3)]);
+                        let mut s = statement(&id, &learner, verb, &activity, &format!("2026-03-0{day}T10:00:00Z"));
+                        s["context"]["platform"] = json!(platform);
+                        batch.push(s);
+                        let learner = format!("mbox:mailto:{learner}@example.nhs.uk");
+                        kept.push((id, format!("2026030{day}"), learner, activity, platform.to_owned(), verb));
+                    }
+                    n += 1;
+                }
+                apply(&views, offset, batch);
+                offset += 1;
+            }
+            let mut model = FactModel::new();
+            for (_, day, learner, activity, platform, verb) in &kept {
+                let counts =
+                    model.entry((day.clone(), learner.clone(), activity.clone(), platform.clone())).or_default();
+                counts.0 += 1;
+                counts.1 += u64::from(*verb == PASSED || *verb == COMPLETED);
+                counts.2 += u64::from(*verb == PASSED);
+            }
+            let (stored, chunks) = stored_fact_rows(&views);
+            assert_eq!(stored, model, "seed {seed}");
+            assert!(model.len() > 500, "{} rows", model.len());
+            assert!(chunks * 8 < model.len(), "{chunks} chunks for {} rows", model.len());
+
+            // Uptake, from the digests (which retractions keep by reading
+            // the fact rows) and from the fact rows (with a filter), is the
+            // model's.
+            for day in [2, 3] {
+                let on_day = |platform: Option<&str>| {
+                    let rows: Vec<_> = model
+                        .iter()
+                        .filter(|((d, _, _, p), _)| *d == format!("2026030{day}") && platform.is_none_or(|w| w == p))
+                        .collect();
+                    let learners: HashSet<_> = rows.iter().map(|((_, l, ..), _)| l).collect();
+                    let pairs = |least: fn(&(u64, u64, u64)) -> bool| {
+                        rows.iter()
+                            .filter(|(_, c)| least(c))
+                            .map(|((_, l, a, _), _)| (l, a))
+                            .collect::<HashSet<_>>()
+                            .len()
+                    };
+                    let statements: u64 = rows.iter().map(|(_, c)| c.0).sum();
+                    let (started, completed, passed) = (pairs(|_| true), pairs(|c| c.1 > 0), pairs(|c| c.2 > 0));
+                    (learners.len() as u64, started as u64, completed as u64, passed as u64, statements)
+                };
+                let label = format!("2026-03-0{day}");
+                let row = |rows: Vec<UptakeRow>| {
+                    let [row] = &rows[..] else { panic!("one row: {rows:?}") };
+                    assert_eq!(row.period, label);
+                    (row.active_learners, row.started, row.completed, row.passed, row.statements)
+                };
+                assert_eq!(row(uptake_of(&views, Granularity::Day, (3, day), (3, day))), on_day(None), "seed {seed}");
+                for platform in PLATFORMS {
+                    let query = UptakeQuery {
+                        organisation: "RJ1".to_owned(),
+                        from: NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+                        to: NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+                        granularity: Granularity::Day,
+                        activity: None,
+                        platform: Some(platform.to_owned()),
+                        staff_group: None,
+                    };
+                    assert_eq!(row(views.uptake(&query).unwrap()), on_day(Some(platform)), "seed {seed}, {platform}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_learners_summaries_packed_many_activities_to_a_key_make_the_transcript_through_batches_and_voids() {
+        const VERBS: [&str; 4] = [PASSED, COMPLETED, FAILED, "http://adlnet.gov/expapi/verbs/experienced"];
+        for (seed, follow) in [(1_u64, false), (2, false), (3, true), (4, true)] {
+            let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut next = |below: usize| -> usize {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % below as u64) as usize
+            };
+            let xapi = std::sync::Arc::new(lrs_projection::Views::temporary().unwrap());
+            let views = HubViews::temporary(Frameworks::empty()).unwrap();
+            if follow {
+                views.follow_decisions_of(xapi.clone());
+            }
+            // Statements kept (not voided): (id, learner, activity, verb).
+            let mut kept: Vec<(String, String, String, &str)> = Vec::new();
+            let (mut offset, mut n) = (0, 0u32);
+            while n < 1_200 {
+                let mut batch = Vec::new();
+                for _ in 0..1 + next(40) {
+                    if !kept.is_empty() && next(8) == 0 {
+                        let (target, ..) = kept.swap_remove(next(kept.len()));
+                        batch.push(void(&format!("{n:08x}-0000-4000-8000-00000000000a"), &target));
+                    } else {
+                        let id = format!("{n:08x}-0000-4000-8000-000000000000");
+                        let (learner, activity, verb) = (next(3), format!("https://c/{}", next(150)), VERBS[next(4)]);
+                        let time = format!("2026-03-02T10:{:02}:{:02}Z", n / 60, n % 60);
+                        batch.push(statement(&id, &format!("l{learner}"), verb, &activity, &time));
+                        kept.push((id, format!("mbox:mailto:l{learner}@example.nhs.uk"), activity, verb));
+                    }
+                    n += 1;
+                }
+                let record = LogRecord {
+                    offset,
+                    payload: lrs_xapi::events::encode(&Event::StatementsStored {
+                        statements: batch,
+                        attachments: Vec::new(),
+                    }),
+                };
+                xapi.apply(std::slice::from_ref(&record)).unwrap();
+                views.apply(&[record]).unwrap();
+                offset += 1;
+            }
+            let mut pairs = 0;
+            for learner in 0..3 {
+                let learner = format!("mbox:mailto:l{learner}@example.nhs.uk");
+                let mut model: BTreeMap<&str, (usize, TranscriptStatus)> = BTreeMap::new();
+                for (_, who, activity, _) in &kept {
+                    if *who == learner {
+                        model.entry(activity).or_insert((0, TranscriptStatus::InProgress)).0 += 1;
+                    }
+                }
+                for (activity, entry) in &mut model {
+                    let has = |verb: &str| kept.iter().any(|(_, w, a, v)| *w == learner && a == activity && *v == verb);
+                    entry.1 = if has(PASSED) {
+                        TranscriptStatus::Passed
+                    } else if has(COMPLETED) {
+                        TranscriptStatus::Completed
+                    } else if has(FAILED) {
+                        TranscriptStatus::Failed
+                    } else {
+                        TranscriptStatus::InProgress
+                    };
+                }
+                let mut transcript: Vec<(String, usize, TranscriptStatus)> = views
+                    .transcript(&learner)
+                    .unwrap()
+                    .into_iter()
+                    .map(|entry| (entry.activity, entry.statements, entry.status))
+                    .collect();
+                transcript.sort_by(|a, b| a.0.cmp(&b.0));
+                let model: Vec<(String, usize, TranscriptStatus)> =
+                    model.into_iter().map(|(activity, (n, status))| (activity.to_owned(), n, status)).collect();
+                assert_eq!(transcript, model, "seed {seed}, {learner}");
+                pairs += model.len();
+            }
+            // Every chunk is under its first activity's key, after the
+            // learner's chunk before it, and no bigger than a chunk may be.
+            let mut chunks = 0;
+            let mut last: Option<(Vec<u8>, u32)> = None;
+            for entry in views.tree.scan_prefix([keys::SUMMARY]) {
+                let (chunk_key, value) = entry.unwrap();
+                chunks += 1;
+                let chunk = SummaryChunk::decode(&value).unwrap();
+                let learner = u32::from_be_bytes(chunk_key[1..5].try_into().unwrap());
+                let (first, _) = chunk.activities()[0];
+                assert_eq!(chunk_key.to_vec(), summary_chunks::chunk_key(learner, first));
+                assert!(value.len() <= summary_chunks::CHUNK_BYTES + 8 || chunk.activities().len() == 1);
+                if let Some((last_prefix, last_activity)) = &last
+                    && last_prefix[..] == chunk_key[..5]
+                {
+                    assert!(*last_activity < first, "a learner's chunks in order");
+                }
+                last = Some((chunk_key[..5].to_vec(), chunk.activities().last().unwrap().0));
+            }
+            assert!(pairs > 300, "{pairs} learners' activities");
+            assert!(chunks * 3 < pairs, "{chunks} chunks for {pairs} learners' activities");
         }
     }
 }

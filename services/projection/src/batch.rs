@@ -70,6 +70,66 @@ impl<'a> PendingBatch<'a> {
         Ok(found.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
+    /// The entry with the greatest key under `prefix` that is at most
+    /// `key`, stored or pending, with deletions applied: for tables whose
+    /// keys are the lowest of what their values hold (such as packed rows).
+    pub fn last_at_or_before(&self, prefix: &[u8], key: &[u8]) -> Result<Option<Entry>, sled::Error> {
+        let stored = self.tree.range(prefix..=key).rev().find_map(|entry| match entry {
+            Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
+            other => Some(other),
+        });
+        let pending = self.writes.range(prefix.to_vec()..=key.to_vec()).rev().find(|(_, value)| value.is_some());
+        self.later_of(stored.transpose()?, pending, |a, b| a > b)
+    }
+
+    /// The entry with the least key under `prefix` that is above `key`,
+    /// stored or pending, with deletions applied.
+    pub fn first_after(&self, prefix: &[u8], key: &[u8]) -> Result<Option<Entry>, sled::Error> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let within = |k: &[u8]| k.starts_with(prefix);
+        let stored = self
+            .tree
+            .range::<&[u8], _>((Excluded(key), Unbounded))
+            .take_while(|entry| entry.as_ref().map_or(true, |(k, _)| within(k)))
+            .find_map(|entry| match entry {
+                Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
+                other => Some(other),
+            });
+        let pending = self
+            .writes
+            .range::<[u8], _>((Excluded(key), Unbounded))
+            .take_while(|(k, _)| within(k))
+            .find(|(_, value)| value.is_some());
+        self.later_of(stored.transpose()?, pending, |a, b| a < b)
+    }
+
+    /// Of a stored entry and a pending write (never a deletion), the one
+    /// whose key `wins` over the other's; the pending value where both have
+    /// the same key.
+    fn later_of(
+        &self,
+        stored: Option<(sled::IVec, sled::IVec)>,
+        pending: Option<(&Vec<u8>, &Option<Vec<u8>>)>,
+        wins: impl Fn(&[u8], &[u8]) -> bool,
+    ) -> Result<Option<Entry>, sled::Error> {
+        let pending = pending.and_then(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        Ok(match (stored, pending) {
+            (Some((k, v)), Some(pending)) => {
+                if wins(&k, &pending.0) {
+                    let value = self.get(&k)?.unwrap_or_else(|| v.to_vec());
+                    Some((k.to_vec(), value))
+                } else {
+                    Some(pending)
+                }
+            }
+            (Some((k, v)), None) => {
+                let value = self.get(&k)?.unwrap_or_else(|| v.to_vec());
+                Some((k.to_vec(), value))
+            }
+            (None, pending) => pending,
+        })
+    }
+
     /// Keys under `prefix`, stored and pending, with deletions applied.
     pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, sled::Error> {
         Ok(self.scan_prefix(prefix)?.into_iter().map(|(k, _)| k).collect())
@@ -181,4 +241,53 @@ pub fn tree_digest(tree: &sled::Tree) -> Result<String, sled::Error> {
         hasher.update(&value);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> sled::Tree {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        db.open_tree("t").unwrap()
+    }
+
+    fn entry(key: &str, value: &str) -> Option<Entry> {
+        Some((key.as_bytes().to_vec(), value.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn neighbours_of_a_key_see_pending_writes_and_deletions_and_stay_under_the_prefix() {
+        let tree = tree();
+        for (key, value) in
+            [("a9", "outside"), ("b2", "stored 2"), ("b4", "stored 4"), ("b6", "stored 6"), ("c1", "outside")]
+        {
+            tree.insert(key, value).unwrap();
+        }
+        let mut batch = PendingBatch::new(&tree);
+        let before = |batch: &PendingBatch<'_>, key: &str| batch.last_at_or_before(b"b", key.as_bytes()).unwrap();
+        let after = |batch: &PendingBatch<'_>, key: &str| batch.first_after(b"b", key.as_bytes()).unwrap();
+        assert_eq!(before(&batch, "b1"), None, "a9 is under another prefix");
+        assert_eq!(before(&batch, "b4"), entry("b4", "stored 4"), "the key itself");
+        assert_eq!(before(&batch, "b5"), entry("b4", "stored 4"));
+        assert_eq!(after(&batch, "b4"), entry("b6", "stored 6"), "above the key, not at it");
+        assert_eq!(after(&batch, "b6"), None, "c1 is under another prefix");
+
+        batch.put(b"b5".to_vec(), b"pending 5".to_vec());
+        batch.delete(b"b4".to_vec());
+        batch.put(b"b6".to_vec(), b"pending 6".to_vec());
+        assert_eq!(before(&batch, "b4"), entry("b2", "stored 2"), "a deleted key is passed over");
+        assert_eq!(before(&batch, "b5"), entry("b5", "pending 5"));
+        assert_eq!(before(&batch, "b9"), entry("b6", "pending 6"), "a stored key's pending value");
+        assert_eq!(after(&batch, "b2"), entry("b5", "pending 5"));
+        assert_eq!(after(&batch, "b5"), entry("b6", "pending 6"));
+
+        batch.delete(b"b2".to_vec());
+        batch.delete(b"b5".to_vec());
+        assert_eq!(before(&batch, "b5"), None, "every key up to it deleted");
+        assert_eq!(after(&batch, "b"), entry("b6", "pending 6"));
+        batch.put(b"b0".to_vec(), b"pending 0".to_vec());
+        assert_eq!(before(&batch, "b5"), entry("b0", "pending 0"), "pending only");
+        assert_eq!(after(&batch, "b"), entry("b0", "pending 0"));
+    }
 }

@@ -57,6 +57,11 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
+    /// The next `len` bytes as they are.
+    pub fn bytes(&mut self, len: usize) -> Result<&'a [u8], String> {
+        self.take(len)
+    }
+
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut array = [0; N];
         array.copy_from_slice(self.take(N)?);
