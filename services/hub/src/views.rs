@@ -2141,6 +2141,55 @@ mod tests {
         }
     }
 
+    /// A deterministic stream of numbers (xorshift) for the tests below.
+    struct Random(u64);
+
+    impl Random {
+        fn new(seed: u64) -> Self {
+            Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        }
+
+        /// A number from 0 to `n` - 1.
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Hands `apply` `total` statements, in batches of 1 to `largest`, each
+    /// one in `void_one_in` a void of an earlier statement not voided yet,
+    /// the others made by `make` from the random stream and their id.
+    /// Returns what `make` said of each statement not voided, with its id.
+    fn random_batches<T>(
+        random: &mut Random,
+        (total, largest, void_one_in): (u32, usize, usize),
+        mut make: impl FnMut(&mut Random, &str) -> (Value, T),
+        mut apply: impl FnMut(Offset, Vec<Value>),
+    ) -> Vec<(String, T)> {
+        let mut kept: Vec<(String, T)> = Vec::new();
+        let (mut offset, mut n) = (0, 0u32);
+        while n < total {
+            let mut batch = Vec::new();
+            for _ in 0..1 + random.below(largest) {
+                if !kept.is_empty() && random.below(void_one_in) == 0 {
+                    let (target, _) = kept.swap_remove(random.below(kept.len()));
+                    batch.push(void(&format!("{n:08x}-0000-4000-8000-00000000000a"), &target));
+                } else {
+                    let id = format!("{n:08x}-0000-4000-8000-000000000000");
+                    let (statement, said) = make(random, &id);
+                    batch.push(statement);
+                    kept.push((id, said));
+                }
+                n += 1;
+            }
+            apply(offset, batch);
+            offset += 1;
+        }
+        kept
+    }
+
     /// Fact rows as the model counts them: (day, learner, activity,
     /// platform) → (statements, completed, passed).
     type FactModel = BTreeMap<(String, String, String, String), (u64, u64, u64)>;
@@ -2191,43 +2240,26 @@ mod tests {
         const PLATFORMS: [&str; 3] = ["e-LfH", "MOOC", "Magpie"];
         const VERBS: [&str; 3] = [PASSED, COMPLETED, "http://adlnet.gov/expapi/verbs/experienced"];
         for seed in [1_u64, 2, 3] {
-            let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut next = |below: usize| -> usize {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % below as u64) as usize
-            };
             let views = HubViews::temporary(Frameworks::empty()).unwrap();
-            // Statements kept (not voided): (id, day, learner, activity,
-            // platform, verb).
-            let mut kept: Vec<(String, String, String, String, String, &str)> = Vec::new();
-            let mut offset = 0;
-            let mut n = 0u32;
-            while n < 1_500 {
-                let mut batch = Vec::new();
-                for _ in 0..1 + next(60) {
-                    if !kept.is_empty() && next(10) == 0 {
-                        let (target, ..) = kept.swap_remove(next(kept.len()));
-                        batch.push(void(&format!("{n:08x}-0000-4000-8000-00000000000a"), &target));
-                    } else {
-                        let id = format!("{n:08x}-0000-4000-8000-000000000000");
-                        let day = 2 + next(2);
-                        let (learner, activity) = (format!("l{}", next(80)), format!("https://c/{}", next(4)));
-                        let (platform, verb) = (PLATFORMS[next(3)], VERBS[next(3)]);
-                        let mut s = statement(&id, &learner, verb, &activity, &format!("2026-03-0{day}T10:00:00Z"));
-                        s["context"]["platform"] = json!(platform);
-                        batch.push(s);
-                        let learner = format!("mbox:mailto:{learner}@example.nhs.uk");
-                        kept.push((id, format!("2026030{day}"), learner, activity, platform.to_owned(), verb));
-                    }
-                    n += 1;
-                }
-                apply(&views, offset, batch);
-                offset += 1;
-            }
+            // Each statement kept (not voided): its day, learner, activity,
+            // platform and verb.
+            let kept = random_batches(
+                &mut Random::new(seed),
+                (1_500, 60, 10),
+                |random, id| {
+                    let day = 2 + random.below(2);
+                    let (learner, activity) =
+                        (format!("l{}", random.below(80)), format!("https://c/{}", random.below(4)));
+                    let (platform, verb) = (PLATFORMS[random.below(3)], VERBS[random.below(3)]);
+                    let mut s = statement(id, &learner, verb, &activity, &format!("2026-03-0{day}T10:00:00Z"));
+                    s["context"]["platform"] = json!(platform);
+                    let learner = format!("mbox:mailto:{learner}@example.nhs.uk");
+                    (s, (format!("2026030{day}"), learner, activity, platform.to_owned(), verb))
+                },
+                |offset, batch| apply(&views, offset, batch),
+            );
             let mut model = FactModel::new();
-            for (_, day, learner, activity, platform, verb) in &kept {
+            for (_, (day, learner, activity, platform, verb)) in &kept {
                 let counts =
                     model.entry((day.clone(), learner.clone(), activity.clone(), platform.clone())).or_default();
                 counts.0 += 1;
@@ -2287,67 +2319,41 @@ mod tests {
     fn a_learners_summaries_packed_many_activities_to_a_key_make_the_transcript_through_batches_and_voids() {
         const VERBS: [&str; 4] = [PASSED, COMPLETED, FAILED, "http://adlnet.gov/expapi/verbs/experienced"];
         for (seed, follow) in [(1_u64, false), (2, false), (3, true), (4, true)] {
-            let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut next = |below: usize| -> usize {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % below as u64) as usize
-            };
             let xapi = std::sync::Arc::new(lrs_projection::Views::temporary().unwrap());
             let views = HubViews::temporary(Frameworks::empty()).unwrap();
             if follow {
                 views.follow_decisions_of(xapi.clone());
             }
-            // Statements kept (not voided): (id, learner, activity, verb).
-            let mut kept: Vec<(String, String, String, &str)> = Vec::new();
-            let (mut offset, mut n) = (0, 0u32);
-            while n < 1_200 {
-                let mut batch = Vec::new();
-                for _ in 0..1 + next(40) {
-                    if !kept.is_empty() && next(8) == 0 {
-                        let (target, ..) = kept.swap_remove(next(kept.len()));
-                        batch.push(void(&format!("{n:08x}-0000-4000-8000-00000000000a"), &target));
-                    } else {
-                        let id = format!("{n:08x}-0000-4000-8000-000000000000");
-                        let (learner, activity, verb) = (next(3), format!("https://c/{}", next(150)), VERBS[next(4)]);
-                        let time = format!("2026-03-02T10:{:02}:{:02}Z", n / 60, n % 60);
-                        batch.push(statement(&id, &format!("l{learner}"), verb, &activity, &time));
-                        kept.push((id, format!("mbox:mailto:l{learner}@example.nhs.uk"), activity, verb));
-                    }
-                    n += 1;
-                }
-                let record = LogRecord {
-                    offset,
-                    payload: lrs_xapi::events::encode(&Event::StatementsStored {
-                        statements: batch,
-                        attachments: Vec::new(),
-                    }),
-                };
-                xapi.apply(std::slice::from_ref(&record)).unwrap();
-                views.apply(&[record]).unwrap();
-                offset += 1;
-            }
+            // Each statement kept (not voided): its learner, activity and verb.
+            let kept = random_batches(
+                &mut Random::new(seed),
+                (1_200, 40, 8),
+                |random, id| {
+                    let (learner, activity) = (random.below(3), format!("https://c/{}", random.below(150)));
+                    let verb = VERBS[random.below(4)];
+                    let time = format!("2026-03-02T10:{:02}:{:02}Z", random.below(60), random.below(60));
+                    let s = statement(id, &format!("l{learner}"), verb, &activity, &time);
+                    (s, (format!("mbox:mailto:l{learner}@example.nhs.uk"), activity, verb))
+                },
+                |offset, statements| {
+                    let event = Event::StatementsStored { statements, attachments: Vec::new() };
+                    let record = LogRecord { offset, payload: lrs_xapi::events::encode(&event) };
+                    xapi.apply(std::slice::from_ref(&record)).unwrap();
+                    views.apply(&[record]).unwrap();
+                },
+            );
             let mut pairs = 0;
             for learner in 0..3 {
                 let learner = format!("mbox:mailto:l{learner}@example.nhs.uk");
-                let mut model: BTreeMap<&str, (usize, TranscriptStatus)> = BTreeMap::new();
-                for (_, who, activity, _) in &kept {
+                // Statements, and the best status a verb gave: `VERBS` lists
+                // them best first.
+                let mut model: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+                for (_, (who, activity, verb)) in &kept {
                     if *who == learner {
-                        model.entry(activity).or_insert((0, TranscriptStatus::InProgress)).0 += 1;
+                        let best = VERBS.iter().position(|v| v == verb).unwrap();
+                        let entry = model.entry(activity).or_insert((0, best));
+                        *entry = (entry.0 + 1, entry.1.min(best));
                     }
-                }
-                for (activity, entry) in &mut model {
-                    let has = |verb: &str| kept.iter().any(|(_, w, a, v)| *w == learner && a == activity && *v == verb);
-                    entry.1 = if has(PASSED) {
-                        TranscriptStatus::Passed
-                    } else if has(COMPLETED) {
-                        TranscriptStatus::Completed
-                    } else if has(FAILED) {
-                        TranscriptStatus::Failed
-                    } else {
-                        TranscriptStatus::InProgress
-                    };
                 }
                 let mut transcript: Vec<(String, usize, TranscriptStatus)> = views
                     .transcript(&learner)
@@ -2356,8 +2362,13 @@ mod tests {
                     .map(|entry| (entry.activity, entry.statements, entry.status))
                     .collect();
                 transcript.sort_by(|a, b| a.0.cmp(&b.0));
-                let model: Vec<(String, usize, TranscriptStatus)> =
-                    model.into_iter().map(|(activity, (n, status))| (activity.to_owned(), n, status)).collect();
+                use TranscriptStatus::{Completed, Failed, InProgress, Passed};
+                let model: Vec<(String, usize, TranscriptStatus)> = model
+                    .into_iter()
+                    .map(|(activity, (n, best))| {
+                        (activity.to_owned(), n, [Passed, Completed, Failed, InProgress][best])
+                    })
+                    .collect();
                 assert_eq!(transcript, model, "seed {seed}, {learner}");
                 pairs += model.len();
             }
