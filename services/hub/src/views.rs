@@ -1205,37 +1205,26 @@ impl HubViews {
             },
             None => None,
         };
-        // The day of the row before and its period (`None`: not wanted):
-        // rows come in day order within each organisation.
-        let mut current: Option<(Vec<u8>, Option<usize>)> = None;
+        // The day of the chunk before, its period's label (`None`: not
+        // wanted) and the period's place in `periods`, once a row of the
+        // period counts (a period no row counts in has no row): chunks come
+        // in day order within each organisation.
+        let mut current: Option<(Vec<u8>, Option<String>, Option<usize>)> = None;
         let wanted = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
         for organisation in self.organisation_and_descendants(&query.organisation)? {
             for entry in self.tree.range(fact_range(&organisation, from, to)) {
                 let (chunk_key, value) = entry?;
                 let day = fact_chunks::day_of(&chunk_key).ok_or_else(|| corrupt("fact key parts"))?;
-                let index = match &current {
-                    Some((previous, index)) if previous.as_slice() == day => *index,
-                    _ => {
-                        let date = std::str::from_utf8(day)
-                            .ok()
-                            .and_then(|text| NaiveDate::parse_from_str(text, "%Y%m%d").ok())
-                            .ok_or_else(|| corrupt("fact day"))?;
-                        let label = query.granularity.period(date);
-                        let index = match labels.get(&label) {
-                            Some(index) => Some(*index),
-                            None if wanted_period(&label) => {
-                                periods.push(Period::default());
-                                labels.insert(label, periods.len() - 1);
-                                Some(periods.len() - 1)
-                            }
-                            None => None,
-                        };
-                        current = Some((day.to_vec(), index));
-                        index
-                    }
-                };
-                let Some(index) = index else { continue };
-                let period = &mut periods[index];
+                if current.as_ref().is_none_or(|(previous, ..)| previous.as_slice() != day) {
+                    let date = std::str::from_utf8(day)
+                        .ok()
+                        .and_then(|text| NaiveDate::parse_from_str(text, "%Y%m%d").ok())
+                        .ok_or_else(|| corrupt("fact day"))?;
+                    let label = query.granularity.period(date);
+                    let index = labels.get(&label).copied();
+                    current = Some((day.to_vec(), (index.is_some() || wanted_period(&label)).then_some(label), index));
+                }
+                let Some((_, Some(label), index)) = &mut current else { continue };
                 for (row, counts) in FactChunk::decode(&value).map_err(corrupt)?.rows() {
                     if activity_filter.is_some_and(|wanted| row.activity != Some(wanted))
                         || !wanted(&query.platform, &row.platform)
@@ -1243,6 +1232,12 @@ impl HubViews {
                     {
                         continue;
                     }
+                    let at = *index.get_or_insert_with(|| {
+                        periods.push(Period::default());
+                        labels.insert(label.clone(), periods.len() - 1);
+                        periods.len() - 1
+                    });
+                    let period = &mut periods[at];
                     period.learners.insert(row.learner);
                     period.statements += counts.statements;
                     if let Some(activity) = row.activity {
@@ -2311,6 +2306,17 @@ mod tests {
                     };
                     assert_eq!(row(views.uptake(&query).unwrap()), on_day(Some(platform)), "seed {seed}, {platform}");
                 }
+                // A day whose chunks hold no row the filter takes has no row.
+                let query = UptakeQuery {
+                    organisation: "RJ1".to_owned(),
+                    from: NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+                    to: NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+                    granularity: Granularity::Day,
+                    activity: None,
+                    platform: Some("elsewhere".to_owned()),
+                    staff_group: None,
+                };
+                assert_eq!(views.uptake(&query).unwrap(), [], "seed {seed}");
             }
         }
     }
