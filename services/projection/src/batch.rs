@@ -74,12 +74,9 @@ impl<'a> PendingBatch<'a> {
     /// `key`, stored or pending, with deletions applied: for tables whose
     /// keys are the lowest of what their values hold (such as packed rows).
     pub fn last_at_or_before(&self, prefix: &[u8], key: &[u8]) -> Result<Option<Entry>, sled::Error> {
-        let stored = self.tree.range(prefix..=key).rev().find_map(|entry| match entry {
-            Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
-            other => Some(other),
-        });
+        let stored = self.first_not_deleted(self.tree.range(prefix..=key).rev())?;
         let pending = self.writes.range(prefix.to_vec()..=key.to_vec()).rev().find(|(_, value)| value.is_some());
-        self.later_of(stored.transpose()?, pending, |a, b| a > b)
+        Ok(nearer(stored, pending, |stored, pending| stored > pending))
     }
 
     /// The entry with the least key under `prefix` that is above `key`,
@@ -87,47 +84,27 @@ impl<'a> PendingBatch<'a> {
     pub fn first_after(&self, prefix: &[u8], key: &[u8]) -> Result<Option<Entry>, sled::Error> {
         use std::ops::Bound::{Excluded, Unbounded};
         let within = |k: &[u8]| k.starts_with(prefix);
-        let stored = self
-            .tree
-            .range::<&[u8], _>((Excluded(key), Unbounded))
-            .take_while(|entry| entry.as_ref().map_or(true, |(k, _)| within(k)))
-            .find_map(|entry| match entry {
-                Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
-                other => Some(other),
-            });
+        let stored = self.first_not_deleted(
+            self.tree
+                .range::<&[u8], _>((Excluded(key), Unbounded))
+                .take_while(|entry| entry.as_ref().map_or(true, |(k, _)| within(k))),
+        )?;
         let pending = self
             .writes
             .range::<[u8], _>((Excluded(key), Unbounded))
             .take_while(|(k, _)| within(k))
             .find(|(_, value)| value.is_some());
-        self.later_of(stored.transpose()?, pending, |a, b| a < b)
+        Ok(nearer(stored, pending, |stored, pending| stored < pending))
     }
 
-    /// Of a stored entry and a pending write (never a deletion), the one
-    /// whose key `wins` over the other's; the pending value where both have
-    /// the same key.
-    fn later_of(
+    /// The first of `entries` (stored ones) this batch does not delete.
+    fn first_not_deleted(
         &self,
-        stored: Option<(sled::IVec, sled::IVec)>,
-        pending: Option<(&Vec<u8>, &Option<Vec<u8>>)>,
-        wins: impl Fn(&[u8], &[u8]) -> bool,
-    ) -> Result<Option<Entry>, sled::Error> {
-        let pending = pending.and_then(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
-        Ok(match (stored, pending) {
-            (Some((k, v)), Some(pending)) => {
-                if wins(&k, &pending.0) {
-                    let value = self.get(&k)?.unwrap_or_else(|| v.to_vec());
-                    Some((k.to_vec(), value))
-                } else {
-                    Some(pending)
-                }
-            }
-            (Some((k, v)), None) => {
-                let value = self.get(&k)?.unwrap_or_else(|| v.to_vec());
-                Some((k.to_vec(), value))
-            }
-            (None, pending) => pending,
-        })
+        mut entries: impl Iterator<Item = Result<(sled::IVec, sled::IVec), sled::Error>>,
+    ) -> Result<Option<(sled::IVec, sled::IVec)>, sled::Error> {
+        entries
+            .find(|entry| entry.as_ref().map_or(true, |(k, _)| !matches!(self.writes.get(k.as_ref()), Some(None))))
+            .transpose()
     }
 
     /// Keys under `prefix`, stored and pending, with deletions applied.
@@ -145,6 +122,24 @@ impl<'a> PendingBatch<'a> {
             }
         }
         batch
+    }
+}
+
+/// Of the nearest stored entry the batch does not delete and the nearest
+/// pending write (never a deletion), the one `stored_nearer` says is
+/// nearer; the pending one where both have the same key. A stored entry
+/// that wins has no pending write: that write would be at least as near.
+fn nearer(
+    stored: Option<(sled::IVec, sled::IVec)>,
+    pending: Option<(&Vec<u8>, &Option<Vec<u8>>)>,
+    stored_nearer: impl Fn(&[u8], &[u8]) -> bool,
+) -> Option<Entry> {
+    let pending = pending.and_then(|(k, v)| Some((k.clone(), v.clone()?)));
+    match (stored, pending) {
+        (Some((k, v)), pending) if pending.as_ref().is_none_or(|(p, _)| stored_nearer(&k, p)) => {
+            Some((k.to_vec(), v.to_vec()))
+        }
+        (_, pending) => pending,
     }
 }
 
