@@ -71,14 +71,7 @@ impl Digest {
 
     /// Sets what a pair reached (`None`: it has no statement left).
     pub(crate) fn set_pair(&mut self, pair: u64, level: Option<u8>) {
-        match (self.pairs.binary_search_by_key(&pair, |(p, _)| *p), level) {
-            (Ok(at), Some(level)) => self.pairs[at].1 = level,
-            (Ok(at), None) => {
-                self.pairs.remove(at);
-            }
-            (Err(at), Some(level)) => self.pairs.insert(at, (pair, level)),
-            (Err(_), None) => {}
-        }
+        crate::sorted::set(&mut self.pairs, pair, level);
     }
 
     /// Pairs started, completed and passed.

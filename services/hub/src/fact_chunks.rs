@@ -123,14 +123,7 @@ impl FactChunk {
     /// Sets a row's counts: adds it, changes it, or, when it counts no
     /// statement, takes it out.
     pub(crate) fn set(&mut self, id: RowId, counts: FactCounts) {
-        match self.rows.binary_search_by(|(row, _)| row.cmp(&id)) {
-            Ok(at) if counts.statements == 0 => {
-                self.rows.remove(at);
-            }
-            Ok(at) => self.rows[at].1 = counts,
-            Err(_) if counts.statements == 0 => {}
-            Err(at) => self.rows.insert(at, (id, counts)),
-        }
+        crate::sorted::set(&mut self.rows, id, (counts.statements > 0).then_some(counts));
     }
 
     /// The keys and values to store this chunk under: none when it holds

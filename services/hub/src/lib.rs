@@ -13,6 +13,7 @@ mod fact_chunks;
 pub mod facts;
 pub mod frameworks;
 mod keys;
+mod sorted;
 mod summaries;
 mod summary_chunks;
 mod uptake_cache;

@@ -65,14 +65,7 @@ impl SummaryChunk {
     /// Sets an activity's encoded summaries, or takes the activity out
     /// (`None`: it has none left).
     pub(crate) fn set(&mut self, activity: u32, summaries: Option<Vec<u8>>) {
-        match (self.activities.binary_search_by_key(&activity, |(a, _)| *a), summaries) {
-            (Ok(at), Some(summaries)) => self.activities[at].1 = summaries,
-            (Ok(at), None) => {
-                self.activities.remove(at);
-            }
-            (Err(at), Some(summaries)) => self.activities.insert(at, (activity, summaries)),
-            (Err(_), None) => {}
-        }
+        crate::sorted::set(&mut self.activities, activity, summaries);
     }
 
     /// The keys and values to store this chunk of `learner`'s under: none
