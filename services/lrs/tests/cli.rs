@@ -1589,7 +1589,7 @@ fn scratch_mib(stdout: &str) -> f64 {
 fn verify_can_compress_its_scratch_store_which_then_takes_less_disk_and_leaves_the_live_store_as_it_was() {
     let dir = TempDir::new().unwrap();
     let ndjson = dir.path().join("statements.ndjson");
-    let lines: Vec<String> = (0..3_000).map(|n| import_statement(n, true).to_string()).collect();
+    let lines: Vec<String> = (0..10_000).map(|n| import_statement(n, true).to_string()).collect();
     std::fs::write(&ndjson, lines.join("\n") + "\n").unwrap();
     let data = dir.path().join("data");
     run_ok(&["import", ndjson.to_str().unwrap(), "--data-dir", dir_arg(&data), "--quiet"]);
