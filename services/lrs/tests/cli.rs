@@ -407,6 +407,21 @@ fn serve_help_mentions_every_serve_flag() {
     );
 }
 
+/// The page cache's default is what keeps the server under 1 GB while it is
+/// written (`loadtests/RESULTS.md`), and the README's table says it.
+#[test]
+fn the_projections_page_cache_defaults_to_32_mib_each_as_the_readme_says() {
+    let help = run_ok(&["serve", "--help"]);
+    let cache = help.split("--cache-mib").nth(1).expect("serve --help describes --cache-mib");
+    let cache = &cache[..cache.find("--compress-views").unwrap_or(cache.len())];
+    assert!(cache.contains("[default: 32]"), "--cache-mib's default is not 32:\n{cache}");
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains("| `--cache-mib` | `LRS_CACHE_MIB` | 32 |"),
+        "the README's configuration table does not give --cache-mib's default as 32"
+    );
+}
+
 #[test]
 fn credentials_help_lists_add_list_and_revoke() {
     assert_help_mentions(&["credentials"], &["add", "list", "revoke"]);

@@ -39,7 +39,7 @@ impl EmbeddedOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            store: StoreOptions::cache(128 * 1024 * 1024),
+            store: StoreOptions::cache(StoreOptions::DEFAULT_CACHE_MIB << 20),
             write_queue_depth: 4096,
             max_projection_lag: 50_000,
             server: ServerConfig::default(),
