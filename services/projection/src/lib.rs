@@ -17,6 +17,7 @@ mod query;
 mod records;
 mod runner;
 mod store;
+mod tails;
 mod views;
 
 pub use keys::StoredKey;

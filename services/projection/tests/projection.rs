@@ -758,7 +758,7 @@ fn views_of_an_older_layout_are_rebuilt_from_the_log() {
     ] {
         let root = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(root.path()).unwrap();
+            let db = reopen_store(root.path());
             let tree = db.open_tree("views").unwrap();
             tree.insert(b"M:offset", &7_u64.to_be_bytes()).unwrap();
             if let Some(mark) = mark {
@@ -946,7 +946,7 @@ fn foreign_keys_among_records_written_again_open_and_make_the_digest_differ() {
         let dir = root.path().join(format!("tampered-{n}"));
         drop(applied_whole(&dir, &log));
         {
-            let db = sled::open(&dir).unwrap();
+            let db = reopen_store(&dir);
             db.open_tree("views").unwrap().insert(key, value).unwrap();
             db.flush().unwrap();
         }
@@ -1071,6 +1071,12 @@ fn agent_names_are_kept_whatever_the_batches_and_a_refused_batch_teaches_none() 
     }
     assert_eq!(views.agent_names(ifi).unwrap(), ["Ann", "Ann B", "Ann C"]);
     assert_eq!(views.state_digest().unwrap(), clean.state_digest().unwrap());
+}
+
+/// The sled store in `dir` opened as it is, once the views that had it
+/// let it go (sled's threads can hold its lock a moment after a drop).
+fn reopen_store(dir: &Path) -> sled::Db {
+    lrs_projection::open_store(dir, StoreOptions::cache(1 << 20)).unwrap()
 }
 
 /// Statements alike in their structure, as the Learning Hub's traffic is:
@@ -1198,7 +1204,7 @@ fn views_whose_dictionary_is_damaged_are_rebuilt_from_the_log() {
     apply_in_batches(&views, &log, (0, log.len()), 10);
     drop(views);
     {
-        let db = sled::open(&dir).unwrap();
+        let db = reopen_store(&dir);
         let tree = db.open_tree("views").unwrap();
         let mut dictionary = tree.get(b"M:record-dictionary").unwrap().expect("a dictionary was written").to_vec();
         dictionary.truncate(4);
