@@ -15,10 +15,7 @@ pub const META_LAYOUT: &[u8] = b"M:layout";
 /// trained once the views hold `DICTIONARY_SAMPLES` statements and written
 /// with the first batch whose records use it.
 pub const META_RECORD_DICTIONARY: &[u8] = b"M:record-dictionary";
-/// The current layout: 14 = posting lists' tails many to a key, in buckets
-/// by the first bytes of the list's id, a chunk of its own once a tail has
-/// 256 entries (13 = each list's entries a chunk whenever the buffer wrote
-/// them; statement ids' entries many to a key, in
+/// The current layout: 13 = statement ids' entries many to a key, in
 /// 2^20 buckets by a hash of the id, each the sequence alone (12 = one key
 /// an id, position and content fingerprint; records after the
 /// first 4,096 compressed with a dictionary trained on those (11 = where each record is kept in a file of slots
@@ -32,8 +29,8 @@ pub const META_RECORD_DICTIONARY: &[u8] = b"M:record-dictionary";
 /// keeping only the facets they inherit by StatementRef; 4 = records keyed
 /// by position, found by id through a small id table, holding all their
 /// facets; 3 = records keyed by id; 2 = posting chunks with related lists
-/// holding the primary entries too; 1 = one key per index entry)))).
-pub const LAYOUT: u64 = 14;
+/// holding the primary entries too; 1 = one key per index entry))).
+pub const LAYOUT: u64 = 13;
 
 /// Where a statement record written again is (a later statement gave it
 /// facets by StatementRef), by its sequence: the file of slots has it too,
@@ -45,8 +42,6 @@ pub const REWRITTEN: u8 = b'S';
 pub const STATEMENT_ID: u8 = b'U';
 pub const INDEX: u8 = b'I';
 pub const LATE_INDEX: u8 = b'J';
-/// Posting lists' tails, many lists to a key: see [`tail_bucket`].
-pub const TAILS: u8 = b'K';
 pub const REFERENCES: u8 = b'R';
 pub const VOIDED: u8 = b'V';
 pub const DOCUMENT: u8 = b'D';
@@ -261,10 +256,9 @@ pub fn all_statements() -> Vec<u8> {
 
 /// Key of a posting chunk: `I ‖ list ‖ the highest position in the chunk`.
 /// The value is the chunk's positions, ascending ([`encode_chunk`]). A chunk
-/// is a list's tail grown to `tails::SEAL_AT` entries (see `tails.rs`),
-/// all above every position already chunked, so the chunks of a list never
-/// overlap and their keys sort them; one sled key serves hundreds of
-/// statements.
+/// holds what one projection batch added to one list above every position
+/// already chunked, so the chunks of a list never overlap and their keys
+/// sort them; one sled key serves many statements.
 pub fn index_chunk(list: &[u8], highest: StoredKey) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + list.len() + StoredKey::LEN);
     key.push(INDEX);
@@ -280,38 +274,26 @@ pub fn index_chunk(list: &[u8], highest: StoredKey) -> Vec<u8> {
 /// instead of 16. A posting needs no statement id: a query reads the
 /// record at the position, which holds it.
 pub fn encode_chunk(positions: impl IntoIterator<Item = StoredKey>) -> Vec<u8> {
+    use crate::codec::{put_varint, zigzag};
     let mut out = vec![CHUNK_FORMAT];
-    put_positions(&mut out, positions);
+    let mut previous = StoredKey { stored_micros: 0, sequence: 0 };
+    for position in positions {
+        put_varint(&mut out, zigzag(position.stored_micros.wrapping_sub(previous.stored_micros)));
+        put_varint(&mut out, zigzag(position.sequence.wrapping_sub(previous.sequence) as i64));
+        previous = position;
+    }
     out
 }
 
 /// The positions [`encode_chunk`] wrote; `None` if the value is not one.
 pub fn decode_chunk(value: &[u8]) -> Option<Vec<StoredKey>> {
+    use crate::codec::{Reader, unzigzag};
     let (&format, rest) = value.split_first()?;
     if format != CHUNK_FORMAT {
         return None;
     }
-    read_positions(rest)
-}
-
-/// Positions as a chunk holds them after its format byte, each the
-/// difference from the one before (see [`encode_chunk`]).
-pub fn put_positions(out: &mut Vec<u8>, positions: impl IntoIterator<Item = StoredKey>) {
-    use crate::codec::{put_varint, zigzag};
-    let mut previous = StoredKey { stored_micros: 0, sequence: 0 };
-    for position in positions {
-        put_varint(out, zigzag(position.stored_micros.wrapping_sub(previous.stored_micros)));
-        put_varint(out, zigzag(position.sequence.wrapping_sub(previous.sequence) as i64));
-        previous = position;
-    }
-}
-
-/// The positions [`put_positions`] wrote, all of `bytes`; `None` if they
-/// are not.
-pub fn read_positions(bytes: &[u8]) -> Option<Vec<StoredKey>> {
-    use crate::codec::{Reader, unzigzag};
-    let mut input = Reader::new(bytes);
-    let mut positions = Vec::with_capacity(bytes.len() / 3);
+    let mut input = Reader::new(rest);
+    let mut positions = Vec::with_capacity(rest.len() / 3);
     let mut previous = StoredKey { stored_micros: 0, sequence: 0 };
     while !input.is_done() {
         let micros = unzigzag(input.varint().ok()?)?;
@@ -323,15 +305,6 @@ pub fn read_positions(bytes: &[u8]) -> Option<Vec<StoredKey>> {
         positions.push(previous);
     }
     Some(positions)
-}
-
-/// Key of the bucket of posting-list tails `list`'s tail is in (see
-/// `tails.rs`): `K ‖ the first bytes of the list's id`, its index kind and
-/// two bytes of its value's hash.
-pub fn tail_bucket(list: &[u8]) -> Vec<u8> {
-    let mut key = vec![TAILS];
-    key.extend_from_slice(&list[..list.len().min(crate::tails::BUCKET_PREFIX)]);
-    key
 }
 
 /// The first byte of a posting chunk's value.

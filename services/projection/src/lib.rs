@@ -17,7 +17,6 @@ mod query;
 mod records;
 mod runner;
 mod store;
-mod tails;
 mod views;
 
 pub use keys::StoredKey;

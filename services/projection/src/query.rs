@@ -107,7 +107,7 @@ impl Views {
             // list written meanwhile is then in the tree, and an entry
             // both held and written is yielded once.
             let held = self.held_postings_of(list, low, high);
-            let more = list_postings(&self.tree, list, held, low, high, query.ascending)?;
+            let more = list_postings(&self.tree, list, held, low, high, query.ascending);
             positions = Box::new(MergeSorted::new(positions, more, query.ascending));
         }
 
@@ -153,8 +153,8 @@ fn needs_statement(query: &StatementQuery) -> bool {
 type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
 /// The positions in one posting list within `low..=high`, in ascending or
-/// descending order: its chunks, its tail, its late entries and the
-/// entries `held` in memory (ascending, within range) merged.
+/// descending order: its chunks, its late entries and the entries `held`
+/// in memory (ascending, within range) merged.
 fn list_postings(
     tree: &sled::Tree,
     list: &[u8],
@@ -162,21 +162,11 @@ fn list_postings(
     low: StoredKey,
     high: StoredKey,
     ascending: bool,
-) -> Result<impl Iterator<Item = Result<(StoredKey, ()), ViewsError>> + use<>, ViewsError> {
-    // The tail is read before the chunks: a tail written as a chunk
-    // meanwhile is then a chunk, and an entry read in both is yielded once
-    // (as one both held and written is).
-    let mut newest: Vec<StoredKey> = crate::tails::tail(tree, list)?
-        .into_iter()
-        .filter(|stored| *stored >= low && *stored <= high)
-        .chain(held.into_iter().map(|(stored, _)| stored))
-        .collect();
-    newest.sort_unstable();
-    newest.dedup();
+) -> impl Iterator<Item = Result<(StoredKey, ()), ViewsError>> + use<> {
     let late_range = tree.range(keys::late_entry(list, low)..=keys::late_entry(list, high));
     let late: Range = if ascending { Box::new(late_range) } else { Box::new(late_range.rev()) };
     let late = late.map(|entry| Ok((position_at_end(&entry?.0)?, ())));
-    let mut held: Vec<(StoredKey, ())> = newest.into_iter().map(|stored| (stored, ())).collect();
+    let mut held: Vec<(StoredKey, ())> = held.into_iter().map(|(stored, _)| (stored, ())).collect();
     let top = StoredKey { stored_micros: i64::MAX, sequence: u64::MAX };
     let chunks = if ascending {
         // Chunks are keyed by their highest entry: the first to read is the
@@ -213,17 +203,17 @@ fn list_postings(
     if !ascending {
         held.reverse();
     }
-    Ok(MergeSorted::new(MergeSorted::new(chunks, late, ascending), held.into_iter().map(Ok), ascending))
+    MergeSorted::new(MergeSorted::new(chunks, late, ascending), held.into_iter().map(Ok), ascending)
 }
 
-/// Every index entry, chunked, in a tail, late or `held` in memory (by list, then
+/// Every index entry, chunked, late or `held` in memory (by list, then
 /// position), as `list ‖ position`, in that key order (for the state
 /// digest).
 pub(crate) fn all_index_entries(
     tree: &sled::Tree,
     held: Vec<(Vec<u8>, Posting)>,
 ) -> impl Iterator<Item = Result<(Vec<u8>, ()), ViewsError>> + '_ {
-    let chunks = tree.scan_prefix([keys::INDEX]).flat_map(|entry| {
+    let chunked = tree.scan_prefix([keys::INDEX]).flat_map(|entry| {
         let expanded: Vec<Result<(Vec<u8>, ()), ViewsError>> = match entry {
             Err(error) => vec![Err(error.into())],
             Ok((key, value)) => match (key.len().checked_sub(StoredKey::LEN), keys::decode_chunk(&value)) {
@@ -248,7 +238,6 @@ pub(crate) fn all_index_entries(
         list.extend_from_slice(&stored.to_bytes());
         Ok((list, ()))
     });
-    let chunked = MergeSorted::new(chunks, crate::tails::all_entries(tree), true);
     MergeSorted::new(MergeSorted::new(chunked, late, true), held, true)
 }
 

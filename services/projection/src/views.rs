@@ -22,7 +22,7 @@ use lrs_xapi::statement::{
 use crate::batch::{PendingBatch, apply_records_then};
 use crate::id_filter::KnownIds;
 use crate::keys::{self, IdEntry, IndexKind, StoredKey};
-use crate::postings::{LIMITS, Limits, Plan, Posting, PostingBuffer};
+use crate::postings::{LIMITS, Plan, Posting, PostingBuffer};
 use crate::records::{Appending, RecordFile, RecordPointer};
 
 #[derive(Debug, thiserror::Error)]
@@ -284,8 +284,6 @@ pub struct Views {
     /// [`crate::postings`]): only `apply` and `flush` change them, holding
     /// the `kept` lock, and only once what they planned is written.
     postings: std::sync::RwLock<PostingBuffer>,
-    /// When held postings are written ([`LIMITS`]; tests set smaller ones).
-    limits: Limits,
     /// The dictionary records are compressed with, once trained (see
     /// [`DICTIONARY_SAMPLES`]); set once, before the first batch that uses
     /// it is written.
@@ -618,7 +616,6 @@ impl Views {
             kept: std::sync::Mutex::new(kept),
             last_stored,
             postings: std::sync::RwLock::new(postings),
-            limits: LIMITS,
             dictionary,
             _flusher: None,
             stats: crate::ProjectorStats::default(),
@@ -678,10 +675,9 @@ impl Views {
             }
             let plan = held.plan_all();
             let mut batch = PendingBatch::new(&self.tree);
-            crate::tails::append(
-                &mut batch,
-                held.chunks(&plan).map(|(list, entries)| (list.to_vec(), positions(&entries))),
-            )?;
+            for (list, entries) in held.chunks(&plan) {
+                put_chunk(&mut batch, list, &entries);
+            }
             (plan, batch)
         };
         let mut book = kept.book;
@@ -745,7 +741,7 @@ impl Views {
             |batch, offset, event| apply_event(batch, &mut applying.borrow_mut(), offset, event),
             |batch, next| {
                 let Applying { book, appending, .. } = &mut *applying.borrow_mut();
-                *planned.borrow_mut() = write_postings(batch, book, &self.held(), self.limits)?;
+                *planned.borrow_mut() = write_postings(batch, book, &self.held())?;
                 // The records before the tree that points at them.
                 self.records.write(appending)?;
                 book.records_end = appending.end();
@@ -794,7 +790,7 @@ impl Views {
         for entry in self.tree.iter() {
             let (key, value) = entry?;
             match key.first() {
-                Some(&keys::INDEX | &keys::LATE_INDEX | &keys::TAILS) => {}
+                Some(&keys::INDEX | &keys::LATE_INDEX) => {}
                 // Where records written again are is in their slots, hashed
                 // below with the rest: whether a record was written again
                 // in its own batch or a later one is not state. A pointer
@@ -1061,19 +1057,11 @@ fn recover_postings(
             let chunked = match chunked_to.get(&list) {
                 Some(chunked) => *chunked,
                 None => {
-                    // A list's tail is above its chunks.
-                    let chunked = match crate::tails::tail(tree, &list)?.last() {
-                        Some(last) => Some(*last),
-                        None => {
-                            let bottom = StoredKey { stored_micros: i64::MIN, sequence: 0 };
-                            let last = tree
-                                .range(keys::index_chunk(&list, bottom)..=keys::index_chunk(&list, top))
-                                .next_back();
-                            match last {
-                                Some(chunk) => Some(crate::query::position_at_end(&chunk?.0)?),
-                                None => None,
-                            }
-                        }
+                    let bottom = StoredKey { stored_micros: i64::MIN, sequence: 0 };
+                    let last = tree.range(keys::index_chunk(&list, bottom)..=keys::index_chunk(&list, top)).next_back();
+                    let chunked = match last {
+                        Some(chunk) => Some(crate::query::position_at_end(&chunk?.0)?),
+                        None => None,
                     };
                     chunked_to.insert(list.clone(), chunked);
                     chunked
@@ -1510,23 +1498,21 @@ fn apply_statements(
 }
 
 /// Writes the postings a batch collected: per list, the entries above every
-/// position already posted join what the list holds in memory, written
-/// after its tail (see [`crate::tails`]) when the plan says so (see
+/// position already posted join what the list holds in memory, written as
+/// one chunk (one sled key) when the plan says so (see
 /// [`crate::postings`]), except the list of all statements, whose new
-/// entries are written every batch; any at or below it (older statements
+/// entries are a chunk every batch; any at or below it (older statements
 /// that gained facets) are a late entry each. Returns the plan, for the
 /// held postings to take in once the batch is written.
 fn write_postings(
     batch: &mut PendingBatch<'_>,
     book: &mut Bookkeeping,
     held: &PostingBuffer,
-    limits: Limits,
 ) -> Result<Plan, ViewsError> {
     let postings = batch.take_postings();
     let high = book.index_high;
     let mut new_high = high;
     let mut added = Vec::with_capacity(postings.len());
-    let mut written = Vec::new();
     let all = keys::all_statements();
     for (list, mut entries) in postings {
         entries.sort_unstable_by_key(|(stored, _)| *stored);
@@ -1542,23 +1528,27 @@ fn write_postings(
                 // Never held: a statement whose record cannot be read
                 // after a stop is still walked by the queries with no
                 // filter, which report it.
-                written.push((list, positions(&new)));
+                put_chunk(batch, &list, &new);
             } else {
                 added.push((list, new));
             }
         }
     }
     book.index_high = new_high;
-    let plan = held.plan(added, book.sequence, limits);
-    written.extend(held.chunks(&plan).map(|(list, entries)| (list.to_vec(), positions(&entries))));
-    crate::tails::append(batch, written)?;
+    let plan = held.plan(added, book.sequence, LIMITS);
+    for (list, entries) in held.chunks(&plan) {
+        put_chunk(batch, list, &entries);
+    }
     book.postings_from = plan.held_from;
     Ok(plan)
 }
 
-/// The positions of `postings`, in their order.
-fn positions(postings: &[Posting]) -> Vec<StoredKey> {
-    postings.iter().map(|(stored, _)| *stored).collect()
+/// Writes `entries` (ascending) as one chunk of `list`.
+fn put_chunk(batch: &mut PendingBatch<'_>, list: &[u8], entries: &[Posting]) {
+    let Some((highest, _)) = entries.last() else {
+        return;
+    };
+    batch.put(keys::index_chunk(list, *highest), keys::encode_chunk(entries.iter().map(|(stored, _)| *stored)));
 }
 
 fn stored_micros(statement: &Value) -> i64 {
@@ -1984,89 +1974,5 @@ mod tests {
             expected.sort();
             assert_eq!(found, expected, "the referrer inherits its target's facets (waited: {wait_for_filters})");
         }
-    }
-
-    /// A posting list's newest entries are its tail, in a key shared with
-    /// other lists (see `tails.rs`): the few statements of each of many
-    /// registrations take one key between them, not a key each. They are
-    /// found by registration before and after a reopen, with postings held
-    /// past the tails read again once each, and digested as when the
-    /// statements are applied at once.
-    #[test]
-    fn the_tails_of_short_posting_lists_share_keys_and_are_found_like_the_rest() {
-        let registrations = crate::tails::tests::values_sharing_a_bucket(IndexKind::Registration, 12, |n| {
-            Uuid::from_u64_pair(9, n).to_string()
-        });
-        let statements: Vec<Value> = (0..36u64)
-            .map(|n| {
-                let object = json!({ "id": format!("https://example.org/a{}", n % 5) });
-                let mut statement = stored(Uuid::from_u64_pair(10, n), "https://example.org/verbs/a", object, n as u32);
-                statement["context"] = json!({ "registration": registrations[n as usize % 12] });
-                statement
-            })
-            .collect();
-        let found = |views: &Views, registration: &str| {
-            let query = crate::StatementQuery { registration: Some(registration.to_owned()), ..Default::default() };
-            let mut ids: Vec<String> = (views.query(&query, 100).unwrap().statements.iter())
-                .map(|found| found.statement().unwrap()["id"].as_str().unwrap().to_owned())
-                .collect();
-            ids.sort();
-            ids
-        };
-        let expected = |r: usize, applied: u64| {
-            let mut ids: Vec<String> = (0..applied)
-                .filter(|n| *n as usize % 12 == r)
-                .map(|n| Uuid::from_u64_pair(10, n).to_string())
-                .collect();
-            ids.sort();
-            ids
-        };
-        let registration_list = |r: usize| keys::posting_list(IndexKind::Registration, &registrations[r]);
-        let all_found = |views: &Views, applied: u64| {
-            for (r, registration) in registrations.iter().enumerate() {
-                assert_eq!(found(views, registration), expected(r, applied), "registration {r}");
-            }
-        };
-
-        let dir = tempfile::tempdir().unwrap();
-        let views = Views::open(dir.path(), crate::StoreOptions::cache(1 << 20)).unwrap();
-        for (offset, batch) in statements[..24].chunks(4).enumerate() {
-            views.apply(&[at(offset as Offset, batch.to_vec())]).unwrap();
-        }
-        views.flush().unwrap();
-        assert_eq!(views.tree.scan_prefix(keys::tail_bucket(&registration_list(0))).count(), 1);
-        let mut own_chunks = vec![keys::INDEX];
-        own_chunks.push(registration_list(0)[0]);
-        assert_eq!(views.tree.scan_prefix(&own_chunks).count(), 0, "no registration has a key of its own");
-        assert_eq!(crate::tails::tail(&views.tree, &registration_list(5)).unwrap().len(), 2);
-        all_found(&views, 24);
-
-        // A stop without a flush, with entries held past the tails, and
-        // lists written to their tails after older entries held (a short
-        // window): the views read those statements again, but hold only
-        // what their tails do not have.
-        let mut views = views;
-        views.limits = Limits { window: 4, ..LIMITS };
-        for (offset, batch) in statements[24..].chunks(2).enumerate() {
-            views.apply(&[at(6 + offset as Offset, batch.to_vec())]).unwrap();
-        }
-        let held = views.held_postings();
-        assert!(held > 0);
-        all_found(&views, 36);
-        drop(views);
-        let views = Views::open(dir.path(), crate::StoreOptions::cache(1 << 20)).unwrap();
-        assert_eq!(views.held_postings(), held, "what was held is read again, not what the tails hold");
-        all_found(&views, 36);
-        views.flush().unwrap();
-        assert_eq!(crate::tails::tail(&views.tree, &registration_list(5)).unwrap().len(), 3);
-        all_found(&views, 36);
-
-        let whole_dir = tempfile::tempdir().unwrap();
-        let whole = Views::open(whole_dir.path(), crate::StoreOptions::cache(1 << 20)).unwrap();
-        let events: Vec<LogRecord> = (statements[..24].chunks(4).chain(statements[24..].chunks(2)).enumerate())
-            .map(|(offset, batch)| at(offset as Offset, batch.to_vec()))
-            .collect();
-        whole.apply(&events).unwrap();
-        assert_eq!(views.state_digest().unwrap(), whole.state_digest().unwrap());
     }
 }
