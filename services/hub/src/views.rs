@@ -278,6 +278,8 @@ pub struct HubViews {
     voided: std::sync::Mutex<Option<KnownIds>>,
     /// What the projector applied.
     stats: lrs_projection::ProjectorStats,
+    /// Where the events applied come from (decoded, or handed over).
+    source: lrs_projection::EventSource,
     /// No write waits for these views, so their projector gathers events
     /// into batches of [`GATHER_EVENTS`] (cheaper per statement than
     /// batches of one) for up to a moment; readers call [`HubViews::hurry`].
@@ -386,6 +388,7 @@ impl HubViews {
             gather: lrs_projection::Gather::new(GATHER_EVENTS, DEFAULT_GATHER_WAIT),
             voided: std::sync::Mutex::new(None),
             stats: lrs_projection::ProjectorStats::default(),
+            source: lrs_projection::EventSource::default(),
         };
         views.rebuild_unwritten_digests()?;
         Ok(views)
@@ -486,6 +489,13 @@ impl HubViews {
         &self.stats
     }
 
+    /// Where the events the views apply come from: call
+    /// [`lrs_projection::EventSource::attach`] to take them from a
+    /// handoff.
+    pub fn event_source(&self) -> &lrs_projection::EventSource {
+        &self.source
+    }
+
     pub fn applied_offset(&self) -> Offset {
         self.applied.load(std::sync::atomic::Ordering::Acquire)
     }
@@ -520,6 +530,7 @@ impl HubViews {
             &self.tree,
             self.applied_offset(),
             records,
+            &self.source,
             |offset, reason| HubError::BadEvent { offset, reason },
             |batch, offset, event| {
                 self.apply_event(batch, &mut changes.borrow_mut(), &mut counted.borrow_mut(), offset, event)
@@ -586,7 +597,7 @@ impl HubViews {
         changes: &mut DigestChanges,
         counted: &mut HashSet<String>,
         offset: Offset,
-        event: Event,
+        event: &Event,
     ) -> Result<(), HubError> {
         match event {
             Event::StatementsStored { statements, .. } => {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::handoff::EventSource;
+
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -154,10 +156,11 @@ pub fn apply_records<'t, E: From<sled::Error>>(
     offset_key: &[u8],
     next: lrs_eventlog::Offset,
     records: &[lrs_eventlog::LogRecord],
+    source: &EventSource,
     bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
-    apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
+    apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, &lrs_xapi::events::Event) -> Result<(), E>,
 ) -> Result<Option<lrs_eventlog::Offset>, E> {
-    apply_records_then(tree, next, records, bad_event, apply, |batch, next| {
+    apply_records_then(tree, next, records, source, bad_event, apply, |batch, next| {
         batch.put(offset_key.to_vec(), next.to_be_bytes().to_vec());
         Ok(())
     })
@@ -167,13 +170,15 @@ pub fn apply_records<'t, E: From<sled::Error>>(
 /// `finish` runs on the batch after its last event, with the new next
 /// offset, and must write that offset (with whatever else the batch still
 /// needs, such as collected postings turned into keys) before the batch is
-/// written.
+/// written. Each record's event comes from `source`: decoded, or handed
+/// over already decoded.
 pub fn apply_records_then<'t, E: From<sled::Error>>(
     tree: &'t sled::Tree,
     next: lrs_eventlog::Offset,
     records: &[lrs_eventlog::LogRecord],
+    source: &EventSource,
     bad_event: impl Fn(lrs_eventlog::Offset, String) -> E,
-    mut apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, lrs_xapi::events::Event) -> Result<(), E>,
+    mut apply: impl FnMut(&mut PendingBatch<'t>, lrs_eventlog::Offset, &lrs_xapi::events::Event) -> Result<(), E>,
     finish: impl FnOnce(&mut PendingBatch<'t>, lrs_eventlog::Offset) -> Result<(), E>,
 ) -> Result<Option<lrs_eventlog::Offset>, E> {
     let start = next;
@@ -183,8 +188,8 @@ pub fn apply_records_then<'t, E: From<sled::Error>>(
         if record.offset < next {
             continue;
         }
-        let event = lrs_xapi::events::decode(&record.payload).map_err(|e| bad_event(record.offset, e.to_string()))?;
-        apply(&mut batch, record.offset, event)?;
+        let event = source.event(record).map_err(|e| bad_event(record.offset, e.to_string()))?;
+        apply(&mut batch, record.offset, &event)?;
         next = record.offset + 1;
     }
     if next == start {

@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod handoff;
 pub mod id_filter;
 mod keys;
 mod postings;
@@ -19,6 +20,7 @@ mod runner;
 mod store;
 mod views;
 
+pub use handoff::{DEFAULT_HANDOFF_BYTES, EventHandoff, EventSource};
 pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Gather, Projection, ProjectorStats, run_projector};

@@ -180,6 +180,13 @@ struct RecordOut<'a> {
     inherited: &'a Facets,
 }
 
+impl<'a> From<&'a StatementRecord> for RecordOut<'a> {
+    fn from(record: &'a StatementRecord) -> Self {
+        let StatementRecord { stored_micros, sequence, statement, inherited } = record;
+        Self { stored_micros: *stored_micros, sequence: *sequence, statement, inherited }
+    }
+}
+
 #[derive(Deserialize)]
 struct RecordIn {
     stored_micros: i64,
@@ -292,6 +299,8 @@ pub struct Views {
     _flusher: Option<Flusher>,
     /// What the projector applied.
     stats: crate::ProjectorStats,
+    /// Where the events applied come from (decoded, or handed over).
+    source: crate::EventSource,
 }
 
 /// `Views::last_stored` when no statement is stored.
@@ -446,7 +455,7 @@ impl Applying<'_> {
 
     /// Appends `record` and points its statement's slot at it (see
     /// `records.rs`).
-    fn put_record(&mut self, batch: &mut PendingBatch<'_>, record: &StatementRecord) -> Result<(), ViewsError> {
+    fn put_record(&mut self, batch: &mut PendingBatch<'_>, record: &RecordOut<'_>) -> Result<(), ViewsError> {
         let (pointer, earlier) = self.appending.put(record.sequence, &encode_record(record, self.dictionary))?;
         if earlier {
             batch.put(keys::rewritten(record.sequence), pointer.to_bytes().to_vec());
@@ -619,6 +628,7 @@ impl Views {
             dictionary,
             _flusher: None,
             stats: crate::ProjectorStats::default(),
+            source: crate::EventSource::default(),
         })
     }
 
@@ -633,6 +643,12 @@ impl Views {
     /// What the projector applied to these views since they opened.
     pub fn projector_stats(&self) -> &crate::ProjectorStats {
         &self.stats
+    }
+
+    /// Where the events the views apply come from: call
+    /// [`crate::EventSource::attach`] to take them from a handoff.
+    pub fn event_source(&self) -> &crate::EventSource {
+        &self.source
     }
 
     /// The next log offset to apply: every event before it is reflected.
@@ -737,6 +753,7 @@ impl Views {
             &self.tree,
             book.offset,
             records,
+            &self.source,
             |offset, reason| ViewsError::BadEvent { offset, reason },
             |batch, offset, event| apply_event(batch, &mut applying.borrow_mut(), offset, event),
             |batch, next| {
@@ -1336,14 +1353,8 @@ pub(crate) fn decode_found(bytes: &[u8], dictionary: Option<&Dictionary>) -> Res
 
 /// The record as JSON, compressed when that makes it shorter: with
 /// `dictionary` if the views have trained theirs.
-fn encode_record(record: &StatementRecord, dictionary: Option<&Dictionary>) -> Vec<u8> {
-    let json = serde_json::to_vec(&RecordOut {
-        stored_micros: record.stored_micros,
-        sequence: record.sequence,
-        statement: &record.statement,
-        inherited: &record.inherited,
-    })
-    .unwrap_or_default();
+fn encode_record(record: &RecordOut<'_>, dictionary: Option<&Dictionary>) -> Vec<u8> {
+    let json = serde_json::to_vec(record).unwrap_or_default();
     if json.len() < COMPRESS_RECORDS_FROM || json.len() > MAX_RECORD_JSON {
         return json;
     }
@@ -1367,21 +1378,21 @@ fn apply_event(
     batch: &mut PendingBatch<'_>,
     applying: &mut Applying<'_>,
     offset: Offset,
-    event: Event,
+    event: &Event,
 ) -> Result<(), ViewsError> {
     match event {
         Event::StatementsStored { statements, attachments } => {
             apply_statements(batch, applying, offset, statements, attachments)?;
         }
         Event::DocumentSet { key, content_type, content, etag, updated } => {
-            batch.put(keys::document(&key), encode_document(&content_type, &etag, &updated, &content));
+            batch.put(keys::document(key), encode_document(content_type, etag, updated, content));
         }
-        Event::DocumentDeleted { key, .. } => batch.delete(keys::document(&key)),
+        Event::DocumentDeleted { key, .. } => batch.delete(keys::document(key)),
         Event::StateCleared { activity_id, agent, registration, .. } => {
-            clear_state(batch, &activity_id, &agent, registration.as_deref())?;
+            clear_state(batch, activity_id, agent, registration.as_deref())?;
         }
         Event::DocumentRequested { key, op, if_match, if_none_match, updated } => {
-            let stored = match batch.get(&keys::document(&key))? {
+            let stored = match batch.get(&keys::document(key))? {
                 Some(bytes) => Some(decode_document(String::new(), &bytes)?),
                 None => None,
             };
@@ -1390,11 +1401,11 @@ fn apply_event(
                 content: &d.content,
                 etag: &d.etag,
             });
-            match document::decide(&op, if_match.as_deref(), if_none_match.as_deref(), current) {
+            match document::decide(op, if_match.as_deref(), if_none_match.as_deref(), current) {
                 Ok(document::Decision::Set { content_type, content, etag }) => {
-                    batch.put(keys::document(&key), encode_document(&content_type, &etag, &updated, &content));
+                    batch.put(keys::document(key), encode_document(&content_type, &etag, updated, &content));
                 }
-                Ok(document::Decision::Delete) => batch.delete(keys::document(&key)),
+                Ok(document::Decision::Delete) => batch.delete(keys::document(key)),
                 Ok(document::Decision::ClearState) => clear_state(
                     batch,
                     key.activity_id.as_deref().unwrap_or_default(),
@@ -1450,8 +1461,8 @@ fn apply_statements(
     batch: &mut PendingBatch<'_>,
     applying: &mut Applying<'_>,
     offset: Offset,
-    statements: Vec<Value>,
-    attachments: Vec<lrs_xapi::events::AttachmentContent>,
+    statements: &[Value],
+    attachments: &[lrs_xapi::events::AttachmentContent],
 ) -> Result<(), ViewsError> {
     let mut repeats = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
@@ -1485,14 +1496,22 @@ fn apply_statements(
             stored_override = DateTime::from_timestamp_micros(last + 1).map(lrs_xapi::statement::format_time);
         }
     }
-    for (index, mut statement) in statements.into_iter().enumerate() {
+    for (index, statement) in statements.iter().enumerate() {
         if repeats.contains(&index) {
             continue;
         }
-        if let (Some(stored), Some(object)) = (&stored_override, statement.as_object_mut()) {
-            object.insert("stored".to_owned(), Value::String(stored.clone()));
+        match &stored_override {
+            // Rare (ingest replicas' clocks disagree): the event may be
+            // shared, so the statement changed is a copy.
+            Some(stored) if statement.is_object() => {
+                let mut statement = statement.clone();
+                if let Some(object) = statement.as_object_mut() {
+                    object.insert("stored".to_owned(), Value::String(stored.clone()));
+                }
+                apply_statement(batch, applying, &statement)?;
+            }
+            _ => apply_statement(batch, applying, statement)?,
         }
-        apply_statement(batch, applying, statement)?;
     }
     Ok(())
 }
@@ -1564,19 +1583,19 @@ fn stored_micros(statement: &Value) -> i64 {
 fn apply_statement(
     batch: &mut PendingBatch<'_>,
     applying: &mut Applying<'_>,
-    statement: Value,
+    statement: &Value,
 ) -> Result<(), ViewsError> {
-    let Some(id) = lrs_xapi::statement::statement_id(&statement) else {
+    let Some(id) = lrs_xapi::statement::statement_id(statement) else {
         return Err(ViewsError::Corrupt("stored statement without an id".to_owned()));
     };
-    let micros = stored_micros(&statement);
-    let mut facets = Facets::of(&statement);
+    let micros = stored_micros(statement);
+    let mut facets = Facets::of(statement);
     let mut inherited = Facets::default();
     let sequence = applying.book.sequence;
     applying.book.sequence += 1;
     let stored_key = StoredKey { stored_micros: micros, sequence };
 
-    if let Some(target) = statement_ref_target(&statement) {
+    if let Some(target) = statement_ref_target(statement) {
         batch.put(keys::reference(target, id), Vec::new());
         applying.referenced.insert(target);
         if let Some((_, target)) = applying.find_record(batch, target)? {
@@ -1584,7 +1603,7 @@ fn apply_statement(
             facets.merge(&inherited);
         }
     }
-    if let Some(target) = voided_target(&statement) {
+    if let Some(target) = voided_target(statement) {
         batch.put(keys::voided(target), id.as_bytes().to_vec());
     }
     for (kind, value) in facets.entries() {
@@ -1594,10 +1613,9 @@ fn apply_statement(
     if applying.book.last_stored.is_none_or(|last| micros > last) {
         applying.book.last_stored = Some(micros);
     }
-    remember_activities(batch, applying, &statement)?;
-    remember_agent_names(batch, applying, &statement)?;
-    let record = StatementRecord { stored_micros: micros, sequence, statement, inherited };
-    applying.put_record(batch, &record)?;
+    remember_activities(batch, applying, statement)?;
+    remember_agent_names(batch, applying, statement)?;
+    applying.put_record(batch, &RecordOut { stored_micros: micros, sequence, statement, inherited: &inherited })?;
     put_id_entry(batch, id, IdEntry { sequence })?;
     applying.ids.insert(id);
     propagate_to_referrers(batch, applying, id, &facets, 0)
@@ -1638,7 +1656,7 @@ fn propagate_to_referrers(
             }
         }
         record.inherited = merged.beyond(&own);
-        applying.put_record(batch, &record)?;
+        applying.put_record(batch, &RecordOut::from(&record))?;
         propagate_to_referrers(batch, applying, referrer, &merged, depth + 1)?;
     }
     Ok(())
@@ -1787,7 +1805,7 @@ mod tests {
     fn a_record_keeps_the_statement_but_not_the_facets_it_gives_itself() {
         let record =
             StatementRecord { stored_micros: 7, sequence: 3, statement: statement(), inherited: Facets::default() };
-        let bytes = encode_record(&record, None);
+        let bytes = encode_record(&RecordOut::from(&record), None);
         assert_eq!(fields(&bytes), ["sequence", "statement", "stored_micros"]);
         let read = decode_record(&bytes, None).unwrap();
         assert_eq!(read.facets(), Facets::of(&statement()));
@@ -1807,7 +1825,7 @@ mod tests {
             inherited: &record.inherited,
         })
         .unwrap();
-        let bytes = encode_record(&record, None);
+        let bytes = encode_record(&RecordOut::from(&record), None);
         assert_eq!(bytes[0], COMPRESSED_RECORD);
         assert!(bytes.len() < json.len(), "{} bytes stored for {} of JSON", bytes.len(), json.len());
         let read = decode_record(&bytes, None).unwrap();
@@ -1815,7 +1833,7 @@ mod tests {
 
         // A small record stays JSON; damage is an error, not a panic.
         let small = StatementRecord { statement: json!({}), ..record };
-        assert_eq!(encode_record(&small, None)[0], b'{');
+        assert_eq!(encode_record(&RecordOut::from(&small), None)[0], b'{');
         assert!(decode_record(&bytes[..bytes.len() - 3], None).is_err());
         assert!(decode_record(&[COMPRESSED_RECORD, 0xFF, 0xFF, 0xFF, 0xFF, 0], None).is_err());
         assert!(decode_record(&[COMPRESSED_RECORD, 0], None).is_err());
@@ -1833,7 +1851,7 @@ mod tests {
         let inherited = target.beyond(&own);
         assert!(inherited.verbs.is_empty(), "a verb the statement has itself is not kept twice");
         let record = StatementRecord { stored_micros: 7, sequence: 3, statement: statement(), inherited };
-        let bytes = encode_record(&record, None);
+        let bytes = encode_record(&RecordOut::from(&record), None);
         let stored: Value = serde_json::from_slice(&record_json(&bytes, None).unwrap()).unwrap();
         assert_eq!(
             stored["inherited"],

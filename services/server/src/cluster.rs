@@ -290,10 +290,15 @@ impl ProjectionService {
     ) -> Result<Self, StartError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StartError::DataDir { path: options.data_dir.clone(), reason: e.to_string() })?;
-        let (state, projectors) =
-            open_local_state(&options.data_dir, options.store, options.frameworks, options.server, jwt, log, |_| {
-                Writer::ReadOnly
-            })?;
+        let (state, projectors) = open_local_state(
+            &options.data_dir,
+            options.store,
+            options.frameworks,
+            options.server,
+            jwt,
+            log,
+            |_, _| Writer::ReadOnly,
+        )?;
         Ok(Self { state, projectors })
     }
 

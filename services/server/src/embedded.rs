@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use lrs_eventlog::{EventLog, open_embedded};
 use lrs_hub::HubViews;
-use lrs_projection::{StoreOptions, Views, run_projector};
+use lrs_projection::{DEFAULT_HANDOFF_BYTES, EventHandoff, StoreOptions, Views, run_projector};
 use lrs_xapi::StatementValidator;
 
 use crate::app::{AppState, ServerConfig};
@@ -97,7 +97,8 @@ impl Projectors {
 
 /// Opens the views, credentials and `more`-link key in `data_dir`, starts
 /// the projectors, and builds the state handlers share, with the writer
-/// `writer` makes from the views: what `serve` and a Kafka projection share.
+/// `writer` makes from the views and the handoff the projections take
+/// decoded events from: what `serve` and a Kafka projection share.
 pub(crate) fn open_local_state(
     data_dir: &std::path::Path,
     store: StoreOptions,
@@ -105,7 +106,7 @@ pub(crate) fn open_local_state(
     config: ServerConfig,
     jwt: Option<crate::jwt::JwtVerifier>,
     log: Arc<dyn EventLog>,
-    writer: impl FnOnce(&Arc<Views>) -> crate::writer::Writer,
+    writer: impl FnOnce(&Arc<Views>, &Arc<EventHandoff>) -> crate::writer::Writer,
 ) -> Result<(AppState, Projectors), StartError> {
     let validator = StatementValidator::new()?;
     let views = Arc::new(Views::open(&data_dir.join("views"), store)?);
@@ -115,10 +116,21 @@ pub(crate) fn open_local_state(
     let mut hub = HubViews::open(&data_dir.join("hub"), store, frameworks)?;
     hub.set_gather_wait(config.learning_hub_gather_wait);
     let hub = Arc::new(hub);
+    let handoff = hand_off(&views, &hub);
     let projectors = Projectors::start(&log, &views, &hub);
-    let writer = writer(&views);
+    let writer = writer(&views, &handoff);
     let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt);
     Ok((state, projectors))
+}
+
+/// A handoff both projections take events from: the one that decodes an
+/// event first (or the writer, offering what it appends) saves the other
+/// decoding it again.
+fn hand_off(views: &Views, hub: &HubViews) -> Arc<EventHandoff> {
+    let handoff = EventHandoff::new(DEFAULT_HANDOFF_BYTES);
+    views.event_source().attach(&handoff);
+    hub.event_source().attach(&handoff);
+    handoff
 }
 
 /// A running store: the state handlers share, and the projector tasks.
@@ -152,7 +164,15 @@ impl Embedded {
             options.server,
             options.jwt,
             log.clone(),
-            |views| crate::writer::Writer::Embedded(Sequencer::start(log, views.clone(), queue_depth, max_lag)),
+            |views, handoff| {
+                crate::writer::Writer::Embedded(Sequencer::start_handing_off(
+                    log,
+                    views.clone(),
+                    queue_depth,
+                    max_lag,
+                    Some(handoff.clone()),
+                ))
+            },
         )?;
         state.metrics = metrics;
         Ok(Self { state, projectors })
@@ -235,6 +255,7 @@ pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<
     for (dir, store) in [(options.data_dir.clone(), options.store), (scratch.clone(), scratch_store)] {
         let views = Arc::new(Views::open(&dir.join("views"), store)?);
         let hub = Arc::new(HubViews::open(&dir.join("hub"), store, options.frameworks.clone())?);
+        hand_off(&views, &hub);
         let projectors = Projectors::start(&log, &views, &hub);
         // Projectors never stop on their own (they retry and log), so this
         // waits as long as the replay takes.

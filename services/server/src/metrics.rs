@@ -535,6 +535,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
 /// figures.
 type Counter = (&'static str, &'static str, fn(&lrs_projection::ProjectorStats) -> String);
 
+/// The same, for how a projection got its events.
+type SourceCounter = (&'static str, &'static str, fn(&lrs_projection::EventSource) -> u64);
+
 /// What each local projector applied, and how long applying took: a
 /// projection applying nearly all the time bounds every write rate.
 fn render_projectors(state: &AppState, out: &mut String) {
@@ -557,6 +560,25 @@ fn render_projectors(state: &AppState, out: &mut String) {
         header_lines(out, metric, "counter", help);
         for (name, stats) in stats {
             let _ = writeln!(out, "{metric}{} {}", label_set(&[("projection", name)], None), value(stats));
+        }
+    }
+    let sources = [("xapi", state.views.event_source()), ("learning-hub", state.hub.event_source())];
+    let source_counters: [SourceCounter; 2] = [
+        (
+            "lrs_projection_events_decoded_total",
+            "Events a projection decoded from the log's bytes itself.",
+            lrs_projection::EventSource::decoded,
+        ),
+        (
+            "lrs_projection_events_handed_total",
+            "Events a projection took already decoded, from the writer or the projection ahead of it in this process.",
+            lrs_projection::EventSource::handed,
+        ),
+    ];
+    for (metric, help, value) in source_counters {
+        header_lines(out, metric, "counter", help);
+        for (name, source) in sources {
+            let _ = writeln!(out, "{metric}{} {}", label_set(&[("projection", name)], None), value(source));
         }
     }
     let held = "lrs_views_postings_held";

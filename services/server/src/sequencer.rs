@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use lrs_eventlog::{EventLog, Offset};
-use lrs_projection::Views;
+use lrs_projection::{EventHandoff, Views};
 use lrs_xapi::document;
 use lrs_xapi::events::{self, AttachmentContent, DocumentKey, Event};
 use lrs_xapi::statement::{format_time, statement_id};
@@ -31,6 +31,7 @@ use lrs_projection::id_filter::KnownIds;
 const FILTER_BITS_LOG2: u32 = 28;
 
 /// Statements of one request, validated and completed except for `stored`.
+#[derive(Clone)]
 pub struct StatementBatch {
     pub statements: Vec<Value>,
     /// Fingerprint of each statement as the client sent it.
@@ -50,10 +51,28 @@ pub struct DocumentCommand {
 /// The log offset a reader must have applied to see a write.
 pub type VisibleAt = Offset;
 
+/// Statements the writer did not store, and why. A batch refused before
+/// any of it was stored (the views too far behind, the queue full, an id
+/// taken by other content) comes back whole, so a caller that offers it
+/// again (`lrs import`) keeps no copy of its own.
+pub struct Refused {
+    pub error: ApiError,
+    pub batch: Option<StatementBatch>,
+}
+
+impl Refused {
+    fn without_batch(error: ApiError) -> Self {
+        Self { error, batch: None }
+    }
+}
+
+/// Where the writer answers a batch of statements.
+type StatementsReply = oneshot::Sender<Result<VisibleAt, Refused>>;
+
 enum Command {
     /// Events that need no decision (directory imports), appended in order.
     Append(Vec<Event>, oneshot::Sender<Result<VisibleAt, ApiError>>),
-    Statements(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>),
+    Statements(StatementBatch, StatementsReply),
     Document(DocumentCommand, oneshot::Sender<Result<VisibleAt, ApiError>>),
 }
 
@@ -216,6 +235,19 @@ impl Sequencer {
     /// are more than `max_lag` events behind what was appended, so a stalled
     /// projection slows clients down instead of growing memory.
     pub fn start(log: Arc<dyn EventLog>, views: Arc<Views>, queue_depth: usize, max_lag: u64) -> Self {
+        Self::start_handing_off(log, views, queue_depth, max_lag, None)
+    }
+
+    /// As [`Sequencer::start`], offering every event of statements it
+    /// appends, as it holds it before encoding, to `handoff`, so that the
+    /// projections of this process need not decode it again.
+    pub fn start_handing_off(
+        log: Arc<dyn EventLog>,
+        views: Arc<Views>,
+        queue_depth: usize,
+        max_lag: u64,
+        handoff: Option<Arc<EventHandoff>>,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(queue_depth.max(1));
         let progress = Arc::new(WriteProgress { directory_end: AtomicU64::new(u64::MAX), ..Default::default() });
         let writer = Writer {
@@ -229,6 +261,7 @@ impl Sequencer {
             carried: None,
             max_lag: max_lag.max(1),
             refusing: Refusals::default(),
+            handoff,
         };
         tokio::spawn(writer.run());
         Self { queue, progress }
@@ -243,9 +276,26 @@ impl Sequencer {
     }
 
     pub async fn store_statements(&self, batch: StatementBatch) -> Result<VisibleAt, ApiError> {
+        self.store_statements_or_back(batch).await.map_err(|refused| refused.error)
+    }
+
+    /// As [`Sequencer::store_statements`], handing the batch back when it
+    /// is refused before any of it is stored (see [`Refused`]).
+    pub async fn store_statements_or_back(&self, batch: StatementBatch) -> Result<VisibleAt, Refused> {
+        let permit = match tokio::time::timeout(Duration::from_secs(5), self.queue.reserve()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                let error = ApiError::Unavailable("the store is shutting down".to_owned());
+                return Err(Refused { error, batch: Some(batch) });
+            }
+            Err(_) => {
+                let error = ApiError::Unavailable("the store is overloaded; slow down".to_owned());
+                return Err(Refused { error, batch: Some(batch) });
+            }
+        };
         let (reply, answer) = oneshot::channel();
-        self.submit(Command::Statements(batch, reply)).await?;
-        answer.await.map_err(|_| ApiError::Unavailable("the writer stopped".to_owned()))?
+        permit.send(Command::Statements(batch, reply));
+        answer.await.map_err(|_| Refused::without_batch(ApiError::Unavailable("the writer stopped".to_owned())))?
     }
 
     pub async fn append_events(&self, events: Vec<Event>) -> Result<VisibleAt, ApiError> {
@@ -278,6 +328,9 @@ struct Writer {
     max_lag: u64,
     /// Writes refused because the views were too far behind.
     refusing: Refusals,
+    /// Where the events of statements appended are offered, decoded, to
+    /// the projections of this process.
+    handoff: Option<Arc<EventHandoff>>,
 }
 
 /// Writes refused while the views are too far behind the log. A bulk load
@@ -355,8 +408,11 @@ impl Writer {
             self.progress.in_cycle.store(true, Ordering::SeqCst);
             if let Some(refusal) = self.behind() {
                 match first {
-                    Command::Document(_, reply) | Command::Statements(_, reply) | Command::Append(_, reply) => {
+                    Command::Document(_, reply) | Command::Append(_, reply) => {
                         let _ = reply.send(Err(refusal));
+                    }
+                    Command::Statements(batch, reply) => {
+                        let _ = reply.send(Err(Refused { error: refusal, batch: Some(batch) }));
                     }
                 }
                 self.progress.in_cycle.store(false, Ordering::SeqCst);
@@ -465,7 +521,7 @@ impl Writer {
         Ok(self.views.fingerprint(id)?.map(|fingerprint| (fingerprint, 0)))
     }
 
-    async fn store_group(&mut self, group: Vec<(StatementBatch, oneshot::Sender<Result<VisibleAt, ApiError>>)>) {
+    async fn store_group(&mut self, mut group: Vec<(StatementBatch, StatementsReply)>) {
         self.ids.poll_built();
         let applied = self.views.applied_offset();
         self.recent.retain(|_, (_, offset)| *offset >= applied);
@@ -476,11 +532,13 @@ impl Writer {
         let mut plans: Vec<Result<Option<usize>, ApiError>> = Vec::new();
         let mut repeat_visible: Vec<Offset> = Vec::new();
         let mut new_ids_per_event: Vec<Vec<(Uuid, [u8; 32])>> = Vec::new();
-        for (batch, _) in &group {
+        // The events appended, as values, when they are handed off.
+        let mut handed = Vec::new();
+        for (batch, _) in &mut group {
             let mut keep = Vec::new();
             let mut visible = 0;
             let mut conflict = None;
-            for (statement, fingerprint) in batch.statements.iter().zip(&batch.fingerprints) {
+            for (index, (statement, fingerprint)) in batch.statements.iter().zip(&batch.fingerprints).enumerate() {
                 let Some(id) = statement_id(statement) else {
                     conflict = Some(ApiError::internal("statement reached the writer without an id"));
                     break;
@@ -502,7 +560,7 @@ impl Writer {
                         )));
                         break;
                     }
-                    None => keep.push((id, *fingerprint, statement)),
+                    None => keep.push((index, id, *fingerprint)),
                 }
             }
             if let Some(error) = conflict {
@@ -519,10 +577,12 @@ impl Writer {
             let stored_text = Value::String(format_time(self.next_stored()));
             let mut statements = Vec::with_capacity(keep.len());
             let mut ids = Vec::with_capacity(keep.len());
-            for (id, fingerprint, statement) in keep {
+            // Accepted: its statements are moved into the event, not copied
+            // (a refused request's stay in its batch, handed back).
+            for (index, id, fingerprint) in keep {
                 in_cycle.insert(id, fingerprint);
                 ids.push((id, fingerprint));
-                let mut statement = statement.clone();
+                let mut statement = std::mem::take(&mut batch.statements[index]);
                 if let Some(object) = statement.as_object_mut() {
                     object.insert("stored".to_owned(), stored_text.clone());
                 }
@@ -531,12 +591,16 @@ impl Writer {
             plans.push(Ok(Some(events_to_append.len())));
             repeat_visible.push(visible);
             new_ids_per_event.push(ids);
-            events_to_append
-                .push(events::encode(&Event::StatementsStored { statements, attachments: batch.attachments.clone() }));
+            let event = Event::StatementsStored { statements, attachments: std::mem::take(&mut batch.attachments) };
+            events_to_append.push(events::encode(&event));
+            if self.handoff.is_some() {
+                handed.push(Arc::new(event));
+            }
         }
         let appended = if events_to_append.is_empty() {
             Ok(self.progress.appended_end.load(Ordering::SeqCst))
         } else {
+            self.hand_off(&events_to_append, handed).await;
             self.log.append(events_to_append).await
         };
         // Even when the append failed: a failure can come after the events
@@ -557,11 +621,11 @@ impl Writer {
                     self.progress.appended(first + new_ids_per_event.len() as u64, stored as u64, applied);
                     self.progress.statements_stored.fetch_add(stored as u64, Ordering::Relaxed);
                 }
-                for (((_, reply), plan), visible) in group.into_iter().zip(plans).zip(repeat_visible) {
+                for (((batch, reply), plan), visible) in group.into_iter().zip(plans).zip(repeat_visible) {
                     let answer = match plan {
                         Ok(Some(index)) => Ok(first + index as u64 + 1),
                         Ok(None) => Ok(visible),
-                        Err(error) => Err(error),
+                        Err(error) => Err(Refused { error, batch: Some(batch) }),
                     };
                     let _ = reply.send(answer);
                 }
@@ -569,14 +633,33 @@ impl Writer {
             Err(error) => {
                 let message = error.to_string();
                 tracing::warn!(error = %message, "statement append failed");
-                for ((_, reply), plan) in group.into_iter().zip(plans) {
+                for ((batch, reply), plan) in group.into_iter().zip(plans) {
                     let answer = match plan {
-                        Err(error) => Err(error),
-                        Ok(_) => Err(ApiError::from(lrs_eventlog::LogError::Storage(message.clone()))),
+                        Err(error) => Err(Refused { error, batch: Some(batch) }),
+                        Ok(_) => Err(Refused::without_batch(ApiError::from(lrs_eventlog::LogError::Storage(
+                            message.clone(),
+                        )))),
                     };
                     let _ = reply.send(answer);
                 }
             }
+        }
+    }
+
+    /// Offers `events` (encoded as `encoded`) at the offsets they will take
+    /// if the append that follows goes where the log ends now, as it does
+    /// with this writer the only one appending. A wrong guess costs
+    /// nothing but the decoding the handoff would have saved: an event is
+    /// taken only by a record of the same bytes.
+    async fn hand_off(&self, encoded: &[Vec<u8>], events: Vec<Arc<Event>>) {
+        let Some(handoff) = &self.handoff else {
+            return;
+        };
+        let Ok(end) = self.log.end_offset().await else {
+            return;
+        };
+        for ((offset, bytes), event) in (end..).zip(encoded).zip(events) {
+            handoff.offer(offset, bytes, event);
         }
     }
 

@@ -433,6 +433,15 @@ async fn metrics_count_exactly_the_requests_and_statements_sent() {
     assert!((1.0..=9.0).contains(&projector("lrs_projection_batches_total", "xapi")));
     assert!(projector("lrs_projection_apply_seconds_total", "xapi") > 0.0);
     assert!(projector("lrs_projection_events_total", "learning-hub") <= 9.0);
+    // The writer hands the events of statements to the projections decoded:
+    // the xAPI views decode only the document's event, and share it with
+    // the Learning Hub views, which never decode one themselves.
+    let decoded = |projection| projector("lrs_projection_events_decoded_total", projection);
+    let handed = |projection| projector("lrs_projection_events_handed_total", projection);
+    assert_eq!(decoded("xapi") + handed("xapi"), 9.0);
+    assert!(handed("xapi") >= 8.0, "statement events decoded again: {}", decoded("xapi"));
+    assert_eq!(decoded("learning-hub"), 0.0);
+    assert_eq!(handed("learning-hub"), projector("lrs_projection_events_total", "learning-hub"));
     // Applied in small batches, their postings are held in memory.
     assert!(metrics.get("lrs_views_postings_held", &[]).expect("postings held") > 0.0);
     // These statements name no organisation: no uptake digest waits.
