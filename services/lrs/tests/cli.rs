@@ -1722,6 +1722,16 @@ async fn import_loads_ndjson_and_arrays_names_rejected_lines_and_stores_nothing_
     assert!(again.contains("3 statements stored (or already there), 4 rejected"), "{again}");
     assert!(again.contains("6: a different statement with id"), "a conflict is named: {again}");
 
+    // A batch of several, one of them taking the id of a stored statement
+    // with other content: the writer refuses the batch and hands it back
+    // whole, and the import stores the others one by one.
+    let mixed = files.path().join("mixed.ndjson");
+    let mixed_lines = [import_statement(30, false), conflicting.clone(), import_statement(31, false)];
+    std::fs::write(&mixed, mixed_lines.map(|line| line.to_string()).join("\n") + "\n").unwrap();
+    let output = run_ok(&["import", mixed.to_str().unwrap(), "--data-dir", dir_arg(data.path()), "--quiet"]);
+    assert!(output.contains("2 statements stored (or already there), 1 rejected"), "{output}");
+    assert!(output.contains("2: a different statement with id"), "a conflict is named: {output}");
+
     let array = files.path().join("statements.json");
     let elements: Vec<Value> = (20..23).map(|n| import_statement(n, n % 2 == 0)).collect();
     std::fs::write(&array, serde_json::to_string_pretty(&elements).unwrap()).unwrap();
@@ -1730,8 +1740,8 @@ async fn import_loads_ndjson_and_arrays_names_rejected_lines_and_stores_nothing_
 
     let server = Server::serve(data.path());
     let ids = server.admin().list_all_ids().await;
-    assert_eq!(ids.len(), 6, "three lines and three array elements, each once: {ids:?}");
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 6);
+    assert_eq!(ids.len(), 8, "three lines, two of the mixed batch and three array elements, each once: {ids:?}");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 8);
     let first = server.admin().get_statement(&test_uuid(0x1e, 1, 2, 1)).await.expect("the statement with an id");
     assert_eq!(
         first["verb"]["id"], "http://adlnet.gov/expapi/verbs/completed",

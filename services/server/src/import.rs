@@ -31,7 +31,7 @@ use lrs_xapi::XapiVersion;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::sequencer::StatementBatch;
+use crate::sequencer::{Refused, StatementBatch};
 use crate::statements::{Prepare, Prepared, check_attachments_without_parts, parse_json};
 
 /// The largest statement accepted from a file (larger ones are rejected).
@@ -373,50 +373,59 @@ fn prepare_batch(items: &mut Items, context: &Prepare<'_>, file: &str, size: usi
 /// Stores statements through the writer, waiting while it is busy; on a
 /// conflict, stores them one by one and returns the conflicting ones.
 async fn store_batch(state: &AppState, statements: Vec<(u64, Prepared)>) -> Result<Vec<(u64, String)>, ApiError> {
-    match store_waiting(state, &statements).await {
+    let numbers: Vec<u64> = statements.iter().map(|(number, _)| *number).collect();
+    let (fingerprints, statements) = statements.into_iter().map(|(_, p)| (p.fingerprint, p.statement)).unzip();
+    let batch = StatementBatch { statements, fingerprints, attachments: Vec::new() };
+    let conflict = |error: &ApiError| matches!(error, ApiError::Conflict(_) | ApiError::BadRequest { .. });
+    match store_waiting(state, batch).await {
         Ok(()) => Ok(Vec::new()),
-        Err(ApiError::Conflict(_)) | Err(ApiError::BadRequest { .. }) if statements.len() > 1 => {
+        Err(Refused { error, batch: Some(batch) }) if conflict(&error) && numbers.len() > 1 => {
             let mut refused = Vec::new();
-            for one in statements.chunks(1) {
+            let StatementBatch { statements, fingerprints, .. } = batch;
+            for ((number, statement), fingerprint) in numbers.into_iter().zip(statements).zip(fingerprints) {
+                let one = StatementBatch {
+                    statements: vec![statement],
+                    fingerprints: vec![fingerprint],
+                    attachments: Vec::new(),
+                };
                 match store_waiting(state, one).await {
                     Ok(()) => {}
-                    Err(error @ (ApiError::Conflict(_) | ApiError::BadRequest { .. })) => {
-                        refused.push((one[0].0, reason_of(&error)));
-                    }
-                    Err(other) => return Err(other),
+                    Err(Refused { error, .. }) if conflict(&error) => refused.push((number, reason_of(&error))),
+                    Err(other) => return Err(other.error),
                 }
             }
             Ok(refused)
         }
-        Err(error @ (ApiError::Conflict(_) | ApiError::BadRequest { .. })) => {
-            Ok(statements.first().map(|(number, _)| (*number, reason_of(&error))).into_iter().collect())
+        // One statement refused: that one is rejected. (A batch of more
+        // comes back with its conflict; were it not, the import stops
+        // rather than count statements it did not store.)
+        Err(Refused { error, .. }) if conflict(&error) && numbers.len() == 1 => {
+            Ok(numbers.first().map(|number| (*number, reason_of(&error))).into_iter().collect())
         }
-        Err(other) => Err(other),
+        Err(other) => Err(other.error),
     }
 }
 
-/// Hands `statements` to the writer, retrying while it says it is catching
-/// up (503) and waiting for the projections to move rather than spinning.
-/// The writer takes its batch by value, so each attempt gets its own copy.
-async fn store_waiting(state: &AppState, statements: &[(u64, Prepared)]) -> Result<(), ApiError> {
+/// Hands `batch` to the writer, retrying while it says it is catching up
+/// (503) and waiting for the projections to move rather than spinning. A
+/// refused batch comes back from the writer whole, so no attempt copies it.
+async fn store_waiting(state: &AppState, mut batch: StatementBatch) -> Result<(), Refused> {
     let mut applied = state.views.subscribe();
     let mut waited = Duration::ZERO;
     loop {
-        let batch = StatementBatch {
-            statements: statements.iter().map(|(_, p)| p.statement.clone()).collect(),
-            fingerprints: statements.iter().map(|(_, p)| p.fingerprint).collect(),
-            attachments: Vec::new(),
-        };
-        match state.writer.store_statements(batch).await {
+        match state.writer.store_statements_or_back(batch).await {
             Ok(_) => return Ok(()),
-            Err(ApiError::Unavailable(reason)) if waited < Duration::from_secs(600) => {
+            Err(Refused { error: ApiError::Unavailable(reason), batch: Some(back) })
+                if waited < Duration::from_secs(600) =>
+            {
+                batch = back;
                 let started = Instant::now();
                 if tokio::time::timeout(Duration::from_secs(1), applied.changed()).await.is_ok_and(|r| r.is_err()) {
-                    return Err(ApiError::Unavailable(reason));
+                    return Err(Refused { error: ApiError::Unavailable(reason), batch: Some(batch) });
                 }
                 waited += started.elapsed();
             }
-            Err(other) => return Err(other),
+            Err(refused) => return Err(refused),
         }
     }
 }

@@ -7,7 +7,7 @@ use lrs_xapi::events::Event;
 
 use crate::cluster::KafkaIngest;
 use crate::error::ApiError;
-use crate::sequencer::{DocumentCommand, Sequencer, StatementBatch, VisibleAt};
+use crate::sequencer::{DocumentCommand, Refused, Sequencer, StatementBatch, VisibleAt};
 
 #[derive(Clone)]
 pub enum Writer {
@@ -26,6 +26,21 @@ impl Writer {
             Self::Embedded(sequencer) => sequencer.store_statements(batch).await,
             Self::Kafka(ingest) => ingest.store_statements(batch).await,
             Self::ReadOnly => Err(read_only()),
+        }
+    }
+
+    /// As [`Writer::store_statements`], handing the batch back when none
+    /// of it was stored (see [`Refused`]), for a caller that offers it
+    /// again.
+    pub async fn store_statements_or_back(&self, batch: StatementBatch) -> Result<VisibleAt, Refused> {
+        match self {
+            Self::Embedded(sequencer) => sequencer.store_statements_or_back(batch).await,
+            // Ingest sends a copy: whatever it answers, the batch comes back.
+            Self::Kafka(ingest) => {
+                let copy = batch.clone();
+                ingest.store_statements(batch).await.map_err(|error| Refused { error, batch: Some(copy) })
+            }
+            Self::ReadOnly => Err(Refused { error: read_only(), batch: Some(batch) }),
         }
     }
 
