@@ -282,3 +282,28 @@ async fn a_gathering_projection_applies_a_large_enough_batch_without_waiting() {
     assert_eq!(projection.gather.waits(), 0);
     assert_eq!(*projection.batches.lock().unwrap(), [4]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gathering_projection_applies_batches_of_large_events_or_full_by_bytes_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = counting_log(dir.path());
+    const MIB: usize = 1024 * 1024;
+    // Each a batch of its own (a batch holds 4 MiB at most), far fewer
+    // events than the projection gathers: the first is small but cannot
+    // take the next; the second is the whole bound; the third is large,
+    // and the last.
+    for (n, size) in [MIB / 2, 4 * MIB, 2 * MIB].into_iter().enumerate() {
+        log.append(vec![vec![n as u8; size]]).await.unwrap();
+    }
+    let projection = gatherer(4, Duration::from_secs(3600));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run_projector(log.clone() as Arc<dyn EventLog>, projection.clone(), stopped));
+    // Only a hurry would end a wait, and none comes.
+    wait_until("the events are applied", || projection.applied_offset() == 3).await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+    assert_eq!(projection.gather.waits(), 0);
+    assert_eq!(*projection.batches.lock().unwrap(), [1, 1, 1]);
+    let delivered = log.delivered.lock().unwrap();
+    assert!(delivered.values().all(|count| *count == 1), "each record read once: {delivered:?}");
+}
