@@ -247,6 +247,8 @@ pub struct HubViews {
     db: sled::Db,
     frameworks: Frameworks,
     applied: std::sync::atomic::AtomicU64,
+    /// The same offset, for those who wait for it to move.
+    applied_watch: tokio::sync::watch::Sender<Offset>,
     /// The xAPI views whose decisions this projection follows (which
     /// statement events were refused or partly repeats); see
     /// [`HubViews::follow_decisions_of`].
@@ -374,6 +376,7 @@ impl HubViews {
             db,
             frameworks,
             applied: std::sync::atomic::AtomicU64::new(applied),
+            applied_watch: tokio::sync::watch::Sender::new(applied),
             decisions: std::sync::OnceLock::new(),
             uptake_cache: UptakeCache::default(),
             touched: std::sync::Mutex::new((Vec::new(), false)),
@@ -500,6 +503,11 @@ impl HubViews {
         self.applied.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Sees [`HubViews::applied_offset`] move.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Offset> {
+        self.applied_watch.subscribe()
+    }
+
     pub fn flush(&self) -> Result<(), HubError> {
         self.write_unwritten_digests()?;
         self.db.flush()?;
@@ -587,6 +595,7 @@ impl HubViews {
         }
         if let Some(next) = applied? {
             self.applied.store(next, std::sync::atomic::Ordering::Release);
+            self.applied_watch.send_replace(next);
         }
         Ok(())
     }

@@ -28,23 +28,24 @@
 //! decodes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use lrs_eventlog::{LogRecord, Offset};
 use lrs_xapi::events::{Event, EventError, decode};
 
 /// Encoded bytes of events an [`EventHandoff`] holds by default, at most:
-/// about the events of 6,000 statements, several times what the Learning
-/// Hub views lag behind the writer in a steady load, and a few tens of
-/// megabytes decoded.
-pub const DEFAULT_HANDOFF_BYTES: usize = 8 * 1024 * 1024;
+/// about the events of 3,000 statements, several times what the Learning
+/// Hub views lag behind the writer in a steady load. Decoded, they take
+/// about ten times that (every member of a statement a map entry and a
+/// string): 8 MiB made an import's peak 70–110 MB higher than 4 MiB.
+pub const DEFAULT_HANDOFF_BYTES: usize = 4 * 1024 * 1024;
 
 /// Decoded events on their way from the writer (or the first projection
 /// to decode them) to the projections of one process.
 #[derive(Debug)]
 pub struct EventHandoff {
-    limit_bytes: usize,
+    limit_bytes: AtomicUsize,
     inner: Mutex<Inner>,
 }
 
@@ -70,7 +71,17 @@ struct Handed {
 impl EventHandoff {
     /// A handoff holding at most about `limit_bytes` of encoded events.
     pub fn new(limit_bytes: usize) -> Arc<Self> {
-        Arc::new(Self { limit_bytes, inner: Mutex::new(Inner::default()) })
+        Arc::new(Self { limit_bytes: AtomicUsize::new(limit_bytes), inner: Mutex::new(Inner::default()) })
+    }
+
+    /// The encoded bytes it holds at most.
+    pub fn limit_bytes(&self) -> usize {
+        self.limit_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Holds at most `limit_bytes` from now on.
+    pub fn set_limit_bytes(&self, limit_bytes: usize) {
+        self.limit_bytes.store(limit_bytes, Ordering::Relaxed);
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -90,10 +101,11 @@ impl EventHandoff {
         let mut inner = self.inner();
         let bytes = encoded.len();
         let furthest = inner.events.last_key_value().is_none_or(|(last, _)| *last < offset);
-        if inner.positions.is_empty() || (furthest && inner.bytes + bytes > self.limit_bytes) {
+        let limit = self.limit_bytes();
+        if inner.positions.is_empty() || (furthest && inner.bytes + bytes > limit) {
             return;
         }
-        inner.insert(offset, Handed { event, check: Some(encoded.to_vec()), bytes }, self.limit_bytes);
+        inner.insert(offset, Handed { event, check: Some(encoded.to_vec()), bytes }, limit);
     }
 
     /// The event at `record`'s offset, if one is held with the record's
@@ -121,14 +133,25 @@ impl EventHandoff {
         let wanted =
             inner.positions.iter().enumerate().any(|(other, at)| other != taker && at.is_none_or(|at| at < offset));
         if wanted {
-            inner.insert(offset, Handed { event: event.clone(), check: None, bytes }, self.limit_bytes);
+            inner.insert(offset, Handed { event: event.clone(), check: None, bytes }, self.limit_bytes());
         }
     }
 
-    /// Events held, and their encoded bytes (for tests and metrics).
+    /// Events held, and their encoded bytes.
     pub fn held(&self) -> (usize, usize) {
         let inner = self.inner();
         (inner.events.len(), inner.bytes)
+    }
+
+    /// Whether every projection taking from it has reached the first event
+    /// held (taken it, or the one before it): what it holds then leaves as
+    /// they apply. One far behind (rebuilding from the log) leaves it full.
+    pub fn takers_near(&self) -> bool {
+        let inner = self.inner();
+        let Some((first, _)) = inner.events.first_key_value() else {
+            return true;
+        };
+        inner.positions.iter().all(|at| at.is_none_or(|at| at + 1 >= *first))
     }
 }
 
@@ -181,6 +204,11 @@ impl EventSource {
     /// stays).
     pub fn attach(&self, handoff: &Arc<EventHandoff>) {
         self.taker.get_or_init(|| (handoff.clone(), handoff.register()));
+    }
+
+    /// The handoff it takes events from, once attached.
+    pub fn handoff(&self) -> Option<&Arc<EventHandoff>> {
+        self.taker.get().map(|(handoff, _)| handoff)
     }
 
     /// Events this projection decoded from the log itself.
@@ -314,5 +342,29 @@ mod tests {
         let handoff = EventHandoff::new(1 << 20);
         handoff.offer(0, &encode(&event), Arc::new(event));
         assert_eq!(handoff.held(), (0, 0), "nobody takes: nothing kept");
+    }
+
+    #[test]
+    fn takers_are_near_while_none_is_short_of_the_first_event_held() {
+        let event = statement_event(1);
+        let encoded = encode(&event);
+        let handoff = EventHandoff::new(1 << 20);
+        let (views, hub) = (EventSource::default(), EventSource::default());
+        views.attach(&handoff);
+        hub.attach(&handoff);
+        assert!(handoff.takers_near(), "nothing held");
+        for offset in 0..3 {
+            views.event(&record(offset, &event)).unwrap();
+            hub.event(&record(offset, &event)).unwrap();
+        }
+        handoff.offer(3, &encoded, Arc::new(event.clone()));
+        assert!(handoff.takers_near(), "both took 2, and 3 is next");
+        views.event(&record(3, &event)).unwrap();
+        assert!(handoff.takers_near(), "the hub is next to take 3");
+        // The hub far behind: the views share 100, which the hub is far from.
+        views.event(&record(100, &event)).unwrap();
+        hub.event(&record(3, &event)).unwrap();
+        assert_eq!(handoff.held().0, 1);
+        assert!(!handoff.takers_near());
     }
 }

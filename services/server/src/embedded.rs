@@ -33,6 +33,9 @@ pub struct EmbeddedOptions {
     pub frameworks: lrs_hub::frameworks::Frameworks,
     /// Learner sign-in (bearer JWTs), when configured.
     pub jwt: Option<crate::jwt::JwtVerifier>,
+    /// Encoded bytes of events the writer hands to the projections decoded
+    /// at most (see [`EventHandoff`]).
+    pub event_handoff_bytes: usize,
 }
 
 impl EmbeddedOptions {
@@ -45,6 +48,7 @@ impl EmbeddedOptions {
             server: ServerConfig::default(),
             frameworks: lrs_hub::frameworks::Frameworks::empty(),
             jwt: None,
+            event_handoff_bytes: DEFAULT_HANDOFF_BYTES,
         }
     }
 }
@@ -155,6 +159,7 @@ impl Embedded {
     /// embedded log to inject faults).
     pub fn open_with_log(options: EmbeddedOptions, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
         let (queue_depth, max_lag) = (options.write_queue_depth, options.max_projection_lag);
+        let handoff_bytes = options.event_handoff_bytes;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let log = crate::metrics::TimedLog::wrap(log, metrics.clone());
         let (mut state, projectors) = open_local_state(
@@ -175,6 +180,9 @@ impl Embedded {
             },
         )?;
         state.metrics = metrics;
+        if let Some(handoff) = state.views.event_source().handoff() {
+            handoff.set_limit_bytes(handoff_bytes);
+        }
         Ok(Self { state, projectors })
     }
 

@@ -234,6 +234,65 @@ impl EventLog for ControlledLog {
     }
 }
 
+/// The embedded log, with each of the projectors' reads made slow: they
+/// fall behind a writer appending at full speed.
+struct SlowProjectorsLog {
+    inner: FileEventLog,
+}
+
+#[async_trait]
+impl EventLog for SlowProjectorsLog {
+    async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
+        self.inner.append(events).await
+    }
+
+    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
+        if max >= 100 {
+            // Injected slowness, not a wait for anything.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.inner.read_bounded(from, max, max_bytes).await
+    }
+
+    async fn end_offset(&self) -> Result<Offset, LogError> {
+        self.inner.end_offset().await
+    }
+
+    async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
+        self.inner.wait_beyond(offset, timeout).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_keeps_the_writer_near_the_projections_so_they_parse_none_of_its_events() {
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let file = data_dir.path().join("statements.ndjson");
+    let lines: Vec<String> = (0..40).map(|n| statement(None, &format!("urn:import:{n}")).to_string()).collect();
+    std::fs::write(&file, lines.join("\n")).expect("file");
+    let mut options = options(data_dir.path());
+    // Room for a few of the import's events (two statements each, well
+    // under a kilobyte): a writer running ahead of the slow projections
+    // would fill it, and they would parse what it could not hold.
+    options.event_handoff_bytes = 4096;
+    let inner = FileEventLog::open(&data_dir.path().join("log"), FileEventLogConfig::default()).expect("log");
+    let store = Embedded::open_with_log(options, Arc::new(SlowProjectorsLog { inner })).expect("store starts");
+    let import = lrs_server::import::ImportOptions {
+        file,
+        version: lrs_xapi::XapiVersion::V2_0_0,
+        batch_size: 2,
+        authority: json!({ "objectType": "Agent", "account": { "homePage": "https://lrs.example", "name": "import" } }),
+        restart: false,
+    };
+    let progress =
+        lrs_server::import::import(&store.state, data_dir.path(), &import, |_| {}).await.expect("import runs");
+    assert_eq!(progress.accepted, 40);
+    // The import returns once both projections have applied everything.
+    for (name, source) in [("xapi", store.state.views.event_source()), ("hub", store.state.hub.event_source())] {
+        assert_eq!((source.decoded(), source.handed()), (0, 20), "{name}: events parsed again, events handed");
+    }
+    store.stop().await.expect("store stops");
+}
+
 #[tokio::test]
 async fn ready_is_503_naming_the_failed_check_while_projections_lag_or_the_log_fails() {
     let data_dir = tempfile::tempdir().expect("temporary directory");
