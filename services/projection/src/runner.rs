@@ -170,9 +170,7 @@ pub async fn run_projector<P: Projection + ?Sized>(
         let from = views.applied_offset();
         let mut records = match carried.take() {
             Some((after, mut records)) if after == from && !records.is_empty() => {
-                // Held, or left over from a batch full by bytes: what
-                // follows tells whether this one is full too.
-                if gather.is_some() {
+                if gathering.is_some() {
                     read_more(&*log, &mut records, name).await;
                 }
                 records
