@@ -201,11 +201,20 @@ async fn health_says_ok_and_ready_reports_its_checks() {
 }
 
 /// The embedded log, with the projectors' reads (chunks of many events)
-/// held back on demand and the log's end made unreadable on demand.
+/// held back on demand, or each made slow, and the log's end made
+/// unreadable on demand.
 struct ControlledLog {
     inner: FileEventLog,
     hold_projectors: watch::Sender<bool>,
+    slow_projectors: Duration,
     broken: AtomicBool,
+}
+
+impl ControlledLog {
+    fn open(dir: &std::path::Path, slow_projectors: Duration) -> Arc<Self> {
+        let inner = FileEventLog::open(&dir.join("log"), FileEventLogConfig::default()).expect("log");
+        Arc::new(Self { inner, hold_projectors: watch::channel(false).0, slow_projectors, broken: false.into() })
+    }
 }
 
 #[async_trait]
@@ -218,6 +227,8 @@ impl EventLog for ControlledLog {
         if max >= 100 {
             let mut held = self.hold_projectors.subscribe();
             let _ = held.wait_for(|held| !*held).await;
+            // Injected slowness, not a wait for anything.
+            tokio::time::sleep(self.slow_projectors).await;
         }
         self.inner.read_bounded(from, max, max_bytes).await
     }
@@ -226,35 +237,6 @@ impl EventLog for ControlledLog {
         if self.broken.load(Ordering::SeqCst) {
             return Err(LogError::Storage("injected: the log cannot be read".to_owned()));
         }
-        self.inner.end_offset().await
-    }
-
-    async fn wait_beyond(&self, offset: Offset, timeout: Duration) -> Result<Offset, LogError> {
-        self.inner.wait_beyond(offset, timeout).await
-    }
-}
-
-/// The embedded log, with each of the projectors' reads made slow: they
-/// fall behind a writer appending at full speed.
-struct SlowProjectorsLog {
-    inner: FileEventLog,
-}
-
-#[async_trait]
-impl EventLog for SlowProjectorsLog {
-    async fn append(&self, events: Vec<Vec<u8>>) -> Result<Offset, LogError> {
-        self.inner.append(events).await
-    }
-
-    async fn read_bounded(&self, from: Offset, max: usize, max_bytes: usize) -> Result<Vec<LogRecord>, LogError> {
-        if max >= 100 {
-            // Injected slowness, not a wait for anything.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.inner.read_bounded(from, max, max_bytes).await
-    }
-
-    async fn end_offset(&self) -> Result<Offset, LogError> {
         self.inner.end_offset().await
     }
 
@@ -274,8 +256,9 @@ async fn an_import_keeps_the_writer_near_the_projections_so_they_parse_none_of_i
     // under a kilobyte): a writer running ahead of the slow projections
     // would fill it, and they would parse what it could not hold.
     options.event_handoff_bytes = 4096;
-    let inner = FileEventLog::open(&data_dir.path().join("log"), FileEventLogConfig::default()).expect("log");
-    let store = Embedded::open_with_log(options, Arc::new(SlowProjectorsLog { inner })).expect("store starts");
+    // The projectors fall behind a writer appending at full speed.
+    let log = ControlledLog::open(data_dir.path(), Duration::from_millis(5));
+    let store = Embedded::open_with_log(options, log).expect("store starts");
     let import = lrs_server::import::ImportOptions {
         file,
         version: lrs_xapi::XapiVersion::V2_0_0,
@@ -299,8 +282,7 @@ async fn ready_is_503_naming_the_failed_check_while_projections_lag_or_the_log_f
     let mut options = options(data_dir.path());
     options.server.ready_max_lag_events = 0;
     options.server.read_your_writes_timeout = Duration::from_millis(20);
-    let inner = FileEventLog::open(&data_dir.path().join("log"), FileEventLogConfig::default()).expect("log");
-    let log = Arc::new(ControlledLog { inner, hold_projectors: watch::channel(false).0, broken: false.into() });
+    let log = ControlledLog::open(data_dir.path(), Duration::ZERO);
     let store = Embedded::open_with_log(options, log.clone()).expect("store starts");
     let app = serve(store, data_dir).await;
     app.wait_ready(200).await;
