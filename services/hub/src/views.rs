@@ -246,9 +246,9 @@ pub struct HubViews {
     tree: sled::Tree,
     db: sled::Db,
     frameworks: Frameworks,
-    applied: std::sync::atomic::AtomicU64,
-    /// The same offset, for those who wait for it to move.
-    applied_watch: tokio::sync::watch::Sender<Offset>,
+    /// The next log offset to apply, for those who read it and those who
+    /// wait for it to move.
+    applied: tokio::sync::watch::Sender<Offset>,
     /// The xAPI views whose decisions this projection follows (which
     /// statement events were refused or partly repeats); see
     /// [`HubViews::follow_decisions_of`].
@@ -375,8 +375,7 @@ impl HubViews {
             tree,
             db,
             frameworks,
-            applied: std::sync::atomic::AtomicU64::new(applied),
-            applied_watch: tokio::sync::watch::Sender::new(applied),
+            applied: tokio::sync::watch::Sender::new(applied),
             decisions: std::sync::OnceLock::new(),
             uptake_cache: UptakeCache::default(),
             touched: std::sync::Mutex::new((Vec::new(), false)),
@@ -500,12 +499,12 @@ impl HubViews {
     }
 
     pub fn applied_offset(&self) -> Offset {
-        self.applied.load(std::sync::atomic::Ordering::Acquire)
+        *self.applied.borrow()
     }
 
     /// Sees [`HubViews::applied_offset`] move.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Offset> {
-        self.applied_watch.subscribe()
+        self.applied.subscribe()
     }
 
     pub fn flush(&self) -> Result<(), HubError> {
@@ -594,8 +593,7 @@ impl HubViews {
             self.uptake_cache.changed(days, tree);
         }
         if let Some(next) = applied? {
-            self.applied.store(next, std::sync::atomic::Ordering::Release);
-            self.applied_watch.send_replace(next);
+            self.applied.send_replace(next);
         }
         Ok(())
     }
