@@ -28,7 +28,7 @@
 //! decodes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use lrs_eventlog::{LogRecord, Offset};
@@ -45,7 +45,7 @@ pub const DEFAULT_HANDOFF_BYTES: usize = 4 * 1024 * 1024;
 /// to decode them) to the projections of one process.
 #[derive(Debug)]
 pub struct EventHandoff {
-    limit_bytes: AtomicUsize,
+    limit_bytes: usize,
     inner: Mutex<Inner>,
 }
 
@@ -71,17 +71,12 @@ struct Handed {
 impl EventHandoff {
     /// A handoff holding at most about `limit_bytes` of encoded events.
     pub fn new(limit_bytes: usize) -> Arc<Self> {
-        Arc::new(Self { limit_bytes: AtomicUsize::new(limit_bytes), inner: Mutex::new(Inner::default()) })
+        Arc::new(Self { limit_bytes, inner: Mutex::new(Inner::default()) })
     }
 
     /// The encoded bytes it holds at most.
     pub fn limit_bytes(&self) -> usize {
-        self.limit_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Holds at most `limit_bytes` from now on.
-    pub fn set_limit_bytes(&self, limit_bytes: usize) {
-        self.limit_bytes.store(limit_bytes, Ordering::Relaxed);
+        self.limit_bytes
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -101,11 +96,10 @@ impl EventHandoff {
         let mut inner = self.inner();
         let bytes = encoded.len();
         let furthest = inner.events.last_key_value().is_none_or(|(last, _)| *last < offset);
-        let limit = self.limit_bytes();
-        if inner.positions.is_empty() || (furthest && inner.bytes + bytes > limit) {
+        if inner.positions.is_empty() || (furthest && inner.bytes + bytes > self.limit_bytes) {
             return;
         }
-        inner.insert(offset, Handed { event, check: Some(encoded.to_vec()), bytes }, limit);
+        inner.insert(offset, Handed { event, check: Some(encoded.to_vec()), bytes }, self.limit_bytes);
     }
 
     /// The event at `record`'s offset, if one is held with the record's
@@ -133,7 +127,7 @@ impl EventHandoff {
         let wanted =
             inner.positions.iter().enumerate().any(|(other, at)| other != taker && at.is_none_or(|at| at < offset));
         if wanted {
-            inner.insert(offset, Handed { event: event.clone(), check: None, bytes }, self.limit_bytes());
+            inner.insert(offset, Handed { event: event.clone(), check: None, bytes }, self.limit_bytes);
         }
     }
 

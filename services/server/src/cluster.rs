@@ -297,6 +297,7 @@ impl ProjectionService {
             options.server,
             jwt,
             log,
+            lrs_projection::DEFAULT_HANDOFF_BYTES,
             |_, _| Writer::ReadOnly,
         )?;
         Ok(Self { state, projectors })

@@ -101,8 +101,10 @@ impl Projectors {
 
 /// Opens the views, credentials and `more`-link key in `data_dir`, starts
 /// the projectors, and builds the state handlers share, with the writer
-/// `writer` makes from the views and the handoff the projections take
-/// decoded events from: what `serve` and a Kafka projection share.
+/// `writer` makes from the views and the handoff (of at most
+/// `handoff_bytes`) the projections take decoded events from: what `serve`
+/// and a Kafka projection share.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_local_state(
     data_dir: &std::path::Path,
     store: StoreOptions,
@@ -110,6 +112,7 @@ pub(crate) fn open_local_state(
     config: ServerConfig,
     jwt: Option<crate::jwt::JwtVerifier>,
     log: Arc<dyn EventLog>,
+    handoff_bytes: usize,
     writer: impl FnOnce(&Arc<Views>, &Arc<EventHandoff>) -> crate::writer::Writer,
 ) -> Result<(AppState, Projectors), StartError> {
     let validator = StatementValidator::new()?;
@@ -120,7 +123,7 @@ pub(crate) fn open_local_state(
     let mut hub = HubViews::open(&data_dir.join("hub"), store, frameworks)?;
     hub.set_gather_wait(config.learning_hub_gather_wait);
     let hub = Arc::new(hub);
-    let handoff = hand_off(&views, &hub);
+    let handoff = hand_off(&views, &hub, handoff_bytes);
     let projectors = Projectors::start(&log, &views, &hub);
     let writer = writer(&views, &handoff);
     let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt);
@@ -130,8 +133,8 @@ pub(crate) fn open_local_state(
 /// A handoff both projections take events from: the one that decodes an
 /// event first (or the writer, offering what it appends) saves the other
 /// decoding it again.
-fn hand_off(views: &Views, hub: &HubViews) -> Arc<EventHandoff> {
-    let handoff = EventHandoff::new(DEFAULT_HANDOFF_BYTES);
+fn hand_off(views: &Views, hub: &HubViews, limit_bytes: usize) -> Arc<EventHandoff> {
+    let handoff = EventHandoff::new(limit_bytes);
     views.event_source().attach(&handoff);
     hub.event_source().attach(&handoff);
     handoff
@@ -159,7 +162,6 @@ impl Embedded {
     /// embedded log to inject faults).
     pub fn open_with_log(options: EmbeddedOptions, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
         let (queue_depth, max_lag) = (options.write_queue_depth, options.max_projection_lag);
-        let handoff_bytes = options.event_handoff_bytes;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let log = crate::metrics::TimedLog::wrap(log, metrics.clone());
         let (mut state, projectors) = open_local_state(
@@ -169,6 +171,7 @@ impl Embedded {
             options.server,
             options.jwt,
             log.clone(),
+            options.event_handoff_bytes,
             |views, handoff| {
                 crate::writer::Writer::Embedded(Sequencer::start_handing_off(
                     log,
@@ -180,9 +183,6 @@ impl Embedded {
             },
         )?;
         state.metrics = metrics;
-        if let Some(handoff) = state.views.event_source().handoff() {
-            handoff.set_limit_bytes(handoff_bytes);
-        }
         Ok(Self { state, projectors })
     }
 
@@ -263,7 +263,7 @@ pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<
     for (dir, store) in [(options.data_dir.clone(), options.store), (scratch.clone(), scratch_store)] {
         let views = Arc::new(Views::open(&dir.join("views"), store)?);
         let hub = Arc::new(HubViews::open(&dir.join("hub"), store, options.frameworks.clone())?);
-        hand_off(&views, &hub);
+        hand_off(&views, &hub, options.event_handoff_bytes);
         let projectors = Projectors::start(&log, &views, &hub);
         // Projectors never stop on their own (they retry and log), so this
         // waits as long as the replay takes.
