@@ -267,12 +267,18 @@ impl Sequencer {
         Self { queue, progress }
     }
 
-    async fn submit(&self, command: Command) -> Result<(), ApiError> {
-        match tokio::time::timeout(Duration::from_secs(5), self.queue.send(command)).await {
-            Ok(Ok(())) => Ok(()),
+    /// A place in the writer's queue, waited for at most 5 s.
+    async fn reserve(&self) -> Result<mpsc::Permit<'_, Command>, ApiError> {
+        match tokio::time::timeout(Duration::from_secs(5), self.queue.reserve()).await {
+            Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(ApiError::Unavailable("the store is shutting down".to_owned())),
             Err(_) => Err(ApiError::Unavailable("the store is overloaded; slow down".to_owned())),
         }
+    }
+
+    async fn submit(&self, command: Command) -> Result<(), ApiError> {
+        self.reserve().await?.send(command);
+        Ok(())
     }
 
     pub async fn store_statements(&self, batch: StatementBatch) -> Result<VisibleAt, ApiError> {
@@ -282,16 +288,9 @@ impl Sequencer {
     /// As [`Sequencer::store_statements`], handing the batch back when it
     /// is refused before any of it is stored (see [`Refused`]).
     pub async fn store_statements_or_back(&self, batch: StatementBatch) -> Result<VisibleAt, Refused> {
-        let permit = match tokio::time::timeout(Duration::from_secs(5), self.queue.reserve()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => {
-                let error = ApiError::Unavailable("the store is shutting down".to_owned());
-                return Err(Refused { error, batch: Some(batch) });
-            }
-            Err(_) => {
-                let error = ApiError::Unavailable("the store is overloaded; slow down".to_owned());
-                return Err(Refused { error, batch: Some(batch) });
-            }
+        let permit = match self.reserve().await {
+            Ok(permit) => permit,
+            Err(error) => return Err(Refused { error, batch: Some(batch) }),
         };
         let (reply, answer) = oneshot::channel();
         permit.send(Command::Statements(batch, reply));
