@@ -77,9 +77,24 @@ impl Default for ServerConfig {
     }
 }
 
-/// Everything a handler needs.
+/// Everything a handler needs: a handle, one shared [`SharedState`] behind
+/// it. The router's middleware and extractors clone the state for every
+/// request (each `from_fn_with_state` layer clones its state and the
+/// services inside it), so a clone is one reference count, not one for
+/// every field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct SharedState {
     pub log: Arc<dyn EventLog>,
     pub views: Arc<Views>,
     /// Where writes go: the embedded single writer, or Kafka.
@@ -126,7 +141,25 @@ impl AppState {
         config: ServerConfig,
         jwt: Option<crate::jwt::JwtVerifier>,
     ) -> Self {
-        Self {
+        Self::with_metrics(log, views, hub, writer, validator, credentials, more_links, config, jwt, Default::default())
+    }
+
+    /// As [`AppState::new`], counting into `metrics` (which a log wrapped to
+    /// time its appends may count into too).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_metrics(
+        log: Arc<dyn EventLog>,
+        views: Arc<Views>,
+        hub: Arc<lrs_hub::HubViews>,
+        writer: Writer,
+        validator: StatementValidator,
+        credentials: CredentialStore,
+        more_links: crate::more_links::MoreLinks,
+        config: ServerConfig,
+        jwt: Option<crate::jwt::JwtVerifier>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self(Arc::new(SharedState {
             log,
             views,
             writer,
@@ -139,10 +172,10 @@ impl AppState {
             more_links: Arc::new(more_links),
             hub,
             jwt: jwt.map(Arc::new),
-            metrics: Default::default(),
+            metrics,
             acknowledged: Default::default(),
             acknowledged_for: Default::default(),
-        }
+        }))
     }
 
     /// Before acknowledging a write: waits (bounded) until the views show

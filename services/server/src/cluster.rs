@@ -208,7 +208,7 @@ impl IngestService {
         let decision_wait = server.read_your_writes_timeout.max(Duration::from_secs(30));
         let ingest = KafkaIngest::new(log.clone(), projections.clone(), decision_wait);
         let forwarder = Arc::new(Forwarder::new(projections, Vec::new(), server.max_body_bytes));
-        let mut state = AppState::new(
+        let state = AppState::with_metrics(
             log,
             Arc::new(Views::temporary()?),
             Arc::new(HubViews::temporary(lrs_hub::frameworks::Frameworks::empty())?),
@@ -218,8 +218,8 @@ impl IngestService {
             MoreLinks::ephemeral(),
             server,
             jwt,
+            metrics,
         );
-        state.metrics = metrics;
         Ok(Self { state, forwarder })
     }
 
@@ -298,6 +298,7 @@ impl ProjectionService {
             jwt,
             log,
             lrs_projection::DEFAULT_HANDOFF_BYTES,
+            Default::default(),
             |_, _| Writer::ReadOnly,
         )?;
         Ok(Self { state, projectors })

@@ -113,6 +113,7 @@ pub(crate) fn open_local_state(
     jwt: Option<crate::jwt::JwtVerifier>,
     log: Arc<dyn EventLog>,
     handoff_bytes: usize,
+    metrics: Arc<crate::metrics::Metrics>,
     writer: impl FnOnce(&Arc<Views>, &Arc<EventHandoff>) -> crate::writer::Writer,
 ) -> Result<(AppState, Projectors), StartError> {
     let validator = StatementValidator::new()?;
@@ -126,7 +127,8 @@ pub(crate) fn open_local_state(
     let handoff = hand_off(&views, &hub, handoff_bytes);
     let projectors = Projectors::start(&log, &views, &hub);
     let writer = writer(&views, &handoff);
-    let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt);
+    let state =
+        AppState::with_metrics(log, views, hub, writer, validator, credentials, more_links, config, jwt, metrics);
     Ok((state, projectors))
 }
 
@@ -164,7 +166,7 @@ impl Embedded {
         let (queue_depth, max_lag) = (options.write_queue_depth, options.max_projection_lag);
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let log = crate::metrics::TimedLog::wrap(log, metrics.clone());
-        let (mut state, projectors) = open_local_state(
+        let (state, projectors) = open_local_state(
             &options.data_dir,
             options.store,
             options.frameworks,
@@ -172,6 +174,7 @@ impl Embedded {
             options.jwt,
             log.clone(),
             options.event_handoff_bytes,
+            metrics,
             |views, handoff| {
                 crate::writer::Writer::Embedded(Sequencer::start_handing_off(
                     log,
@@ -182,7 +185,6 @@ impl Embedded {
                 ))
             },
         )?;
-        state.metrics = metrics;
         Ok(Self { state, projectors })
     }
 

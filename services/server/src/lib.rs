@@ -23,7 +23,7 @@ pub mod throttle;
 pub mod ui;
 pub mod writer;
 
-pub use app::{AppState, ServerConfig, app};
+pub use app::{AppState, ServerConfig, SharedState, app};
 pub use embedded::{Embedded, EmbeddedOptions, StartError, VerifyReport, verify};
 pub use lrs_projection::StoreOptions;
 pub use statements::QUERY_PARAMETERS;
