@@ -228,9 +228,45 @@ pub struct CredentialStore {
 struct StoreState {
     /// SHA-256 of the credentials file as last loaded.
     stamp: Option<[u8; 32]>,
+    /// The file's metadata when it was last read.
+    seen: Option<FileSeen>,
     by_key: HashMap<String, Credential>,
     /// key → SHA-256 of a secret already verified against the argon2 hash.
     verified: HashMap<String, [u8; 32]>,
+}
+
+/// What the credentials file's metadata said when it was read: a file whose
+/// metadata still says the same, and whose last change is older than any
+/// file system's time resolution, has not changed since (every save
+/// replaces the file, so its time, and its inode, change).
+#[derive(Debug, PartialEq, Eq)]
+struct FileSeen {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl FileSeen {
+    /// How long after its last change a file's times could still be those
+    /// of the next change.
+    const RESOLUTION: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        Self {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode: std::os::unix::fs::MetadataExt::ino(metadata),
+        }
+    }
+
+    /// Whether a change after this one would show in the metadata.
+    fn settled(&self) -> bool {
+        self.modified
+            .and_then(|modified| std::time::SystemTime::now().duration_since(modified).ok())
+            .is_some_and(|age| age > Self::RESOLUTION)
+    }
 }
 
 impl CredentialStore {
@@ -242,10 +278,21 @@ impl CredentialStore {
 
     fn refresh(&self) -> Result<(), CredentialError> {
         let path = self.data_dir.join(CREDENTIALS_FILE);
+        let seen = std::fs::metadata(&path).ok().map(|metadata| FileSeen::of(&metadata));
+        let lock = || self.state.lock().map_err(|_| CredentialError::Invalid("lock poisoned".to_owned()));
+        {
+            let state = lock()?;
+            if seen.as_ref().is_some_and(|seen| seen.settled() && state.seen.as_ref() == Some(seen))
+                && !state.by_key.is_empty()
+            {
+                return Ok(());
+            }
+        }
         // The content decides, not the file's time and size: two writes
         // within the file system's time resolution can keep both.
         let stamp: Option<[u8; 32]> = std::fs::read(&path).ok().map(|bytes| Sha256::digest(&bytes).into());
-        let mut state = self.state.lock().map_err(|_| CredentialError::Invalid("lock poisoned".to_owned()))?;
+        let mut state = lock()?;
+        state.seen = seen;
         if state.stamp == stamp && !state.by_key.is_empty() {
             return Ok(());
         }
@@ -297,6 +344,47 @@ mod tests {
         assert!(store.authenticate(&credential.key, &secret).is_some());
         assert!(store.authenticate(&credential.key, "wrong").is_none());
         assert!(store.authenticate(&credential.key, &secret).is_some(), "cached verification still works");
+        revoke(dir.path(), "moodle").unwrap();
+        assert!(store.authenticate(&credential.key, &secret).is_none(), "revocation is seen without restart");
+    }
+
+    /// The store skips reading a file whose metadata has not changed only
+    /// once its last change is older than any time resolution: a change
+    /// that keeps the length, the inode and the time (a file rewritten in
+    /// place within the same tick) is still seen.
+    #[test]
+    fn a_change_that_keeps_the_metadata_is_seen_while_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (credential, secret) = add(dir.path(), "moodle", None, None, vec![Scope::All]).unwrap();
+        let path = dir.path().join(CREDENTIALS_FILE);
+        let store = CredentialStore::open(dir.path()).unwrap();
+        assert!(store.authenticate(&credential.key, &secret).is_some());
+        let before = std::fs::metadata(&path).unwrap();
+        // Revoked, written in place with the same length and time.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let revoked = text.replace("\"revoked\": false", "\"revoked\": true ");
+        assert_ne!(text, revoked, "the file names the credential not revoked: {text}");
+        assert_eq!(text.len(), revoked.len());
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &file, revoked.as_bytes()).unwrap();
+        file.set_modified(before.modified().unwrap()).unwrap();
+        drop(file);
+        assert_eq!(FileSeen::of(&std::fs::metadata(&path).unwrap()), FileSeen::of(&before));
+        assert!(store.authenticate(&credential.key, &secret).is_none(), "a recent file is read again");
+    }
+
+    /// A settled file the store no longer reads is read again once it is
+    /// replaced.
+    #[test]
+    fn a_settled_file_replaced_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (credential, secret) = add(dir.path(), "moodle", None, None, vec![Scope::All]).unwrap();
+        let path = dir.path().join(CREDENTIALS_FILE);
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(an_hour_ago).unwrap();
+        let store = CredentialStore::open(dir.path()).unwrap();
+        assert!(store.authenticate(&credential.key, &secret).is_some());
+        assert!(store.state.lock().unwrap().seen.as_ref().is_some_and(FileSeen::settled));
         revoke(dir.path(), "moodle").unwrap();
         assert!(store.authenticate(&credential.key, &secret).is_none(), "revocation is seen without restart");
     }
