@@ -786,6 +786,28 @@ async fn serve_on_a_fresh_data_dir_prints_a_first_credential_that_can_post_state
     assert_eq!(stored["id"], json!(id));
 }
 
+/// A log that goes to a file (not a terminal) is plain text: no colour
+/// escapes in the lines a collector or `grep` reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_plain_text_to_a_file() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::serve(dir.path());
+    let (key, secret) = server.created.clone().unwrap();
+    let id = test_uuid(0x1065, 4, 4, 1);
+    server.client(&key, &secret).post_ok(&statement(&id), &[&id]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(server.stderr.path()).unwrap_or_default();
+        if log.contains("lrs::access") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no access line in the log:\n{log}");
+        tokio::task::yield_now().await;
+    };
+    assert!(!log.contains('\u{1b}'), "the log has terminal escapes:\n{log:?}");
+    assert!(log.contains(" INFO lrs::access: request method=POST"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_requests_without_valid_credentials() {
     let dir = TempDir::new().unwrap();
