@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_xapi::agent::ifi_key;
-use lrs_xapi::statement::{statement_id, voided_target};
+use lrs_xapi::statement::{field, statement_id, voided_target};
 
 /// The home page of Learning Hub accounts.
 pub const LEARNING_HUB_HOME_PAGE: &str = "https://learninghub.nhs.uk";
@@ -121,7 +121,7 @@ pub fn statement_organisation(statement: &Value) -> Option<String> {
 }
 
 fn context_extension(statement: &Value, iri: &str) -> Option<String> {
-    let value = statement.pointer("/context/extensions")?.get(iri)?;
+    let value = field(statement, &["context", "extensions"])?.get(iri)?;
     let text = value.as_str()?.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
@@ -141,11 +141,10 @@ pub fn read_statement(statement: &Value) -> Reading {
     let is_activity = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity") == "Activity";
     let activity = if is_activity { object.get("id").and_then(Value::as_str).map(str::to_owned) } else { None };
     let definition = if is_activity { object.get("definition") } else { None };
-    let platform = statement
-        .pointer("/context/platform")
+    let platform = field(statement, &["context", "platform"])
         .and_then(Value::as_str)
-        .or_else(|| statement.pointer("/authority/name").and_then(Value::as_str))
-        .or_else(|| statement.pointer("/authority/account/name").and_then(Value::as_str))
+        .or_else(|| field(statement, &["authority", "name"]).and_then(Value::as_str))
+        .or_else(|| field(statement, &["authority", "account", "name"]).and_then(Value::as_str))
         .unwrap_or("unknown")
         .to_owned();
     let context_activities = lrs_xapi::statement::context_activities(statement)
@@ -156,12 +155,12 @@ pub fn read_statement(statement: &Value) -> Reading {
         id: id.to_string(),
         learner,
         time,
-        verb: statement.pointer("/verb/id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        verb: field(statement, &["verb", "id"]).and_then(Value::as_str).unwrap_or_default().to_owned(),
         activity,
         activity_type: definition.and_then(|d| d.get("type")).and_then(Value::as_str).map(str::to_owned),
         activity_name: definition.and_then(|d| d.get("name")).and_then(preferred_text),
-        scaled: statement.pointer("/result/score/scaled").and_then(Value::as_f64),
-        duration_ms: statement.pointer("/result/duration").and_then(Value::as_str).and_then(duration_ms),
+        scaled: field(statement, &["result", "score", "scaled"]).and_then(Value::as_f64),
+        duration_ms: field(statement, &["result", "duration"]).and_then(Value::as_str).and_then(duration_ms),
         platform,
         organisation: statement_organisation(statement),
         staff_group: context_extension(statement, STAFF_GROUP_EXTENSION),

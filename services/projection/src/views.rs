@@ -16,7 +16,7 @@ use lrs_xapi::agent::{ifi_key, primary_agent_keys, related_agent_keys};
 use lrs_xapi::document;
 use lrs_xapi::events::{DocumentKey, DocumentKind, Event};
 use lrs_xapi::statement::{
-    VOIDED_VERB, activities_with_definitions, activity_ids, statement_ref_target, voided_target,
+    VOIDED_VERB, activities_with_definitions, activity_ids, field, statement_ref_target, voided_target,
 };
 
 use crate::batch::{PendingBatch, apply_records_then};
@@ -64,12 +64,12 @@ impl Facets {
         primary_agent_keys(statement, &mut facets.agents);
         related_agent_keys(statement, &mut facets.related_agents);
         facets.related_agents.extend(facets.agents.iter().cloned());
-        if let Some(verb) = statement.pointer("/verb/id").and_then(Value::as_str) {
+        if let Some(verb) = field(statement, &["verb", "id"]).and_then(Value::as_str) {
             facets.verbs.push(verb.to_owned());
         }
         activity_ids(statement, false, &mut facets.activities);
         activity_ids(statement, true, &mut facets.related_activities);
-        if let Some(registration) = statement.pointer("/context/registration").and_then(Value::as_str) {
+        if let Some(registration) = field(statement, &["context", "registration"]).and_then(Value::as_str) {
             facets.registrations.push(registration.to_ascii_lowercase());
         }
         facets.dedup();

@@ -353,7 +353,8 @@ fn check_attachments(
     prefix: &str,
 ) -> Result<(), ApiError> {
     let mut lists = vec![("", statement)];
-    if statement.pointer("/object/objectType").and_then(Value::as_str) == Some("SubStatement") {
+    if lrs_xapi::statement::field(statement, &["object", "objectType"]).and_then(Value::as_str) == Some("SubStatement")
+    {
         lists.push(("/object", &statement["object"]));
     }
     for (path, holder) in lists {

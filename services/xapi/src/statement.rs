@@ -185,9 +185,21 @@ pub fn fill_timestamp(statement: &mut Value) {
     }
 }
 
+/// The value at `path`, object keys outermost first: what
+/// `Value::pointer("/a/b")` finds, without parsing and unescaping a pointer
+/// (an allocation for every key) for every statement.
+pub fn field<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |value, key| value.get(*key))
+}
+
+/// As [`field`], to change the value.
+pub fn field_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    path.iter().try_fold(value, |value, key| value.get_mut(*key))
+}
+
 /// The id of the statement this one voids, if it is a voiding statement.
 pub fn voided_target(statement: &Value) -> Option<Uuid> {
-    if statement.pointer("/verb/id").and_then(Value::as_str) != Some(VOIDED_VERB) {
+    if field(statement, &["verb", "id"]).and_then(Value::as_str) != Some(VOIDED_VERB) {
         return None;
     }
     statement_ref_target(statement)
@@ -243,17 +255,17 @@ fn collect_activities<'a>(statement: &'a Value, out: &mut Vec<&'a Value>) {
 /// Every Activity in `context.contextActivities` (any list; a single object
 /// as 1.0.3 allowed counts as a list of one).
 pub fn context_activities(statement: &Value) -> impl Iterator<Item = &Value> {
-    let lists = statement.pointer("/context/contextActivities").and_then(Value::as_object);
+    let lists = field(statement, &["context", "contextActivities"]).and_then(Value::as_object);
     lists.into_iter().flat_map(|lists| lists.values()).flat_map(|list| match list {
-        Value::Array(items) => items.iter().collect::<Vec<_>>(),
-        single => vec![single],
+        Value::Array(items) => items.as_slice(),
+        single => std::slice::from_ref(single),
     })
 }
 
 /// 1.0.3 allowed a single object where 2.0 requires arrays in
 /// `contextActivities`; the LRS stores the array form.
 pub fn normalise_context_activities(statement: &mut Value) {
-    if let Some(Value::Object(lists)) = statement.pointer_mut("/context/contextActivities") {
+    if let Some(Value::Object(lists)) = field_mut(statement, &["context", "contextActivities"]) {
         for list in lists.values_mut() {
             if list.is_object() {
                 let single = list.take();

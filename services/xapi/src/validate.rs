@@ -5,6 +5,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::Value;
 
 use crate::XapiVersion;
+use crate::statement::field;
 
 const SCHEMA_1_0_3: &str = include_str!("../../../schemas/xapi/statement-1.0.3.json");
 const SCHEMA_2_0_0: &str = include_str!("../../../schemas/xapi/statement-2.0.0.json");
@@ -109,7 +110,7 @@ fn check_rules(version: XapiVersion, statement: &Value, base: &str) -> Result<()
         check_score(result, &format!("{base}/result"))?;
     }
     check_language_maps(statement, &mut base.to_owned())?;
-    if let Some(Value::String(tag)) = statement.pointer("/context/language")
+    if let Some(Value::String(tag)) = field(statement, &["context", "language"])
         && !is_language_tag(tag)
     {
         return Err(ValidationError::new(
@@ -204,7 +205,7 @@ fn check_interaction_components(statement: &Value, base: &str) -> Result<(), Val
     if object_is_activity && let Some(definition) = object.and_then(|o| o.get("definition")) {
         check_component_lists(definition, &format!("{base}/object/definition"))?;
     }
-    let Some(Value::Object(context_activities)) = statement.pointer("/context/contextActivities") else {
+    let Some(Value::Object(context_activities)) = field(statement, &["context", "contextActivities"]) else {
         return Ok(());
     };
     for (key, value) in context_activities {
