@@ -474,6 +474,12 @@ fn main() -> anyhow::Result<()> {
                 .block_on(lrs_server::verify(options, args.compress_scratch))
                 .context("verifying the store")?;
             println!(
+                "replayed {} events in {:.1} s; the digests took {:.1} s",
+                report.end,
+                report.replay.as_secs_f64(),
+                report.digesting.as_secs_f64()
+            );
+            println!(
                 "the replay took {:.1} MiB of scratch disk{} (removed)",
                 report.scratch_bytes as f64 / (1024.0 * 1024.0),
                 if args.compress_scratch { ", compressed" } else { "" }

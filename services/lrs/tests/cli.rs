@@ -1601,6 +1601,11 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     drop(Server::serve(dir.path()));
     let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
     assert!(verified.status.success(), "{}", describe(&verified));
+    // It says how long the replay and the digests took.
+    let timed = text(&verified.stdout).lines().find(|l| l.starts_with("replayed ")).map(str::to_owned);
+    let seconds: Vec<f64> =
+        timed.iter().flat_map(|line| line.split(' ')).filter_map(|word| word.parse().ok()).collect();
+    assert_eq!(seconds.len(), 3, "events, replay and digest seconds: {}", describe(&verified));
     // The replay went to a scratch store beside the live one, which its
     // help warns about, and is gone.
     assert!(!dir.path().join("verify-scratch").exists(), "the replay's scratch store is left behind");

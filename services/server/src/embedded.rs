@@ -211,6 +211,11 @@ pub struct VerifyReport {
     /// The disk the replay's scratch store took once it had caught up
     /// (removed afterwards): about the free disk a verification needs.
     pub scratch_bytes: u64,
+    /// How long the replay of the whole log into the scratch store took.
+    pub replay: Duration,
+    /// How long the digests of both stores took (each store's two
+    /// projections side by side).
+    pub digesting: Duration,
 }
 
 impl VerifyReport {
@@ -262,22 +267,41 @@ pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<
     // The live store keeps the compression it was made with; only the
     // scratch store is made compressed when asked.
     let scratch_store = StoreOptions { compress_new: compress_scratch, ..options.store };
+    let (mut replay, mut digesting) = (Duration::ZERO, Duration::ZERO);
     for (dir, store) in [(options.data_dir.clone(), options.store), (scratch.clone(), scratch_store)] {
         let views = Arc::new(Views::open(&dir.join("views"), store)?);
         let hub = Arc::new(HubViews::open(&dir.join("hub"), store, options.frameworks.clone())?);
         hand_off(&views, &hub, options.event_handoff_bytes);
+        let began = std::time::Instant::now();
         let projectors = Projectors::start(&log, &views, &hub);
         // Projectors never stop on their own (they retry and log), so this
         // waits as long as the replay takes.
         while !caught_up(&views, Some(&hub), end, Duration::from_secs(3600)).await {}
         projectors.stop(&views, &hub).await?;
-        digests.push((views.state_digest()?, hub.state_digest()?));
+        // The live store's projections only catch up; the scratch one's
+        // replay the whole log.
+        replay = began.elapsed();
+        let began = std::time::Instant::now();
+        digests.push(state_digests(views, hub).await?);
+        digesting += began.elapsed();
     }
     let scratch_bytes = disk_usage(&scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let [(live_views, live_hub), (replayed_views, replayed_hub)] = <[(String, String); 2]>::try_from(digests)
         .map_err(|_| StartError::DataDir { path: scratch, reason: "verification did not run".to_owned() })?;
-    Ok(VerifyReport { end, live_views, replayed_views, live_hub, replayed_hub, scratch_bytes })
+    Ok(VerifyReport { end, live_views, replayed_views, live_hub, replayed_hub, scratch_bytes, replay, digesting })
+}
+
+/// Both projections' digests, each a scan of its whole store, side by side.
+async fn state_digests(views: Arc<Views>, hub: Arc<HubViews>) -> Result<(String, String), StartError> {
+    let views = tokio::task::spawn_blocking(move || views.state_digest());
+    let hub = tokio::task::spawn_blocking(move || hub.state_digest());
+    Ok((joined(views.await)?, joined(hub.await)?))
+}
+
+/// What a blocking task returned; its panic, carried on.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> T {
+    result.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
 /// The disk the files under `path` take (blocks allocated, so a sparse
