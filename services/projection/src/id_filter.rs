@@ -15,6 +15,9 @@
 //! about a tenth as many ids as it has bits, more and more of its answers
 //! are "maybe", and reads come back.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use uuid::Uuid;
 
 /// Bits set per id: optimal at about 10 bits an id; fewer hashes would
@@ -133,7 +136,9 @@ impl KnownIds {
             return Self::Ready(IdFilter::new(bits_log2));
         }
         let (done, built) = tokio::sync::oneshot::channel();
+        let running = Running::start(what);
         let spawned = std::thread::Builder::new().name(format!("{what} filter")).spawn(move || {
+            let _running = running;
             let began = std::time::Instant::now();
             let mut filter = IdFilter::new(bits_log2);
             for id in scan {
@@ -230,6 +235,38 @@ pub(crate) fn ids_sharing_top_bits(bits: u32, n: u64) -> Vec<Uuid> {
     }
     let top = 0x5a5a_5a5a_5a5a_5a5a_u64 >> (64 - bits) << (64 - bits);
     (0..n).map(|i| Uuid::from_u64_pair(unmix(top | i) ^ mix(0), 0)).collect()
+}
+
+/// The builds of filters running in this process, by what they filter:
+/// each scans a store on a thread of its own, using a core until done, and
+/// until then its owner reads the store for every check.
+static RUNNING: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
+
+/// Filters being built in this process, by what they filter (see
+/// [`KnownIds::build`]), as `/metrics` reports them: every kind of filter
+/// this process has built, with how many of it are being built now (0 once
+/// done or given up).
+pub fn builds_running() -> Vec<(&'static str, usize)> {
+    RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+/// One build counted in [`RUNNING`] until dropped, however its thread ends
+/// (or if it never starts).
+struct Running(&'static str);
+
+impl Running {
+    fn start(what: &'static str) -> Self {
+        *RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(what).or_default() += 1;
+        Self(what)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(count) = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(self.0) {
+            *count = count.saturating_sub(1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -348,5 +385,30 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(matches!(known, KnownIds::Unused));
+    }
+
+    /// A build is counted as running from its start until its thread
+    /// ends, whether it built the filter or its scan failed.
+    #[test]
+    fn a_build_is_counted_as_running_until_its_thread_ends() {
+        const WHAT: &str = "counted test";
+        let running = || builds_running().into_iter().find(|(what, _)| *what == WHAT).map_or(0, |(_, n)| n);
+        let until_none_running = || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while running() != 0 {
+                assert!(std::time::Instant::now() < deadline, "a build that ended is still counted");
+                std::thread::yield_now();
+            }
+        };
+        for outcome in [Err("the scan broke".to_owned()), Ok(Uuid::from_u128(3))] {
+            let (send, scan) = std::sync::mpsc::channel::<Result<Uuid, String>>();
+            send.send(Ok(Uuid::from_u128(1))).unwrap();
+            let _known = KnownIds::build(WHAT, 16, scan.into_iter(), || {});
+            // The scan waits for its next id: the build is running.
+            assert_eq!(running(), 1);
+            send.send(outcome).unwrap();
+            drop(send);
+            until_none_running();
+        }
     }
 }

@@ -528,7 +528,28 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
     }
     render_projectors(&state, &mut out);
+    render_filter_builds(&mut out);
     text(out)
+}
+
+/// The filters of ids this process is building from its stores (at
+/// start-up, or when a projection applies its first batch after it).
+fn render_filter_builds(out: &mut String) {
+    let builds = lrs_projection::id_filter::builds_running();
+    if builds.is_empty() {
+        return;
+    }
+    let metric = "lrs_id_filters_building";
+    header_lines(
+        out,
+        metric,
+        "gauge",
+        "Filters of ids being built from a scan of a store, by what they filter: each takes a core until done, \
+         and until then every check it would answer reads the store.",
+    );
+    for (filter, running) in builds {
+        let _ = writeln!(out, "{metric}{} {running}", label_set(&[("filter", filter)], None));
+    }
 }
 
 /// A counter's name, its help text, and how to read it from a projector's

@@ -562,6 +562,18 @@ async fn ids_stored_before_a_start_are_in_the_writers_filter_and_new_ids_skip_th
     assert_eq!(checks(&metrics, "views"), Some(2.0), "ids the filter holds are read from the views");
     assert_eq!(checks(&metrics, "recent"), Some(0.0));
     assert_eq!(metrics.get("lrs_statements_ingested_total", &[]), Some(1.0));
+    // The build of the writer's filter is reported, and done. (The views'
+    // own filters were built from their trees while empty, before they
+    // applied the log: no build ran.)
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let building = app.metrics().await.get("lrs_id_filters_building", &[("filter", "statement id")]);
+        if building == Some(0.0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the writer's filter building: {building:?}");
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
