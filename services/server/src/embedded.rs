@@ -242,16 +242,21 @@ pub(crate) async fn caught_up(
         return true;
     };
     // The hub projection follows the xAPI views closely, unless it is
-    // gathering events into a larger batch: poll it, asking it each time to
-    // apply what it holds at once.
-    while hub.applied_offset() < end {
-        hub.hurry();
-        if tokio::time::Instant::now() >= deadline {
-            return false;
+    // gathering events into a larger batch: ask it to apply what it holds
+    // at once, and again each time it moves. (A hurry while it is not
+    // waiting ends its next wait, so none is lost.)
+    let mut applied = hub.subscribe();
+    loop {
+        if *applied.borrow_and_update() >= end {
+            return true;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        hub.hurry();
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Ok(Ok(())) => {}
+            // The views are gone, or the bound passed.
+            Ok(Err(_)) | Err(_) => return *applied.borrow() >= end,
+        }
     }
-    true
 }
 
 /// With the store stopped: lets its projections catch up with the log, then
