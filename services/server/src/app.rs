@@ -127,27 +127,11 @@ pub struct SharedState {
 }
 
 impl AppState {
-    /// The state handlers share; the sign-in throttle and the body budget
-    /// follow from `config`.
+    /// The state handlers share, counting into `metrics` (which a log
+    /// wrapped to time its appends may count into too); the sign-in
+    /// throttle and the body budget follow from `config`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        log: Arc<dyn EventLog>,
-        views: Arc<Views>,
-        hub: Arc<lrs_hub::HubViews>,
-        writer: Writer,
-        validator: StatementValidator,
-        credentials: CredentialStore,
-        more_links: crate::more_links::MoreLinks,
-        config: ServerConfig,
-        jwt: Option<crate::jwt::JwtVerifier>,
-    ) -> Self {
-        Self::with_metrics(log, views, hub, writer, validator, credentials, more_links, config, jwt, Default::default())
-    }
-
-    /// As [`AppState::new`], counting into `metrics` (which a log wrapped to
-    /// time its appends may count into too).
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_metrics(
         log: Arc<dyn EventLog>,
         views: Arc<Views>,
         hub: Arc<lrs_hub::HubViews>,

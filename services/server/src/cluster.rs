@@ -208,7 +208,7 @@ impl IngestService {
         let decision_wait = server.read_your_writes_timeout.max(Duration::from_secs(30));
         let ingest = KafkaIngest::new(log.clone(), projections.clone(), decision_wait);
         let forwarder = Arc::new(Forwarder::new(projections, Vec::new(), server.max_body_bytes));
-        let state = AppState::with_metrics(
+        let state = AppState::new(
             log,
             Arc::new(Views::temporary()?),
             Arc::new(HubViews::temporary(lrs_hub::frameworks::Frameworks::empty())?),

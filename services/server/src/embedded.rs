@@ -127,8 +127,7 @@ pub(crate) fn open_local_state(
     let handoff = hand_off(&views, &hub, handoff_bytes);
     let projectors = Projectors::start(&log, &views, &hub);
     let writer = writer(&views, &handoff);
-    let state =
-        AppState::with_metrics(log, views, hub, writer, validator, credentials, more_links, config, jwt, metrics);
+    let state = AppState::new(log, views, hub, writer, validator, credentials, more_links, config, jwt, metrics);
     Ok((state, projectors))
 }
 

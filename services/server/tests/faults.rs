@@ -463,6 +463,7 @@ async fn an_xapi_read_does_not_wait_for_the_learning_hub_views() {
         lrs_server::more_links::MoreLinks::open(dir.path()).unwrap(),
         config,
         None,
+        Default::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -541,6 +542,7 @@ impl HubLeftBehind {
             lrs_server::more_links::MoreLinks::open(dir.path()).unwrap(),
             config,
             None,
+            Default::default(),
         );
         let writes = state.acknowledged_for.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
