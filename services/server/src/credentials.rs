@@ -228,7 +228,8 @@ pub struct CredentialStore {
 struct StoreState {
     /// SHA-256 of the credentials file as last loaded.
     stamp: Option<[u8; 32]>,
-    /// The file's metadata when it was last read.
+    /// The file's metadata when its content was last loaded (or found the
+    /// same as loaded).
     seen: Option<FileSeen>,
     by_key: HashMap<String, Credential>,
     /// key → SHA-256 of a secret already verified against the argon2 hash.
@@ -292,14 +293,15 @@ impl CredentialStore {
         // within the file system's time resolution can keep both.
         let stamp: Option<[u8; 32]> = std::fs::read(&path).ok().map(|bytes| Sha256::digest(&bytes).into());
         let mut state = lock()?;
-        state.seen = seen;
-        if state.stamp == stamp && !state.by_key.is_empty() {
-            return Ok(());
+        if state.stamp != stamp || state.by_key.is_empty() {
+            let credentials = load(&self.data_dir)?;
+            state.by_key = credentials.into_iter().map(|c| (c.key.clone(), c)).collect();
+            state.verified.clear();
+            state.stamp = stamp;
         }
-        let credentials = load(&self.data_dir)?;
-        state.by_key = credentials.into_iter().map(|c| (c.key.clone(), c)).collect();
-        state.verified.clear();
-        state.stamp = stamp;
+        // Only a file whose content was loaded is skipped while its
+        // metadata stays: one that failed to load is tried again.
+        state.seen = seen;
         Ok(())
     }
 
@@ -387,5 +389,29 @@ mod tests {
         assert!(store.state.lock().unwrap().seen.as_ref().is_some_and(FileSeen::settled));
         revoke(dir.path(), "moodle").unwrap();
         assert!(store.authenticate(&credential.key, &secret).is_none(), "revocation is seen without restart");
+    }
+
+    /// A file that failed to load is not taken as read: once mended, even
+    /// in place with the same length and time, it is loaded.
+    #[test]
+    fn a_file_that_failed_to_load_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (credential, secret) = add(dir.path(), "moodle", None, None, vec![Scope::All]).unwrap();
+        let path = dir.path().join(CREDENTIALS_FILE);
+        let store = CredentialStore::open(dir.path()).unwrap();
+        assert!(store.authenticate(&credential.key, &secret).is_some());
+        let revoked = std::fs::read_to_string(&path).unwrap().replace("\"revoked\": false", "\"revoked\": true ");
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let write_in_place = |text: &str| {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut &file, text.as_bytes()).unwrap();
+            file.set_modified(an_hour_ago).unwrap();
+        };
+        // Damaged: the credentials loaded before still answer.
+        write_in_place(&"x".repeat(revoked.len()));
+        assert!(store.authenticate(&credential.key, &secret).is_some());
+        // Mended in place, the metadata as the damaged file's.
+        write_in_place(&revoked);
+        assert!(store.authenticate(&credential.key, &secret).is_none(), "the mended file is loaded");
     }
 }
