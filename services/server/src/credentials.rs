@@ -363,14 +363,7 @@ mod tests {
         assert!(store.authenticate(&credential.key, &secret).is_some());
         let before = std::fs::metadata(&path).unwrap();
         // Revoked, written in place with the same length and time.
-        let text = std::fs::read_to_string(&path).unwrap();
-        let revoked = text.replace("\"revoked\": false", "\"revoked\": true ");
-        assert_ne!(text, revoked, "the file names the credential not revoked: {text}");
-        assert_eq!(text.len(), revoked.len());
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        std::io::Write::write_all(&mut &file, revoked.as_bytes()).unwrap();
-        file.set_modified(before.modified().unwrap()).unwrap();
-        drop(file);
+        write_in_place(&path, &revoked_text(&path), before.modified().unwrap());
         assert_eq!(FileSeen::of(&std::fs::metadata(&path).unwrap()), FileSeen::of(&before));
         assert!(store.authenticate(&credential.key, &secret).is_none(), "a recent file is read again");
     }
@@ -400,18 +393,31 @@ mod tests {
         let path = dir.path().join(CREDENTIALS_FILE);
         let store = CredentialStore::open(dir.path()).unwrap();
         assert!(store.authenticate(&credential.key, &secret).is_some());
-        let revoked = std::fs::read_to_string(&path).unwrap().replace("\"revoked\": false", "\"revoked\": true ");
+        let revoked = revoked_text(&path);
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        let write_in_place = |text: &str| {
-            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            std::io::Write::write_all(&mut &file, text.as_bytes()).unwrap();
-            file.set_modified(an_hour_ago).unwrap();
-        };
         // Damaged: the credentials loaded before still answer.
-        write_in_place(&"x".repeat(revoked.len()));
+        write_in_place(&path, &"x".repeat(revoked.len()), an_hour_ago);
         assert!(store.authenticate(&credential.key, &secret).is_some());
         // Mended in place, the metadata as the damaged file's.
-        write_in_place(&revoked);
+        write_in_place(&path, &revoked, an_hour_ago);
         assert!(store.authenticate(&credential.key, &secret).is_none(), "the mended file is loaded");
+    }
+
+    /// The credentials file's text with its credential revoked, of the same
+    /// length.
+    fn revoked_text(path: &Path) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        let revoked = text.replace("\"revoked\": false", "\"revoked\": true ");
+        assert_ne!(text, revoked, "the file names the credential not revoked: {text}");
+        assert_eq!(text.len(), revoked.len());
+        revoked
+    }
+
+    /// Writes `text` over the file in place (its inode kept), then sets its
+    /// time.
+    fn write_in_place(path: &Path, text: &str, modified: std::time::SystemTime) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        std::io::Write::write_all(&mut &file, text.as_bytes()).unwrap();
+        file.set_modified(modified).unwrap();
     }
 }
