@@ -67,6 +67,12 @@ impl Dictionary {
         &self.bytes
     }
 
+    /// zstd's id of the dictionary, which every block compressed with it
+    /// carries (see [`dictionary_id`]); never 0.
+    pub fn id(&self) -> u32 {
+        zstd_safe::get_dict_id_from_dict(&self.bytes)
+    }
+
     /// `data` compressed as one zstd block with this dictionary.
     pub fn compress(&self, data: &[u8]) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(zstd_safe::compress_bound(data.len()));
@@ -86,6 +92,12 @@ impl Dictionary {
             .map_err(zstd_error)?;
         Ok(out)
     }
+}
+
+/// The id of the dictionary the block `data` was compressed with; 0 if
+/// none (or if `data` is not a zstd block).
+pub fn dictionary_id(data: &[u8]) -> u32 {
+    zstd_safe::get_dict_id_from_frame(data)
 }
 
 fn zstd_error(code: usize) -> std::io::Error {
@@ -137,6 +149,9 @@ mod tests {
         assert!(dictionary.decompress(&block, text.len() - 1).is_err(), "longer than the capacity");
         assert!(dictionary.decompress(&block[..block.len() - 2], text.len()).is_err(), "cut short");
         assert!(decompress(&block, text.len()).is_err(), "decompressed without it");
+        assert_eq!(dictionary_id(&block), dictionary.id());
+        assert_ne!(dictionary.id(), 0);
+        assert_eq!(dictionary_id(&alone), 0);
 
         // Another dictionary cannot read it; the same bytes again can.
         let other = Dictionary::train(&samples(2000, "b"), 16 * 1024, 1).unwrap();

@@ -11,9 +11,12 @@
 //! `length` counts the bytes after the first eight (flags, raw length,
 //! body) and the CRC covers the same bytes. Flag bit 0 says the body is a
 //! zstd frame of the event (events of a few hundred bytes and more are
-//! compressed when that makes them smaller); `raw length` is the event's own
-//! length. An event's offset is its segment's first offset plus its position
-//! in the segment, so offsets are dense.
+//! compressed when that makes them smaller); bit 1, with bit 0, that it was
+//! compressed with one of the log's dictionaries (`<offset>.zdict` beside
+//! the segments, named in the zstd frame by its id; see `dictionary.rs`).
+//! `raw length` is the event's own length. An event's offset is its
+//! segment's first offset plus its position in the segment, so offsets are
+//! dense.
 //!
 //! Appends go through one writer task (`group.rs`): it takes every request
 //! waiting in its queue, writes their frames in one write, calls
@@ -38,6 +41,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
+use crate::dictionary::{self, Dictionaries, Sampler};
 use crate::group::{self, AppendRequest};
 use crate::{EventLog, LogError, LogRecord, Offset};
 
@@ -46,6 +50,9 @@ const HEADER: u64 = MAGIC.len() as u64;
 /// length, crc, flags, raw length.
 const FRAME_HEADER: usize = 4 + 4 + 1 + 4;
 const FLAG_ZSTD: u8 = 1;
+/// Always with [`FLAG_ZSTD`], so a reader that knows no dictionaries finds
+/// the frame damaged rather than taking its body for the event.
+const FLAG_DICTIONARY: u8 = 2;
 /// Every how many frames the in-memory index remembers a position.
 const STRIDE: u64 = 32;
 const LOCK_FILE: &str = "LOCK";
@@ -66,6 +73,11 @@ pub struct FileEventLogConfig {
     pub compress_from_bytes: usize,
     /// zstd level for compressed events.
     pub compression_level: i32,
+    /// Events sampled before a dictionary is trained for them (see
+    /// `dictionary.rs`); 0 never trains one.
+    pub dictionary_samples: usize,
+    /// Largest dictionary trained.
+    pub dictionary_bytes: usize,
 }
 
 impl Default for FileEventLogConfig {
@@ -77,6 +89,8 @@ impl Default for FileEventLogConfig {
             max_event_bytes: 64 * 1024 * 1024,
             compress_from_bytes: 256,
             compression_level: 1,
+            dictionary_samples: 4096,
+            dictionary_bytes: 64 * 1024,
         }
     }
 }
@@ -116,6 +130,7 @@ type FlushObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 struct Inner {
     segments: RwLock<Vec<Segment>>,
+    dictionaries: Arc<Dictionaries>,
     flush_observer: std::sync::OnceLock<FlushObserver>,
     durable_end: AtomicU64,
     end_watch: watch::Receiver<Offset>,
@@ -134,6 +149,7 @@ impl FileEventLog {
     /// a crash. Must be called inside a tokio runtime.
     pub fn open(dir: &Path, config: FileEventLogConfig) -> Result<Self, LogError> {
         let lock = lock_dir(dir)?;
+        let dictionaries = Arc::new(Dictionaries::load(dir, config.compression_level)?);
         let mut segments = recover(dir)?;
         if segments.is_empty() {
             segments.push(create_segment(dir, 0)?);
@@ -143,6 +159,7 @@ impl FileEventLog {
         let (queue, receiver) = mpsc::channel(config.queue_depth.max(1));
         let inner = Arc::new(Inner {
             segments: RwLock::new(segments),
+            dictionaries,
             flush_observer: std::sync::OnceLock::new(),
             durable_end: AtomicU64::new(end),
             end_watch,
@@ -151,6 +168,8 @@ impl FileEventLog {
         });
         let writer = Writer {
             dir: dir.to_owned(),
+            sampler: Sampler::new(config.dictionary_samples, config.compress_from_bytes),
+            training: None,
             config,
             next: end,
             receiver,
@@ -169,10 +188,16 @@ impl FileEventLog {
         let _ = self.inner.flush_observer.set(Box::new(observer));
     }
 
-    /// The bytes of all segments, up to the end of their durable frames.
+    /// The bytes of all segments, up to the end of their durable frames,
+    /// and of the log's dictionaries.
     pub fn size_on_disk(&self) -> Option<u64> {
         let segments = self.inner.segments.read().ok()?;
-        Some(segments.iter().map(|s| s.len).sum())
+        Some(segments.iter().map(|s| s.len).sum::<u64>() + self.inner.dictionaries.count_and_bytes().1)
+    }
+
+    /// How many dictionaries the log has trained for its events.
+    pub fn dictionaries(&self) -> usize {
+        self.inner.dictionaries.count_and_bytes().0
     }
 }
 
@@ -249,7 +274,7 @@ pub(crate) fn write_segments(
         if event.len() > config.max_event_bytes {
             return Err(LogError::EventTooLarge { size: event.len(), limit: config.max_event_bytes });
         }
-        encode_frame(&event, config, &mut pending)?;
+        encode_frame(&event, config, None, &mut pending)?;
         next += 1;
         if pending.len() >= FLUSH_BYTES || segment.len + pending.len() as u64 >= config.segment_bytes {
             segment.file.write_all_at(&pending, segment.len).map_err(storage)?;
@@ -412,7 +437,7 @@ impl FrameReader {
     }
 
     /// Reads, checks and decodes the next frame.
-    fn read_event(&mut self) -> Result<Vec<u8>, LogError> {
+    fn read_event(&mut self, dictionaries: &Dictionaries) -> Result<Vec<u8>, LogError> {
         let at = self.position;
         let corrupt = |what: &str| LogError::Storage(format!("the log is corrupt at byte {at} of a segment: {what}"));
         let (length, crc) = self.frame_header().map_err(|e| corrupt(&e))?;
@@ -421,7 +446,16 @@ impl FrameReader {
         let raw_length = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
         let data = &body[5..];
         let event = if flags & FLAG_ZSTD != 0 {
-            let event = crate::compression::decompress(data, raw_length).map_err(|e| corrupt(&e.to_string()))?;
+            let event = if flags & FLAG_DICTIONARY != 0 {
+                let id = crate::compression::dictionary_id(data);
+                let dictionary = dictionaries.get(id).ok_or_else(|| {
+                    corrupt(&format!("an event was compressed with dictionary {id}, which the log does not have"))
+                })?;
+                dictionary.decompress(data, raw_length)
+            } else {
+                crate::compression::decompress(data, raw_length)
+            }
+            .map_err(|e| corrupt(&e.to_string()))?;
             if event.len() != raw_length {
                 return Err(corrupt("a compressed event has the wrong length"));
             }
@@ -434,17 +468,25 @@ impl FrameReader {
     }
 }
 
-/// Appends the frame of `event` to `out`.
-fn encode_frame(event: &[u8], config: &FileEventLogConfig, out: &mut Vec<u8>) -> Result<(), LogError> {
+/// Appends the frame of `event` to `out`, compressed with `dictionary`
+/// when it is one a dictionary is for.
+fn encode_frame(
+    event: &[u8],
+    config: &FileEventLogConfig,
+    dictionary: Option<&crate::compression::Dictionary>,
+    out: &mut Vec<u8>,
+) -> Result<(), LogError> {
     let raw_length = u32::try_from(event.len()).map_err(storage)?;
-    let compressed = if event.len() >= config.compress_from_bytes {
-        crate::compression::compress(event, config.compression_level).ok().filter(|c| c.len() < event.len())
-    } else {
+    let compressed = if event.len() < config.compress_from_bytes {
         None
+    } else if let Some(dictionary) = dictionary.filter(|_| event.len() <= dictionary::MAX_SAMPLE_BYTES) {
+        dictionary.compress(event).ok().map(|c| (FLAG_ZSTD | FLAG_DICTIONARY, c))
+    } else {
+        crate::compression::compress(event, config.compression_level).ok().map(|c| (FLAG_ZSTD, c))
     };
     let (flags, data) = match &compressed {
-        Some(c) => (FLAG_ZSTD, c.as_slice()),
-        None => (0, event),
+        Some((flags, c)) if c.len() < event.len() => (*flags, c.as_slice()),
+        _ => (0, event),
     };
     let length = u32::try_from(1 + 4 + data.len()).map_err(storage)?;
     let start = out.len();
@@ -465,6 +507,10 @@ struct Writer {
     receiver: mpsc::Receiver<AppendRequest>,
     end_sender: watch::Sender<Offset>,
     inner: std::sync::Weak<Inner>,
+    /// Events to train the next dictionary on.
+    sampler: Sampler,
+    /// The dictionary being trained, if one is.
+    training: Option<tokio::task::JoinHandle<()>>,
     /// Why appends are refused: a sync failed, so what the kernel holds of
     /// the file can no longer be trusted until the log is reopened.
     poisoned: Option<String>,
@@ -477,6 +523,49 @@ impl Writer {
         while let Some(group) = group::next_group(&mut self.receiver, self.config.max_group_events).await {
             self.commit(group).await;
         }
+        // The directory stays locked until a dictionary being written is.
+        if let Some(training) = self.training.take() {
+            let _ = training.await;
+        }
+    }
+
+    /// Samples the events just appended, and trains a dictionary when the
+    /// log has none and the sample is full, or when a segment was started.
+    fn sample(&mut self, inner: &Arc<Inner>, group: &[AppendRequest], rolled: bool) {
+        if self.config.dictionary_samples == 0 {
+            return;
+        }
+        for event in group.iter().flat_map(|r| &r.events) {
+            self.sampler.offer(event);
+        }
+        if self.training.as_ref().is_some_and(|t| !t.is_finished()) || !self.sampler.is_full() {
+            return;
+        }
+        if !rolled && inner.dictionaries.current().is_some() {
+            return;
+        }
+        let samples = self.sampler.take();
+        let dictionaries = inner.dictionaries.clone();
+        let dir = self.dir.clone();
+        let (bytes, level, offset) = (self.config.dictionary_bytes, self.config.compression_level, self.next);
+        self.training = Some(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let trained = crate::compression::Dictionary::train(&samples, bytes, level)
+                .map_err(storage)
+                .and_then(|dictionary| dictionaries.install(&dir, offset, dictionary));
+            match trained {
+                Ok(true) => tracing::info!(
+                    offset,
+                    samples = samples.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "trained a dictionary for the log's events"
+                ),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "no dictionary for the log's events; they are compressed without a new one");
+                }
+            }
+        }));
     }
 
     async fn commit(&mut self, group: Vec<AppendRequest>) {
@@ -499,20 +588,22 @@ impl Writer {
             let inner = inner.clone();
             let first = self.next;
             tokio::task::spawn_blocking(move || {
-                let result = write_group(&dir, &config, &inner, first, &group);
+                let dictionary = inner.dictionaries.current();
+                let result = write_group(&dir, &config, &inner, dictionary.as_deref(), first, &group);
                 (group, result)
             })
             .await
             .unwrap_or_else(|error| (Vec::new(), Err(WriteFailure::Poisoned(storage(error)))))
         };
         match result {
-            Ok(synced_in) => {
+            Ok(Written { synced_in, rolled }) => {
                 self.next = next;
                 inner.durable_end.store(next, Ordering::Release);
                 if let Some(observe) = inner.flush_observer.get() {
                     observe(synced_in);
                 }
                 self.end_sender.send_replace(next);
+                self.sample(&inner, &group, rolled);
                 for (request, first) in group.into_iter().zip(firsts) {
                     let _ = request.reply.send(Ok(first));
                 }
@@ -541,27 +632,36 @@ enum WriteFailure {
     Poisoned(LogError),
 }
 
+/// What a group's write did.
+struct Written {
+    synced_in: Duration,
+    /// Whether it started a segment.
+    rolled: bool,
+}
+
 /// Writes one group's frames (rolling to a new segment first when the
 /// active one is full), syncs, and publishes the frames to readers.
 fn write_group(
     dir: &Path,
     config: &FileEventLogConfig,
     inner: &Inner,
+    dictionary: Option<&crate::compression::Dictionary>,
     first: Offset,
     group: &[AppendRequest],
-) -> Result<Duration, WriteFailure> {
+) -> Result<Written, WriteFailure> {
     let mut bytes = Vec::new();
     // Start and length of each frame within `bytes`.
     let mut frames = Vec::new();
     for event in group.iter().flat_map(|r| &r.events) {
         let start = bytes.len();
-        encode_frame(event, config, &mut bytes).map_err(WriteFailure::Unsynced)?;
+        encode_frame(event, config, dictionary, &mut bytes).map_err(WriteFailure::Unsynced)?;
         frames.push((start as u64, (bytes.len() - start) as u64));
     }
     let active = {
         let segments = inner.segments.read().map_err(|_| WriteFailure::Unsynced(storage("lock poisoned")))?;
         segments.last().filter(|s| s.len < config.segment_bytes || s.count == 0).map(|s| (s.file.clone(), s.len))
     };
+    let rolled = active.is_none();
     let (file, at) = match active {
         Some(active) => active,
         None => {
@@ -589,7 +689,7 @@ fn write_group(
     for (start, length) in frames {
         active.note_frame(at + start, length);
     }
-    Ok(synced_in)
+    Ok(Written { synced_in, rolled })
 }
 
 /// Where a read starts in one segment and how many events it takes there.
@@ -641,6 +741,7 @@ impl EventLog for FileEventLog {
             }
             spans
         };
+        let dictionaries = self.inner.dictionaries.clone();
         tokio::task::spawn_blocking(move || {
             let mut records = Vec::new();
             let mut bytes = 0usize;
@@ -655,7 +756,7 @@ impl EventLog for FileEventLog {
                     if bytes >= max_bytes {
                         return Ok(records);
                     }
-                    let payload = reader.read_event()?;
+                    let payload = reader.read_event(&dictionaries)?;
                     bytes = bytes.saturating_add(payload.len());
                     records.push(LogRecord { offset: span.first + k, payload });
                 }

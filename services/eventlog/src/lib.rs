@@ -7,6 +7,7 @@
 //! first moves the log of a store made before the segment files out of sled;
 //! [`contract`] is the test suite every backend must pass.
 
+mod dictionary;
 mod embedded;
 mod file_log;
 mod group;

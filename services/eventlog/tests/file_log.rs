@@ -1,7 +1,8 @@
 //! The segment-file log: the contract suite, and what it promises on disk:
 //! events survive reopening, a torn tail is cut off, corruption in a sealed
-//! segment is reported rather than skipped, segments roll and compress, and
-//! one process at a time holds a log.
+//! segment is reported rather than skipped, segments roll and compress
+//! (small events with dictionaries the log trains and keeps), and one
+//! process at a time holds a log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -207,6 +208,179 @@ async fn large_events_are_stored_compressed_and_incompressible_ones_as_they_are(
     assert!(grown >= noise.len() as u64 && grown < noise.len() as u64 + 64, "noise took {grown} bytes");
     assert_eq!(payloads(&log, 0, 10).await, vec![statements, noise]);
     assert_eq!(log.size_on_disk().unwrap(), std::fs::metadata(&segments(&dir)[0]).unwrap().len());
+}
+
+/// An event of one statement, as the store appends for a single POST:
+/// alike in shape, different in ids, names, scores and times.
+fn statement_event(n: u64) -> Vec<u8> {
+    let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (n << 17);
+    let verb = ["launched", "initialized", "progressed", "answered", "passed", "completed"][(h % 6) as usize];
+    format!(
+        r#"{{"kind":"statements_stored","statements":[{{"id":"{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}","actor":{{"objectType":"Agent","name":"Learner {}","account":{{"homePage":"https://learninghub.nhs.uk","name":"{}"}}}},"verb":{{"id":"http://adlnet.gov/expapi/verbs/{verb}","display":{{"en-GB":"{verb}"}}}},"object":{{"objectType":"Activity","id":"https://learninghub.nhs.uk/activities/{}","definition":{{"name":{{"en-GB":"Course {}"}},"type":"http://adlnet.gov/expapi/activities/course"}}}},"result":{{"score":{{"scaled":0.{}}},"success":{},"duration":"PT{}M"}},"context":{{"registration":"{:016x}-{:x}","platform":"e-Learning for Healthcare","extensions":{{"https://learninghub.nhs.uk/extensions/organisation":"R{:03}","https://learninghub.nhs.uk/extensions/staff-group":"{}"}}}},"timestamp":"2026-12-0{}T{:02}:{:02}:{:02}Z","stored":"2026-12-06T10:{:02}:{:02}.{:06}Z"}}]}}"#,
+        h as u32,
+        (h >> 32) as u16,
+        (h >> 40) & 0xfff,
+        (h >> 20) & 0xfff,
+        h >> 8,
+        h % 100_003,
+        h % 1_000_003,
+        h % 4_001,
+        h % 4_001,
+        h % 97,
+        h.is_multiple_of(2),
+        h % 59,
+        h.rotate_left(7),
+        h % 65_521,
+        h % 300,
+        ["Nursing", "Medical", "Allied Health", "Admin"][(h % 4) as usize],
+        h % 9 + 1,
+        h % 24,
+        h % 60,
+        (h >> 6) % 60,
+        (h >> 3) % 60,
+        (h >> 9) % 60,
+        h % 1_000_000,
+    )
+    .into_bytes()
+}
+
+/// Waits (bounded) until `log` has `count` dictionaries.
+async fn until_dictionaries(log: &FileEventLog, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log.dictionaries() < count {
+        assert!(Instant::now() < deadline, "{} dictionaries, not {count}", log.dictionaries());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn dictionary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".zdict"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Appends `events` one at a time; returns what they added to the log.
+async fn append_one_by_one(log: &FileEventLog, events: &[Vec<u8>]) -> u64 {
+    let before = log.size_on_disk().unwrap();
+    for event in events {
+        log.append(vec![event.clone()]).await.unwrap();
+    }
+    log.size_on_disk().unwrap() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_alike_are_compressed_with_a_dictionary_trained_on_them_which_a_reopened_log_keeps() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = FileEventLogConfig { dictionary_samples: 300, ..Default::default() };
+    let all: Vec<Vec<u8>> = (0..700).map(statement_event).collect();
+    let raw: usize = all[300..500].iter().map(Vec::len).sum();
+    let log = FileEventLog::open(&dir, config.clone()).unwrap();
+    let alone = append_one_by_one(&log, &all[..300]).await;
+    until_dictionaries(&log, 1).await;
+    assert_eq!(dictionary_files(&dir).len(), 1);
+    let with_dictionary = append_one_by_one(&log, &all[300..500]).await;
+    // Per event: alone, about half the raw size; with the dictionary, a
+    // fraction of that.
+    let (alone, with_dictionary) = (alone as f64 / 300.0, with_dictionary as f64 / 200.0);
+    assert!(
+        with_dictionary * 2.0 < alone,
+        "{with_dictionary:.0} bytes an event with the dictionary, {alone:.0} without, {:.0} raw",
+        raw as f64 / 200.0
+    );
+    assert_eq!(payloads(&log, 0, 1_000).await, all[..500]);
+    drop(log);
+
+    // Reopened: the dictionary is read back and new events use it too.
+    let log = reopen(&dir, config.clone()).await;
+    assert_eq!(log.dictionaries(), 1);
+    assert_eq!(payloads(&log, 0, 1_000).await, all[..500]);
+    let after_reopening = append_one_by_one(&log, &all[500..]).await as f64 / 200.0;
+    assert!(after_reopening * 2.0 < alone, "{after_reopening:.0} bytes an event after reopening, {alone:.0} alone");
+    assert_eq!(payloads(&log, 0, 1_000).await, all);
+    assert_eq!(log.dictionaries(), 1, "no new dictionary without a new segment");
+    let segment_bytes: u64 = segments(&dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    let dictionary_bytes: u64 = dictionary_files(&dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    assert_eq!(log.size_on_disk().unwrap(), segment_bytes + dictionary_bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_segment_brings_a_dictionary_trained_on_the_events_before_it() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = FileEventLogConfig { dictionary_samples: 100, segment_bytes: 40_000, ..Default::default() };
+    let all: Vec<Vec<u8>> = (0..1_200).map(statement_event).collect();
+    {
+        let log = FileEventLog::open(&dir, config.clone()).unwrap();
+        append_one_by_one(&log, &all[..150]).await;
+        until_dictionaries(&log, 1).await;
+        append_one_by_one(&log, &all[150..]).await;
+        until_dictionaries(&log, 2).await;
+        assert_eq!(payloads(&log, 0, 2_000).await, all);
+    }
+    assert!(segments(&dir).len() >= 3, "{} segments", segments(&dir).len());
+    let log = reopen(&dir, config).await;
+    let trained = dictionary_files(&dir).len();
+    assert!(trained >= 2 && trained < segments(&dir).len() + 1, "{trained} dictionaries");
+    assert_eq!(log.dictionaries(), trained);
+    check_every_read(&log, &all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_damaged_dictionary_is_reported_and_a_half_written_one_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = FileEventLogConfig { dictionary_samples: 100, ..Default::default() };
+    let all: Vec<Vec<u8>> = (0..200).map(statement_event).collect();
+    {
+        let log = FileEventLog::open(&dir, config.clone()).unwrap();
+        append_one_by_one(&log, &all[..100]).await;
+        until_dictionaries(&log, 1).await;
+        append_one_by_one(&log, &all[100..]).await;
+    }
+    let dictionary = dictionary_files(&dir).pop().unwrap();
+    let bytes = std::fs::read(&dictionary).unwrap();
+
+    // What a crash while writing one leaves is removed at open.
+    let half_written = dir.join("00000000000000000150.zdict.tmp");
+    std::fs::write(&half_written, &bytes[..bytes.len() / 2]).unwrap();
+    let log = reopen(&dir, config.clone()).await;
+    assert!(!half_written.exists());
+    assert_eq!(payloads(&log, 0, 1_000).await, all);
+    drop(log);
+
+    // Without it, the events compressed with it cannot be read: an error,
+    // never other bytes.
+    std::fs::remove_file(&dictionary).unwrap();
+    let log = reopen(&dir, config.clone()).await;
+    assert_eq!(payloads(&log, 0, 100).await, all[..100], "the events before it read as they were");
+    let error = match log.read(100, 100).await {
+        Err(error) => error.to_string(),
+        Ok(records) => panic!("{} events read without their dictionary", records.len()),
+    };
+    assert!(error.contains("corrupt") && error.contains("dictionary"), "{error}");
+    drop(log);
+
+    // Damaged, it stops the open and is named.
+    std::fs::write(&dictionary, &bytes[..bytes.len() / 2]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        match FileEventLog::open(&dir, config.clone()) {
+            Err(error) if error.to_string().contains("corrupt") => break error.to_string(),
+            Err(_) | Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(error) => panic!("unexpected error: {error}"),
+            Ok(_) => panic!("a log with a damaged dictionary opened"),
+        }
+    };
+    assert!(error.contains(&dictionary.file_name().unwrap().to_string_lossy().to_string()), "{error}");
+    // Put back, all reads again.
+    std::fs::write(&dictionary, &bytes).unwrap();
+    let log = reopen(&dir, config).await;
+    assert_eq!(payloads(&log, 0, 1_000).await, all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
