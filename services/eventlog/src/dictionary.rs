@@ -9,7 +9,8 @@
 //!
 //! The writer samples the events it appends (those between the size from
 //! which events are compressed and [`MAX_SAMPLE_BYTES`]; larger ones, such
-//! as a bulk load's, compress well alone). Once it has
+//! as a bulk load's, compress well alone), keeping the first
+//! [`SAMPLE_PREFIX`] bytes of each. Once it has
 //! `dictionary_samples` of them and the log has no dictionary, and again
 //! whenever it starts a segment with a full sample of the events since the
 //! last one, it trains a dictionary on a blocking thread. The dictionary
@@ -34,6 +35,9 @@ const MAGIC: &[u8; 8] = b"LRSDICT\x01";
 /// Events longer than this are not samples, and are compressed without a
 /// dictionary: alone they already compress well.
 pub(crate) const MAX_SAMPLE_BYTES: usize = 16 * 1024;
+/// A sample is at most this much of the start of an event (one or two
+/// statements), so a full sample holds at most this many bytes an event.
+const SAMPLE_PREFIX: usize = 2 * 1024;
 
 fn storage(error: impl std::fmt::Display) -> LogError {
     LogError::Storage(error.to_string())
@@ -153,6 +157,7 @@ impl Sampler {
             return;
         }
         self.seen += 1;
+        let event = &event[..event.len().min(SAMPLE_PREFIX)];
         if self.samples.len() < self.wanted {
             self.samples.push(event.to_vec());
             return;
@@ -190,6 +195,8 @@ mod tests {
         sampler.offer(b"short");
         sampler.offer(&vec![b'x'; MAX_SAMPLE_BYTES + 1]);
         assert_eq!(sampler.samples.len(), 0, "too short and too long are not samples");
+        sampler.offer(&vec![b'y'; MAX_SAMPLE_BYTES]);
+        assert_eq!(sampler.take(), vec![vec![b'y'; SAMPLE_PREFIX]], "the start of a long event");
         for n in 0..10_000u32 {
             sampler.offer(format!("event number {n:05}").as_bytes());
         }

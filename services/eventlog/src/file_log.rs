@@ -89,7 +89,7 @@ impl Default for FileEventLogConfig {
             max_event_bytes: 64 * 1024 * 1024,
             compress_from_bytes: 256,
             compression_level: 1,
-            dictionary_samples: 4096,
+            dictionary_samples: 2048,
             dictionary_bytes: 64 * 1024,
         }
     }
