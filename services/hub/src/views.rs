@@ -803,6 +803,20 @@ impl HubViews {
         Ok(Some((facts.id, contribution)))
     }
 
+    /// Starts building the filter of voided ids from the tree, as the first
+    /// batch applied otherwise does: a process that will write calls it
+    /// when it opens the views, so that its first writes do not share the
+    /// CPU with the scan (and views that only answer queries never scan).
+    pub fn start_filters(&self) {
+        self.voided_ids().get_or_insert_with(|| voided_filter(&self.tree));
+    }
+
+    /// Whether the filter of voided ids was started (see
+    /// [`HubViews::start_filters`]).
+    pub fn filters_started(&self) -> bool {
+        self.voided_ids().is_some()
+    }
+
     /// The filter of voided ids (see `voided`).
     fn voided_ids(&self) -> std::sync::MutexGuard<'_, Option<KnownIds>> {
         // Ids are only ever added, so it is whole even after a panic.
@@ -2127,8 +2141,10 @@ mod tests {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             assert!(views.voided_ids().is_none(), "views that apply nothing scan nothing");
             if wait_for_filter {
-                // Started by the first batch applied.
-                views.apply(&[]).unwrap();
+                // Started when a process that writes opens the views (else
+                // by the first batch applied).
+                views.start_filters();
+                assert!(views.filters_started());
                 loop {
                     let mut guard = views.voided_ids();
                     let voided = guard.as_mut().unwrap();

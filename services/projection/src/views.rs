@@ -715,6 +715,19 @@ impl Views {
         self.held().entries_in(list, low, high)
     }
 
+    /// Starts building the filters of ids from the tree, as the first batch
+    /// applied otherwise does: a process that will write calls it when it
+    /// opens the views, so that its first writes do not share the CPU with
+    /// the scans (and the views that only answer queries never scan).
+    pub fn start_filters(&self) {
+        self.kept().filters.get_or_insert_with(|| Filters::of(&self.tree));
+    }
+
+    /// Whether the filters of ids were started (see [`Views::start_filters`]).
+    pub fn filters_started(&self) -> bool {
+        self.kept().filters.is_some()
+    }
+
     /// Applies consecutive log records atomically. Records below the applied
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
@@ -1955,8 +1968,10 @@ mod tests {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             assert!(views.kept().filters.is_none(), "views that apply nothing scan nothing");
             if wait_for_filters {
-                // Started by the first batch applied.
-                views.apply(&[]).unwrap();
+                // Started when a process that writes opens the views (else
+                // by the first batch applied).
+                views.start_filters();
+                assert!(views.filters_started());
                 loop {
                     let mut kept = views.kept();
                     let filters = kept.filters.as_mut().unwrap();

@@ -124,6 +124,10 @@ pub(crate) fn open_local_state(
     let mut hub = HubViews::open(&data_dir.join("hub"), store, frameworks)?;
     hub.set_gather_wait(config.learning_hub_gather_wait);
     let hub = Arc::new(hub);
+    // This process writes: the projections' filters of ids start now,
+    // beside the writer's, rather than with the first write.
+    views.start_filters();
+    hub.start_filters();
     let handoff = hand_off(&views, &hub, handoff_bytes);
     let projectors = Projectors::start(&log, &views, &hub);
     let writer = writer(&views, &handoff);

@@ -576,6 +576,18 @@ async fn ids_stored_before_a_start_are_in_the_writers_filter_and_new_ids_skip_th
     }
 }
 
+/// A store that will write starts its projections' filters of ids when it
+/// opens, beside the writer's, so that its first writes do not share the
+/// CPU with their scans (views that only answer queries never start them).
+#[tokio::test]
+async fn a_store_opened_to_write_starts_its_projections_filters_at_once() {
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let store = Embedded::open(options(data_dir.path())).expect("store starts");
+    assert!(store.state.views.filters_started(), "the xAPI views' filters of ids");
+    assert!(store.state.hub.filters_started(), "the Learning Hub views' filter of voided ids");
+    store.stop().await.expect("store stops");
+}
+
 #[tokio::test]
 async fn metrics_may_require_a_credential() {
     let app = spawn_app(|options| options.server.metrics_require_credential = true).await;
