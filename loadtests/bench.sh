@@ -49,14 +49,15 @@ wait_ready() {
 
 # Waits until the server's projections have applied the whole log (a fresh
 # store starts by projecting the 200,000-learner directory, and a scenario
-# that outruns the projections leaves a backlog) and the writer has built its
-# filter of stored statement ids (a scan of every id, a few seconds a
+# that outruns the projections leaves a backlog) and the writer and the
+# projections have built their filters of ids (each a scan, a few seconds a
 # million, on a core the measurement would otherwise have), so no
 # measurement includes work left over from before it.
 wait_caught_up() {
   local url="$1" deadline=$((SECONDS + 600))
   until curl -fsS "$url/metrics" | awk '/^lrs_projection_lag_events/ { if ($NF != 0) behind = 1; seen = 1 }
       /^lrs_statement_id_filter_ready/ { if ($NF != 1) behind = 1 }
+      /^lrs_id_filters_building/ { if ($NF != 0) behind = 1 }
       END { exit !(seen && !behind) }'; do
     ((SECONDS < deadline)) || { echo "the projections of $url never caught up" >&2; exit 1; }
     sleep 0.5
