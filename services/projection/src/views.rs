@@ -292,9 +292,9 @@ pub struct Views {
     /// the `kept` lock, and only once what they planned is written.
     postings: std::sync::RwLock<PostingBuffer>,
     /// The dictionary records are compressed with, once trained (see
-    /// [`DICTIONARY_SAMPLES`]); set once, before the first batch that uses
-    /// it is written.
-    dictionary: std::sync::OnceLock<Dictionary>,
+    /// [`DICTIONARY_SAMPLES`]); set once, by the thread that trains it,
+    /// before the first batch that uses it is written.
+    dictionary: std::sync::Arc<std::sync::OnceLock<Dictionary>>,
     /// Flushes views kept on disk (see [`Flusher`]).
     _flusher: Option<Flusher>,
     /// What the projector applied.
@@ -317,8 +317,9 @@ struct Kept {
     /// Whether the dictionary of records is in the tree (a batch that
     /// failed after it was trained leaves it to the next).
     dictionary_written: bool,
-    /// Whether training it failed (tried again when the views next open).
-    dictionary_failed: bool,
+    /// The thread training it, once started (a failed training is tried
+    /// again when the views next open).
+    dictionary_training: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Filters of what the tree holds, so that applying a statement reads
@@ -576,7 +577,7 @@ impl Views {
             clear(&tree, &records)?;
             book = Bookkeeping::default();
         }
-        let dictionary = std::sync::OnceLock::new();
+        let dictionary = std::sync::Arc::new(std::sync::OnceLock::new());
         if let Some(bytes) = tree.get(keys::META_RECORD_DICTIONARY)? {
             match Dictionary::from_bytes(bytes.to_vec(), RECORD_COMPRESSION_LEVEL) {
                 Ok(trained) => {
@@ -615,7 +616,7 @@ impl Views {
             names: KnownNames::default(),
             filters: None,
             dictionary_written: dictionary.get().is_some(),
-            dictionary_failed: false,
+            dictionary_training: None,
         };
         Ok(Self {
             db,
@@ -732,21 +733,14 @@ impl Views {
     /// offset are skipped, so re-delivery is harmless.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), ViewsError> {
         let mut kept = self.kept();
-        let Kept { book, definitions, names, filters, dictionary_written, dictionary_failed } = &mut *kept;
+        let Kept { book, definitions, names, filters, dictionary_written, dictionary_training } = &mut *kept;
         let Filters { ids, referenced } = filters.get_or_insert_with(|| Filters::of(&self.tree));
         ids.poll_built();
         referenced.poll_built();
-        if self.dictionary.get().is_none() && !*dictionary_failed && book.sequence >= DICTIONARY_SAMPLES {
-            match train_dictionary(&self.records) {
-                Ok(trained) => {
-                    let _ = self.dictionary.set(trained);
-                }
-                Err(error) => {
-                    *dictionary_failed = true;
-                    tracing::warn!(%error, "no dictionary could be trained for the statement records; they are compressed without one");
-                }
-            }
+        if self.dictionary.get().is_none() && dictionary_training.is_none() && book.sequence >= DICTIONARY_SAMPLES {
+            *dictionary_training = self.start_training_dictionary();
         }
+        // Read once: every record of this batch is compressed alike.
         let dictionary = self.dictionary.get();
         let write_dictionary = dictionary.filter(|_| !*dictionary_written);
         let applying = std::cell::RefCell::new(Applying {
@@ -877,6 +871,35 @@ impl Views {
     /// The dictionary records are compressed with, if trained.
     pub(crate) fn record_dictionary(&self) -> Option<&Dictionary> {
         self.dictionary.get()
+    }
+
+    /// Whether the dictionary of records is trained (it is, in a thread of
+    /// its own, once the views hold [`DICTIONARY_SAMPLES`] statements;
+    /// batches applied meanwhile compress their records without it).
+    pub fn record_dictionary_trained(&self) -> bool {
+        self.dictionary.get().is_some()
+    }
+
+    /// Starts training the dictionary of records beside the batches (a
+    /// few hundred milliseconds of a core, during which a batch that
+    /// waited for it would hold every write).
+    fn start_training_dictionary(&self) -> Option<std::thread::JoinHandle<()>> {
+        let (records, dictionary) = (self.records.clone(), self.dictionary.clone());
+        let train = move || match train_dictionary(&records) {
+            Ok(trained) => {
+                let _ = dictionary.set(trained);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no dictionary could be trained for the statement records; they are compressed without one");
+            }
+        };
+        match std::thread::Builder::new().name("record dictionary".to_owned()).spawn(train) {
+            Ok(training) => Some(training),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start training a dictionary for the statement records");
+                None
+            }
+        }
     }
 
     /// The record of the statement at `stored`, as stored.

@@ -1135,20 +1135,34 @@ fn assert_all_read_back(views: &Views, statements: &[Value]) {
     }
 }
 
+/// Waits (bounded) until `views` have trained their dictionary of records.
+fn until_dictionary_trained(views: &Views) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !views.record_dictionary_trained() {
+        assert!(std::time::Instant::now() < deadline, "the dictionary of records was never trained");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Once the views hold 4,096 statements they train a dictionary on those
-/// statements' records, and compress every later record with it: a record
-/// of statements alike takes a fraction of what it took alone. It is
-/// written with the first batch that uses it, so reopened views read every
-/// record; and since records count by what they hold, views that trained
-/// it at another batch's start digest the same.
+/// statements' records, beside the batches (which do not wait for it), and
+/// compress every later record with it: a record of statements alike
+/// takes a fraction of what it took alone. It is written with the first
+/// batch that uses it, so reopened views read every record; and since
+/// records count by what they hold, views that trained it at another
+/// batch's start, or while other batches were applied, digest the same.
 #[test]
 fn records_after_the_first_4096_statements_are_compressed_with_a_dictionary_trained_on_them() {
     let (log, statements) = alike_statements(6000, 50);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("in-400s");
     let views = open(&dir);
-    // Batches of 400 statements: the dictionary is trained at 4,400.
+    // Batches of 400 statements: the dictionary's training starts with the
+    // batch after 4,400 (here, one of nothing).
     apply_in_batches(&views, &log, (0, 88), 8);
+    assert!(!views.record_dictionary_trained());
+    views.apply(&[]).unwrap();
+    until_dictionary_trained(&views);
     let before = file_len(&record_file(&dir)) as f64 / 4400.0;
     apply_in_batches(&views, &log, (88, log.len()), 8);
     let after = (file_len(&record_file(&dir)) as f64 - before * 4400.0) / 1600.0;
@@ -1183,6 +1197,7 @@ fn a_dictionary_trained_for_a_refused_batch_is_written_by_the_next() {
     let mut refused = records(&log, 82, 90);
     refused.push(LogRecord { offset: 90, payload: b"not an event".to_vec() });
     assert!(matches!(views.apply(&refused).unwrap_err(), ViewsError::BadEvent { offset: 90, .. }));
+    until_dictionary_trained(&views);
     views.apply(&records(&log, 82, log.len())).unwrap();
     drop(views);
 
@@ -1201,7 +1216,10 @@ fn views_whose_dictionary_is_damaged_are_rebuilt_from_the_log() {
 
     let dir = root.path().join("damaged");
     let views = open(&dir);
-    apply_in_batches(&views, &log, (0, log.len()), 10);
+    apply_in_batches(&views, &log, (0, 90), 10);
+    views.apply(&[]).unwrap();
+    until_dictionary_trained(&views);
+    apply_in_batches(&views, &log, (90, log.len()), 10);
     drop(views);
     {
         let db = reopen_store(&dir);
