@@ -529,15 +529,9 @@ impl Writer {
         }
     }
 
-    /// Samples the events just appended, and trains a dictionary when the
-    /// log has none and the sample is full, or when a segment was started.
-    fn sample(&mut self, inner: &Arc<Inner>, group: &[AppendRequest], rolled: bool) {
-        if self.config.dictionary_samples == 0 {
-            return;
-        }
-        for event in group.iter().flat_map(|r| &r.events) {
-            self.sampler.offer(event);
-        }
+    /// Trains a dictionary on the events sampled when the log has none and
+    /// the sample is full, or when a segment was started.
+    fn train_when_due(&mut self, inner: &Arc<Inner>, rolled: bool) {
         if self.training.as_ref().is_some_and(|t| !t.is_finished()) || !self.sampler.is_full() {
             return;
         }
@@ -603,10 +597,14 @@ impl Writer {
                     observe(synced_in);
                 }
                 self.end_sender.send_replace(next);
-                self.sample(&inner, &group, rolled);
                 for (request, first) in group.into_iter().zip(firsts) {
                     let _ = request.reply.send(Ok(first));
+                    // Sampled once answered: no caller waits for it.
+                    for event in &request.events {
+                        self.sampler.offer(event);
+                    }
                 }
+                self.train_when_due(&inner, rolled);
             }
             Err(failure) => {
                 let error = match failure {
