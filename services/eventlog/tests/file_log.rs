@@ -30,6 +30,20 @@ async fn retry_open(open: impl Fn() -> Result<FileEventLog, LogError>) -> FileEv
     }
 }
 
+/// The error opening the log in `dir` gives for its `damage`, once an
+/// earlier handle let go of it (bounded): it must say the log is corrupt.
+async fn open_fails_as_corrupt(dir: &Path, config: &FileEventLogConfig, damage: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match FileEventLog::open(dir, config.clone()) {
+            Err(error) if error.to_string().contains("corrupt") => return error.to_string(),
+            Err(_) | Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(error) => panic!("unexpected error: {error}"),
+            Ok(_) => panic!("a log with {damage} opened"),
+        }
+    }
+}
+
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -169,15 +183,7 @@ async fn a_corrupt_frame_in_a_sealed_segment_stops_the_open_instead_of_being_ski
     // A sealed segment cut short is corruption, not a tail to drop.
     bytes.truncate(bytes.len() - 3);
     std::fs::write(&files[0], &bytes).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let error = loop {
-        match FileEventLog::open(&dir, config.clone()) {
-            Err(error) if error.to_string().contains("corrupt") => break error.to_string(),
-            Err(_) | Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
-            Err(error) => panic!("unexpected error: {error}"),
-            Ok(_) => panic!("a log with a damaged sealed segment opened"),
-        }
-    };
+    let error = open_fails_as_corrupt(&dir, &config, "a damaged sealed segment").await;
     assert!(error.contains(&files[0].file_name().unwrap().to_string_lossy().to_string()), "{error}");
 }
 
@@ -367,15 +373,7 @@ async fn a_missing_or_damaged_dictionary_is_reported_and_a_half_written_one_remo
 
     // Damaged, it stops the open and is named.
     std::fs::write(&dictionary, &bytes[..bytes.len() / 2]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let error = loop {
-        match FileEventLog::open(&dir, config.clone()) {
-            Err(error) if error.to_string().contains("corrupt") => break error.to_string(),
-            Err(_) | Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
-            Err(error) => panic!("unexpected error: {error}"),
-            Ok(_) => panic!("a log with a damaged dictionary opened"),
-        }
-    };
+    let error = open_fails_as_corrupt(&dir, &config, "a damaged dictionary").await;
     assert!(error.contains(&dictionary.file_name().unwrap().to_string_lossy().to_string()), "{error}");
     // Put back, all reads again.
     std::fs::write(&dictionary, &bytes).unwrap();
