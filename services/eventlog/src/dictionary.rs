@@ -43,12 +43,12 @@ fn storage(error: impl std::fmt::Display) -> LogError {
     LogError::Storage(error.to_string())
 }
 
-/// Every dictionary of one log, and the one new events are compressed with.
+/// Every dictionary of one log, oldest first: the newest is the one new
+/// events are compressed with.
 #[derive(Default)]
 pub(crate) struct Dictionaries {
-    /// By id; a log gains one a segment at most.
+    /// Found by id; a log gains one a segment at most.
     known: RwLock<Vec<Arc<Dictionary>>>,
-    current: RwLock<Option<Arc<Dictionary>>>,
 }
 
 impl Dictionaries {
@@ -89,9 +89,9 @@ impl Dictionaries {
         known.iter().find(|d| d.id() == id).cloned()
     }
 
-    /// The dictionary new events are compressed with.
+    /// The dictionary new events are compressed with: the newest.
     pub(crate) fn current(&self) -> Option<Arc<Dictionary>> {
-        self.current.read().ok()?.clone()
+        self.known.read().ok()?.last().cloned()
     }
 
     /// How many dictionaries the log has, and their bytes on disk.
@@ -104,8 +104,7 @@ impl Dictionaries {
     }
 
     fn add(&self, dictionary: Arc<Dictionary>) -> Result<(), LogError> {
-        self.known.write().map_err(|_| storage("lock poisoned"))?.push(dictionary.clone());
-        *self.current.write().map_err(|_| storage("lock poisoned"))? = Some(dictionary);
+        self.known.write().map_err(|_| storage("lock poisoned"))?.push(dictionary);
         Ok(())
     }
 
