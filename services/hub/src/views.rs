@@ -275,8 +275,9 @@ pub struct HubViews {
     digest_limits: digest_queue::Limits,
     /// The ids of voided statements (`VOIDED` keys), so that a statement
     /// not voided (nearly every one) is known to be so without a read;
-    /// started by the first batch applied (views that only answer queries
-    /// never scan them).
+    /// started when a process that writes opens the views
+    /// ([`HubViews::start_filters`]), or else by the first batch applied
+    /// (views that only answer queries never scan them).
     voided: std::sync::Mutex<Option<KnownIds>>,
     /// What the projector applied.
     stats: lrs_projection::ProjectorStats,

@@ -311,15 +311,17 @@ struct Kept {
     book: Bookkeeping,
     definitions: LastDefinitions,
     names: KnownNames,
-    /// Started by the first batch applied: views that only answer queries
-    /// (those `lrs verify` compares, say) never scan their ids.
+    /// Started when a process that writes opens the views
+    /// ([`Views::start_filters`]), or else by the first batch applied:
+    /// views that only answer queries (those `lrs verify` compares, say)
+    /// never scan their ids.
     filters: Option<Filters>,
     /// Whether the dictionary of records is in the tree (a batch that
     /// failed after it was trained leaves it to the next).
     dictionary_written: bool,
-    /// The thread training it, once started (a failed training is tried
-    /// again when the views next open).
-    dictionary_training: Option<std::thread::JoinHandle<()>>,
+    /// Whether its training was started (a failed training is tried again
+    /// when the views next open).
+    dictionary_training: bool,
 }
 
 /// Filters of what the tree holds, so that applying a statement reads
@@ -616,7 +618,7 @@ impl Views {
             names: KnownNames::default(),
             filters: None,
             dictionary_written: dictionary.get().is_some(),
-            dictionary_training: None,
+            dictionary_training: false,
         };
         Ok(Self {
             db,
@@ -737,7 +739,7 @@ impl Views {
         let Filters { ids, referenced } = filters.get_or_insert_with(|| Filters::of(&self.tree));
         ids.poll_built();
         referenced.poll_built();
-        if self.dictionary.get().is_none() && dictionary_training.is_none() && book.sequence >= DICTIONARY_SAMPLES {
+        if self.dictionary.get().is_none() && !*dictionary_training && book.sequence >= DICTIONARY_SAMPLES {
             *dictionary_training = self.start_training_dictionary();
         }
         // Read once: every record of this batch is compressed alike.
@@ -882,8 +884,8 @@ impl Views {
 
     /// Starts training the dictionary of records beside the batches (a
     /// few hundred milliseconds of a core, during which a batch that
-    /// waited for it would hold every write).
-    fn start_training_dictionary(&self) -> Option<std::thread::JoinHandle<()>> {
+    /// waited for it would hold every write); whether it started.
+    fn start_training_dictionary(&self) -> bool {
         let (records, dictionary) = (self.records.clone(), self.dictionary.clone());
         let train = move || match train_dictionary(&records) {
             Ok(trained) => {
@@ -894,10 +896,10 @@ impl Views {
             }
         };
         match std::thread::Builder::new().name("record dictionary".to_owned()).spawn(train) {
-            Ok(training) => Some(training),
+            Ok(_) => true,
             Err(error) => {
                 tracing::warn!(%error, "cannot start training a dictionary for the statement records");
-                None
+                false
             }
         }
     }
