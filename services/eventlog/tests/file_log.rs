@@ -44,14 +44,19 @@ async fn open_fails_as_corrupt(dir: &Path, config: &FileEventLogConfig, damage: 
     }
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
+/// The files in `dir` named `*.extension`, in order.
+fn files_named(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
         .collect();
     files.sort();
     files
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_named(dir, "seg")
 }
 
 async fn payloads(log: &dyn EventLog, from: u64, max: usize) -> Vec<Vec<u8>> {
@@ -260,13 +265,7 @@ async fn until_dictionaries(log: &FileEventLog, count: usize) {
 }
 
 fn dictionary_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".zdict"))
-        .collect();
-    files.sort();
-    files
+    files_named(dir, "zdict")
 }
 
 /// Appends `events` one at a time; returns what they added to the log.
