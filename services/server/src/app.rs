@@ -195,7 +195,8 @@ impl AppState {
     /// [`read_acknowledged_writes`]).
     pub async fn wait_for_learner_writes(&self, learner: &str) {
         if self.waits_per_scope() {
-            self.wait_applied(self.acknowledged_for.learner(learner), true, ReadWait::Learner).await;
+            let end = self.acknowledged_for.learner(learner).max(self.acknowledged_before_start().await);
+            self.wait_applied(end, true, ReadWait::Learner).await;
         }
     }
 
@@ -209,10 +210,11 @@ impl AppState {
     pub async fn wait_for_organisation_writes(&self, organisation: &str) -> Result<(), ApiError> {
         // With every acknowledged write shown, no organisation's can be
         // missing: skip reading the organisation tree.
-        if !self.waits_per_scope() || self.shows_every_acknowledged_write() {
+        if !self.waits_per_scope() || self.shows_every_acknowledged_write().await {
             return Ok(());
         }
-        self.wait_applied(self.acknowledged_for.every_organisation(), true, ReadWait::Organisation).await;
+        let tree = self.acknowledged_for.every_organisation().max(self.acknowledged_before_start().await);
+        self.wait_applied(tree, true, ReadWait::Organisation).await;
         let hub = self.hub.clone();
         let code = organisation.to_owned();
         let bodies = tokio::task::spawn_blocking(move || hub.organisation_and_descendants(&code))
@@ -235,10 +237,28 @@ impl AppState {
         }
     }
 
-    /// Whether both projections show every write this process acknowledged.
-    fn shows_every_acknowledged_write(&self) -> bool {
-        let end = self.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    /// Whether both projections show every write acknowledged, by this
+    /// process or before it started.
+    async fn shows_every_acknowledged_write(&self) -> bool {
+        let end =
+            self.acknowledged.load(std::sync::atomic::Ordering::SeqCst).max(self.acknowledged_before_start().await);
         self.views.applied_offset() >= end && self.hub.applied_offset() >= end
+    }
+
+    /// Where the writes acknowledged before this process started end, with
+    /// the embedded writer: the log's end when it started (any write in the
+    /// log may have been acknowledged before a restart, and the views may
+    /// reopen behind it: sled writes them to disk every 500 ms), or while
+    /// it starts, the log's end now. 0 with the other writers: ingest
+    /// reads nothing, and a projection replica waits for the whole log.
+    async fn acknowledged_before_start(&self) -> lrs_eventlog::Offset {
+        let Writer::Embedded(sequencer) = &self.writer else {
+            return 0;
+        };
+        match sequencer.progress.started_end() {
+            Some(end) => end,
+            None => self.log.end_offset().await.unwrap_or(0),
+        }
     }
 
     /// Whether this process knows whose views the writes it acknowledged
@@ -249,14 +269,19 @@ impl AppState {
     }
 
     /// The log offset every write acknowledged so far is below, as far as
-    /// this process can tell: its own acknowledgements, or on a projection
+    /// this process can tell: its own acknowledgements (with the embedded
+    /// writer, and the log as the writer found it: those acknowledged
+    /// before a restart), or on a projection
     /// replica (which acknowledges nothing itself) the log's end as it is
     /// now, which covers whatever any ingest replica acknowledged. `None`
     /// when the log cannot say; the read is then served with what is
     /// visible, and Consistent-Through says what that is.
     pub async fn acknowledged_end(&self) -> Option<lrs_eventlog::Offset> {
-        if !matches!(self.writer, Writer::ReadOnly) {
-            return Some(self.acknowledged.load(std::sync::atomic::Ordering::SeqCst));
+        let acknowledged = self.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+        match self.writer {
+            Writer::Embedded(_) => return Some(acknowledged.max(self.acknowledged_before_start().await)),
+            Writer::Kafka(_) => return Some(acknowledged),
+            Writer::ReadOnly => {}
         }
         match self.log.end_offset().await {
             Ok(end) => Some(end),

@@ -97,6 +97,10 @@ pub struct WriteProgress {
     /// views. `u64::MAX` until the writer has started, and after an append
     /// that failed (it may have reached the log).
     directory_end: AtomicU64,
+    /// The log's end when the writer started: any write before it may have
+    /// been acknowledged before a restart. `u64::MAX` until the writer has
+    /// read it.
+    started_end: AtomicU64,
 }
 
 /// Where the writer found the answer to "is this statement id taken?".
@@ -145,6 +149,12 @@ impl Unprojected {
 }
 
 impl WriteProgress {
+    /// The log's end when the writer started (see the field); none known
+    /// while it starts.
+    pub fn started_end(&self) -> Option<Offset> {
+        Some(self.started_end.load(Ordering::SeqCst)).filter(|end| *end != u64::MAX)
+    }
+
     /// Where the directory loads appended so far end (see the field); none
     /// known while the writer starts.
     pub fn directory_loads_end(&self) -> Option<Offset> {
@@ -249,7 +259,11 @@ impl Sequencer {
         handoff: Option<Arc<EventHandoff>>,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(queue_depth.max(1));
-        let progress = Arc::new(WriteProgress { directory_end: AtomicU64::new(u64::MAX), ..Default::default() });
+        let progress = Arc::new(WriteProgress {
+            directory_end: AtomicU64::new(u64::MAX),
+            started_end: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        });
         let writer = Writer {
             log,
             views,
@@ -371,6 +385,7 @@ impl Writer {
         };
         self.progress.appended_end.store(end, Ordering::SeqCst);
         self.progress.directory_end.store(end, Ordering::SeqCst);
+        self.progress.started_end.store(end, Ordering::SeqCst);
         let mut watch = self.views.subscribe();
         if watch.wait_for(|applied| *applied >= end).await.is_err() {
             return false;

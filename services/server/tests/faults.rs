@@ -80,14 +80,28 @@ struct App {
 
 async fn spawn(adjust: impl FnOnce(&mut EmbeddedOptions)) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let (credential, secret) = credentials::add(dir.path(), "faults", None, None, vec![Scope::All]).unwrap();
     let inner = FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap();
+    spawn_over(dir, inner, false, adjust).await
+}
+
+/// As [`spawn`], over `inner`, the log in `dir`, which may hold events
+/// already; when `stalled`, the log's reads stall from the start until a
+/// read request arrives.
+async fn spawn_over(
+    dir: tempfile::TempDir,
+    inner: FileEventLog,
+    stalled: bool,
+    adjust: impl FnOnce(&mut EmbeddedOptions),
+) -> App {
+    let (credential, secret) = credentials::add(dir.path(), "faults", None, None, vec![Scope::All]).unwrap();
+    // Every organisation's analytics too.
+    credentials::grant_organisations(dir.path(), &credential.key, vec!["*".to_owned()]).unwrap();
     let log = Arc::new(FaultyLog {
         inner,
         fail_appends: AtomicBool::new(false),
-        stall_reads: AtomicBool::new(false),
+        stall_reads: AtomicBool::new(stalled),
         resumed: Notify::new(),
-        release_on_read: AtomicBool::new(false),
+        release_on_read: AtomicBool::new(stalled),
     });
     let mut options = EmbeddedOptions::new(dir.path());
     options.store.cache_bytes = 8 * 1024 * 1024;
@@ -268,6 +282,73 @@ async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_
     for id in &acknowledged {
         assert!(ids.contains(&id.as_str()), "{id} is missing from {ids:?}");
     }
+}
+
+/// A store reopened over a log that holds statements (written, and
+/// acknowledged, before a restart) with views that do not show them yet:
+/// sled writes the views to disk every 500 ms, and deleted views are
+/// rebuilt. The log's reads stall until the first read request arrives.
+/// Returns the store and the ids of the statements, ada's in RJ1 on the
+/// activity `.../activities/<n>`, on 1 March 2026.
+async fn restarted_behind_its_log() -> (App, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileEventLog::open(&dir.path().join("log"), FileEventLogConfig::default()).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = format!("2026-03-01T10:00:0{n}.000000Z");
+        let statement = json!({
+            "id": id,
+            "actor": { "objectType": "Agent", "account": { "homePage": "https://learninghub.nhs.uk", "name": "ada" } },
+            "verb": { "id": support::COMPLETED },
+            "object": { "objectType": "Activity", "id": format!("https://learninghub.nhs.uk/activities/{n}") },
+            "context": { "extensions": { "https://learninghub.nhs.uk/xapi/ext/organisation": "RJ1" } },
+            "timestamp": at, "stored": at, "version": "2.0.0",
+            "authority": { "objectType": "Agent", "mbox": "mailto:authority@example.org" }
+        });
+        let event = lrs_xapi::events::Event::StatementsStored { statements: vec![statement], attachments: Vec::new() };
+        log.append(vec![lrs_xapi::events::encode(&event)]).await.unwrap();
+        ids.push(id);
+    }
+    let app = spawn_over(dir, log, true, |options| {
+        // Long enough that a read that waited for nothing fails below,
+        // rather than one that waited for the bound.
+        options.server.read_your_writes_timeout = Duration::from_secs(600);
+    })
+    .await;
+    // Signs the credential in (checking a secret takes long enough for a
+    // released projection to catch up) with a request that is no read and
+    // writes nothing.
+    assert_eq!(app.post(&json!({})).await.status(), StatusCode::BAD_REQUEST);
+    (app, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_an_xapi_read_waits_for_the_views_to_show_the_writes_already_in_the_log() {
+    let (app, ids) = restarted_behind_its_log().await;
+    for id in &ids {
+        assert_eq!(app.get_statement(id).await, StatusCode::OK, "{id}, written before the restart, is read back");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_transcript_waits_for_the_views_to_show_the_learners_writes_already_in_the_log() {
+    let (app, _) = restarted_behind_its_log().await;
+    let response = app.request(reqwest::Method::GET, "/analytics/learners/ada/transcript").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let transcript: Value = response.json().await.unwrap();
+    let activities = transcript["activities"].as_array().expect("activities");
+    assert_eq!(activities.len(), 3, "every activity written before the restart: {transcript}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_uptake_waits_for_the_views_to_show_the_organisations_writes_already_in_the_log() {
+    let (app, _) = restarted_behind_its_log().await;
+    let path = "/analytics/uptake?org=RJ1&from=2026-03-01&to=2026-03-01&granularity=day";
+    let response = app.request(reqwest::Method::GET, path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let uptake: Value = response.json().await.unwrap();
+    assert_eq!(uptake["periods"][0]["statements"], 3, "every statement written before the restart: {uptake}");
 }
 
 /// A projection replica (`lrs project`) over the same log, served on
