@@ -154,7 +154,7 @@ struct ServeArgs {
     /// Statements a write may be acknowledged ahead of the views, once
     /// durable in the log (reads then wait until the views show every
     /// acknowledged write); 0 makes every acknowledgement wait for the views.
-    #[arg(long, env = "LRS_ACK_AHEAD", default_value_t = 0)]
+    #[arg(long, env = "LRS_ACK_AHEAD", default_value_t = lrs_server::app::DEFAULT_ACKNOWLEDGE_AHEAD)]
     ack_ahead: u64,
     /// Milliseconds the Learning Hub projection may hold a batch of fewer
     /// than 64 events to gather more (no write waits for it, and a read

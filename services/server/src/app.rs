@@ -59,6 +59,13 @@ pub struct ServerConfig {
     pub learning_hub_gather_wait: Duration,
 }
 
+/// Statements a write may be acknowledged ahead of the views by default:
+/// enough that 64 clients posting one statement each are answered once it
+/// is durable, without waiting for the views; few enough that a batch of
+/// more waits for its own as before, and a read under a write load waits
+/// for no more than a few single statements to be applied.
+pub const DEFAULT_ACKNOWLEDGE_AHEAD: u64 = 64;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -66,7 +73,7 @@ impl Default for ServerConfig {
             max_page_size: 500,
             authority_home_page: "https://learninghub.nhs.uk/lrs/credentials".to_owned(),
             read_your_writes_timeout: statements::DEFAULT_READ_YOUR_WRITES_TIMEOUT,
-            acknowledge_ahead: 0,
+            acknowledge_ahead: DEFAULT_ACKNOWLEDGE_AHEAD,
             auth_failure_limit: 20,
             trust_forwarded_for: false,
             max_inflight_body_bytes: 512 * 1024 * 1024,

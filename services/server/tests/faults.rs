@@ -242,6 +242,34 @@ async fn a_stalled_projection_makes_writes_slow_down_instead_of_piling_up() {
     }
 }
 
+/// By default a write is answered once durable in the log, without waiting
+/// for the views while few statements are unprojected
+/// (`DEFAULT_ACKNOWLEDGE_AHEAD`); reads wait for them instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_write_is_answered_without_waiting_for_the_views() {
+    let app = spawn(|options| {
+        assert_eq!(options.server.acknowledge_ahead, lrs_server::app::DEFAULT_ACKNOWLEDGE_AHEAD);
+        assert!(options.server.acknowledge_ahead >= 64, "64 clients' single statements are not held up");
+        // A write that waited for the stalled views would outlast the
+        // client's 30-second timeout.
+        options.server.read_your_writes_timeout = Duration::from_secs(600);
+    })
+    .await;
+    app.log.stall_reads.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for n in 0..3 {
+        let body = statement(n);
+        assert_eq!(app.post(&body).await.status(), 200, "answered while the views are stalled");
+        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"]["projection:xapi"]["lag_events"], 3, "answered before projected: {ready}");
+    app.log.release_on_read.store(true, Ordering::SeqCst);
+    for id in &acknowledged {
+        assert_eq!(app.get_statement(id).await, StatusCode::OK, "{id} is read back");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_for_them() {
     let app = spawn(|options| {
