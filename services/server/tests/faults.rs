@@ -242,6 +242,23 @@ async fn a_stalled_projection_makes_writes_slow_down_instead_of_piling_up() {
     }
 }
 
+/// Stalls the views and posts `statement(n)` for each of `numbers`: each
+/// is answered while the views stand still (200), and `/ready` counts
+/// them unprojected. Their ids.
+async fn post_while_stalled(app: &App, numbers: impl IntoIterator<Item = u32>) -> Vec<String> {
+    app.log.stall_reads.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for n in numbers {
+        let body = statement(n);
+        assert_eq!(app.post(&body).await.status(), 200, "acknowledged while the views are stalled");
+        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    let lag = ready["checks"]["projection:xapi"]["lag_events"].as_u64();
+    assert_eq!(lag, Some(acknowledged.len() as u64), "acknowledged before projected: {ready}");
+    acknowledged
+}
+
 /// By default a write is answered once durable in the log, without waiting
 /// for the views while few statements are unprojected
 /// (`DEFAULT_ACKNOWLEDGE_AHEAD`); reads wait for them instead.
@@ -255,15 +272,7 @@ async fn by_default_a_write_is_answered_without_waiting_for_the_views() {
         options.server.read_your_writes_timeout = Duration::from_secs(600);
     })
     .await;
-    app.log.stall_reads.store(true, Ordering::SeqCst);
-    let mut acknowledged = Vec::new();
-    for n in 0..3 {
-        let body = statement(n);
-        assert_eq!(app.post(&body).await.status(), 200, "answered while the views are stalled");
-        acknowledged.push(body["id"].as_str().unwrap().to_owned());
-    }
-    let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["checks"]["projection:xapi"]["lag_events"], 3, "answered before projected: {ready}");
+    let acknowledged = post_while_stalled(&app, 0..3).await;
     app.log.release_on_read.store(true, Ordering::SeqCst);
     for id in &acknowledged {
         assert_eq!(app.get_statement(id).await, StatusCode::OK, "{id} is read back");
@@ -291,15 +300,7 @@ async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_
         assert!(std::time::Instant::now() < deadline, "the first write was never projected: {ready}");
         tokio::task::yield_now().await;
     }
-    app.log.stall_reads.store(true, Ordering::SeqCst);
-    let mut acknowledged = Vec::new();
-    for n in 1..=3 {
-        let body = statement(n);
-        assert_eq!(app.post(&body).await.status(), 200, "acknowledged while the views are stalled");
-        acknowledged.push(body["id"].as_str().unwrap().to_owned());
-    }
-    let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["checks"]["projection:xapi"]["lag_events"], 3, "acknowledged before projected: {ready}");
+    let acknowledged = post_while_stalled(&app, 1..=3).await;
 
     // The stall ends as the read arrives: the read waits for the views to
     // show every acknowledged write instead of answering without them.
