@@ -247,9 +247,9 @@ impl AppState {
     /// Whether both projections show every write acknowledged, by this
     /// process or before it started.
     async fn shows_every_acknowledged_write(&self) -> bool {
-        let end =
-            self.acknowledged.load(std::sync::atomic::Ordering::SeqCst).max(self.acknowledged_before_start().await);
-        self.views.applied_offset() >= end && self.hub.applied_offset() >= end
+        self.acknowledged_end()
+            .await
+            .is_some_and(|end| self.views.applied_offset() >= end && self.hub.applied_offset() >= end)
     }
 
     /// Where the writes acknowledged before this process started end, with
