@@ -252,6 +252,15 @@ impl AppState {
             .is_some_and(|end| self.views.applied_offset() >= end && self.hub.applied_offset() >= end)
     }
 
+    /// Waits (bounded) until the xAPI views, and the Learning Hub views
+    /// when `hub`, show every write acknowledged so far (see
+    /// [`AppState::acknowledged_end`]).
+    pub async fn wait_for_acknowledged_writes(&self, hub: bool) {
+        if let Some(end) = self.acknowledged_end().await {
+            self.wait_applied(end, hub, ReadWait::Everything).await;
+        }
+    }
+
     /// Where the writes acknowledged before this process started end, with
     /// the embedded writer: the log's end when it started (any write in the
     /// log may have been acknowledged before a restart, and the views may
@@ -321,11 +330,8 @@ impl AppState {
 /// other read waits for both. It sits inside the alternate-syntax rewrite,
 /// so a read sent as `POST ?method=GET` waits too.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if waits_for_writes(&request)
-        && !(state.waits_per_scope() && reads_one_scope(&request))
-        && let Some(end) = state.acknowledged_end().await
-    {
-        state.wait_applied(end, reads_learning_hub(request.uri().path()), ReadWait::Everything).await;
+    if waits_for_writes(&request) && !(state.waits_per_scope() && reads_one_scope(&request)) {
+        state.wait_for_acknowledged_writes(reads_learning_hub(request.uri().path())).await;
     }
     next.run(request).await
 }

@@ -279,6 +279,37 @@ async fn by_default_a_write_is_answered_without_waiting_for_the_views() {
     }
 }
 
+/// A write answered ahead of the views is covered by the
+/// Consistent-Through of a read after it: the header is taken once the
+/// read has waited for the views, in either syntax.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_through_covers_a_write_answered_ahead_of_the_views() {
+    let app = spawn(|options| options.server.read_your_writes_timeout = Duration::from_secs(600)).await;
+    for alternate in [false, true] {
+        let id = post_while_stalled(&app, [u32::from(alternate)]).await.remove(0);
+        app.log.release_on_read.store(true, Ordering::SeqCst);
+        let response = match alternate {
+            false => app.request(reqwest::Method::GET, &format!("/xapi/statements?statementId={id}")),
+            true => support::alternate_syntax_get(
+                &app.client,
+                &app.base,
+                "/xapi/statements",
+                (&app.key, &app.secret),
+                &[("statementId", id.as_str())],
+            ),
+        }
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let header = response.headers()["x-experience-api-consistent-through"].to_str().unwrap().to_owned();
+        let statement: Value = response.json().await.unwrap();
+        let through = chrono::DateTime::parse_from_rfc3339(&header).unwrap();
+        let stored = chrono::DateTime::parse_from_rfc3339(statement["stored"].as_str().unwrap()).unwrap();
+        assert!(through >= stored, "alternate syntax {alternate}: consistent through {through}, stored {stored}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_for_them() {
     let app = spawn(|options| {
