@@ -25,4 +25,6 @@ pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Gather, Projection, ProjectorStats, run_projector};
 pub use store::{StoreOptions, open_store};
-pub use views::{Document, FoundStatement, Outcome, StatementRecord, Views, ViewsError};
+pub use views::{
+    Document, FoundStatement, Outcome, StatementRecord, Views, ViewsError, query_keys_of, statement_id_key,
+};

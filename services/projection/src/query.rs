@@ -47,6 +47,20 @@ pub struct QueryPage {
     pub next: Option<StoredKey>,
 }
 
+impl StatementQuery {
+    /// One key of [`query_keys_of`](crate::query_keys_of) for each facet
+    /// filter (agent, verb, activity, registration): a statement this query
+    /// finds has every one of them, or inherits the facets by StatementRef
+    /// (which `query_keys_of` counts as changing any query). Empty when the
+    /// query has no facet filter: any statement may change it.
+    pub fn facet_keys(&self) -> Vec<String> {
+        [("a", &self.agent), ("v", &self.verb), ("c", &self.activity), ("r", &self.registration)]
+            .into_iter()
+            .filter_map(|(tag, value)| value.as_ref().map(|value| format!("{tag}:{value}")))
+            .collect()
+    }
+}
+
 impl Views {
     /// Runs a statement query. `max_limit` caps the page size.
     pub fn query(&self, query: &StatementQuery, max_limit: usize) -> Result<QueryPage, ViewsError> {

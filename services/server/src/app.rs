@@ -176,7 +176,7 @@ impl AppState {
     /// views does when `scope` says the write may change them. If a bound
     /// passes, the Consistent-Through header stays honest about what is
     /// visible.
-    pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt, scope: WriteScope) {
+    pub async fn wait_visible(&self, visible: crate::sequencer::VisibleAt, mut scope: WriteScope) {
         if !self.writer.projects_locally() {
             // Kafka ingest answered once a projection had applied the write.
             return;
@@ -191,7 +191,12 @@ impl AppState {
         // meets once they have applied every directory load before it.
         let directory =
             self.writer.directory_loads_end().filter(|end| self.hub.applied_offset() >= *end).map(|_| &*self.hub);
+        let queries = scope.take_queries();
         self.acknowledged_for.acknowledged(&scope.resolve(&self.views, directory), visible);
+        // Statement queries wait for the writes answered ahead of the views.
+        if self.views.applied_offset() < visible {
+            self.acknowledged_for.acknowledged_ahead(queries, visible);
+        }
         self.acknowledged.fetch_max(visible, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -205,6 +210,27 @@ impl AppState {
             let end = self.acknowledged_for.learner(learner).max(self.acknowledged_before_start().await);
             self.wait_applied(end, true, ReadWait::Learner).await;
         }
+    }
+
+    /// Before a statement query (`GET /xapi/statements`), found by the
+    /// keys `keys` (one per facet filter, see
+    /// [`lrs_projection::StatementQuery::facet_keys`], or a statement's id
+    /// key; `None` when it cannot be narrowed): with the embedded writer,
+    /// waits (bounded) until the xAPI views show every acknowledged write
+    /// that may change what it finds. Elsewhere the read already waited for
+    /// every acknowledged write.
+    pub async fn wait_for_statement_query(&self, keys: Option<&[String]>) {
+        if !self.waits_per_scope() {
+            return;
+        }
+        let (end, wait) = match keys.and_then(|keys| self.acknowledged_for.statement_query(keys)) {
+            Some(end) => (end.max(self.acknowledged_before_start().await), ReadWait::Query),
+            None => match self.acknowledged_end().await {
+                Some(end) => (end, ReadWait::Everything),
+                None => return,
+            },
+        };
+        self.wait_applied(end, false, wait).await;
     }
 
     /// Before a read of an organisation's figures (uptake, competency
@@ -330,7 +356,9 @@ impl AppState {
 /// other read waits for both. It sits inside the alternate-syntax rewrite,
 /// so a read sent as `POST ?method=GET` waits too.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if waits_for_writes(&request) && !(state.waits_per_scope() && reads_one_scope(&request)) {
+    if waits_for_writes(&request)
+        && !(state.waits_per_scope() && (reads_one_scope(&request) || queries_statements(&request)))
+    {
         state.wait_for_acknowledged_writes(reads_learning_hub(request.uri().path())).await;
     }
     next.run(request).await
@@ -349,6 +377,16 @@ fn reads_one_scope(request: &Request) -> bool {
                 | "/analytics/competencies/coverage"
         )
     })
+}
+
+/// Whether a read is a statement query, which waits in its handler for the
+/// writes that may change what it finds ([`AppState::wait_for_statement_query`]).
+fn queries_statements(request: &Request) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|path| path.as_str() == "/xapi/statements")
 }
 
 /// Whether a read may be served from the Learning Hub views: anything but

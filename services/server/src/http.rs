@@ -224,41 +224,30 @@ fn with_version(mut response: Response, version: XapiVersion) -> Response {
     response
 }
 
+/// The `X-Experience-API-Consistent-Through` value a statement query took
+/// once it had waited for the writes it must show, before it read
+/// anything (see `statements::before_reading`).
+#[derive(Debug, Clone)]
+pub struct ConsistentThrough(pub String);
+
 /// Adds `X-Experience-API-Consistent-Through` to every statements response,
-/// errors included.
+/// errors included: the value a statement query took, or else one taken
+/// before the handler runs (everything stored up to it is already visible,
+/// so the response cannot miss any of it).
 pub async fn consistent_through_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.uri().path() != "/xapi/statements" {
         return next.run(request).await;
     }
-    // A read first waits for the views to show the writes acknowledged
-    // before it, as the barrier inside would (which then finds them
-    // there): a write may be answered ahead of the views, and the value
-    // taken before that wait would not cover it.
-    if reads_statements(&request) {
-        state.wait_for_acknowledged_writes(false).await;
-    }
-    // Taken before the handler runs: everything stored up to this time is
-    // already visible, so the response cannot miss any of it.
-    let value = state.consistent_through();
+    let before = state.consistent_through();
     let mut response = next.run(request).await;
+    let value = match response.extensions_mut().remove::<ConsistentThrough>() {
+        Some(ConsistentThrough(taken)) => taken,
+        None => before,
+    };
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(CONSISTENT_THROUGH_HEADER, value);
     }
     response
-}
-
-/// Whether a request to the statements resource reads: a GET or HEAD, in
-/// either syntax (the alternate one is rewritten further in).
-fn reads_statements(request: &Request) -> bool {
-    let method = match *request.method() {
-        Method::POST => request.uri().query().and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(name, _)| name == "method")
-                .map(|(_, value)| value.to_ascii_uppercase())
-        }),
-        ref other => Some(other.as_str().to_owned()),
-    };
-    matches!(method.as_deref(), Some("GET" | "HEAD"))
 }
 
 /// Headers that the 1.0.3 alternate request syntax may carry as form fields.

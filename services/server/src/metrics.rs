@@ -170,16 +170,20 @@ pub enum ReadWait {
     Learner,
     /// Those that may change one organisation's figures.
     Organisation,
+    /// Those answered ahead of the xAPI views that may change what one
+    /// statement query finds (a query with no filter waits for everything).
+    Query,
 }
 
 impl ReadWait {
-    const ALL: [Self; 3] = [Self::Everything, Self::Learner, Self::Organisation];
+    const ALL: [Self; 4] = [Self::Everything, Self::Learner, Self::Organisation, Self::Query];
 
     fn label(self) -> &'static str {
         match self {
             Self::Everything => "everything",
             Self::Learner => "learner",
             Self::Organisation => "organisation",
+            Self::Query => "statement-query",
         }
     }
 }

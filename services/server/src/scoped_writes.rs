@@ -19,6 +19,16 @@
 //! wait longer than it must, never shorter. A void the views cannot name
 //! the statement of may change any organisation's figures.
 //!
+//! Statement queries (`GET /xapi/statements`) wait the same way, for the
+//! writes answered ahead of the xAPI views (`--ack-ahead`) that may change
+//! what they find: a statement found by id changes only with a statement of
+//! that id; a query with facet filters (agent, verb, activity,
+//! registration) only with statements posted under every one of them, so
+//! it waits for the earliest of the filters' ends. A void, or a statement
+//! whose object is a StatementRef (it takes its target's facets), may
+//! change any query. A write the views already showed when it was answered
+//! is not remembered: every later read finds it.
+//!
 //! A statement that names no organisation counts for the one the learner
 //! directory gives its learner when the Learning Hub views project it. Once
 //! those views have applied every directory load the writer appended before
@@ -77,12 +87,15 @@ pub struct WriteScope {
     voided: Vec<Uuid>,
     every_learner: bool,
     every_organisation: bool,
+    /// The statement queries it may change (see
+    /// [`lrs_projection::query_keys_of`]); `None`: any.
+    queries: Option<Vec<String>>,
 }
 
 impl WriteScope {
     /// A write that changes no Learning Hub view (a document).
     pub fn nobody() -> Self {
-        Self::default()
+        Self { queries: Some(Vec::new()), ..Self::default() }
     }
 
     /// A write that may change any Learning Hub view (a directory load).
@@ -90,8 +103,22 @@ impl WriteScope {
         Self { every_learner: true, every_organisation: true, ..Self::default() }
     }
 
-    pub fn of_statements(statements: &[Value]) -> Self {
+    /// The scope of a write of `statements`; with `queries`, also the
+    /// statement queries they may change (worth working out only for a
+    /// write that may be answered before the views show it), else any.
+    pub fn of_statements(statements: &[Value], queries: bool) -> Self {
         let mut scope = Self::default();
+        if queries {
+            let mut keys = Vec::new();
+            let any = statements.iter().any(|statement| match lrs_projection::query_keys_of(statement) {
+                Some(more) => {
+                    keys.extend(more);
+                    false
+                }
+                None => true,
+            });
+            scope.queries = (!any).then_some(keys);
+        }
         for statement in statements {
             if let Some(target) = voided_target(statement) {
                 scope.voided.push(target);
@@ -111,6 +138,12 @@ impl WriteScope {
         scope
     }
 
+    /// The statement queries the write may change: `None`, any (see
+    /// [`AcknowledgedFor::acknowledged_ahead`]).
+    pub fn take_queries(&mut self) -> Option<Vec<String>> {
+        self.queries.take()
+    }
+
     /// Once the write is visible: what it touches, with each voided
     /// statement read from the views (everyone's views when one cannot be
     /// read: not stored yet, or not yet shown by views acknowledged ahead),
@@ -126,6 +159,7 @@ impl WriteScope {
             voided,
             mut every_learner,
             mut every_organisation,
+            queries: _,
         } = self;
         match directory {
             _ if directory_learners.is_empty() || every_organisation => {}
@@ -227,6 +261,9 @@ impl Ends {
 pub struct AcknowledgedFor {
     learners: Ends,
     organisations: Ends,
+    /// Statement queries, by the keys of [`lrs_projection::query_keys_of`]:
+    /// only writes answered before the xAPI views showed them.
+    queries: Ends,
 }
 
 impl AcknowledgedFor {
@@ -234,6 +271,26 @@ impl AcknowledgedFor {
     pub fn acknowledged(&self, touches: &Touches, end: Offset) {
         self.learners.acknowledged(&touches.learners, end);
         self.organisations.acknowledged(&touches.organisations, end);
+    }
+
+    /// A write ending at `end` that may change the statement queries with
+    /// these keys (`None`: any) was answered before the xAPI views showed it.
+    pub fn acknowledged_ahead(&self, queries: Option<Vec<String>>, end: Offset) {
+        let touched = match queries {
+            Some(keys) => Touched::Some(keys),
+            None => Touched::Everyone,
+        };
+        self.queries.acknowledged(&touched, end);
+    }
+
+    /// The log offset every write answered ahead of the xAPI views that may
+    /// change a statement query with the keys `keys` (one per filter, see
+    /// [`lrs_projection::StatementQuery::facet_keys`]) is below: a statement
+    /// the query finds has every key, so the earliest of their ends. `None`
+    /// when the query cannot be narrowed (no keys).
+    pub fn statement_query(&self, keys: &[String]) -> Option<Offset> {
+        let narrowest = keys.iter().map(|key| self.queries.end_for(key)).min()?;
+        Some(narrowest.max(self.queries.everyone()))
     }
 
     /// The log offset every acknowledged write that may change `learner`'s
@@ -299,7 +356,8 @@ mod tests {
     fn a_statement_touches_its_actor_and_the_organisation_it_names() {
         let views = Views::temporary().unwrap();
         let ada = json!({ "mbox": "mailto:ada@example.org" });
-        let scope = WriteScope::of_statements(&[statement(ada.clone(), Some("RJ1")), statement(ada.clone(), None)]);
+        let scope =
+            WriteScope::of_statements(&[statement(ada.clone(), Some("RJ1")), statement(ada.clone(), None)], false);
         assert_eq!(
             scope.resolve(&views, None),
             Touches {
@@ -308,8 +366,52 @@ mod tests {
             }
         );
         let anonymous = json!({ "objectType": "Group", "member": [{ "mbox": "mailto:ada@example.org" }] });
-        let scope = WriteScope::of_statements(&[statement(anonymous, Some("RJ1"))]);
+        let scope = WriteScope::of_statements(&[statement(anonymous, Some("RJ1"))], false);
         assert_eq!(scope.resolve(&views, None), Touches { learners: Touched::Everyone, organisations: some(&["RJ1"]) });
+    }
+
+    #[test]
+    fn statement_queries_are_narrowed_by_id_and_facets_except_after_a_void_or_a_statement_reference() {
+        let mut ada = statement(json!({ "mbox": "mailto:ada@example.org" }), None);
+        ada["id"] = json!("6690e6c9-3ef0-4ed3-8b37-7f3964730bee");
+        ada["context"] = json!({ "registration": "A6A9A2B8-1D5E-4C3B-9D4B-4D1C2A0E9F11",
+                                 "instructor": { "mbox": "mailto:bea@example.org" } });
+        let keys = WriteScope::of_statements(std::slice::from_ref(&ada), true).take_queries().unwrap();
+        for key in [
+            "i:6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
+            "a:mbox:mailto:ada@example.org",
+            "a:mbox:mailto:bea@example.org",
+            "v:http://adlnet.gov/expapi/verbs/completed",
+            "c:https://example.org/a",
+            "r:a6a9a2b8-1d5e-4c3b-9d4b-4d1c2a0e9f11",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+        assert_eq!(WriteScope::of_statements(std::slice::from_ref(&ada), false).take_queries(), None, "not worked out");
+        assert_eq!(WriteScope::nobody().take_queries(), Some(Vec::new()));
+        let reference = json!({ "objectType": "StatementRef", "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee" });
+        for verb in ["http://adlnet.gov/expapi/verbs/voided", "http://adlnet.gov/expapi/verbs/commented"] {
+            let referrer =
+                json!({ "actor": { "mbox": "mailto:cat@example.org" }, "verb": { "id": verb }, "object": reference });
+            assert_eq!(WriteScope::of_statements(&[ada.clone(), referrer], true).take_queries(), None, "{verb}");
+        }
+
+        let acknowledged = AcknowledgedFor::default();
+        let (by_ada, by_verb) =
+            ("a:mbox:mailto:ada@example.org".to_owned(), "v:http://adlnet.gov/expapi/verbs/completed".to_owned());
+        assert_eq!(acknowledged.statement_query(&[]), None, "a query with no filter cannot be narrowed");
+        acknowledged.acknowledged_ahead(Some(vec![by_ada.clone(), by_verb.clone()]), 4);
+        acknowledged.acknowledged_ahead(Some(vec![by_verb.clone()]), 6);
+        assert_eq!(acknowledged.statement_query(std::slice::from_ref(&by_ada)), Some(4));
+        assert_eq!(
+            acknowledged.statement_query(&[by_ada.clone(), by_verb.clone()]),
+            Some(4),
+            "found with every filter"
+        );
+        assert_eq!(acknowledged.statement_query(&["a:mbox:mailto:cat@example.org".to_owned()]), Some(0));
+        acknowledged.acknowledged_ahead(None, 5);
+        assert_eq!(acknowledged.statement_query(&["a:mbox:mailto:cat@example.org".to_owned()]), Some(5), "any");
+        assert_eq!(acknowledged.statement_query(std::slice::from_ref(&by_verb)), Some(6));
     }
 
     #[test]
@@ -327,16 +429,16 @@ mod tests {
         hub.apply(&[lrs_eventlog::LogRecord { offset: 0, payload: lrs_xapi::events::encode(&directory) }]).unwrap();
         let statements = [statement(ada.clone(), None), statement(ada, Some("RJ2"))];
         assert_eq!(
-            WriteScope::of_statements(&statements).resolve(&views, Some(&hub)),
+            WriteScope::of_statements(&statements, false).resolve(&views, Some(&hub)),
             Touches {
                 learners: some(&["mbox:mailto:ada@example.org"; 2]),
                 organisations: some(&["RJ2", "RJ1"]), // named, then from the directory
             }
         );
-        let unplaced = WriteScope::of_statements(&[statement(cat, None)]).resolve(&views, Some(&hub));
+        let unplaced = WriteScope::of_statements(&[statement(cat, None)], false).resolve(&views, Some(&hub));
         assert_eq!(unplaced.organisations, some(&[]), "a learner the directory does not place counts nowhere");
         assert_eq!(
-            WriteScope::of_statements(&statements).resolve(&views, None).organisations,
+            WriteScope::of_statements(&statements, false).resolve(&views, None).organisations,
             Touched::Everyone,
             "without a directory the views are known to hold"
         );
@@ -352,7 +454,7 @@ mod tests {
                            "context": { "extensions": { "https://learninghub.nhs.uk/xapi/ext/organisation": "X26" } } });
         let everyone = Touches { learners: Touched::Everyone, organisations: Touched::Everyone };
         assert_eq!(
-            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views, None),
+            WriteScope::of_statements(std::slice::from_ref(&void), false).resolve(&views, None),
             everyone,
             "a statement the views do not hold"
         );
@@ -367,7 +469,7 @@ mod tests {
         let event = lrs_xapi::events::Event::StatementsStored { statements: vec![stored], attachments: Vec::new() };
         views.apply(&[lrs_eventlog::LogRecord { offset: 0, payload: lrs_xapi::events::encode(&event) }]).unwrap();
         assert_eq!(
-            WriteScope::of_statements(std::slice::from_ref(&void)).resolve(&views, None),
+            WriteScope::of_statements(std::slice::from_ref(&void), false).resolve(&views, None),
             Touches { learners: some(&["mbox:mailto:ada@example.org"]), organisations: some(&["RJ1"]) },
             "the voided statement's actor and organisation, not the void's"
         );

@@ -25,7 +25,7 @@ use lrs_xapi::statement::{complete_for_storage, content_fingerprint, fill_timest
 use crate::app::AppState;
 use crate::credentials::Scope;
 use crate::error::ApiError;
-use crate::http::{Params, Principal, authenticate, header_text, http_date, media_type, read_body};
+use crate::http::{ConsistentThrough, Params, Principal, authenticate, header_text, http_date, media_type, read_body};
 use crate::scoped_writes::WriteScope;
 use crate::sequencer::{StatementBatch, VisibleAt};
 
@@ -287,7 +287,10 @@ async fn store(
         .into_iter()
         .map(|p| AttachmentContent { sha2: p.sha2, content_type: p.content_type, content: p.body })
         .collect();
-    let scope = WriteScope::of_statements(&completed);
+    // Only a write of no more than `--ack-ahead` statements may be answered
+    // before the views show it; a larger one waits for them.
+    let ahead = completed.len() as u64 <= state.config.acknowledge_ahead;
+    let scope = WriteScope::of_statements(&completed, ahead);
     let began = std::time::Instant::now();
     let visible =
         state.writer.store_statements(StatementBatch { statements: completed, fingerprints, attachments }).await;
@@ -496,7 +499,8 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             authority: token.authority.clone(),
             actor: token.actor.clone(),
         };
-        return run_query(&state, query, format, token.attachments, &languages).await;
+        let through = before_reading(&state, query.facet_keys(), format).await;
+        return with_consistent_through(run_query(&state, query, format, token.attachments, &languages).await, through);
     }
 
     params.only(&QUERY_PARAMETERS)?;
@@ -519,7 +523,9 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
             let id = parse_uuid(text)
                 .ok_or_else(|| ApiError::bad_property(format!("?{single}"), format!("{single} must be a UUID")))?;
             let only = Only { authority: authority_key.as_deref(), learner: learner.as_deref() };
-            return get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, only).await;
+            let through = before_reading(&state, vec![lrs_projection::statement_id_key(id)], format).await;
+            let found = get_one(&state, id, single == "voidedStatementId", format, attachments, &languages, only).await;
+            return with_consistent_through(found, through);
         }
     }
 
@@ -573,7 +579,30 @@ pub async fn get_statements(State(state): State<AppState>, request: Request) -> 
         authority: authority_key,
         actor: learner,
     };
-    run_query(&state, query, format, attachments, &languages).await
+    let through = before_reading(&state, query.facet_keys(), format).await;
+    with_consistent_through(run_query(&state, query, format, attachments, &languages).await, through)
+}
+
+/// Before a statement query found by `keys` (see
+/// [`AppState::wait_for_statement_query`]): waits for the acknowledged
+/// writes that may change what it finds, then takes the Consistent-Through
+/// value its answer carries, before anything is read. The canonical
+/// format shows activity definitions any statement may change, so it
+/// waits for every write.
+async fn before_reading(state: &AppState, keys: Vec<String>, format: StatementFormat) -> ConsistentThrough {
+    let narrowed = !keys.is_empty() && format != StatementFormat::Canonical;
+    state.wait_for_statement_query(narrowed.then_some(keys.as_slice())).await;
+    ConsistentThrough(state.consistent_through())
+}
+
+fn with_consistent_through(
+    answer: Result<Response, ApiError>,
+    through: ConsistentThrough,
+) -> Result<Response, ApiError> {
+    answer.map(|mut response| {
+        response.extensions_mut().insert(through);
+        response
+    })
 }
 
 /// A stored statement as a GET returns it: in the asked format, with
