@@ -242,6 +242,19 @@ async fn a_stalled_projection_makes_writes_slow_down_instead_of_piling_up() {
     }
 }
 
+/// Waits (at most 30 s) until the xAPI views show every write (`/ready`).
+async fn wait_until_projected(app: &App) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
+        if ready["checks"]["projection:xapi"]["lag_events"] == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the writes were never projected: {ready}");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Stalls the views and posts `statement(n)` for each of `numbers`: each
 /// is answered while the views stand still (200), and `/ready` counts
 /// them unprojected. Their ids.
@@ -333,14 +346,7 @@ async fn a_statement_query_waits_only_for_the_writes_answered_ahead_that_may_cha
     let app = spawn(|options| options.server.read_your_writes_timeout = Duration::from_millis(200)).await;
     let shown = statement(1);
     assert_eq!(app.post(&shown).await.status(), 200);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
-        if ready["checks"]["projection:xapi"]["lag_events"] == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the first write was never projected: {ready}");
-    }
+    wait_until_projected(&app).await;
     let ahead = post_while_stalled(&app, [2]).await.remove(0);
     let shown_id = shown["id"].as_str().unwrap();
     let get = |query: String| {
@@ -403,12 +409,13 @@ async fn a_statement_query_waits_only_for_the_writes_answered_ahead_that_may_cha
 
     // Once the views move, every write is read back.
     app.log.release();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let found = loop {
         let found = get(agent(2)).await;
         if found["statements"].as_array().is_some_and(|s| !s.is_empty()) {
             break found;
         }
-        assert!(std::time::Instant::now() < deadline + Duration::from_secs(30), "never shown: {found}");
+        assert!(std::time::Instant::now() < deadline, "never shown: {found}");
     };
     assert_eq!(found["statements"][0]["id"], ahead.as_str());
     assert_eq!(app.get_statement(shown_id).await, StatusCode::NOT_FOUND, "voided");
@@ -426,15 +433,7 @@ async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_
     assert_eq!(app.post(&statement(0)).await.status(), 200);
     // Acknowledged ahead, the first write may not be projected yet: the
     // stall starts once it is, so the lag below counts only what follows.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready: Value = app.client.get(format!("{}/ready", app.base)).send().await.unwrap().json().await.unwrap();
-        if ready["checks"]["projection:xapi"]["lag_events"] == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the first write was never projected: {ready}");
-        tokio::task::yield_now().await;
-    }
+    wait_until_projected(&app).await;
     let acknowledged = post_while_stalled(&app, 1..=3).await;
 
     // The stall ends as the read arrives: the read waits for the views to
