@@ -192,6 +192,9 @@ impl AppState {
         let directory =
             self.writer.directory_loads_end().filter(|end| self.hub.applied_offset() >= *end).map(|_| &*self.hub);
         let queries = scope.take_queries();
+        if scope.writes_document() {
+            self.acknowledged_for.acknowledged_document(visible);
+        }
         self.acknowledged_for.acknowledged(&scope.resolve(&self.views, directory), visible);
         // Statement queries wait for the writes answered ahead of the views.
         if self.views.applied_offset() < visible {
@@ -231,6 +234,17 @@ impl AppState {
             },
         };
         self.wait_applied(end, false, wait).await;
+    }
+
+    /// Before a document read (state, activity or agent profile): with the
+    /// embedded writer, waits (bounded) until the xAPI views show every
+    /// acknowledged document write. Elsewhere the read already waited for
+    /// every acknowledged write.
+    pub async fn wait_for_document_writes(&self) {
+        if self.waits_per_scope() {
+            let end = self.acknowledged_for.documents().max(self.acknowledged_before_start().await);
+            self.wait_applied(end, false, ReadWait::Document).await;
+        }
     }
 
     /// Before a read of an organisation's figures (uptake, competency
@@ -357,7 +371,8 @@ impl AppState {
 /// so a read sent as `POST ?method=GET` waits too.
 async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if waits_for_writes(&request)
-        && !(state.waits_per_scope() && (reads_one_scope(&request) || queries_statements(&request)))
+        && !(state.waits_per_scope()
+            && (reads_one_scope(&request) || queries_statements(&request) || reads_document(&request)))
     {
         state.wait_for_acknowledged_writes(reads_learning_hub(request.uri().path())).await;
     }
@@ -387,6 +402,15 @@ fn queries_statements(request: &Request) -> bool {
             .extensions()
             .get::<axum::extract::MatchedPath>()
             .is_some_and(|path| path.as_str() == "/xapi/statements")
+}
+
+/// Whether a read is of documents (state, activity or agent profiles),
+/// which waits in its handler for the document writes ([`AppState::wait_for_document_writes`]).
+fn reads_document(request: &Request) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && request.extensions().get::<axum::extract::MatchedPath>().is_some_and(|path| {
+            matches!(path.as_str(), "/xapi/activities/state" | "/xapi/activities/profile" | "/xapi/agents/profile")
+        })
 }
 
 /// Whether a read may be served from the Learning Hub views: anything but

@@ -169,6 +169,7 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
     let headers = parts.headers;
 
     if reading {
+        state.wait_for_document_writes().await;
         return read(&state, &params, kind, address).await;
     }
     if params.get("since").is_some() {
@@ -222,7 +223,7 @@ async fn handle(State(state): State<AppState>, request: Request, resource: Resou
     let began = std::time::Instant::now();
     let visible = state.writer.change_document(DocumentCommand { key, op, if_match, if_none_match }).await;
     state.metrics.observe_write_stage(crate::metrics::WriteStage::Writer, began.elapsed());
-    state.wait_visible(visible?, crate::scoped_writes::WriteScope::nobody()).await;
+    state.wait_visible(visible?, crate::scoped_writes::WriteScope::document()).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -173,10 +173,12 @@ pub enum ReadWait {
     /// Those answered ahead of the xAPI views that may change what one
     /// statement query finds (a query with no filter waits for everything).
     Query,
+    /// Document writes, before a document read.
+    Document,
 }
 
 impl ReadWait {
-    const ALL: [Self; 4] = [Self::Everything, Self::Learner, Self::Organisation, Self::Query];
+    const ALL: [Self; 5] = [Self::Everything, Self::Learner, Self::Organisation, Self::Query, Self::Document];
 
     fn label(self) -> &'static str {
         match self {
@@ -184,6 +186,7 @@ impl ReadWait {
             Self::Learner => "learner",
             Self::Organisation => "organisation",
             Self::Query => "statement-query",
+            Self::Document => "document",
         }
     }
 }

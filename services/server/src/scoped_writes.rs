@@ -29,6 +29,9 @@
 //! change any query. A write the views already showed when it was answered
 //! is not remembered: every later read finds it.
 //!
+//! Document reads (state, activity and agent profiles) wait only for
+//! document writes: nothing else changes a document.
+//!
 //! A statement that names no organisation counts for the one the learner
 //! directory gives its learner when the Learning Hub views project it. Once
 //! those views have applied every directory load the writer appended before
@@ -90,12 +93,26 @@ pub struct WriteScope {
     /// The statement queries it may change (see
     /// [`lrs_projection::query_keys_of`]); `None`: any.
     queries: Option<Vec<String>>,
+    /// A write of a document (state, activity or agent profile), which
+    /// changes nothing else.
+    document: bool,
 }
 
 impl WriteScope {
     /// A write that changes no Learning Hub view (a document).
     pub fn nobody() -> Self {
         Self { queries: Some(Vec::new()), ..Self::default() }
+    }
+
+    /// A write of a document: it changes no Learning Hub view and no
+    /// statement query, only what document reads find.
+    pub fn document() -> Self {
+        Self { document: true, ..Self::nobody() }
+    }
+
+    /// Whether it writes a document (see [`AcknowledgedFor::documents`]).
+    pub fn writes_document(&self) -> bool {
+        self.document
     }
 
     /// A write that may change any Learning Hub view (a directory load).
@@ -160,6 +177,7 @@ impl WriteScope {
             mut every_learner,
             mut every_organisation,
             queries: _,
+            document: _,
         } = self;
         match directory {
             _ if directory_learners.is_empty() || every_organisation => {}
@@ -264,6 +282,8 @@ pub struct AcknowledgedFor {
     /// Statement queries, by the keys of [`lrs_projection::query_keys_of`]:
     /// only writes answered before the xAPI views showed them.
     queries: Ends,
+    /// The end of the last acknowledged document write.
+    documents: AtomicU64,
 }
 
 impl AcknowledgedFor {
@@ -281,6 +301,18 @@ impl AcknowledgedFor {
             None => Touched::Everyone,
         };
         self.queries.acknowledged(&touched, end);
+    }
+
+    /// A document write ending at `end` was acknowledged.
+    pub fn acknowledged_document(&self, end: Offset) {
+        self.documents.fetch_max(end, Ordering::SeqCst);
+    }
+
+    /// The log offset every acknowledged document write is below: statements
+    /// and directory loads change no document, so a document read waits
+    /// for no more.
+    pub fn documents(&self) -> Offset {
+        self.documents.load(Ordering::SeqCst)
     }
 
     /// The log offset every write answered ahead of the xAPI views that may

@@ -421,6 +421,44 @@ async fn a_statement_query_waits_only_for_the_writes_answered_ahead_that_may_cha
     assert_eq!(app.get_statement(shown_id).await, StatusCode::NOT_FOUND, "voided");
 }
 
+/// A document read waits only for document writes: not for statements
+/// answered ahead of the views, and for a document write answered ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_read_waits_only_for_document_writes() {
+    let app = spawn(|options| options.server.read_your_writes_timeout = Duration::from_millis(200)).await;
+    let document = "/xapi/activities/state?activityId=http://example.org/a&stateId=s&agent=%7B%22mbox%22%3A%22mailto%3Aa%40example.org%22%7D";
+    let put = |version: &str, if_match: bool| {
+        let mut put = app.request(reqwest::Method::PUT, document).header("Content-Type", "text/plain");
+        if if_match {
+            put = put.header("If-Match", "*");
+        }
+        put.body(version.to_owned()).send()
+    };
+    let read = || async { app.request(reqwest::Method::GET, document).send().await.unwrap().text().await.unwrap() };
+    assert_eq!(put("version 1", false).await.unwrap().status(), 204);
+    wait_until_projected(&app).await;
+    post_while_stalled(&app, [1]).await;
+    let before = read_waits(&app).await;
+    assert_eq!(read().await, "version 1");
+    assert_eq!(read_waits(&app).await, before, "a statement answered ahead changes no document");
+
+    // A document write is decided once the views show every write before
+    // it, and then answered ahead of them.
+    app.log.release();
+    wait_until_projected(&app).await;
+    app.log.stall_reads.store(true, Ordering::SeqCst);
+    assert_eq!(put("version 2", true).await.unwrap().status(), 204, "answered ahead of the stalled views");
+    let before = read_waits(&app).await;
+    read().await;
+    let after = read_waits(&app).await;
+    assert_eq!(after["document"], before["document"] + 1, "{after:?}");
+    assert_eq!(after["everything"], before["everything"], "{after:?}");
+
+    app.log.release();
+    wait_until_projected(&app).await;
+    assert_eq!(read().await, "version 2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_acknowledged_ahead_of_a_stalled_projection_and_a_read_waits_for_them() {
     let app = spawn(|options| {
