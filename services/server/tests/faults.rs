@@ -905,7 +905,13 @@ async fn learning_hub_reads_wait_for_the_writes_that_may_change_them_not_everyon
     let response = coverage_of("RJ2").await.expect("RJ2's coverage waited for a write in RJ1");
     assert_eq!(response.status(), StatusCode::OK);
 
-    // The void is by someone else; the views it changes are ada's.
+    // The void is by someone else; the views it changes are ada's, which
+    // the writer learns from the voided statement in the xAPI views. The
+    // statement was answered ahead of them: read it back first (the read
+    // waits for them), else the void may find it not there yet and count
+    // for everyone.
+    let read_back = send(client.get(format!("{base}/xapi/statements?statementId={id}"))).await.unwrap();
+    assert_eq!(read_back.status(), StatusCode::OK);
     let void = json!({
         "actor": { "objectType": "Agent", "mbox": "mailto:admin@example.nhs.uk" },
         "verb": { "id": support::VOIDED },
