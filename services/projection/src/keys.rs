@@ -82,6 +82,14 @@ impl IndexKind {
     }
 }
 
+/// A key of the statement queries a statement may change (see
+/// [`crate::query_keys_of`]): the facet's kind and value, a statement's
+/// related agents and activities under the primary kinds (`Agent`,
+/// `Activity`), so one key covers a query of either kind.
+pub(crate) fn query_key(kind: IndexKind, value: &str) -> String {
+    format!("{}:{value}", kind.tag() as char)
+}
+
 /// Order of statements: by stored time, ties broken by log position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StoredKey {

@@ -54,10 +54,15 @@ impl StatementQuery {
     /// (which `query_keys_of` counts as changing any query). Empty when the
     /// query has no facet filter: any statement may change it.
     pub fn facet_keys(&self) -> Vec<String> {
-        [("a", &self.agent), ("v", &self.verb), ("c", &self.activity), ("r", &self.registration)]
-            .into_iter()
-            .filter_map(|(tag, value)| value.as_ref().map(|value| format!("{tag}:{value}")))
-            .collect()
+        [
+            (IndexKind::Agent, &self.agent),
+            (IndexKind::Verb, &self.verb),
+            (IndexKind::Activity, &self.activity),
+            (IndexKind::Registration, &self.registration),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| value.as_deref().map(|value| keys::query_key(kind, value)))
+        .collect()
     }
 }
 

@@ -160,31 +160,29 @@ impl Facets {
 /// The keys of the statement queries a statement may change, for a read
 /// that waits only for the writes that may change what it finds (see
 /// [`StatementQuery::facet_keys`](crate::StatementQuery::facet_keys)):
-/// its id (`i:`), and each facet it is posted under as `kind:value`, its
-/// related agents and activities counted with its own (`a:` agents, `v:`
-/// verb, `c:` activities, `r:` registration), so one key covers a query
-/// of either kind. `None` when it may change any query: a void hides its
-/// target from every query, and a statement whose object is a
-/// StatementRef takes its target's facets when it is applied.
+/// its id ([`statement_id_key`]), and each facet it is posted under
+/// (`keys::query_key`), its related agents and activities counted with
+/// its own, so one key covers a query of either kind. `None` when it may
+/// change any query: a void hides its target from every query, and a
+/// statement whose object is a StatementRef takes its target's facets when
+/// it is applied.
 pub fn query_keys_of(statement: &Value) -> Option<Vec<String>> {
     if lrs_xapi::statement::statement_ref_target(statement).is_some() {
         return None;
     }
     let facets = Facets::of(statement);
-    let mut keys =
-        Vec::with_capacity(1 + facets.related_agents.len() + facets.verbs.len() + facets.related_activities.len() + 2);
-    if let Some(id) = lrs_xapi::statement::statement_id(statement) {
-        keys.push(statement_id_key(id));
+    // The related lists already hold the primary ones.
+    let kinds = [
+        (IndexKind::Agent, &facets.related_agents),
+        (IndexKind::Verb, &facets.verbs),
+        (IndexKind::Activity, &facets.related_activities),
+        (IndexKind::Registration, &facets.registrations),
+    ];
+    let mut keys = Vec::with_capacity(1 + kinds.iter().map(|(_, values)| values.len()).sum::<usize>());
+    keys.extend(lrs_xapi::statement::statement_id(statement).map(statement_id_key));
+    for (kind, values) in kinds {
+        keys.extend(values.iter().map(|value| keys::query_key(kind, value)));
     }
-    let tagged = |tag: &str, values: &[String], keys: &mut Vec<String>| {
-        keys.extend(values.iter().map(|value| format!("{tag}:{value}")));
-    };
-    // `related_agents` and `related_activities` already hold the primary ones.
-    tagged("a", &facets.related_agents, &mut keys);
-    tagged("v", &facets.verbs, &mut keys);
-    tagged("c", &facets.related_activities, &mut keys);
-    tagged("c", &facets.activities, &mut keys);
-    tagged("r", &facets.registrations, &mut keys);
     Some(keys)
 }
 

@@ -414,11 +414,12 @@ mod tests {
             "a:mbox:mailto:ada@example.org",
             "a:mbox:mailto:bea@example.org",
             "v:http://adlnet.gov/expapi/verbs/completed",
-            "c:https://example.org/a",
+            "o:https://example.org/a",
             "r:a6a9a2b8-1d5e-4c3b-9d4b-4d1c2a0e9f11",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
         }
+        assert_eq!(keys.iter().filter(|k| k.starts_with("o:")).count(), 1, "the activity once: {keys:?}");
         assert_eq!(WriteScope::of_statements(std::slice::from_ref(&ada), false).take_queries(), None, "not worked out");
         assert_eq!(WriteScope::nobody().take_queries(), Some(Vec::new()));
         let reference = json!({ "objectType": "StatementRef", "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee" });
