@@ -210,8 +210,7 @@ impl AppState {
     /// [`read_acknowledged_writes`]).
     pub async fn wait_for_learner_writes(&self, learner: &str) {
         if self.waits_per_scope() {
-            let end = self.acknowledged_for.learner(learner).max(self.acknowledged_before_start().await);
-            self.wait_applied(end, true, ReadWait::Learner).await;
+            self.wait_scoped(self.acknowledged_for.learner(learner), true, ReadWait::Learner).await;
         }
     }
 
@@ -226,14 +225,10 @@ impl AppState {
         if !self.waits_per_scope() {
             return;
         }
-        let (end, wait) = match keys.and_then(|keys| self.acknowledged_for.statement_query(keys)) {
-            Some(end) => (end.max(self.acknowledged_before_start().await), ReadWait::Query),
-            None => match self.acknowledged_end().await {
-                Some(end) => (end, ReadWait::Everything),
-                None => return,
-            },
-        };
-        self.wait_applied(end, false, wait).await;
+        match keys.and_then(|keys| self.acknowledged_for.statement_query(keys)) {
+            Some(end) => self.wait_scoped(end, false, ReadWait::Query).await,
+            None => self.wait_for_acknowledged_writes(false).await,
+        }
     }
 
     /// Before a document read (state, activity or agent profile): with the
@@ -242,8 +237,7 @@ impl AppState {
     /// every acknowledged write.
     pub async fn wait_for_document_writes(&self) {
         if self.waits_per_scope() {
-            let end = self.acknowledged_for.documents().max(self.acknowledged_before_start().await);
-            self.wait_applied(end, false, ReadWait::Document).await;
+            self.wait_scoped(self.acknowledged_for.documents(), false, ReadWait::Document).await;
         }
     }
 
@@ -260,8 +254,7 @@ impl AppState {
         if !self.waits_per_scope() || self.shows_every_acknowledged_write().await {
             return Ok(());
         }
-        let tree = self.acknowledged_for.every_organisation().max(self.acknowledged_before_start().await);
-        self.wait_applied(tree, true, ReadWait::Organisation).await;
+        self.wait_scoped(self.acknowledged_for.every_organisation(), true, ReadWait::Organisation).await;
         let hub = self.hub.clone();
         let code = organisation.to_owned();
         let bodies = tokio::task::spawn_blocking(move || hub.organisation_and_descendants(&code))
@@ -270,6 +263,14 @@ impl AppState {
         let end = self.acknowledged_for.organisations(bodies.iter().map(String::as_str));
         self.wait_applied(end, true, ReadWait::Organisation).await;
         Ok(())
+    }
+
+    /// A read that waits only for the writes that may change it: waits as
+    /// [`AppState::wait_applied`] for those acknowledged before `end`, and
+    /// for every write acknowledged before this process started (it cannot
+    /// tell which of those may change the read).
+    async fn wait_scoped(&self, end: lrs_eventlog::Offset, hub: bool, wait: ReadWait) {
+        self.wait_applied(end.max(self.acknowledged_before_start().await), hub, wait).await;
     }
 
     /// Waits (bounded) until the xAPI views, and the Learning Hub views when
