@@ -11,7 +11,9 @@
 //! and period and takes the union, instead of reading every fact row.
 //!
 //! A batch reads each digest it changes once, changes it in memory and
-//! writes it with the rest of the batch ([`DigestChanges`]). A counting
+//! writes it with the rest of the batch, or, for a digest held in memory
+//! since an earlier batch, keeps what it adds apart and adds it to the
+//! held one once it commits ([`DigestChanges`]). A counting
 //! statement only adds to the sets; a retracted one (voided) is taken out of
 //! a set only when none of the learner's remaining fact rows in the period
 //! still puts it there.
@@ -334,36 +336,130 @@ pub(crate) fn periods(granularity: Granularity, from: NaiveDate, to: NaiveDate) 
 /// Learner or activity numbers by their keys in the tree.
 pub(crate) type Numbers = Vec<(Vec<u8>, u32)>;
 
-/// The digests one batch changes, each read from the store once and written
-/// when the batch finishes.
+/// The digests one batch changes, and how.
+///
+/// A digest already held in memory (changed by an earlier batch and not
+/// written yet) is not copied: a batch that only counts statements in it
+/// keeps what it adds apart ([`DigestChange::Added`]) and adds that to the
+/// held digest once it commits. A busy organisation's month digest holds
+/// thousands of pairs, and nearly every batch counts a statement or two in
+/// it: copying it for each batch cost more than the rest of counting them.
+/// A digest not held is read from the store once, and so is a held one a
+/// batch takes a statement out of (a retraction needs the whole).
 #[derive(Default)]
 pub(crate) struct DigestChanges {
-    digests: HashMap<Vec<u8>, Digest>,
+    digests: HashMap<Vec<u8>, DigestChange>,
     /// Learner and activity numbers the batch read or gave (number key →
     /// number), to keep in memory once it commits.
     pub(crate) numbers: Numbers,
 }
 
+/// How a batch changes one digest.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DigestChange {
+    /// The whole digest as the batch leaves it.
+    Whole(Digest),
+    /// What the batch adds to the digest held in memory under its key.
+    Added(Digest),
+}
+
+impl DigestChange {
+    /// The whole digest the batch leaves, given the one `held` in memory
+    /// under its key (which an [`DigestChange::Added`] change adds to).
+    pub(crate) fn whole(&self, held: Option<&Digest>) -> std::borrow::Cow<'_, Digest> {
+        match self {
+            Self::Whole(digest) => std::borrow::Cow::Borrowed(digest),
+            Self::Added(added) => std::borrow::Cow::Owned(Self::sum(held, added)),
+        }
+    }
+
+    /// [`DigestChange::whole`], taking the change.
+    pub(crate) fn into_whole(self, held: Option<&Digest>) -> Digest {
+        match self {
+            Self::Whole(digest) => digest,
+            Self::Added(added) => Self::sum(held, &added),
+        }
+    }
+
+    fn sum(held: Option<&Digest>, added: &Digest) -> Digest {
+        let mut digest = held.cloned().unwrap_or_default();
+        digest.absorb(added);
+        digest
+    }
+}
+
+impl Digest {
+    /// Adds what `added` counts: its statements, its learners, and its
+    /// pairs at the highest level either reached.
+    pub(crate) fn absorb(&mut self, added: &Digest) {
+        self.statements = self.statements.saturating_add(added.statements);
+        self.learners |= &added.learners;
+        for &(pair, level) in &added.pairs {
+            match self.pairs.binary_search_by_key(&pair, |(p, _)| *p) {
+                Ok(at) => self.pairs[at].1 = self.pairs[at].1.max(level),
+                Err(at) => self.pairs.insert(at, (pair, level)),
+            }
+        }
+    }
+}
+
 impl DigestChanges {
-    /// The digest under `key`, read with `load` the first time the batch
-    /// asks for it (a new one if there is none).
-    pub(crate) fn get<E>(
+    /// Counts `statements` statements of `learner` (on `pair`) in the digest
+    /// under `key`: apart from it if `held` holds it, else in the digest
+    /// read with `load` the first time the batch changes it (a new one if
+    /// there is none).
+    pub(crate) fn add<E>(
         &mut self,
         key: Vec<u8>,
+        held: &HashMap<Vec<u8>, Digest>,
         load: impl FnOnce(&[u8]) -> Result<Option<Digest>, E>,
-    ) -> Result<&mut Digest, E> {
+        (statements, learner, pair): (u64, u32, Option<(u64, u8)>),
+    ) -> Result<(), E> {
         use std::collections::hash_map::Entry;
-        match self.digests.entry(key) {
-            Entry::Occupied(entry) => Ok(entry.into_mut()),
+        let digest = match self.digests.entry(key) {
+            Entry::Occupied(entry) => match entry.into_mut() {
+                DigestChange::Whole(digest) | DigestChange::Added(digest) => digest,
+            },
+            Entry::Vacant(entry) if held.contains_key(entry.key()) => {
+                match entry.insert(DigestChange::Added(Digest::default())) {
+                    DigestChange::Whole(digest) | DigestChange::Added(digest) => digest,
+                }
+            }
             Entry::Vacant(entry) => {
                 let digest = load(entry.key())?.unwrap_or_default();
-                Ok(entry.insert(digest))
+                match entry.insert(DigestChange::Whole(digest)) {
+                    DigestChange::Whole(digest) | DigestChange::Added(digest) => digest,
+                }
             }
+        };
+        digest.add(statements, learner, pair);
+        Ok(())
+    }
+
+    /// The whole digest under `key` as the batch leaves it, to change: the
+    /// one `held` in memory or read with `load`, with what the batch added
+    /// to it so far.
+    pub(crate) fn whole<E>(
+        &mut self,
+        key: Vec<u8>,
+        held: &HashMap<Vec<u8>, Digest>,
+        load: impl FnOnce(&[u8]) -> Result<Option<Digest>, E>,
+    ) -> Result<&mut Digest, E> {
+        let held = held.get(&key);
+        let change = match self.digests.remove(&key) {
+            Some(change) => change.into_whole(held),
+            None => match held {
+                Some(digest) => digest.clone(),
+                None => load(&key)?.unwrap_or_default(),
+            },
+        };
+        match self.digests.entry(key).insert_entry(DigestChange::Whole(change)).into_mut() {
+            DigestChange::Whole(digest) | DigestChange::Added(digest) => Ok(digest),
         }
     }
 
     /// The changed digests, by key, and the numbers read or given.
-    pub(crate) fn into_parts(self) -> (HashMap<Vec<u8>, Digest>, Numbers) {
+    pub(crate) fn into_parts(self) -> (HashMap<Vec<u8>, DigestChange>, Numbers) {
         (self.digests, self.numbers)
     }
 }
@@ -391,6 +487,57 @@ mod tests {
 
     fn counts(row: &UptakeRow) -> (u64, u64, u64, u64, u64) {
         (row.active_learners, row.started, row.completed, row.passed, row.statements)
+    }
+
+    /// A batch copies no digest held in memory to count in it: it keeps
+    /// what it adds apart, which then adds up to what counting in the
+    /// whole would have made; a retraction takes the whole, with what the
+    /// batch added so far.
+    #[test]
+    fn a_batch_counts_apart_from_a_held_digest_and_takes_the_whole_only_to_retract() {
+        let held_digest = digest(&[1, 2], &[(1, 1, STARTED), (2, 5, PASSED)]);
+        let held = HashMap::from([(b"held".to_vec(), held_digest.clone())]);
+        let no_read = |_: &[u8]| -> Result<Option<Digest>, ()> { panic!("a held digest is not read") };
+        let mut changes = DigestChanges::default();
+        changes.add(b"held".to_vec(), &held, no_read, (1, 3, Some((pair(3, 1), COMPLETED)))).unwrap();
+        changes.add(b"held".to_vec(), &held, no_read, (2, 1, Some((pair(1, 1), PASSED)))).unwrap();
+        let mut reads = 0;
+        let stored = digest(&[9], &[]);
+        let read = |_: &[u8]| -> Result<Option<Digest>, ()> {
+            reads += 1;
+            Ok(Some(stored.clone()))
+        };
+        changes.add(b"stored".to_vec(), &held, read, (1, 4, None)).unwrap();
+
+        let mut whole = held_digest.clone();
+        whole.add(1, 3, Some((pair(3, 1), COMPLETED)));
+        whole.add(2, 1, Some((pair(1, 1), PASSED)));
+        let (changed, _) = std::mem::take(&mut changes).into_parts();
+        let DigestChange::Added(added) = &changed[b"held".as_slice()] else {
+            panic!("a held digest is changed apart: {:?}", changed[b"held".as_slice()]);
+        };
+        assert_eq!(added.statements, 3);
+        assert_eq!(added.learners.iter().collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(added.pairs, [(pair(1, 1), PASSED), (pair(3, 1), COMPLETED)]);
+        assert_eq!(*changed[b"held".as_slice()].whole(held.get(b"held".as_slice())), whole);
+        let mut absorbed = held_digest.clone();
+        absorbed.absorb(added);
+        assert_eq!(absorbed, whole);
+        let mut from_store = stored.clone();
+        from_store.add(1, 4, None);
+        assert_eq!(changed[b"stored".as_slice()], DigestChange::Whole(from_store));
+        assert_eq!(reads, 1);
+
+        // Counted in, then one taken out: the whole, with what was added.
+        changes.add(b"held".to_vec(), &held, no_read, (1, 3, Some((pair(3, 1), COMPLETED)))).unwrap();
+        let taken = changes.whole(b"held".to_vec(), &held, no_read).unwrap();
+        let mut want = held_digest.clone();
+        want.add(1, 3, Some((pair(3, 1), COMPLETED)));
+        assert_eq!(*taken, want);
+        taken.set_pair(pair(2, 5), None);
+        let (changed, _) = changes.into_parts();
+        want.set_pair(pair(2, 5), None);
+        assert_eq!(changed[b"held".as_slice()], DigestChange::Whole(want));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use lrs_projection::id_filter::KnownIds;
 use lrs_xapi::events::{Event, LearnerEntry, OrganisationEntry};
 
 use crate::digest_queue::{self, DigestQueue};
-use crate::digests::{self, Digest, DigestChanges};
+use crate::digests::{self, Digest, DigestChange, DigestChanges};
 use crate::fact_chunks::{self, FactChunk, FactCounts, RowId};
 use crate::facts::{COMPLETED, FAILED, PASSED, Reading, StatementFacts, read_statement};
 use crate::frameworks::{Evidence, EvidenceInput, Frameworks};
@@ -551,9 +551,9 @@ impl HubViews {
                         write_digest(batch, digest_key, digest);
                     }
                 }
-                for (digest_key, digest) in &changed {
+                for (digest_key, change) in &changed {
                     if write_changed || due_keys.contains(digest_key) {
-                        write_digest(batch, digest_key, digest);
+                        write_digest(batch, digest_key, &change.whole(unwritten.get(digest_key)));
                     } else if !unwritten.contains_key(digest_key) {
                         batch.put(pending_key(digest_key), Vec::new());
                     }
@@ -570,12 +570,21 @@ impl HubViews {
                 unwritten.remove(digest_key);
             }
             queue.written(due);
-            for (digest_key, digest) in changed {
+            for (digest_key, change) in changed {
                 if write_changed || due_keys.contains(&digest_key) {
                     continue;
                 }
-                if unwritten.insert(digest_key.clone(), digest).is_none() {
-                    queue.push(now, digest_key);
+                match (change, unwritten.get_mut(&digest_key)) {
+                    (DigestChange::Added(added), Some(held)) => held.absorb(&added),
+                    (change, held) => {
+                        // Only a digest held when the batch counted in it
+                        // is added to, and none leaves while a batch applies.
+                        debug_assert!(matches!(change, DigestChange::Whole(_)) || held.is_some());
+                        let digest = change.into_whole(held.as_deref());
+                        if unwritten.insert(digest_key.clone(), digest).is_none() {
+                            queue.push(now, digest_key);
+                        }
+                    }
                 }
             }
             drop(unwritten);
@@ -1394,10 +1403,6 @@ fn count_in_digests(
     (learner, activity): (u32, Option<u32>),
     sign: i64,
 ) -> Result<(), HubError> {
-    let load = |batch: &PendingBatch<'_>, digest_key: &[u8]| match unwritten.get(digest_key) {
-        Some(digest) => Ok(Some(digest.clone())),
-        None => load_digest(batch, digest_key),
-    };
     let day = c.time.date_naive();
     let pair = activity.map(|a| digests::pair(learner, a));
     let level = match c.verb.as_str() {
@@ -1410,8 +1415,13 @@ fn count_in_digests(
     for granularity in DIGEST_GRANULARITIES {
         let label = granularity.period(day);
         if sign > 0 {
-            let digest = changes.get(digest_key(organisation, granularity, &label), |k| load(batch, k))?;
-            digest.add(1, learner, pair.map(|pair| (pair, level)));
+            let counted = (1, learner, pair.map(|pair| (pair, level)));
+            changes.add(
+                digest_key(organisation, granularity, &label),
+                unwritten,
+                |k| load_digest(batch, k),
+                counted,
+            )?;
             continue;
         }
         let (first, last) = digests::bounds(granularity, day);
@@ -1428,7 +1438,8 @@ fn count_in_digests(
             still.learner |= on_day.learner;
             still.level = still.level.max(on_day.level);
         }
-        let digest = changes.get(digest_key(organisation, granularity, &label), |k| load(batch, k))?;
+        let digest =
+            changes.whole(digest_key(organisation, granularity, &label), unwritten, |k| load_digest(batch, k))?;
         digest.statements = digest.statements.saturating_sub(1);
         if !still.learner {
             digest.learners.remove(learner);
@@ -2028,6 +2039,69 @@ mod tests {
         // digests written with every batch.
         assert_eq!(views.state_digest().unwrap(), reference.state_digest().unwrap());
         assert_eq!(marked_digests(&views), 0);
+    }
+
+    /// Batches that count in digests held in memory (changed by an earlier
+    /// batch, not written yet) keep apart what they add; counting and
+    /// taking statements out of them, in one batch and across batches,
+    /// ends as digests written with every batch do.
+    #[test]
+    fn counting_in_and_taking_out_of_held_digests_ends_as_digests_written_with_every_batch() {
+        let mut views = HubViews::temporary(Frameworks::empty()).unwrap();
+        views.digest_limits =
+            digest_queue::Limits { interval: std::time::Duration::from_secs(3600), per_batch: 64, max_waiting: 1000 };
+        let mut reference = HubViews::temporary(Frameworks::empty()).unwrap();
+        reference.set_digest_write_interval(std::time::Duration::ZERO);
+        let uid = |n: u32| format!("{n:08}-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+        // Days of one week and month: 2, 3 and 4 March.
+        let batches = [
+            vec![
+                statement(&uid(1), "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
+                statement(&uid(2), "b", COMPLETED, "https://c/1", "2026-03-02T11:00:00Z"),
+            ],
+            // Counted in the held digests: a new learner, a pair that goes
+            // further, a new pair.
+            vec![
+                statement(
+                    &uid(3),
+                    "c",
+                    "http://adlnet.gov/expapi/verbs/attempted",
+                    "https://c/1",
+                    "2026-03-03T10:00:00Z",
+                ),
+                statement(&uid(4), "b", PASSED, "https://c/1", "2026-03-02T12:00:00Z"),
+                statement(&uid(5), "a", COMPLETED, "https://c/2", "2026-03-04T10:00:00Z"),
+            ],
+            // Counted in, then a statement of an earlier batch taken out.
+            vec![statement(&uid(6), "d", COMPLETED, "https://c/2", "2026-03-02T13:00:00Z"), void(&uid(7), &uid(1))],
+            // Taken out, then counted in.
+            vec![void(&uid(8), &uid(5)), statement(&uid(9), "a", PASSED, "https://c/2", "2026-03-04T11:00:00Z")],
+            // Counted in and taken out in the same batch.
+            vec![
+                statement(&uid(10), "e", PASSED, "https://c/3", "2026-03-03T12:00:00Z"),
+                void(&uid(11), &uid(10)),
+                statement(&uid(12), "b", COMPLETED, "https://c/3", "2026-03-03T13:00:00Z"),
+            ],
+        ];
+        let rows = |views: &HubViews| {
+            [Granularity::Day, Granularity::Week, Granularity::Month]
+                .map(|granularity| uptake_of(views, granularity, (3, 1), (3, 31)))
+        };
+        // Held: the days counted in, their week and month.
+        let held = [3, 5, 5, 5, 5];
+        for ((offset, batch), held) in (0..).zip(batches).zip(held) {
+            apply(&views, offset, batch.clone());
+            apply(&reference, offset, batch);
+            assert_eq!(rows(&views), rows(&reference), "after batch {offset}");
+            assert!(written_digests(&views).is_empty(), "the digests wait, none is written");
+            assert_eq!(views.unwritten_digests(), held, "after batch {offset}");
+        }
+        assert_eq!(
+            counts(&rows(&views)[1]),
+            [("2026-W10", 4, 5, 4, 2, 6)],
+            "learners a, b, c, d; pairs a-1 (voided pass), b-1, c-1, a-2, d-2, b-3"
+        );
+        assert_eq!(views.state_digest().unwrap(), reference.state_digest().unwrap());
     }
 
     #[test]
