@@ -1986,13 +1986,21 @@ mod tests {
         views.tree.scan_prefix([keys::DIGEST_PENDING]).count()
     }
 
-    #[test]
-    fn unwritten_digests_are_written_a_few_with_each_batch_oldest_first_never_all_at_once() {
+    /// Views that hold their digests for an hour (writing `per_batch` a
+    /// batch past `max_waiting`), and views that write them with every
+    /// batch, to compare with.
+    fn holding_and_writing_every_batch(per_batch: usize, max_waiting: usize) -> (HubViews, HubViews) {
         let mut views = HubViews::temporary(Frameworks::empty()).unwrap();
         views.digest_limits =
-            digest_queue::Limits { interval: std::time::Duration::from_secs(3600), per_batch: 2, max_waiting: 4 };
+            digest_queue::Limits { interval: std::time::Duration::from_secs(3600), per_batch, max_waiting };
         let mut reference = HubViews::temporary(Frameworks::empty()).unwrap();
         reference.set_digest_write_interval(std::time::Duration::ZERO);
+        (views, reference)
+    }
+
+    #[test]
+    fn unwritten_digests_are_written_a_few_with_each_batch_oldest_first_never_all_at_once() {
+        let (mut views, reference) = holding_and_writing_every_batch(2, 4);
         // Each statement falls in a day, a week and a month of its own:
         // three digests changed.
         let days = ["2026-01-05", "2026-02-09", "2026-03-09", "2026-04-06", "2026-04-06"];
@@ -2047,11 +2055,7 @@ mod tests {
     /// ends as digests written with every batch do.
     #[test]
     fn counting_in_and_taking_out_of_held_digests_ends_as_digests_written_with_every_batch() {
-        let mut views = HubViews::temporary(Frameworks::empty()).unwrap();
-        views.digest_limits =
-            digest_queue::Limits { interval: std::time::Duration::from_secs(3600), per_batch: 64, max_waiting: 1000 };
-        let mut reference = HubViews::temporary(Frameworks::empty()).unwrap();
-        reference.set_digest_write_interval(std::time::Duration::ZERO);
+        let (views, reference) = holding_and_writing_every_batch(64, 1000);
         let uid = |n: u32| format!("{n:08}-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
         // Days of one week and month: 2, 3 and 4 March.
         let batches = [
