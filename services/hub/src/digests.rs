@@ -64,10 +64,16 @@ impl Digest {
         self.statements = self.statements.saturating_add(statements);
         self.learners.insert(learner);
         if let Some((pair, level)) = pair {
-            match self.pairs.binary_search_by_key(&pair, |(p, _)| *p) {
-                Ok(at) => self.pairs[at].1 = self.pairs[at].1.max(level),
-                Err(at) => self.pairs.insert(at, (pair, level)),
-            }
+            self.reach(pair, level);
+        }
+    }
+
+    /// Counts `pair` as having reached `level`, or the level it had if
+    /// higher.
+    fn reach(&mut self, pair: u64, level: u8) {
+        match self.pairs.binary_search_by_key(&pair, |(p, _)| *p) {
+            Ok(at) => self.pairs[at].1 = self.pairs[at].1.max(level),
+            Err(at) => self.pairs.insert(at, (pair, level)),
         }
     }
 
@@ -381,6 +387,13 @@ impl DigestChange {
         }
     }
 
+    /// The digest the change holds: the whole, or what is added.
+    fn digest_mut(&mut self) -> &mut Digest {
+        match self {
+            Self::Whole(digest) | Self::Added(digest) => digest,
+        }
+    }
+
     fn sum(held: Option<&Digest>, added: &Digest) -> Digest {
         let mut digest = held.cloned().unwrap_or_default();
         digest.absorb(added);
@@ -395,10 +408,7 @@ impl Digest {
         self.statements = self.statements.saturating_add(added.statements);
         self.learners |= &added.learners;
         for &(pair, level) in &added.pairs {
-            match self.pairs.binary_search_by_key(&pair, |(p, _)| *p) {
-                Ok(at) => self.pairs[at].1 = self.pairs[at].1.max(level),
-                Err(at) => self.pairs.insert(at, (pair, level)),
-            }
+            self.reach(pair, level);
         }
     }
 }
@@ -416,23 +426,17 @@ impl DigestChanges {
         (statements, learner, pair): (u64, u32, Option<(u64, u8)>),
     ) -> Result<(), E> {
         use std::collections::hash_map::Entry;
-        let digest = match self.digests.entry(key) {
-            Entry::Occupied(entry) => match entry.into_mut() {
-                DigestChange::Whole(digest) | DigestChange::Added(digest) => digest,
-            },
+        let change = match self.digests.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) if held.contains_key(entry.key()) => {
-                match entry.insert(DigestChange::Added(Digest::default())) {
-                    DigestChange::Whole(digest) | DigestChange::Added(digest) => digest,
-                }
+                entry.insert(DigestChange::Added(Digest::default()))
             }
             Entry::Vacant(entry) => {
                 let digest = load(entry.key())?.unwrap_or_default();
-                match entry.insert(DigestChange::Whole(digest)) {
-                    DigestChange::Whole(digest) | DigestChange::Added(digest) => digest,
-                }
+                entry.insert(DigestChange::Whole(digest))
             }
         };
-        digest.add(statements, learner, pair);
+        change.digest_mut().add(statements, learner, pair);
         Ok(())
     }
 
@@ -453,9 +457,7 @@ impl DigestChanges {
                 None => load(&key)?.unwrap_or_default(),
             },
         };
-        match self.digests.entry(key).insert_entry(DigestChange::Whole(change)).into_mut() {
-            DigestChange::Whole(digest) | DigestChange::Added(digest) => Ok(digest),
-        }
+        Ok(self.digests.entry(key).insert_entry(DigestChange::Whole(change)).into_mut().digest_mut())
     }
 
     /// The changed digests, by key, and the numbers read or given.
