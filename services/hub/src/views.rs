@@ -2103,7 +2103,7 @@ mod tests {
         assert_eq!(
             counts(&rows(&views)[1]),
             [("2026-W10", 4, 5, 4, 2, 6)],
-            "learners a, b, c, d; pairs a-1 (voided pass), b-1, c-1, a-2, d-2, b-3"
+            "learners a, b, c, d (e voided); pairs b-1, c-1, a-2, d-2, b-3 (a-1 voided), b-1 and a-2 passed"
         );
         assert_eq!(views.state_digest().unwrap(), reference.state_digest().unwrap());
     }
