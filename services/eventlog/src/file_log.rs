@@ -28,14 +28,22 @@
 //! a failed sync the log refuses further appends until it is reopened,
 //! since the kernel may have dropped the unsynced pages.
 //!
+//! The newest events appended (`FileEventLogConfig::tail_bytes` of them)
+//! stay in memory as they were appended, and a read that starts among them
+//! takes them from there: the projections of the same process follow the
+//! writer closely, and read every event back, so without it each event was
+//! read from the segment and decompressed once for each of them, on a
+//! blocking thread.
+//!
 //! The directory is locked while open, so two processes never write one log.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -78,6 +86,9 @@ pub struct FileEventLogConfig {
     pub dictionary_samples: usize,
     /// Largest dictionary trained.
     pub dictionary_bytes: usize,
+    /// Bytes of the newest events kept in memory for readers close behind
+    /// the writer (see the module's documentation); 0 keeps none.
+    pub tail_bytes: usize,
 }
 
 impl Default for FileEventLogConfig {
@@ -91,6 +102,7 @@ impl Default for FileEventLogConfig {
             compression_level: 1,
             dictionary_samples: 2048,
             dictionary_bytes: 64 * 1024,
+            tail_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -136,6 +148,61 @@ struct Inner {
     end_watch: watch::Receiver<Offset>,
     queue: mpsc::Sender<AppendRequest>,
     max_event_bytes: usize,
+    tail: Mutex<Tail>,
+}
+
+/// The newest durable events, in memory: `events[k]` is the event at offset
+/// `first + k`, and together they hold at most the configured bytes. The
+/// writer adds a group's events before it moves the durable end past them,
+/// so the tail reaches at least as far as the durable end whenever it holds
+/// anything.
+#[derive(Default)]
+struct Tail {
+    first: Offset,
+    events: VecDeque<Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl Tail {
+    /// Adds `events`, appended from offset `first`, dropping the oldest held
+    /// past `limit` bytes.
+    fn extend(&mut self, first: Offset, events: &[Arc<Vec<u8>>], limit: usize) {
+        if self.first + self.events.len() as Offset != first {
+            self.events.clear();
+            self.bytes = 0;
+            self.first = first;
+        }
+        for event in events {
+            self.events.push_back(event.clone());
+            self.bytes += event.len();
+        }
+        while self.bytes > limit
+            && let Some(oldest) = self.events.pop_front()
+        {
+            self.bytes -= oldest.len();
+            self.first += 1;
+        }
+    }
+
+    /// The events from `from` on, at most `max` of them and no more once
+    /// they add up to `max_bytes` (the rule of `read_bounded`), if the tail
+    /// holds the event at `from`.
+    fn read(&self, from: Offset, max: u64, max_bytes: usize) -> Option<Vec<(Offset, Arc<Vec<u8>>)>> {
+        let skip = usize::try_from(from.checked_sub(self.first)?).ok()?;
+        if skip >= self.events.len() {
+            return None;
+        }
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        for (k, event) in self.events.iter().skip(skip).take(usize::try_from(max).unwrap_or(usize::MAX)).enumerate() {
+            if bytes >= max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(event.len());
+            out.push((from + k as Offset, event.clone()));
+        }
+        Some(out)
+    }
 }
 
 /// The embedded [`EventLog`] on append-only segment files.
@@ -165,6 +232,7 @@ impl FileEventLog {
             end_watch,
             queue,
             max_event_bytes: config.max_event_bytes,
+            tail: Mutex::new(Tail { first: end, ..Tail::default() }),
         });
         let writer = Writer {
             dir: dir.to_owned(),
@@ -591,18 +659,30 @@ impl Writer {
         };
         match result {
             Ok(Written { synced_in, rolled }) => {
+                let mut appended = Vec::new();
+                let mut replies = Vec::with_capacity(group.len());
+                for (request, first) in group.into_iter().zip(firsts) {
+                    appended.extend(request.events.into_iter().map(Arc::new));
+                    replies.push((request.reply, first));
+                }
+                // Into the tail before the durable end moves past them: a
+                // reader that sees the new end finds them there.
+                if self.config.tail_bytes > 0 {
+                    let mut tail = inner.tail.lock().unwrap_or_else(PoisonError::into_inner);
+                    tail.extend(self.next, &appended, self.config.tail_bytes);
+                }
                 self.next = next;
                 inner.durable_end.store(next, Ordering::Release);
                 if let Some(observe) = inner.flush_observer.get() {
                     observe(synced_in);
                 }
                 self.end_sender.send_replace(next);
-                for (request, first) in group.into_iter().zip(firsts) {
-                    let _ = request.reply.send(Ok(first));
-                    // Sampled once answered: no caller waits for it.
-                    for event in &request.events {
-                        self.sampler.offer(event);
-                    }
+                for (reply, first) in replies {
+                    let _ = reply.send(Ok(first));
+                }
+                // Sampled once answered: no caller waits for it.
+                for event in &appended {
+                    self.sampler.offer(event);
                 }
                 self.train_when_due(&inner, rolled);
             }
@@ -713,6 +793,11 @@ impl EventLog for FileEventLog {
             return Ok(Vec::new());
         }
         let want = (max as u64).min(end - from);
+        let held = self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner).read(from, want, max_bytes);
+        if let Some(held) = held {
+            // Copied once the lock is let go: the writer waits for it.
+            return Ok(held.into_iter().map(|(offset, event)| LogRecord { offset, payload: event.to_vec() }).collect());
+        }
         let spans = {
             let segments = self.inner.segments.read().map_err(|_| storage("lock poisoned"))?;
             let mut spans = Vec::new();

@@ -1,7 +1,8 @@
 //! The segment-file log: the contract suite, and what it promises on disk:
 //! events survive reopening, a torn tail is cut off, corruption in a sealed
 //! segment is reported rather than skipped, segments roll and compress
-//! (small events with dictionaries the log trains and keeps), and one
+//! (small events with dictionaries the log trains and keeps), the newest
+//! events are read from memory and older ones from the segments, and one
 //! process at a time holds a log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -100,7 +101,9 @@ async fn events_survive_reopening_and_offsets_stay_dense() {
 async fn reads_from_every_offset_across_rolled_segments_before_and_after_reopening() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("log");
-    let config = FileEventLogConfig { segment_bytes: 2_000, ..Default::default() };
+    // A tail of a few events: reads before the reopening start in the
+    // segments and run on into it, or start in it.
+    let config = FileEventLogConfig { segment_bytes: 2_000, tail_bytes: 3_000, ..Default::default() };
     let all: Vec<Vec<u8>> = (0..300).map(event).collect();
     {
         let log = FileEventLog::open(&dir, config.clone()).unwrap();
@@ -193,10 +196,53 @@ async fn a_corrupt_frame_in_a_sealed_segment_stops_the_open_instead_of_being_ski
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_close_behind_the_writer_come_from_memory_and_older_ones_from_the_segment() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    // Events of 100 bytes, in appends of one to three; the tail holds ten.
+    let config = FileEventLogConfig { tail_bytes: 1_000, ..Default::default() };
+    let all: Vec<Vec<u8>> = (0..50).map(|n| format!("{n:0>100}").into_bytes()).collect();
+    let log = FileEventLog::open(&dir, config.clone()).unwrap();
+    let mut next = 0;
+    while next < all.len() {
+        let n = (next % 3 + 1).min(all.len() - next);
+        log.append(all[next..next + n].to_vec()).await.unwrap();
+        next += n;
+    }
+    // Every frame on disk damaged: what is still read must come from memory.
+    let segment = segments(&dir).pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    for byte in &mut bytes[8..] {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(&segment, &bytes).unwrap();
+    for from in 40..50 {
+        for max in [1, 4, 100] {
+            let records = log.read(from, max).await.unwrap();
+            let expected = &all[from as usize..(from as usize + max).min(all.len())];
+            assert_eq!(records.iter().map(|r| &r.payload).collect::<Vec<_>>(), expected.iter().collect::<Vec<_>>());
+            assert_eq!(records[0].offset, from);
+        }
+        // The byte bound holds as on disk: at least one, none once it is reached.
+        let bounded = log.read_bounded(from, 100, 150).await.unwrap();
+        assert_eq!(bounded.len(), 2.min(50 - from as usize), "read_bounded({from}, 100, 150)");
+    }
+    for from in [0, 20, 39] {
+        let error = log.read(from, 100).await.unwrap_err().to_string();
+        assert!(error.contains("corrupt"), "read({from}): {error}");
+    }
+    // Appends go on into the tail, pushing the oldest out.
+    assert_eq!(log.append(vec![b"after".to_vec()]).await.unwrap(), 50);
+    assert_eq!(payloads(&log, 49, 10).await, vec![all[49].clone(), b"after".to_vec()]);
+    assert!(log.read(40, 1).await.unwrap_err().to_string().contains("corrupt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_events_are_stored_compressed_and_incompressible_ones_as_they_are() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("log");
-    let log = FileEventLog::open(&dir, FileEventLogConfig::default()).unwrap();
+    // No tail: the events are read back from the segment.
+    let log = FileEventLog::open(&dir, FileEventLogConfig { tail_bytes: 0, ..Default::default() }).unwrap();
     let statements: Vec<u8> = (0..2_000)
         .flat_map(|n| {
             format!("{{\"id\":\"{n:08}\",\"verb\":{{\"id\":\"http://adlnet.gov/expapi/verbs/completed\"}}}},")
