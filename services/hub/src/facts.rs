@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lrs_xapi::agent::ifi_key;
-use lrs_xapi::statement::{field, statement_id, voided_target};
+use lrs_xapi::statement::{Members, field, statement_id, voided_target};
 
 /// The home page of Learning Hub accounts.
 pub const LEARNING_HUB_HOME_PAGE: &str = "https://learninghub.nhs.uk";
@@ -134,13 +134,14 @@ pub fn read_statement(statement: &Value) -> Reading {
     let (Some(id), Some(learner)) = (statement_id(statement), ifi_key(&statement["actor"])) else {
         return Reading::Ignored;
     };
-    let Some(time) = parse_time(statement.get("timestamp")).or_else(|| parse_time(statement.get("stored"))) else {
+    let Some(time) = parse_time(statement.member("timestamp")).or_else(|| parse_time(statement.member("stored")))
+    else {
         return Reading::Ignored;
     };
     let object = &statement["object"];
-    let is_activity = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity") == "Activity";
-    let activity = if is_activity { object.get("id").and_then(Value::as_str).map(str::to_owned) } else { None };
-    let definition = if is_activity { object.get("definition") } else { None };
+    let is_activity = object.member("objectType").and_then(Value::as_str).unwrap_or("Activity") == "Activity";
+    let activity = if is_activity { object.member("id").and_then(Value::as_str).map(str::to_owned) } else { None };
+    let definition = if is_activity { object.member("definition") } else { None };
     let platform = field(statement, &["context", "platform"])
         .and_then(Value::as_str)
         .or_else(|| field(statement, &["authority", "name"]).and_then(Value::as_str))
@@ -148,7 +149,7 @@ pub fn read_statement(statement: &Value) -> Reading {
         .unwrap_or("unknown")
         .to_owned();
     let context_activities = lrs_xapi::statement::context_activities(statement)
-        .filter_map(|a| a.get("id").and_then(Value::as_str))
+        .filter_map(|a| a.member("id").and_then(Value::as_str))
         .map(str::to_owned)
         .collect();
     Reading::Counts(Box::new(StatementFacts {
@@ -157,8 +158,8 @@ pub fn read_statement(statement: &Value) -> Reading {
         time,
         verb: field(statement, &["verb", "id"]).and_then(Value::as_str).unwrap_or_default().to_owned(),
         activity,
-        activity_type: definition.and_then(|d| d.get("type")).and_then(Value::as_str).map(str::to_owned),
-        activity_name: definition.and_then(|d| d.get("name")).and_then(preferred_text),
+        activity_type: definition.and_then(|d| d.member("type")).and_then(Value::as_str).map(str::to_owned),
+        activity_name: definition.and_then(|d| d.member("name")).and_then(preferred_text),
         scaled: field(statement, &["result", "score", "scaled"]).and_then(Value::as_f64),
         duration_ms: field(statement, &["result", "duration"]).and_then(Value::as_str).and_then(duration_ms),
         platform,

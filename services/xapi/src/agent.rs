@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::statement::Members;
+
 /// The properties that identify an Agent or identified Group.
 pub const IFI_PROPERTIES: [&str; 4] = ["mbox", "mbox_sha1sum", "openid", "account"];
 
@@ -11,16 +13,16 @@ pub const IFI_PROPERTIES: [&str; 4] = ["mbox", "mbox_sha1sum", "openid", "accoun
 /// or objects without exactly one IFI.
 pub fn ifi_key(agent: &Value) -> Option<String> {
     let object = agent.as_object()?;
-    let mut found = IFI_PROPERTIES.iter().filter(|p| object.contains_key(**p));
-    let property = *found.next()?;
+    // One pass over the agent's few members, not a lookup for each IFI.
+    let mut found = object.iter().filter(|(name, _)| IFI_PROPERTIES.contains(&name.as_str()));
+    let (property, value) = found.next()?;
     if found.next().is_some() {
         return None;
     }
-    let value = &object[property];
-    match property {
+    match property.as_str() {
         "account" => {
-            let home = value.get("homePage")?.as_str()?;
-            let name = value.get("name")?.as_str()?;
+            let home = value.member("homePage")?.as_str()?;
+            let name = value.member("name")?.as_str()?;
             Some(format!("account:{home}|{name}"))
         }
         "mbox" => Some(format!("mbox:{}", value.as_str()?.to_ascii_lowercase())),
@@ -35,7 +37,7 @@ pub fn ids_only(agent: &Value) -> Value {
         return agent.clone();
     };
     let mut out = Map::new();
-    if let Some(kind) = object.get("objectType") {
+    if let Some(kind) = object.member("objectType") {
         out.insert("objectType".to_owned(), kind.clone());
     }
     for property in IFI_PROPERTIES {
@@ -43,10 +45,10 @@ pub fn ids_only(agent: &Value) -> Value {
             out.insert(property.to_owned(), value.clone());
         }
     }
-    let is_group = object.get("objectType").and_then(Value::as_str) == Some("Group");
+    let is_group = object.member("objectType").and_then(Value::as_str) == Some("Group");
     if is_group
         && !IFI_PROPERTIES.iter().any(|p| object.contains_key(*p))
-        && let Some(Value::Array(members)) = object.get("member")
+        && let Some(Value::Array(members)) = object.member("member")
     {
         out.insert("member".to_owned(), Value::Array(members.iter().map(ids_only).collect()));
     }
@@ -58,7 +60,7 @@ fn push_agent_and_members(agent: &Value, out: &mut Vec<String>) {
     if let Some(key) = ifi_key(agent) {
         out.push(key);
     }
-    if let Some(Value::Array(members)) = agent.get("member") {
+    if let Some(Value::Array(members)) = agent.member("member") {
         out.extend(members.iter().filter_map(ifi_key));
     }
 }
@@ -70,7 +72,7 @@ pub fn related_agent_keys(statement: &Value, out: &mut Vec<String>) {
     let push_agent = push_agent_and_members;
     push_agent(&statement["actor"], out);
     let object = &statement["object"];
-    match object.get("objectType").and_then(Value::as_str) {
+    match object.member("objectType").and_then(Value::as_str) {
         Some("Agent") | Some("Group") => push_agent(object, out),
         Some("SubStatement") => related_agent_keys(object, out),
         _ => {}
@@ -94,7 +96,7 @@ pub fn related_agent_keys(statement: &Value, out: &mut Vec<String>) {
 pub fn primary_agent_keys(statement: &Value, out: &mut Vec<String>) {
     push_agent_and_members(&statement["actor"], out);
     let object = &statement["object"];
-    if matches!(object.get("objectType").and_then(Value::as_str), Some("Agent") | Some("Group")) {
+    if matches!(object.member("objectType").and_then(Value::as_str), Some("Agent") | Some("Group")) {
         push_agent_and_members(object, out);
     }
 }
@@ -109,7 +111,7 @@ pub fn person_for(agent: &Value, names: &[String]) -> Value {
     }
     // The name the caller gave first (unless already seen), then the names
     // seen in statements.
-    let given = agent.get("name").and_then(Value::as_str).filter(|name| !names.iter().any(|n| n == name));
+    let given = agent.member("name").and_then(Value::as_str).filter(|name| !names.iter().any(|n| n == name));
     let all: Vec<&str> = given.into_iter().chain(names.iter().map(String::as_str)).collect();
     if !all.is_empty() {
         person["name"] = json!(all);

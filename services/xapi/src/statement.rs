@@ -18,7 +18,7 @@ pub fn format_time(time: DateTime<Utc>) -> String {
 
 /// The statement id, parsed, if present and a UUID.
 pub fn statement_id(statement: &Value) -> Option<Uuid> {
-    statement.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+    statement.member("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
 }
 
 /// An ISO 8601 duration with its seconds cut to hundredths, as xAPI 2.0
@@ -143,7 +143,7 @@ fn write_statement(out: &mut Canonical, statement: &Value, top: bool) {
                 (_, other) => write_sorted(out, other),
             });
         }
-        ("object", object) if object.get("objectType").and_then(Value::as_str) == Some("SubStatement") => {
+        ("object", object) if object.member("objectType").and_then(Value::as_str) == Some("SubStatement") => {
             write_statement(out, object, false);
         }
         _ => write_sorted(out, value),
@@ -179,7 +179,7 @@ pub fn fill_timestamp(statement: &mut Value) {
         return;
     };
     if !object.contains_key("timestamp")
-        && let Some(stored) = object.get("stored").cloned()
+        && let Some(stored) = object.member("stored").cloned()
     {
         object.insert("timestamp".to_owned(), stored);
     }
@@ -189,12 +189,48 @@ pub fn fill_timestamp(statement: &mut Value) {
 /// `Value::pointer("/a/b")` finds, without parsing and unescaping a pointer
 /// (an allocation for every key) for every statement.
 pub fn field<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |value, key| value.get(*key))
+    path.iter().try_fold(value, |value, key| value.member(key))
 }
 
 /// As [`field`], to change the value.
 pub fn field_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
-    path.iter().try_fold(value, |value, key| value.get_mut(*key))
+    path.iter().try_fold(value, |value, key| {
+        let object = value.as_object_mut()?;
+        if object.len() <= SCANNED_MEMBERS {
+            object.iter_mut().find_map(|(name, value)| (name == key).then_some(value))
+        } else {
+            object.get_mut(*key)
+        }
+    })
+}
+
+/// Objects with at most this many members are searched in order rather
+/// than through their hash table: a statement's objects are small, and
+/// comparing a few names (their lengths first) costs less than hashing
+/// the one sought with SipHash, which `serde_json`'s ordered maps use.
+const SCANNED_MEMBERS: usize = 12;
+
+/// Finding a member of a JSON object by name (what `get` does), cheaper
+/// for the small objects statements are made of.
+pub trait Members {
+    /// The member `name`, if this is an object that has one.
+    fn member(&self, name: &str) -> Option<&Value>;
+}
+
+impl Members for serde_json::Map<String, Value> {
+    fn member(&self, name: &str) -> Option<&Value> {
+        if self.len() <= SCANNED_MEMBERS {
+            self.iter().find_map(|(key, value)| (key == name).then_some(value))
+        } else {
+            self.get(name)
+        }
+    }
+}
+
+impl Members for Value {
+    fn member(&self, name: &str) -> Option<&Value> {
+        self.as_object()?.member(name)
+    }
 }
 
 /// The id of the statement this one voids, if it is a voiding statement.
@@ -207,11 +243,11 @@ pub fn voided_target(statement: &Value) -> Option<Uuid> {
 
 /// The id a StatementRef object points at.
 pub fn statement_ref_target(statement: &Value) -> Option<Uuid> {
-    let object = statement.get("object")?;
-    if object.get("objectType").and_then(Value::as_str) != Some("StatementRef") {
+    let object = statement.member("object")?;
+    if object.member("objectType").and_then(Value::as_str) != Some("StatementRef") {
         return None;
     }
-    object.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+    object.member("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
 }
 
 /// The activity ids a statement mentions: its object (when an Activity) and,
@@ -219,9 +255,9 @@ pub fn statement_ref_target(statement: &Value) -> Option<Uuid> {
 /// SubStatement.
 pub fn activity_ids(statement: &Value, related: bool, out: &mut Vec<String>) {
     let object = &statement["object"];
-    let kind = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity");
+    let kind = object.member("objectType").and_then(Value::as_str).unwrap_or("Activity");
     if kind == "Activity"
-        && let Some(id) = object.get("id").and_then(Value::as_str)
+        && let Some(id) = object.member("id").and_then(Value::as_str)
     {
         out.push(id.to_owned());
     }
@@ -231,7 +267,7 @@ pub fn activity_ids(statement: &Value, related: bool, out: &mut Vec<String>) {
     if kind == "SubStatement" {
         activity_ids(object, true, out);
     }
-    out.extend(context_activities(statement).filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned));
+    out.extend(context_activities(statement).filter_map(|a| a.member("id").and_then(Value::as_str)).map(str::to_owned));
 }
 
 /// Every Activity object in a statement with a definition, for the
@@ -244,7 +280,7 @@ pub fn activities_with_definitions(statement: &Value) -> Vec<&Value> {
 
 fn collect_activities<'a>(statement: &'a Value, out: &mut Vec<&'a Value>) {
     let object = &statement["object"];
-    match object.get("objectType").and_then(Value::as_str).unwrap_or("Activity") {
+    match object.member("objectType").and_then(Value::as_str).unwrap_or("Activity") {
         "Activity" => out.push(object),
         "SubStatement" => collect_activities(object, out),
         _ => {}
@@ -274,7 +310,7 @@ pub fn normalise_context_activities(statement: &mut Value) {
         }
     }
     if let Some(object) = statement.get_mut("object")
-        && object.get("objectType").and_then(Value::as_str) == Some("SubStatement")
+        && object.member("objectType").and_then(Value::as_str) == Some("SubStatement")
     {
         normalise_context_activities(object);
     }
@@ -283,6 +319,30 @@ pub fn normalise_context_activities(statement: &mut Value) {
 #[cfg(test)]
 mod tests {
     use serde_json::Map;
+
+    #[test]
+    fn members_are_found_alike_in_objects_searched_in_order_and_by_hash() {
+        for size in [1, SCANNED_MEMBERS, SCANNED_MEMBERS + 1, 40] {
+            let names: Vec<String> = (0..size).map(|n| format!("m{n}")).collect();
+            let mut value = serde_json::json!({ "outer": {} });
+            for (n, name) in names.iter().enumerate() {
+                value["outer"][name] = serde_json::json!({ "inner": n });
+            }
+            for (n, name) in names.iter().enumerate() {
+                assert_eq!(field(&value, &["outer", name, "inner"]), Some(&serde_json::json!(n)), "{name} of {size}");
+                assert_eq!(value["outer"].member(name), value["outer"].get(name.as_str()), "{name} of {size}");
+                *field_mut(&mut value, &["outer", name, "inner"]).unwrap() = serde_json::json!(n + 100);
+                assert_eq!(value["outer"][name]["inner"], serde_json::json!(n + 100), "{name} of {size}");
+            }
+            // Absent names, prefixes of present ones, and values that are not objects.
+            for missing in ["m", "m1x", "", "inner"] {
+                assert_eq!(value["outer"].member(missing), None, "{missing} of {size}");
+                assert!(field_mut(&mut value, &["outer", missing]).is_none(), "{missing} of {size}");
+            }
+            assert_eq!(field(&value, &["outer", "m0", "inner", "deeper"]), None);
+            assert_eq!(serde_json::json!([1, 2]).member("m0"), None);
+        }
+    }
 
     /// The fingerprint as first defined: copy, strip, normalise, rebuild
     /// every map in key order, serialise, hash. The streaming one must
