@@ -554,8 +554,12 @@ async fn ids_stored_before_a_start_are_in_the_writers_filter_and_new_ids_skip_th
     let response = app.request(Method::GET, &format!("/xapi/statements?statementId={stored_id}")).send().await.unwrap();
     let stored: Value = response.json().await.unwrap();
     assert_eq!(stored["object"]["id"], "urn:before:restart", "the stored statement is unchanged");
-    // The repeat of the new statement is read from the views (it was
-    // projected before its POST was answered) and accepted.
+    // Once the views show the new statement (a query by its id waits for
+    // them: its POST was answered once durable, perhaps before they applied
+    // it, and until then the writer answers a repeat from what it appended),
+    // its repeat is read from the views and accepted.
+    let response = app.request(Method::GET, &format!("/xapi/statements?statementId={new_id}")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the new statement is shown");
     assert_eq!(post(statement(Some(&new_id), "urn:new")).await.unwrap().status(), 200);
     let metrics = app.metrics().await;
     assert_eq!(checks(&metrics, "filter"), Some(1.0));
