@@ -243,7 +243,7 @@ pub struct Coverage {
 
 /// The projection.
 pub struct HubViews {
-    tree: sled::Tree,
+    tree: lrs_projection::Tree,
     db: sled::Db,
     frameworks: Frameworks,
     /// The next log offset to apply, for those who read it and those who
@@ -311,7 +311,7 @@ const MAX_UNWRITTEN_DIGESTS: usize = 2_000;
 const VOIDED_FILTER_BITS_LOG2: u32 = 24;
 
 /// The filter of the voided ids in `tree` (see [`KnownIds::build`]).
-fn voided_filter(tree: &sled::Tree) -> KnownIds {
+fn voided_filter(tree: &lrs_projection::Tree) -> KnownIds {
     let scan = tree.scan_prefix([keys::VOIDED]).filter_map(|entry| match entry {
         // A voided id that is not a UUID has no bits in the filter; no
         // statement id is checked against it there.
@@ -358,7 +358,7 @@ impl HubViews {
     }
 
     fn from_db(db: sled::Db, frameworks: Frameworks) -> Result<Self, HubError> {
-        let tree = db.open_tree("hub")?;
+        let tree = lrs_projection::Tree::open(&db, "hub")?;
         let built_with = tree.get(keys::META_FRAMEWORKS)?;
         let layout = tree.get(keys::META_LAYOUT)?;
         if built_with.as_deref() != Some(frameworks.digest().as_bytes())
@@ -1472,7 +1472,7 @@ fn write_digest(batch: &mut PendingBatch<'_>, digest_key: &[u8], digest: &Digest
 
 /// The digest of an organisation's fact rows from `first` to `last`.
 fn digest_from_facts(
-    tree: &sled::Tree,
+    tree: &lrs_projection::Tree,
     organisation: &str,
     first: NaiveDate,
     last: NaiveDate,

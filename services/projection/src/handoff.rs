@@ -215,6 +215,12 @@ impl EventSource {
         self.handed.load(Ordering::Relaxed)
     }
 
+    /// Whether the handoff holds an event for `offset` (which the record
+    /// there may still not match).
+    pub(crate) fn holds(&self, offset: Offset) -> bool {
+        self.taker.get().is_some_and(|(handoff, _)| handoff.inner().events.contains_key(&offset))
+    }
+
     /// The event `record` holds.
     pub(crate) fn event(&self, record: &LogRecord) -> Result<Arc<Event>, EventError> {
         let handed = self.taker.get().and_then(|(handoff, taker)| handoff.take(*taker, record));

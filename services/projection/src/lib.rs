@@ -18,6 +18,7 @@ mod query;
 mod records;
 mod runner;
 mod store;
+mod tree;
 mod views;
 
 pub use handoff::{DEFAULT_HANDOFF_BYTES, EventHandoff, EventSource};
@@ -25,6 +26,7 @@ pub use keys::StoredKey;
 pub use query::{QueryPage, StatementQuery};
 pub use runner::{Gather, Projection, ProjectorStats, run_projector};
 pub use store::{StoreOptions, open_store};
+pub use tree::{Iter, Tree};
 pub use views::{
     Document, FoundStatement, Outcome, StatementRecord, Views, ViewsError, query_keys_of, statement_id_key,
 };

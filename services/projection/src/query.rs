@@ -175,7 +175,7 @@ type Range = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 /// descending order: its chunks, its late entries and the entries `held`
 /// in memory (ascending, within range) merged.
 fn list_postings(
-    tree: &sled::Tree,
+    tree: &crate::Tree,
     list: &[u8],
     held: Vec<Posting>,
     low: StoredKey,
@@ -229,7 +229,7 @@ fn list_postings(
 /// position), as `list ‖ position`, in that key order (for the state
 /// digest).
 pub(crate) fn all_index_entries(
-    tree: &sled::Tree,
+    tree: &crate::Tree,
     held: Vec<(Vec<u8>, Posting)>,
 ) -> impl Iterator<Item = Result<(Vec<u8>, ()), ViewsError>> + '_ {
     let chunked = tree.scan_prefix([keys::INDEX]).flat_map(|entry| {

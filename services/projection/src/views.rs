@@ -311,7 +311,7 @@ fn decode_document(id: String, bytes: &[u8]) -> Result<Document, ViewsError> {
 /// beside it (see [`crate::records`]) that the tree points into.
 pub struct Views {
     db: sled::Db,
-    pub(crate) tree: sled::Tree,
+    pub(crate) tree: crate::Tree,
     records: std::sync::Arc<RecordFile>,
     applied: watch::Sender<Offset>,
     /// What the views remember as of the last batch written: only `apply`
@@ -370,7 +370,7 @@ struct Filters {
 
 impl Filters {
     /// Built from the tree (see [`KnownIds::build`]).
-    fn of(tree: &sled::Tree) -> Self {
+    fn of(tree: &crate::Tree) -> Self {
         let referenced = tree.scan_prefix([keys::REFERENCES]).map(|entry| {
             let (key, _) = entry?;
             key.get(1..17)
@@ -584,7 +584,7 @@ impl Views {
     }
 
     fn from_db(db: sled::Db, records: RecordFile) -> Result<Self, ViewsError> {
-        let tree = db.open_tree("views")?;
+        let tree = crate::Tree::open(&db, "views")?;
         let layout = match tree.get(keys::META_LAYOUT)? {
             Some(bytes) => Some(decode_u64(&bytes)?),
             None => None,
@@ -1035,7 +1035,7 @@ fn decode_u64(bytes: &[u8]) -> Result<u64, ViewsError> {
 }
 
 /// The ids of every statement in `tree` (see [`Views::statement_ids`]).
-fn id_scan(tree: &sled::Tree) -> impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static {
+fn id_scan(tree: &crate::Tree) -> impl Iterator<Item = Result<Uuid, ViewsError>> + Send + 'static {
     tree.scan_prefix([keys::STATEMENT_ID]).flat_map(|entry| {
         let ids = entry
             .map_err(ViewsError::from)
@@ -1113,7 +1113,7 @@ fn find_record<B: AsRef<[u8]>>(
 /// chunk of its list (whose entries are all up to its last chunk's highest)
 /// nor a late entry.
 fn recover_postings(
-    tree: &sled::Tree,
+    tree: &crate::Tree,
     records: &RecordFile,
     dictionary: Option<&Dictionary>,
     from: u64,
@@ -1179,7 +1179,7 @@ const SLOT_FILE: &str = "statement-record-slots";
 /// Empties the views: the tree (keeping only its layout) and the records.
 /// The tree goes first, so a stop in between leaves an empty tree and a
 /// file it cuts off when opened.
-fn clear(tree: &sled::Tree, records: &RecordFile) -> Result<(), ViewsError> {
+fn clear(tree: &crate::Tree, records: &RecordFile) -> Result<(), ViewsError> {
     tree.clear()?;
     records.clear()?;
     tree.insert(keys::META_LAYOUT, &keys::LAYOUT.to_be_bytes())?;

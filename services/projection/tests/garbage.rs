@@ -22,7 +22,7 @@ fn batches_of_thousands_of_writes_leave_no_growing_heap_of_replaced_pages() {
     // mid-flush kept the collector from freeing anything for a while, and
     // the process grew by 21–32 MiB in a batch or two.
     let db = sled::Config::new().temporary(true).cache_capacity(4 << 20).flush_every_ms(None).open().unwrap();
-    let tree = db.open_tree("views").unwrap();
+    let tree = lrs_projection::Tree::open(&db, "views").unwrap();
     let mut key_source: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut live_after = Vec::new();
     for _ in 0..24 {
