@@ -140,7 +140,7 @@ fn nearer(
 /// `next`: skips records already applied (re-delivery is harmless; offsets
 /// may have gaps, see the log contract), decodes each event and hands it to `apply` with its offset, then
 /// writes every change together with the new offset under `offset_key` in
-/// one atomic sled batch. Returns the new next offset, or `None` when
+/// one atomic batch ([`crate::Tree::commit`]). Returns the new next offset, or `None` when
 /// nothing new was applied.
 pub fn apply_records<'t, E: From<sled::Error>>(
     tree: &'t crate::Tree,
@@ -260,13 +260,14 @@ fn decode_ahead_pays(records: &[lrs_eventlog::LogRecord], next: lrs_eventlog::Of
     more && bytes >= DECODE_AHEAD_BYTES && !source.holds(first.offset)
 }
 
-/// Writes `batch` to `tree` in one atomic sled batch, then lets the epoch
-/// collector free what it replaced.
+/// Writes `batch` to `tree` at once ([`crate::Tree::commit`]), then lets
+/// the epoch collector free what it replaced.
 ///
 /// sled hands every page version a write replaces to crossbeam-epoch, to
 /// be freed once no thread can still read it. The collector frees them a
 /// little at a time: at most eight bags of 64 objects every 128 pins of a
-/// thread. sled pins once for a whole batch, so a projection applying
+/// thread. sled's `apply_batch`, which wrote the batches until 7 December,
+/// pinned once for a whole batch, so a projection applying
 /// batches of thousands of writes, with little else pinning in the process
 /// (a rebuild from the log while nothing is asked), left far more behind
 /// than was freed: rebuilding the xAPI views of 5 million statements grew

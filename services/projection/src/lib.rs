@@ -4,7 +4,7 @@
 //! together with the log offset it has applied, except the statement
 //! records, which are appended to a file beside it that the tree points
 //! into. Each chunk of events is
-//! applied as one atomic sled batch that also moves the offset, so a
+//! applied as one atomic batch (see [`Tree`]) that also moves the offset, so a
 //! projection stopped at any point resumes exactly where it was, and one
 //! rebuilt from offset 0 ends in the same state.
 
