@@ -25,11 +25,17 @@
 //!   lock did, but only for this tree. A reader sees a batch entirely or
 //!   not at all, and readers of other trees do not wait for it.
 //!
+//! A commit that fails or panics midway (sled refuses every write after an
+//! I/O error) leaves its intent and part of its writes: the tree then
+//! refuses every read and commit, so that nothing is read or built on half
+//! a batch, until it is opened again, which finishes the batch.
+//!
 //! The intent has a tree to itself because it is large (a batch of a
 //! replay writes megabytes): in the projection's tree, the leaf that held
 //! it was written out whole, intent and all, at each of its splits, which
 //! made a replay slower than sled's lock had.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use sled::IVec;
@@ -48,6 +54,9 @@ pub struct Tree {
     /// Where a commit's intent is written, in the same store.
     intents: sled::Tree,
     lock: Arc<RwLock<()>>,
+    /// Set when a commit stopped midway: nothing is read or written until
+    /// the tree is opened again.
+    broken: Arc<AtomicBool>,
 }
 
 impl Tree {
@@ -55,7 +64,7 @@ impl Tree {
     /// crash interrupted.
     pub fn open(db: &sled::Db, name: &str) -> sled::Result<Self> {
         let intents = db.open_tree(format!("{name} commit intent"))?;
-        let tree = Self { tree: db.open_tree(name)?, intents, lock: Arc::default() };
+        let tree = Self { tree: db.open_tree(name)?, intents, lock: Arc::default(), broken: Arc::default() };
         if let Some(intent) = tree.intents.get(INTENT)? {
             let writes = decode_intent(&intent)
                 .ok_or_else(|| sled::Error::Unsupported("a projection's commit intent is unreadable".to_owned()))?;
@@ -65,8 +74,8 @@ impl Tree {
         Ok(tree)
     }
 
-    fn reading(&self) -> RwLockReadGuard<'_, ()> {
-        self.lock.read().unwrap_or_else(PoisonError::into_inner)
+    fn reading(&self) -> sled::Result<RwLockReadGuard<'_, ()>> {
+        read_lock(&self.lock, &self.broken)
     }
 
     /// Makes every write of `writes` at once, for readers and on a crash.
@@ -81,15 +90,22 @@ impl Tree {
             return Ok(());
         }
         let _writing = self.lock.write().unwrap_or_else(PoisonError::into_inner);
+        if self.broken.load(Ordering::Acquire) {
+            return Err(broken_error());
+        }
         // A single write is atomic by itself.
         let several = writes.len() > 1;
         if several {
             self.intents.insert(INTENT, encode_intent(&writes))?;
         }
+        // Until the intent is removed, a stop (an error, a panic) leaves
+        // the tree broken.
+        let stopped = Breaks(&self.broken);
         self.write_each(writes, midway)?;
         if several {
             self.intents.remove(INTENT)?;
         }
+        std::mem::forget(stopped);
         Ok(())
     }
 
@@ -112,35 +128,36 @@ impl Tree {
     }
 
     pub fn get<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<IVec>> {
-        let _reading = self.reading();
+        let _reading = self.reading()?;
         self.tree.get(key)
     }
 
     pub fn contains_key<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<bool> {
-        let _reading = self.reading();
+        let _reading = self.reading()?;
         self.tree.contains_key(key)
     }
 
     /// Whether the tree holds no key.
     pub fn is_empty(&self) -> bool {
-        let _reading = self.reading();
+        let _reading = self.lock.read().unwrap_or_else(PoisonError::into_inner);
         self.tree.is_empty()
     }
 
     pub fn scan_prefix<P: AsRef<[u8]>>(&self, prefix: P) -> Iter {
-        let _reading = self.reading();
-        Iter { inner: self.tree.scan_prefix(prefix), lock: self.lock.clone() }
+        self.over(self.tree.scan_prefix(prefix))
     }
 
     pub fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Iter {
-        let _reading = self.reading();
-        Iter { inner: self.tree.range(range), lock: self.lock.clone() }
+        self.over(self.tree.range(range))
     }
 
     /// Every key, in order.
     pub fn iter(&self) -> Iter {
-        let _reading = self.reading();
-        Iter { inner: self.tree.iter(), lock: self.lock.clone() }
+        self.over(self.tree.iter())
+    }
+
+    fn over(&self, inner: sled::Iter) -> Iter {
+        Iter { inner, lock: self.lock.clone(), broken: self.broken.clone() }
     }
 
     /// Sets one key (atomic by itself), outside any batch.
@@ -167,6 +184,7 @@ impl Tree {
 pub struct Iter {
     inner: sled::Iter,
     lock: Arc<RwLock<()>>,
+    broken: Arc<AtomicBool>,
 }
 
 impl Iter {
@@ -180,15 +198,44 @@ impl Iterator for Iter {
     type Item = sled::Result<(IVec, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let _reading = self.lock.read().unwrap_or_else(PoisonError::into_inner);
+        let _reading = match read_lock(&self.lock, &self.broken) {
+            Ok(reading) => reading,
+            Err(error) => return Some(Err(error)),
+        };
         self.inner.next()
     }
 }
 
 impl DoubleEndedIterator for Iter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let _reading = self.lock.read().unwrap_or_else(PoisonError::into_inner);
+        let _reading = match read_lock(&self.lock, &self.broken) {
+            Ok(reading) => reading,
+            Err(error) => return Some(Err(error)),
+        };
         self.inner.next_back()
+    }
+}
+
+/// The tree's lock, to read, unless a commit stopped midway.
+fn read_lock<'a>(lock: &'a RwLock<()>, broken: &AtomicBool) -> sled::Result<RwLockReadGuard<'a, ()>> {
+    let reading = lock.read().unwrap_or_else(PoisonError::into_inner);
+    if broken.load(Ordering::Acquire) { Err(broken_error()) } else { Ok(reading) }
+}
+
+/// What a broken tree answers.
+fn broken_error() -> sled::Error {
+    sled::Error::Io(std::io::Error::other(
+        "a commit of this projection stopped midway; it is finished when the store is opened again",
+    ))
+}
+
+/// Marks a tree broken when dropped (a commit stopping early), unless
+/// forgotten.
+struct Breaks<'a>(&'a AtomicBool);
+
+impl Drop for Breaks<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -305,6 +352,26 @@ mod tests {
         .unwrap();
         assert_eq!(tree.intents.get(INTENT).unwrap(), None);
         assert_eq!(tree.iter().count(), 4);
+    }
+
+    #[test]
+    fn a_commit_stopped_midway_leaves_the_tree_refusing_until_it_is_opened_again() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = Tree::open(&db, "t").unwrap();
+        tree.commit(writes(&[("a", Some("old")), ("b", Some("old"))])).unwrap();
+        let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tree.commit_with(writes(&[("a", Some("new")), ("b", Some("new"))]), || panic!("stopped midway"))
+        }));
+        assert!(stopped.is_err());
+        // "a" is written, "b" is not: nothing may read either, or commit.
+        assert!(tree.get("b").is_err());
+        assert!(tree.contains_key("a").is_err());
+        assert!(tree.iter().next().unwrap().is_err());
+        assert!(tree.scan_prefix("b").next_back().unwrap().is_err());
+        assert!(tree.commit(writes(&[("c", Some("1"))])).is_err());
+        let reopened = Tree::open(&db, "t").unwrap();
+        assert_eq!((value(&reopened, "a").as_deref(), value(&reopened, "b").as_deref()), (Some("new"), Some("new")));
+        assert_eq!(reopened.get("c").unwrap(), None);
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
