@@ -244,20 +244,16 @@ const DECODE_AHEAD_BYTES: usize = 64 * 1024;
 /// the thread that bounds it; the Learning Hub views take what the xAPI
 /// views decoded.
 fn decode_ahead_pays(records: &[lrs_eventlog::LogRecord], next: lrs_eventlog::Offset, source: &EventSource) -> bool {
-    let mut unapplied = unapplied(records, next);
-    let Some(first) = unapplied.next() else {
+    let mut pending = unapplied(records, next);
+    let Some(first) = pending.next() else {
         return false;
     };
     let mut bytes = first.payload.len();
-    let mut more = false;
-    for record in unapplied {
-        if bytes >= DECODE_AHEAD_BYTES && more {
-            break;
-        }
+    // Reached among the records after the first: there are several.
+    pending.any(|record| {
         bytes += record.payload.len();
-        more = true;
-    }
-    more && bytes >= DECODE_AHEAD_BYTES && !source.holds(first.offset)
+        bytes >= DECODE_AHEAD_BYTES
+    }) && !source.holds(first.offset)
 }
 
 /// Writes `batch` to `tree` at once ([`crate::Tree::commit`]), then lets

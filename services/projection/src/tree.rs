@@ -40,6 +40,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use sled::IVec;
 
+use crate::codec::{Reader, put_varint};
+
 /// The key of a commit's intent, in its tree.
 const INTENT: &[u8] = b"intent";
 
@@ -188,6 +190,17 @@ pub struct Iter {
 }
 
 impl Iter {
+    /// One step of the inner iterator, under the tree's lock.
+    fn step(
+        &mut self,
+        step: impl FnOnce(&mut sled::Iter) -> Option<sled::Result<(IVec, IVec)>>,
+    ) -> Option<sled::Result<(IVec, IVec)>> {
+        match read_lock(&self.lock, &self.broken) {
+            Ok(_reading) => step(&mut self.inner),
+            Err(error) => Some(Err(error)),
+        }
+    }
+
     /// The keys alone.
     pub fn keys(self) -> impl DoubleEndedIterator<Item = sled::Result<IVec>> + Send {
         self.map(|entry| entry.map(|(key, _)| key))
@@ -198,21 +211,13 @@ impl Iterator for Iter {
     type Item = sled::Result<(IVec, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let _reading = match read_lock(&self.lock, &self.broken) {
-            Ok(reading) => reading,
-            Err(error) => return Some(Err(error)),
-        };
-        self.inner.next()
+        self.step(sled::Iter::next)
     }
 }
 
 impl DoubleEndedIterator for Iter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let _reading = match read_lock(&self.lock, &self.broken) {
-            Ok(reading) => reading,
-            Err(error) => return Some(Err(error)),
-        };
-        self.inner.next_back()
+        self.step(sled::Iter::next_back)
     }
 }
 
@@ -239,20 +244,20 @@ impl Drop for Breaks<'_> {
     }
 }
 
-/// A batch as one value: for each write, the key's length (4 bytes, big
-/// endian) and the key, then 0 for a removal, or 1, the value's length
-/// and the value.
+/// A batch as one value, in the projections' binary forms
+/// ([`crate::codec`]): for each write, the key's length and the key, then
+/// 0 for a removal, or 1, the value's length and the value.
 fn encode_intent(writes: &Writes) -> Vec<u8> {
-    let size = writes.iter().map(|(key, value)| 9 + key.len() + value.as_ref().map_or(0, Vec::len)).sum();
+    let size = writes.iter().map(|(key, value)| 21 + key.len() + value.as_ref().map_or(0, Vec::len)).sum();
     let mut out = Vec::with_capacity(size);
     for (key, value) in writes {
-        out.extend_from_slice(&len32(key.len()).to_be_bytes());
+        put_varint(&mut out, key.len() as u128);
         out.extend_from_slice(key);
         match value {
             None => out.push(0),
             Some(value) => {
                 out.push(1);
-                out.extend_from_slice(&len32(value.len()).to_be_bytes());
+                put_varint(&mut out, value.len() as u128);
                 out.extend_from_slice(value);
             }
         }
@@ -260,30 +265,19 @@ fn encode_intent(writes: &Writes) -> Vec<u8> {
     out
 }
 
-fn len32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
-
 /// The writes [`encode_intent`] wrote, or `None` if `bytes` are not such.
-fn decode_intent(mut bytes: &[u8]) -> Option<Writes> {
-    fn take<'a>(bytes: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
-        let (taken, rest) = bytes.split_at_checked(len)?;
-        *bytes = rest;
-        Some(taken)
+fn decode_intent(bytes: &[u8]) -> Option<Writes> {
+    fn bytes_of(reader: &mut Reader<'_>) -> Option<Vec<u8>> {
+        let len = usize::try_from(reader.varint().ok()?).ok()?;
+        Some(reader.bytes(len).ok()?.to_vec())
     }
-    fn len(bytes: &mut &[u8]) -> Option<usize> {
-        Some(u32::from_be_bytes(take(bytes, 4)?.try_into().ok()?) as usize)
-    }
+    let mut reader = Reader::new(bytes);
     let mut writes = Writes::new();
-    while !bytes.is_empty() {
-        let key_len = len(&mut bytes)?;
-        let key = take(&mut bytes, key_len)?.to_vec();
-        let value = match take(&mut bytes, 1)?[0] {
+    while !reader.is_done() {
+        let key = bytes_of(&mut reader)?;
+        let value = match reader.byte().ok()? {
             0 => None,
-            1 => {
-                let value_len = len(&mut bytes)?;
-                Some(take(&mut bytes, value_len)?.to_vec())
-            }
+            1 => Some(bytes_of(&mut reader)?),
             _ => return None,
         };
         writes.insert(key, value);
@@ -312,7 +306,7 @@ mod tests {
         let encoded = encode_intent(&batch);
         assert_eq!(decode_intent(&encoded), Some(batch));
         assert_eq!(decode_intent(&encoded[..encoded.len() - 1]), None);
-        assert_eq!(decode_intent(&[0, 0, 0, 1, b'a', 7]), None);
+        assert_eq!(decode_intent(&[1, b'a', 7]), None, "neither a removal nor a value");
     }
 
     #[test]
