@@ -19,7 +19,6 @@ use lrs_xapi::statement::format_time;
 
 use crate::credentials::CredentialStore;
 use crate::error::ApiError;
-use crate::http::{access_log, alternate_syntax_layer, consistent_through_layer, version_layer};
 use crate::metrics::ReadWait;
 use crate::scoped_writes::WriteScope;
 use crate::writer::Writer;
@@ -370,14 +369,58 @@ impl AppState {
 /// not wait for the Learning Hub views, which follow a moment later; every
 /// other read waits for both. It sits inside the alternate-syntax rewrite,
 /// so a read sent as `POST ?method=GET` waits too.
-async fn read_acknowledged_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn read_acknowledged_writes<F: Future<Output = Response>>(
+    state: &AppState,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     if waits_for_writes(&request)
         && !(state.waits_per_scope()
             && (reads_one_scope(&request) || queries_statements(&request) || reads_document(&request)))
     {
         state.wait_for_acknowledged_writes(reads_learning_hub(request.uri().path())).await;
     }
-    next.run(request).await
+    next(request).await
+}
+
+/// The middleware before routing, as one layer: each step is a function
+/// that hands the request on to the next (as layers of their own, each
+/// cost a boxed future and clones of the state and of the service inside
+/// it for every request). Outermost first: the body budget;
+/// `X-Experience-API-Consistent-Through`, so that errors carry it too; the
+/// alternate request syntax, rewritten before anything reads the headers
+/// and parameters it carries as form fields, and before routing, so a
+/// rewritten request is routed as what it stands for; the sign-in
+/// throttle; the version header.
+async fn front(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    crate::backpressure::limit_bodies_in_flight(&state.body_budget, request, |request| {
+        crate::http::consistent_through(&state, request, |request| {
+            crate::http::alternate_syntax(&state, request, |request| {
+                crate::throttle::throttle_auth_failures(&state.throttle, request, |request| {
+                    crate::http::negotiate_version(&state, request, |request| next.run(request))
+                })
+            })
+        })
+    })
+    .await
+}
+
+/// The middleware inside the router, as one layer: hands the matched route
+/// template to the access log, and has a read wait for the writes
+/// acknowledged before it.
+async fn routed(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    crate::http::remember_route(request, |request| {
+        read_acknowledged_writes(&state, request, |request| next.run(request))
+    })
+    .await
+}
+
+/// The outermost layer: the access log and metrics, and the version header
+/// on every response (preflights answered by the CORS layer inside it
+/// too).
+async fn outermost(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    crate::http::logged(&state.metrics, request, |request| async { ensure_version_header(next.run(request).await) })
+        .await
 }
 
 /// Whether a read is of one learner's own views or one organisation's
@@ -546,28 +589,15 @@ pub fn app(state: AppState) -> Router {
     let xapi = xapi
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), read_acknowledged_writes))
-        // Tells the access log and the metrics which route template matched.
-        .layer(axum::middleware::from_fn(crate::http::remember_route))
+        .layer(from_fn_with_state(state.clone(), routed))
         .with_state(state.clone());
     // Rewriting the alternate request syntax must happen before routing,
     // so the routed application is wrapped rather than layered.
-    let rewritten = tower::ServiceBuilder::new()
-        .layer(from_fn_with_state(state.clone(), consistent_through_layer))
-        .layer(from_fn_with_state(state.clone(), alternate_syntax_layer))
-        .layer(from_fn_with_state(state.throttle.clone(), crate::throttle::throttle_auth_failures))
-        .layer(from_fn_with_state(state.clone(), version_layer))
-        .service(xapi);
-    Router::new()
-        .fallback_service(rewritten)
-        .layer(from_fn_with_state(state.body_budget.clone(), crate::backpressure::limit_bodies_in_flight))
-        .layer(cors())
-        // Preflights are answered by the CORS layer; they carry the version too.
-        .layer(axum::middleware::map_response(ensure_version_header))
-        .layer(from_fn_with_state(state.metrics.clone(), access_log))
+    let fronted = tower::ServiceBuilder::new().layer(from_fn_with_state(state.clone(), front)).service(xapi);
+    Router::new().fallback_service(fronted).layer(cors()).layer(from_fn_with_state(state, outermost))
 }
 
-async fn ensure_version_header(mut response: Response) -> Response {
+fn ensure_version_header(mut response: Response) -> Response {
     if !response.headers().contains_key(crate::http::VERSION_HEADER) {
         response.headers_mut().insert(
             crate::http::VERSION_HEADER,

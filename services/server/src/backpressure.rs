@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
@@ -46,14 +45,21 @@ impl BodyBudget {
     }
 }
 
-pub async fn limit_bodies_in_flight(State(budget): State<Arc<BodyBudget>>, request: Request, next: Next) -> Response {
+/// A step of the application's front (`app::front`): a write that fits
+/// the budget is answered by `next`, holding its share until answered; one
+/// that does not gets 503 at once.
+pub async fn limit_bodies_in_flight<F: Future<Output = Response>>(
+    budget: &BodyBudget,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(request).await;
+        return next(request).await;
     }
     let units = budget.units_for(&request);
     match budget.units.clone().try_acquire_many_owned(units) {
         Ok(reserved) => {
-            let response = next.run(request).await;
+            let response = next(request).await;
             drop(reserved);
             response
         }

@@ -311,7 +311,9 @@ impl ProjectionService {
             .with_state(self.state.clone())
             // Timed and counted like every other route, so the wait ingest
             // spends on a write's outcome shows in this projection's metrics.
-            .layer(axum::middleware::from_fn(crate::http::remember_route))
+            .layer(axum::middleware::from_fn(|request, next: axum::middleware::Next| {
+                crate::http::remember_route(request, |request| next.run(request))
+            }))
             .layer(from_fn_with_state(self.state.metrics.clone(), crate::http::access_log));
         let public = crate::app::app(self.state.clone());
         Router::new().merge(internal).fallback_service(public)

@@ -179,9 +179,14 @@ impl SpokenVersions {
     }
 }
 
-/// Requires and checks `X-Experience-API-Version` (except on `/about`),
-/// records the version for handlers, and sends the header on every response.
-pub async fn version_layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// A step of the application's front (`app::front`): requires and checks
+/// `X-Experience-API-Version` (except on `/about`), records the version
+/// for handlers, has `next` answer, and sends the header on every response.
+pub async fn negotiate_version<F: Future<Output = Response>>(
+    state: &AppState,
+    mut request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     // The version this client last spoke answers a request that has none;
     // looked up only then, not on every request.
     let fallback = |request: &Request| state.spoken_versions.recall(request.headers());
@@ -216,7 +221,7 @@ pub async fn version_layer(State(state): State<AppState>, mut request: Request, 
     }
     let negotiated = version.unwrap_or_else(|| fallback(&request));
     request.extensions_mut().insert(negotiated);
-    with_version(next.run(request).await, negotiated)
+    with_version(next(request).await, negotiated)
 }
 
 fn with_version(mut response: Response, version: XapiVersion) -> Response {
@@ -230,16 +235,21 @@ fn with_version(mut response: Response, version: XapiVersion) -> Response {
 #[derive(Debug, Clone)]
 pub struct ConsistentThrough(pub String);
 
-/// Adds `X-Experience-API-Consistent-Through` to every statements response,
-/// errors included: the value a statement query took, or else one taken
-/// before the handler runs (everything stored up to it is already visible,
-/// so the response cannot miss any of it).
-pub async fn consistent_through_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// A step of the application's front (`app::front`): adds
+/// `X-Experience-API-Consistent-Through` to every statements response
+/// `next` gives, errors included: the value a statement query took, or
+/// else one taken before the handler runs (everything stored up to it is
+/// already visible, so the response cannot miss any of it).
+pub async fn consistent_through<F: Future<Output = Response>>(
+    state: &AppState,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     if request.uri().path() != "/xapi/statements" {
-        return next.run(request).await;
+        return next(request).await;
     }
     let before = state.consistent_through();
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     let value = match response.extensions_mut().remove::<ConsistentThrough>() {
         Some(ConsistentThrough(taken)) => taken,
         None => before,
@@ -254,17 +264,22 @@ pub async fn consistent_through_layer(State(state): State<AppState>, request: Re
 const FORM_HEADERS: [&str; 6] =
     ["authorization", "x-experience-api-version", "content-type", "content-length", "if-match", "if-none-match"];
 
-/// The 1.0.3 alternate request syntax: a form POST with `?method=` carrying
-/// headers, parameters and content as form fields. Turned back into the
-/// ordinary request it stands for; refused in 2.0.
-pub async fn alternate_syntax_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// A step of the application's front (`app::front`): the 1.0.3 alternate
+/// request syntax, a form POST with `?method=` carrying headers,
+/// parameters and content as form fields, is turned back into the ordinary
+/// request it stands for, which `next` answers; refused in 2.0.
+pub async fn alternate_syntax<F: Future<Output = Response>>(
+    state: &AppState,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     let has_method_param =
         request.uri().query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "method"));
     if !has_method_param {
-        return next.run(request).await;
+        return next(request).await;
     }
     match rewrite_alternate(request, state.config.max_body_bytes).await {
-        Ok(rewritten) => next.run(rewritten).await,
+        Ok(rewritten) => next(rewritten).await,
         Err((error, version)) => with_version(error.into_response(), version),
     }
 }
@@ -457,10 +472,14 @@ fn note_credential(name: &str) {
 #[derive(Debug, Clone)]
 pub struct RouteTemplate(pub String);
 
-/// Inside the router: hands the matched route template to the access log.
-pub async fn remember_route(request: Request, next: Next) -> Response {
+/// Inside the router: hands the matched route template to the access log,
+/// on the response `next` gives.
+pub async fn remember_route<F: Future<Output = Response>>(
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     let template = request.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     if let Some(template) = template {
         response.extensions_mut().insert(RouteTemplate(template));
     }
@@ -516,13 +535,22 @@ pub async fn access_log(
     request: Request,
     next: Next,
 ) -> Response {
+    logged(&metrics, request, |request| next.run(request)).await
+}
+
+/// What [`access_log`] does, around `next`.
+pub async fn logged<F: Future<Output = Response>>(
+    metrics: &crate::metrics::Metrics,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let started = std::time::Instant::now();
     let (response, credential) = CREDENTIAL
         .scope(std::cell::RefCell::new(None), async move {
-            let response = next.run(request).await;
+            let response = next(request).await;
             let credential = CREDENTIAL.with(|credential| credential.borrow_mut().take());
             (response, credential)
         })

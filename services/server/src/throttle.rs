@@ -9,12 +9,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -98,19 +97,20 @@ fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<String
     request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip().to_string())
 }
 
-/// The middleware: refuses throttled clients, and counts 401 answers.
-pub async fn throttle_auth_failures(
-    State(throttle): State<Arc<AuthThrottle>>,
+/// A step of the application's front (`app::front`): refuses throttled
+/// clients, else has `next` answer, and counts 401 answers.
+pub async fn throttle_auth_failures<F: Future<Output = Response>>(
+    throttle: &AuthThrottle,
     request: Request,
-    next: Next,
+    next: impl FnOnce(Request) -> F,
 ) -> Response {
     if !request.headers().contains_key(header::AUTHORIZATION) {
         // Without credentials there is nothing to guess (and public
         // resources stay reachable).
-        return next.run(request).await;
+        return next(request).await;
     }
     let Some(client) = client_address(&request, throttle.trust_forwarded_for) else {
-        return next.run(request).await;
+        return next(request).await;
     };
     let now = Instant::now();
     if let Some(wait) = throttle.blocked_for(&client, now) {
@@ -123,7 +123,7 @@ pub async fn throttle_auth_failures(
         }
         return response;
     }
-    let response = next.run(request).await;
+    let response = next(request).await;
     if response.status() == StatusCode::UNAUTHORIZED {
         throttle.record_failure(client, now);
     }
