@@ -256,33 +256,21 @@ fn decode_ahead_pays(records: &[lrs_eventlog::LogRecord], next: lrs_eventlog::Of
     }) && !source.holds(first.offset)
 }
 
-/// Writes `batch` to `tree` at once ([`crate::Tree::commit`]), then lets
-/// the epoch collector free what it replaced.
+/// Writes `batch` to `tree` at once ([`crate::Tree::commit`]).
 ///
 /// sled hands every page version a write replaces to crossbeam-epoch, to
-/// be freed once no thread can still read it. The collector frees them a
-/// little at a time: at most eight bags of 64 objects every 128 pins of a
-/// thread. sled's `apply_batch`, which wrote the batches until 7 December,
-/// pinned once for a whole batch, so a projection applying
-/// batches of thousands of writes, with little else pinning in the process
-/// (a rebuild from the log while nothing is asked), left far more behind
-/// than was freed: rebuilding the xAPI views of 5 million statements grew
-/// the server by 40 MB a second until it ran out of memory. Pinning and
-/// flushing about once per 64 writes after each batch frees them as fast
-/// as they come; it costs a fraction of a microsecond each.
+/// be freed once no thread can still read it; the collector frees them a
+/// little at a time as threads pin (at most eight bags of 64 objects every
+/// 128 pins of a thread). `Tree::commit` makes each write as a sled
+/// operation of its own, each pinning, so the collector keeps up with
+/// what a batch replaces (`tests/garbage.rs`). sled's `apply_batch`, which
+/// wrote the batches until 7 December, pinned once for a whole batch: a
+/// projection applying batches of thousands of writes with little else
+/// pinning (a rebuild from the log) left far more behind than was freed,
+/// 40 MB a second until the server ran out of memory, unless each batch
+/// was followed by pins of its own.
 pub fn commit(tree: &crate::Tree, batch: PendingBatch<'_>) -> Result<(), sled::Error> {
-    let writes = batch.writes.len();
-    tree.commit(batch.writes)?;
-    collect_garbage(writes);
-    Ok(())
-}
-
-/// Pins and flushes this thread's epoch handle enough times for the
-/// collector to free what about `writes` writes replaced (see [`commit`]).
-fn collect_garbage(writes: usize) {
-    for _ in 0..writes / 64 + 8 {
-        crossbeam_epoch::pin().flush();
-    }
+    tree.commit(batch.writes)
 }
 
 /// A digest of every key and value of a tree: two trees with the same
