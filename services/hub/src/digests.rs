@@ -77,6 +77,12 @@ impl Digest {
         }
     }
 
+    /// The level `pair` reached (`None`: it has no statement).
+    pub(crate) fn level(&self, pair: u64) -> Option<u8> {
+        let at = self.pairs.binary_search_by_key(&pair, |(p, _)| *p).ok()?;
+        Some(self.pairs[at].1)
+    }
+
     /// Sets what a pair reached (`None`: it has no statement left).
     pub(crate) fn set_pair(&mut self, pair: u64, level: Option<u8>) {
         crate::sorted::set(&mut self.pairs, pair, level);

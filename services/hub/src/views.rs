@@ -1424,9 +1424,22 @@ fn count_in_digests(
             )?;
             continue;
         }
+        let digest =
+            changes.whole(digest_key(organisation, granularity, &label), unwritten, |k| load_digest(batch, k))?;
+        // The digest holds the highest level the pair's rows reached in the
+        // period before this retraction: no remaining row reaches higher.
+        // Once the days read keep the learner and reach that level (or the
+        // highest there is), the other days cannot change what the digest
+        // keeps, and are not read. The statement's own day comes first: the
+        // learner's other statements of a session are on it.
+        let had = pair.and_then(|pair| digest.level(pair));
+        let settled = |still: &Remaining| {
+            still.learner && (pair.is_none() || still.level >= had || still.level == Some(digests::PASSED))
+        };
         let (first, last) = digests::bounds(granularity, day);
+        let others = first.iter_days().take_while(|d| *d <= last).filter(|d| *d != day);
         let mut still = Remaining::default();
-        for day in first.iter_days().take_while(|d| *d <= last) {
+        for day in std::iter::once(day).chain(others) {
             let on_day = match remaining_by_day.get(&day) {
                 Some(on_day) => *on_day,
                 None => {
@@ -1437,9 +1450,10 @@ fn count_in_digests(
             };
             still.learner |= on_day.learner;
             still.level = still.level.max(on_day.level);
+            if settled(&still) {
+                break;
+            }
         }
-        let digest =
-            changes.whole(digest_key(organisation, granularity, &label), unwritten, |k| load_digest(batch, k))?;
         digest.statements = digest.statements.saturating_sub(1);
         if !still.learner {
             digest.learners.remove(learner);
@@ -2135,6 +2149,36 @@ mod tests {
         );
         // A range that cuts the week reads its days.
         assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 3), (3, 31))), [("2026-W10", 1, 1, 1, 0, 1)]);
+    }
+
+    /// A void reads the learner's other days of the week or month only
+    /// until what is left is settled: until the rows read keep the learner
+    /// and reach the level the pair had. A lower level on the statement's
+    /// own day settles nothing, and the rest of the period is read.
+    #[test]
+    fn a_void_reads_the_rest_of_the_period_until_the_level_the_pair_had_is_reached() {
+        const EXPERIENCED: &str = "http://adlnet.gov/expapi/verbs/experienced";
+        let views = HubViews::temporary(Frameworks::empty()).unwrap();
+        // Learner a on one course: experienced and passed on Monday 2 March,
+        // completed on Thursday 5 March (week 10), passed again on Monday 16
+        // March (week 12).
+        apply(
+            &views,
+            0,
+            vec![
+                statement(&id(5), "a", EXPERIENCED, "https://c/1", "2026-03-02T09:00:00Z"),
+                statement(&id(6), "a", PASSED, "https://c/1", "2026-03-02T10:00:00Z"),
+                statement(&id(7), "a", COMPLETED, "https://c/1", "2026-03-05T10:00:00Z"),
+                statement(&id(8), "a", PASSED, "https://c/1", "2026-03-16T10:00:00Z"),
+            ],
+        );
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 2), (3, 8))), [("2026-W10", 1, 1, 1, 1, 3)]);
+        apply(&views, 1, vec![void(&id(9), &id(6))]);
+        // Monday keeps the pair, started; its week reaches Thursday's
+        // completion; its month keeps the pass of the 16th.
+        assert_eq!(counts(&uptake_of(&views, Granularity::Day, (3, 2), (3, 2))), [("2026-03-02", 1, 1, 0, 0, 1)]);
+        assert_eq!(counts(&uptake_of(&views, Granularity::Week, (3, 2), (3, 8))), [("2026-W10", 1, 1, 1, 0, 2)]);
+        assert_eq!(counts(&uptake_of(&views, Granularity::Month, (3, 1), (3, 31))), [("2026-03", 1, 1, 1, 1, 3)]);
     }
 
     /// Following the xAPI views' decisions, the hub reads no contribution

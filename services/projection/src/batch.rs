@@ -335,6 +335,70 @@ mod tests {
         assert_eq!(before(&batch, "b5"), entry("b0", "pending 0"), "pending only");
         assert_eq!(after(&batch, "b"), entry("b0", "pending 0"));
     }
+
+    /// A step of [`neighbours_of_keys_are_those_of_the_tree_and_the_batch_together_at_each_lookup`].
+    #[derive(Debug, Clone)]
+    enum Step {
+        Put(u8, u8),
+        Delete(u8),
+        Before(u8),
+        After(u8),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        // Few keys, so that writes land on what lookups find.
+        prop_oneof![
+            (0u8..12, any::<u8>()).prop_map(|(k, v)| Step::Put(k, v)),
+            (0u8..12).prop_map(Step::Delete),
+            (0u8..12).prop_map(Step::Before),
+            (0u8..12).prop_map(Step::After),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Through any writes and deletions, a batch finds the neighbours of
+        /// a key that the tree and its writes together hold at the time:
+        /// a stored key it deletes is passed over, one it writes again is
+        /// read as written, and keys under other prefixes are never found.
+        #[test]
+        fn neighbours_of_keys_are_those_of_the_tree_and_the_batch_together_at_each_lookup(
+            stored in proptest::collection::btree_map(0u8..12, proptest::prelude::any::<u8>(), 0..10),
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let tree = tree();
+            let key = |k: u8| vec![b'b', k];
+            // Keys under other prefixes, at both ends.
+            tree.insert(b"a\xff", b"outside".as_slice()).unwrap();
+            tree.insert(b"c\x00", b"outside".as_slice()).unwrap();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for (k, v) in &stored {
+                tree.insert(key(*k), vec![*v]).unwrap();
+                model.insert(key(*k), vec![*v]);
+            }
+            let mut batch = PendingBatch::new(&tree);
+            for step in steps {
+                match step {
+                    Step::Put(k, v) => {
+                        batch.put(key(k), vec![v]);
+                        model.insert(key(k), vec![v]);
+                    }
+                    Step::Delete(k) => {
+                        batch.delete(key(k));
+                        model.remove(&key(k));
+                    }
+                    Step::Before(k) => {
+                        let want = model.range(b"b".to_vec()..=key(k)).next_back().map(|(k, v)| (k.clone(), v.clone()));
+                        proptest::prop_assert_eq!(batch.last_at_or_before(b"b", &key(k)).unwrap(), want, "at or before {}", k);
+                    }
+                    Step::After(k) => {
+                        let want = model.range(key(k)..).find(|(found, _)| **found != key(k)).map(|(k, v)| (k.clone(), v.clone()));
+                        proptest::prop_assert_eq!(batch.first_after(b"b", &key(k)).unwrap(), want, "after {}", k);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
