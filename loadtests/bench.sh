@@ -2,12 +2,19 @@
 # Runs every benchmark behind loadtests/RESULTS.md and writes the load
 # tool's JSON reports (and a summary) to $OUT.
 #
-#   loadtests/bench.sh [all|ceiling|embedded|scale|kafka]
+#   loadtests/bench.sh [all|ceiling|embedded|scale|kafka|ab]
 #
 # Environment:
 #   OUT                 where reports go (default target/bench)
 #   BENCH_STATEMENTS    statements imported for the scale runs (default 500000)
 #   BENCH_SECONDS       measured seconds of each write run (default 60)
+#
+# `ab` compares this checkout's build with another (not part of `all`):
+#   AB_BASE             the other build's lrs binary (required)
+#   AB_ROUNDS           rounds, each running both builds (default 4)
+#   AB_SECONDS          measured seconds of each run (default 20)
+#   AB_STATEMENTS       statements stored before each run (default 0: a
+#                       fresh store with the directories)
 #
 # Everything listens on 127.0.0.1 only; every process started here is
 # stopped by its PID on exit.
@@ -214,6 +221,75 @@ kafka() {
   stop "$query"; stop "$ingest1"; stop "$ingest2"; stop "$projection"
 }
 
+# Two builds side by side: the write rows' scenarios (batches of 100 at 4
+# connections, single POSTs at 64), run by AB_BASE's build and this
+# checkout's in turn, the order swapped each round (AB BA AB ...), each run
+# on its own copy of one store. The machine's speed changes from hour to
+# hour and, within one, from run to run by a tenth or more: only builds
+# alternated at the same hour compare, and only over rounds.
+ab() {
+  local base="${AB_BASE:?AB_BASE: the lrs binary of the build to compare with}"
+  local rounds="${AB_ROUNDS:-4}" seconds="${AB_SECONDS:-20}" statements="${AB_STATEMENTS:-0}"
+  local template="$WORK/ab-template" mine="$LRS"
+  [[ -x "$base" ]] || { echo "AB_BASE=$base is not an executable" >&2; exit 2; }
+  echo "base build $base" | tee -a "$OUT/machine.txt"
+  # The store every run starts from, made by the base build (a build that
+  # reads an older store's layout rebuilds its views before it is measured).
+  if ((statements > 0)); then
+    log "the store both builds start from: $statements statements"
+    "$LOAD" generate --seed 21 --statements "$statements" --learners 200000 --organisations 300 \
+      --out "$WORK/ab.ndjson" --directories "$WORK/ab-directories" >/dev/null
+    cp "$WORK/ab-directories/"*.csv "$WORK/"
+    LRS="$base" prepare_store "$template"
+    "$base" import "$WORK/ab.ndjson" --data-dir "$template" --quiet
+    rm -f "$WORK/ab.ndjson"
+  else
+    LRS="$base" prepare_store "$template"
+  fi
+  local round order build binary dir
+  for ((round = 1; round <= rounds; round++)); do
+    if ((round % 2)); then order="base new"; else order="new base"; fi
+    for build in $order; do
+      if [[ "$build" == base ]]; then binary="$base"; else binary="$mine"; fi
+      for scenario in batch100 single64; do
+        dir="$WORK/ab-store"
+        rm -rf "$dir"
+        cp -r "$template" "$dir"
+        # The copy reaches the disk before the run, not during it.
+        sync
+        LRS="$binary" serve "$dir"
+        if [[ "$scenario" == batch100 ]]; then
+          run_load "ab-$scenario-$build-$round" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
+            --scenario batch --batch-size 100 --concurrency 4 --duration "${seconds}s" --seed 12
+        else
+          run_load "ab-$scenario-$build-$round" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
+            --scenario single --concurrency 64 --duration "${seconds}s" --seed 13
+        fi
+        stop "$SERVER_PID"
+        rm -rf "$dir"
+      done
+    done
+  done
+  python3 - "$OUT" "$rounds" <<'PY' | tee "$OUT/ab.txt"
+import json, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+for scenario in ("batch100", "single64"):
+    runs = {build: [json.load(open(f"{out}/ab-{scenario}-{build}-{r}.json")) for r in range(1, rounds + 1)]
+            for build in ("base", "new")}
+    rate = {build: [run["statements_per_s"] for run in runs[build]] for build in runs}
+    mean = {build: sum(rate[build]) / rounds for build in rate}
+    ahead = sum(new > base for new, base in zip(rate["new"], rate["base"]))
+    print(f"{scenario}: this build {mean['new']:,.0f} against {mean['base']:,.0f} statements/s "
+          f"({mean['new'] / mean['base']:.2f} x), ahead in {ahead} of {rounds} rounds")
+    for build in ("new", "base"):
+        p99 = [run["latency_us"]["p99"] / 1000 for run in runs[build]]
+        cpu = [run["server"]["cpu_percent_mean"] for run in runs[build] if run.get("server")]
+        print(f"  {build:4}  " + " / ".join(f"{r:,.0f}" for r in rate[build])
+              + f" statements/s, p99 {min(p99):.1f}-{max(p99):.1f} ms"
+              + (f", server CPU {min(cpu):.0f}-{max(cpu):.0f} %" if cpu else ""))
+PY
+}
+
 mkdir -p "$OUT"
 log "build (release)"
 cargo build --release --locked -p lrs -p lrs-load
@@ -229,6 +305,7 @@ case "$WHAT" in
   scale) scale ;;
   kafka) kafka ;;
   all) ceiling; embedded; scale; kafka ;;
-  *) echo "usage: $0 [all|ceiling|embedded|scale|kafka]" >&2; exit 2 ;;
+  ab) ab ;;
+  *) echo "usage: $0 [all|ceiling|embedded|scale|kafka|ab]" >&2; exit 2 ;;
 esac
 log "reports in $OUT"
