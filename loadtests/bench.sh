@@ -240,13 +240,17 @@ ab() {
     "$LOAD" generate --seed 21 --statements "$statements" --learners 200000 --organisations 300 \
       --out "$WORK/ab.ndjson" --directories "$WORK/ab-directories" >/dev/null
     cp "$WORK/ab-directories/"*.csv "$WORK/"
-    LRS="$base" prepare_store "$template"
+  fi
+  LRS="$base" prepare_store "$template"
+  if ((statements > 0)); then
     "$base" import "$WORK/ab.ndjson" --data-dir "$template" --quiet
     rm -f "$WORK/ab.ndjson"
-  else
-    LRS="$base" prepare_store "$template"
   fi
-  local round order build binary dir
+  local round order build binary dir scenario
+  local -A scenarios=(
+    [batch100]="--scenario batch --batch-size 100 --concurrency 4 --seed 12"
+    [single64]="--scenario single --concurrency 64 --seed 13"
+  )
   for ((round = 1; round <= rounds; round++)); do
     if ((round % 2)); then order="base new"; else order="new base"; fi
     for build in $order; do
@@ -258,13 +262,9 @@ ab() {
         # The copy reaches the disk before the run, not during it.
         sync
         LRS="$binary" serve "$dir"
-        if [[ "$scenario" == batch100 ]]; then
-          run_load "ab-$scenario-$build-$round" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
-            --scenario batch --batch-size 100 --concurrency 4 --duration "${seconds}s" --seed 12
-        else
-          run_load "ab-$scenario-$build-$round" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
-            --scenario single --concurrency 64 --duration "${seconds}s" --seed 13
-        fi
+        # shellcheck disable=SC2086 # the scenario's arguments, split on purpose
+        run_load "ab-$scenario-$build-$round" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
+          --duration "${seconds}s" ${scenarios[$scenario]}
         stop "$SERVER_PID"
         rm -rf "$dir"
       done
