@@ -1,7 +1,7 @@
 //! What large batches leave behind in memory: `batch::commit` must let
 //! the epoch collector free the page versions each batch replaces (its
-//! writes pin, each apart), even when nothing else in the process pins (its own test binary, so no
-//! other test's threads pin meanwhile).
+//! writes pin, each apart), even when nothing else in the process pins
+//! (its own test binary, so no other test's threads pin meanwhile).
 
 #![allow(clippy::unwrap_used)]
 
