@@ -473,10 +473,13 @@ fn main() -> anyhow::Result<()> {
             let report = runtime()?
                 .block_on(lrs_server::verify(options, args.compress_scratch))
                 .context("verifying the store")?;
+            let replay = report.replay.as_secs_f64();
             println!(
-                "replayed {} events in {:.1} s; the digests took {:.1} s",
+                "replayed {} events ({} statements stored) in {:.1} s ({:.0} statements/s); the digests took {:.1} s",
                 report.end,
-                report.replay.as_secs_f64(),
+                report.statements,
+                replay,
+                report.statements as f64 / replay.max(1e-9),
                 report.digesting.as_secs_f64()
             );
             println!(

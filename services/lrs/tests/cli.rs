@@ -1602,10 +1602,9 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
     assert!(verified.status.success(), "{}", describe(&verified));
     // It says how long the replay and the digests took.
-    let timed = text(&verified.stdout).lines().find(|l| l.starts_with("replayed ")).map(str::to_owned);
-    let seconds: Vec<f64> =
-        timed.iter().flat_map(|line| line.split(' ')).filter_map(|word| word.parse().ok()).collect();
-    assert_eq!(seconds.len(), 3, "events, replay and digest seconds: {}", describe(&verified));
+    let figures = replay_figures(&text(&verified.stdout));
+    assert_eq!(figures.len(), 5, "events, statements, seconds, rate, digest seconds: {}", describe(&verified));
+    assert_eq!(figures[1], 0.0, "a store without statements replays none: {}", describe(&verified));
     // The replay went to a scratch store beside the live one, which its
     // help warns about, and is gone.
     assert!(!dir.path().join("verify-scratch").exists(), "the replay's scratch store is left behind");
@@ -1619,6 +1618,14 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
     assert_eq!(verified.status.code(), Some(1), "{}", describe(&verified));
     assert!(text(&verified.stdout).contains("DIFFER"), "{}", describe(&verified));
+}
+
+/// The figures of `lrs verify`'s line about its replay: the events
+/// replayed, the statements they stored, the seconds, statements a second,
+/// and the seconds of the digests.
+fn replay_figures(stdout: &str) -> Vec<f64> {
+    let line = stdout.lines().find(|l| l.starts_with("replayed ")).expect("the replay is reported");
+    line.split_whitespace().filter_map(|word| word.trim_matches(['(', ')', ';']).parse().ok()).collect()
 }
 
 /// The MiB `lrs verify` says its replay took on disk.
@@ -1637,6 +1644,10 @@ fn verify_can_compress_its_scratch_store_which_then_takes_less_disk_and_leaves_t
     run_ok(&["import", ndjson.to_str().unwrap(), "--data-dir", dir_arg(&data), "--quiet"]);
     let plain = run_ok(&["verify", "--data-dir", dir_arg(&data)]);
     assert!(plain.contains("the projections match a replay of the log"), "{plain}");
+    // The replay's rate counts the statements it stored.
+    let figures = replay_figures(&plain);
+    assert_eq!(figures[1], 10_000.0, "{plain}");
+    assert!(figures[3] > 0.0, "{plain}");
     let compressed = run_ok(&["verify", "--data-dir", dir_arg(&data), "--compress-scratch"]);
     assert!(compressed.contains("the projections match a replay of the log"), "{compressed}");
     assert!(compressed.contains(", compressed (removed)"), "{compressed}");

@@ -698,6 +698,12 @@ impl Views {
         self.applied.subscribe()
     }
 
+    /// Statements the views hold (each stored once, however often it was
+    /// sent): the number their records are numbered up to.
+    pub fn statements_stored(&self) -> u64 {
+        self.kept().book.sequence
+    }
+
     /// Stored time (µs since the epoch) of the latest projected statement.
     pub fn last_stored_micros(&self) -> Result<Option<i64>, ViewsError> {
         let micros = self.last_stored.load(std::sync::atomic::Ordering::Acquire);

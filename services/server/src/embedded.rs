@@ -216,6 +216,8 @@ pub struct VerifyReport {
     pub scratch_bytes: u64,
     /// How long the replay of the whole log into the scratch store took.
     pub replay: Duration,
+    /// The statements the replay stored.
+    pub statements: u64,
     /// How long the digests of both stores took (each store's two
     /// projections side by side).
     pub digesting: Duration,
@@ -275,7 +277,7 @@ pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<
     // The live store keeps the compression it was made with; only the
     // scratch store is made compressed when asked.
     let scratch_store = StoreOptions { compress_new: compress_scratch, ..options.store };
-    let (mut replay, mut digesting) = (Duration::ZERO, Duration::ZERO);
+    let (mut replay, mut digesting, mut statements) = (Duration::ZERO, Duration::ZERO, 0);
     for (dir, store) in [(options.data_dir.clone(), options.store), (scratch.clone(), scratch_store)] {
         let views = Arc::new(Views::open(&dir.join("views"), store)?);
         let hub = Arc::new(HubViews::open(&dir.join("hub"), store, options.frameworks.clone())?);
@@ -289,6 +291,7 @@ pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<
         // The live store's projections only catch up; the scratch one's
         // replay the whole log.
         replay = began.elapsed();
+        statements = views.statements_stored();
         let began = std::time::Instant::now();
         digests.push(state_digests(views, hub).await?);
         digesting += began.elapsed();
@@ -297,7 +300,17 @@ pub async fn verify(options: EmbeddedOptions, compress_scratch: bool) -> Result<
     let _ = std::fs::remove_dir_all(&scratch);
     let [(live_views, live_hub), (replayed_views, replayed_hub)] = <[(String, String); 2]>::try_from(digests)
         .map_err(|_| StartError::DataDir { path: scratch, reason: "verification did not run".to_owned() })?;
-    Ok(VerifyReport { end, live_views, replayed_views, live_hub, replayed_hub, scratch_bytes, replay, digesting })
+    Ok(VerifyReport {
+        end,
+        live_views,
+        replayed_views,
+        live_hub,
+        replayed_hub,
+        scratch_bytes,
+        replay,
+        statements,
+        digesting,
+    })
 }
 
 /// Both projections' digests, each a scan of its whole store, side by side.
