@@ -1601,7 +1601,8 @@ fn verify_says_when_the_projections_differ_from_a_replay_of_the_log() {
     drop(Server::serve(dir.path()));
     let verified = run(&["verify", "--data-dir", dir_arg(dir.path())]);
     assert!(verified.status.success(), "{}", describe(&verified));
-    // It says how long the replay and the digests took.
+    // It says how many statements the replay stored, and how long it and
+    // the digests took.
     let figures = replay_figures(&text(&verified.stdout));
     assert_eq!(figures.len(), 5, "events, statements, seconds, rate, digest seconds: {}", describe(&verified));
     assert_eq!(figures[1], 0.0, "a store without statements replays none: {}", describe(&verified));
