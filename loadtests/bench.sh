@@ -168,7 +168,6 @@ scale() {
   grep -E "Elapsed|Maximum resident" "$OUT/import-time.txt" | tee -a "$OUT/import.txt"
   { echo "json_bytes $(stat -c %s "$file")"; du -sb "$dir"/log "$dir"/views "$dir"/hub "$dir"; } | tee "$OUT/disk.txt"
   serve "$dir"
-  wait_caught_up "$SERVER_URL"
   echo "opened: $(grep VmRSS "/proc/$SERVER_PID/status")" | tee "$OUT/opened.txt"
   # Readers alone, asking about what the import stored (--skip: the reads
   # follow the generator past the N statements imported), twice: the first

@@ -883,7 +883,7 @@ impl Views {
         // they are compressed. One that cannot be read makes the digest
         // differ from any store whose records can, rather than stop the
         // comparison.
-        let statements = self.kept().book.sequence;
+        let statements = self.statements_stored();
         for sequence in 0..statements {
             let key = keys::rewritten(sequence);
             match record_json_of(&self.records, sequence, self.record_dictionary()) {
